@@ -1,0 +1,92 @@
+/**
+ * bot/'s own words: what an adapter hands in (a platform-neutral request) and what it gets back (progress, a reply).
+ * Adapters translate platform events into these and replies out of them; bot/ never sees a platform object.
+ */
+import type { ErrorCode } from '../inference/errors.js';
+import type { SchedulerName } from '../inference/types.js';
+
+export type Platform = 'discord' | 'slack' | 'local';
+
+/** Who sent a command. The adapter fills `platformModerator` from the platform (Manage Server, workspace admin). */
+export interface Actor {
+  platform: Platform;
+  userId: string;
+  spaceId: string;            // Discord guild, Slack workspace (team), `local`
+  roleIds: string[];          // Discord role ids; empty elsewhere
+  platformModerator: boolean;
+  displayName?: string;
+}
+
+/** An image the user shared. The adapter knows how to fetch it; bot/ enforces the byte limit it passes. */
+export interface Attachment {
+  name: string;
+  contentType?: string;       // as the platform reports it; never trusted, the bytes are checked
+  size: number;               // bytes, as the platform reports it
+  url?: string;
+  fetch(maxBytes: number): Promise<Buffer>;
+}
+
+export interface ImagineOptions {
+  prompt: string;
+  negative?: string;
+  seed?: number;
+  steps?: number;
+  guidance?: number;
+  count?: number;
+  scheduler?: SchedulerName;
+}
+
+export type QuotaTarget = { kind: 'user'; id: string } | { kind: 'role'; id: string } | { kind: 'default' };
+
+export type BotCommand =
+  | { name: 'imagine'; options: ImagineOptions }
+  | { name: 'reroll'; jobId: string }                                 // button: same settings, new seed
+  | { name: 'caption'; attachment: Attachment; voice?: boolean }       // voice defaults to true
+  | { name: 'cancel'; jobId: string }
+  | { name: 'delete'; jobId: string }                                  // bot/ checks requester or moderator
+  | { name: 'status' }                                                 // queue status and your own usage
+  | { name: 'quota.set'; target: QuotaTarget; kind: QuotaKind; limit: number }
+  | { name: 'quota.show'; target?: QuotaTarget }
+  | { name: 'quota.reset'; target: { kind: 'user'; id: string } }
+  | { name: 'blocklist.add'; pattern: string }
+  | { name: 'blocklist.remove'; pattern: string }
+  | { name: 'blocklist.list' }
+  | { name: 'autocaption.set'; channelId: string; enabled: boolean };  // Slack: caption images shared in a channel
+
+export type QuotaKind = 'imagine' | 'caption';
+
+export interface BotRequest {
+  /** Idempotency key: the interaction id, the Slack event id or trigger id. The same id never starts a second job. */
+  id: string;
+  actor: Actor;
+  channelId: string;
+  command: BotCommand;
+  receivedAt: number;         // ms since epoch, when the adapter got the event
+}
+
+/** What a deferred reply shows while a job waits and runs. Adapters throttle their edits. */
+export type JobStatus =
+  | { state: 'queued'; jobId: string; position: number }
+  | { state: 'running'; jobId: string; stage: string; step: number; total: number };
+
+export interface ReplyImage { name: string; png: Buffer; altText: string; seed: number }
+export interface ReplyVoice { name: string; ogg: Buffer; durationSecs: number; waveform: Uint8Array }
+export interface ReplyButton { id: string; label: string; style: 'primary' | 'secondary' | 'danger' }
+
+/** A finished reply, platform-neutral. `error` replies are friendly text plus the stable code. */
+export interface Reply {
+  text: string;
+  ephemeral?: boolean;
+  images?: ReplyImage[];
+  voice?: ReplyVoice;
+  buttons?: ReplyButton[];    // ids like `reroll:<jobId>`, `cancel:<jobId>`, `delete:<jobId>`
+  jobId?: string;
+  error?: { code: ErrorCode; retryable: boolean };
+}
+
+/** The adapter's side of one request: bot/ reports status and sends exactly one final reply through it. */
+export interface Conversation {
+  status(update: JobStatus): void;
+  /** The text reply and the voice message can be separate platform messages; the adapter decides. */
+  finish(reply: Reply): Promise<void>;
+}
