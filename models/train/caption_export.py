@@ -1,0 +1,160 @@
+"""Export a captioner checkpoint to the `captioner/` folder contract of models/README.md, then reload and check it.
+
+    python3 models/train/caption_export.py --checkpoint runs/captioner/ckpt.pt --out models/builtin/captioner
+
+Writes config.json, vocab.json, encoder.onnx, decoder_step.onnx (opset 17, dynamic batch) into a temporary folder,
+reloads both graphs in onnxruntime, compares them with PyTorch on a batch of 3 (fails above 1e-4 max abs
+difference) and only then moves the folder into place.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from caption_model import Captioner, CaptionConfig  # noqa: E402
+
+OPSET = 17
+TOLERANCE = 1e-4
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, m: Captioner):
+        super().__init__()
+        self.m = m
+
+    def forward(self, pixel_values):                   # [B, 3, H, W]
+        return self.m.encode(pixel_values)             # features [B, F] | [B, N, F], h0, c0 [L, B, Hd]
+
+
+class DecoderStepGraph(nn.Module):
+    def __init__(self, m: Captioner):
+        super().__init__()
+        self.m = m
+
+    def forward(self, input_ids, h, c, features):      # [B] int64, [L, B, Hd] x2, [B, F] | [B, N, F]
+        return self.m.step(input_ids, h, c, features)  # logits [B, V], h_out, c_out
+
+
+def folder_config(cfg: CaptionConfig, num_positions: int | None) -> dict:
+    """config.json: the README contract keys first, then what helps a reader check shapes."""
+    return {
+        'architecture': 'cnn-lstm-attention' if cfg.attention else 'cnn-lstm',
+        'image_size': list(cfg.image_size),
+        'mean': list(cfg.mean),
+        'std': list(cfg.std),
+        'bos_id': cfg.bos_id, 'eos_id': cfg.eos_id, 'pad_id': cfg.pad_id, 'unk_id': cfg.unk_id,
+        'max_length': cfg.max_length,
+        'beam_size': cfg.beam_size,
+        'length_penalty': cfg.length_penalty,
+        'hidden_size': cfg.hidden_size,
+        'num_layers': cfg.num_layers,
+        'feature_dim': cfg.feature_dim,
+        'num_positions': num_positions,               # N of features [B, N, F]; null without attention
+        'vocab_size': cfg.vocab_size,
+        'backbone': cfg.backbone,
+        'preprocessing': 'RGB (alpha over white), bilinear resize to image_size only if it differs, /255, (x-mean)/std, [B,3,H,W]',
+        'opset': OPSET,
+    }
+
+
+def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
+    """Writes the folder atomically; returns {'max_abs_diff': float, ...}. Raises SystemExit above TOLERANCE."""
+    cfg = model.cfg
+    if len(vocab) != cfg.vocab_size:
+        raise SystemExit(f'Expected a vocabulary of {cfg.vocab_size} words (model vocab_size), got {len(vocab)}')
+    model = model.eval().cpu()
+    H, W = cfg.image_size
+    g = torch.Generator().manual_seed(seed)
+    px = torch.randn(3, 3, H, W, generator=g)                           # [3, 3, H, W]
+    with torch.no_grad():
+        feats, h0, c0 = model.encode(px)
+        ids = torch.tensor([cfg.bos_id, 4 % cfg.vocab_size, cfg.eos_id], dtype=torch.long)  # [3]
+        logits, h1, c1 = model.step(ids, h0, c0, feats)
+    num_positions = feats.shape[1] if feats.dim() == 3 else None
+
+    tmp = out.rstrip('/') + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    feat_axes = {0: 'batch'}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')                                 # LSTM batch-size note: h/c are inputs here
+        torch.onnx.export(EncoderGraph(model), (px,), os.path.join(tmp, 'encoder.onnx'),
+                          input_names=['pixel_values'], output_names=['features', 'h0', 'c0'],
+                          dynamic_axes={'pixel_values': {0: 'batch'}, 'features': feat_axes,
+                                        'h0': {1: 'batch'}, 'c0': {1: 'batch'}},
+                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(DecoderStepGraph(model), (ids, h0, c0, feats), os.path.join(tmp, 'decoder_step.onnx'),
+                          input_names=['input_ids', 'h', 'c', 'features'], output_names=['logits', 'h_out', 'c_out'],
+                          dynamic_axes={'input_ids': {0: 'batch'}, 'h': {1: 'batch'}, 'c': {1: 'batch'},
+                                        'features': feat_axes, 'logits': {0: 'batch'},
+                                        'h_out': {1: 'batch'}, 'c_out': {1: 'batch'}},
+                          opset_version=OPSET, dynamo=False)
+    with open(os.path.join(tmp, 'config.json'), 'w') as f:
+        json.dump(folder_config(cfg, num_positions), f, indent=2)
+    with open(os.path.join(tmp, 'vocab.json'), 'w') as f:
+        json.dump(vocab, f)
+
+    # reload what was written and compare with PyTorch, at batch 3 (the traced size) and batch 2 (dynamic batch)
+    import onnx
+    import onnxruntime as ort
+    for name in ('encoder.onnx', 'decoder_step.onnx'):
+        onnx.checker.check_model(os.path.join(tmp, name))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    enc = ort.InferenceSession(os.path.join(tmp, 'encoder.onnx'), so, providers=['CPUExecutionProvider'])
+    dec = ort.InferenceSession(os.path.join(tmp, 'decoder_step.onnx'), so, providers=['CPUExecutionProvider'])
+    diffs = {}
+    for B in (3, 2):
+        e = enc.run(None, {'pixel_values': px[:B].numpy()})
+        d = dec.run(None, {'input_ids': ids[:B].numpy(), 'h': h0[:, :B].numpy(), 'c': c0[:, :B].numpy(),
+                           'features': feats[:B].numpy()})
+        for n, a, b in (('features', e[0], feats[:B]), ('h0', e[1], h0[:, :B]), ('c0', e[2], c0[:, :B]),
+                        ('logits', d[0], logits[:B]), ('h_out', d[1], h1[:, :B]), ('c_out', d[2], c1[:, :B])):
+            if a.shape != tuple(b.shape):
+                raise SystemExit(f'{n}: expected shape {tuple(b.shape)} from onnxruntime, got {a.shape}')
+            diffs[f'{n}@{B}'] = float(np.abs(a - b.numpy()).max())
+    worst = max(diffs.values())
+    print(f'export check: max abs difference onnxruntime vs PyTorch = {worst:.3e} (tolerance {TOLERANCE:g})')
+    if not worst <= TOLERANCE:
+        raise SystemExit(f'Expected ONNX outputs within {TOLERANCE} of PyTorch, got {worst:.3e}: {diffs}')
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return {'max_abs_diff': worst, 'diffs': diffs}
+
+
+def load_checkpoint(path: str) -> tuple[Captioner, list[str], dict]:
+    ck = torch.load(path, map_location='cpu', weights_only=False)
+    cfg = CaptionConfig.from_dict(ck['model_config'])
+    model = Captioner(cfg)
+    model.load_state_dict(ck['model'])
+    return model.eval(), ck['vocab'], ck
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--checkpoint', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--beam-size', type=int, help='override beam_size in config.json')
+    ap.add_argument('--max-length', type=int, help='override max_length in config.json')
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model, vocab, _ = load_checkpoint(args.checkpoint)
+    if args.beam_size:
+        model.cfg.beam_size = args.beam_size
+    if args.max_length:
+        model.cfg.max_length = args.max_length
+    export(model, vocab, args.out)
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,124 @@
+"""Captioner checks: teacher forcing equals the step function, the exported fixture reproduces its parity.json,
+beam-1 equals greedy, and training resumes after kill -9. Run by tests/models/train/python.test.ts."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+TRAIN = os.path.join(ROOT, 'models', 'train')
+sys.path.insert(0, TRAIN)
+from caption_beam import OnnxStepper, TorchStepper, beam, greedy, load_pixels, log_softmax64  # noqa: E402
+from caption_export import export  # noqa: E402
+from caption_model import Captioner, CaptionConfig  # noqa: E402
+
+torch.set_num_threads(1)
+FIXTURE = os.path.join(ROOT, 'tests', 'fixtures', 'tiny-captioner')
+
+
+def check(name, cond, detail=''):
+    if not cond:
+        raise SystemExit(f'FAIL {name}: {detail}')
+    print('ok', name)
+
+
+# 1. teacher forcing (one LSTM call, K captions per image) equals the per-step decoder used by export
+for attention in (False, True):
+    torch.manual_seed(0)
+    cfg = CaptionConfig(vocab_size=20, image_size=(32, 32), channels=(8, 8), feature_dim=12, embed_dim=6,
+                        hidden_size=10, num_layers=2, dropout=0.0, attention=attention, attention_dim=5)
+    m = Captioner(cfg).eval()
+    px = torch.randn(2, 3, 32, 32)                          # [B, 3, H, W]
+    ids = torch.randint(1, 20, (4, 5))                      # [B*K, T], K = 2
+    with torch.no_grad():
+        full = m(px, ids, captions_per_image=2)             # [4, 5, V]
+        feats, h, c = m.encode(px)
+        feats, h, c = feats.repeat_interleave(2, 0), h.repeat_interleave(2, 1), c.repeat_interleave(2, 1)
+        steps = []
+        for t in range(5):
+            lg, h, c = m.step(ids[:, t], h, c, feats)
+            steps.append(lg)
+    diff = (full - torch.stack(steps, 1)).abs().max().item()
+    check(f'teacher forcing == step loop (attention={attention})', diff < 1e-5, diff)
+    shape = tuple(m.encode(px)[0].shape)
+    check(f'feature shape (attention={attention})', shape == ((2, 64, 12) if attention else (2, 12)), shape)
+
+# 2. the committed fixture reproduces its parity.json on onnxruntime (guards the search algorithm and the export)
+for sub in ('', 'attention'):
+    folder = os.path.join(FIXTURE, sub)
+    conf = json.load(open(os.path.join(folder, 'config.json')))
+    parity = json.load(open(os.path.join(folder, 'parity.json')))
+    vocab = json.load(open(os.path.join(folder, 'vocab.json')))
+    check(f'fixture {sub or "plain"} contract keys', all(k in conf for k in (
+        'architecture', 'image_size', 'mean', 'std', 'bos_id', 'eos_id', 'pad_id', 'unk_id', 'max_length',
+        'beam_size', 'length_penalty', 'hidden_size', 'num_layers')) and len(vocab) == conf['vocab_size'])
+    st = OnnxStepper(folder)
+    names = ([i.name for i in st.enc.get_inputs()], [o.name for o in st.enc.get_outputs()],
+             [i.name for i in st.dec.get_inputs()], [o.name for o in st.dec.get_outputs()])
+    check(f'fixture {sub or "plain"} graph names', names == (['pixel_values'], ['features', 'h0', 'c0'],
+                                                            ['input_ids', 'h', 'c', 'features'],
+                                                            ['logits', 'h_out', 'c_out']), names)
+    for im in parity['images']:
+        px = load_pixels(os.path.join(folder, im['file']), conf['image_size'], conf['mean'], conf['std'])
+        check(f'{sub or "plain"}/{im["file"]} pixel sum', abs(float(px.sum(dtype=np.float64)) - im['pixel_values']['sum']) < 1e-3)
+        f, h0, c0 = st.encode(px)
+        lg, _, _ = st.step(np.array([conf['bos_id']], np.int64), h0, c0, f)
+        d = np.abs(log_softmax64(lg)[0] - np.array(im['first_step_logprobs'])).max()
+        check(f'{sub or "plain"}/{im["file"]} first-step logprobs', d < 1e-4, d)
+        g, b = greedy(st, px, conf), beam(st, px, conf, 3)
+        check(f'{sub or "plain"}/{im["file"]} greedy', g['ids'] == im['greedy']['ids'] and abs(g['score'] - im['greedy']['score']) < 1e-4, g)
+        check(f'{sub or "plain"}/{im["file"]} beam3', b['ids'] == im['beam']['ids'] and abs(b['score'] - im['beam']['score']) < 1e-4, b)
+        b1 = beam(st, px, conf, 1)
+        check(f'{sub or "plain"}/{im["file"]} beam1 == greedy', b1['ids'] == g['ids'] and abs(b1['score'] - g['score']) < 1e-9)
+
+# 3. export fails loudly on a vocabulary that does not match, and writes nothing
+with tempfile.TemporaryDirectory() as tmp:
+    m = Captioner(CaptionConfig(vocab_size=9, image_size=(16, 16), channels=(4,), feature_dim=4, embed_dim=4, hidden_size=4))
+    try:
+        export(m, ['w'] * 8, os.path.join(tmp, 'cap'))
+        check('export vocab mismatch raises', False)
+    except SystemExit as e:
+        check('export vocab mismatch raises', 'Expected a vocabulary of 9 words' in str(e) and not os.path.exists(os.path.join(tmp, 'cap')), e)
+
+# 4. kill -9 in the middle of training, then the same command resumes from the checkpoint and finishes
+with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, 'run')
+    cmd = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--smoke', '--out', out, '--max-steps', '400',
+           '--save-seconds', '0', '--export', '']
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = os.path.join(out, 'ckpt.pt')
+    t0 = time.time()
+    while not os.path.exists(ck) and time.time() - t0 < 90 and p.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    step_killed = torch.load(ck, weights_only=False)['state']['step']
+    check('checkpoint written before kill', 0 < step_killed < 400, step_killed)
+    # --smoke implies --fresh; resume runs the same settings without it
+    cmd2 = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--data',
+            os.path.join(ROOT, 'tests', 'fixtures', 'caption-datasets', 'world-mini'), '--out', out,
+            '--max-steps', str(step_killed + 5), '--batch-size', '8']
+    r = subprocess.run(cmd2, capture_output=True, text=True, timeout=120)
+    check('resume exits 0', r.returncode == 0, r.stderr[-1500:])
+    check('resume continues from the checkpoint', f'resumed at step {step_killed}' in r.stdout, r.stdout[-800:])
+    final = torch.load(ck, weights_only=False)
+    check('resumed run keeps the model config', list(final['model_config']['channels']) == [8, 16, 16, 16] and
+          final['state']['step'] == step_killed + 5, (final['model_config']['channels'], final['state']['step']))
+# 5. the evaluation's parser bridge: the world's own references parse to their drawn scenes, a wrong one does not
+from caption_eval import parse_with_world  # noqa: E402
+from datasets import load_dataset  # noqa: E402
+world = os.path.join(ROOT, 'tests', 'fixtures', 'caption-datasets', 'world-mini')
+ds, scenes = load_dataset(world), json.load(open(os.path.join(world, 'scenes.json')))
+items = [{'caption': c, 'scene': scenes[r.file]} for r in ds.split('test') for c in r.captions]
+res = parse_with_world(items + [{'caption': items[0]['caption'], 'scene': scenes[ds.split('train')[0].file]},
+                                {'caption': 'a a a', 'scene': scenes[ds.split('train')[0].file]}])
+check('world parser bridge', all(p['equal'] for p in res[:-2]) and not res[-2]['equal'] and res[-1]['parsed'] is None,
+      res)
+print('captioner: all checks passed')
