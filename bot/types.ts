@@ -66,7 +66,7 @@ export interface BotRequest {
 
 /** What a deferred reply shows while a job waits and runs. Adapters throttle their edits. */
 export type JobStatus =
-  | { state: 'queued'; jobId: string; position: number }
+  | { state: 'queued'; jobId: string; position: number }   // 1 = next in line
   | { state: 'running'; jobId: string; stage: string; step: number; total: number };
 
 export interface ReplyImage { name: string; png: Buffer; altText: string; seed: number }
@@ -82,11 +82,29 @@ export interface Reply {
   buttons?: ReplyButton[];    // ids like `reroll:<jobId>`, `cancel:<jobId>`, `delete:<jobId>`
   jobId?: string;
   error?: { code: ErrorCode; retryable: boolean };
+  /**
+   * Something the adapter must do on the platform besides sending this reply. Added for `delete`: bot/ checked that
+   * the actor may delete the job's messages; the adapter deletes `messageIds` (what its `finish` reported for the job).
+   */
+  action?: ReplyAction;
+}
+
+export type ReplyAction = { kind: 'delete'; jobId: string; messageIds: string[] };
+
+/** What an adapter may return from `finish`: the platform ids of the messages it sent, so `delete` can find them. */
+export interface FinishReceipt {
+  messageIds: string[];
 }
 
 /** The adapter's side of one request: bot/ reports status and sends exactly one final reply through it. */
 export interface Conversation {
   status(update: JobStatus): void;
   /** The text reply and the voice message can be separate platform messages; the adapter decides. */
-  finish(reply: Reply): Promise<void>;
+  finish(reply: Reply): Promise<void | FinishReceipt>;
+}
+
+/** What `Bot.handle` resolves to. `duplicate`: the request id was seen before, nothing ran and `finish` was not called. */
+export interface HandleOutcome {
+  duplicate: boolean;
+  jobId?: string;
 }

@@ -1,0 +1,196 @@
+/**
+ * Settings from the environment, read and checked once at start-up. A missing or malformed setting stops start-up
+ * with `config.invalid` and a message naming every bad setting, what it expected and what came.
+ * Empty values count as unset (compose files often pass `VAR=`).
+ */
+import { PictalkError, describe } from '../inference/errors.js';
+import { resolveBotConfig, type BotConfig, type BotConfigInput } from '../bot/config.js';
+
+export interface DiscordSettings {
+  token: string;
+  applicationId: string;
+  /** REST base, e.g. a local fake server in tests; discord.js's default when absent. */
+  apiUrl?: string;
+}
+
+interface SlackCommon {
+  botToken: string;
+  /** Web API base (Bolt's `clientOptions.slackApiUrl`); Slack's when absent. */
+  apiUrl?: string;
+}
+export type SlackSettings =
+  | (SlackCommon & { mode: 'socket'; appToken: string })
+  | (SlackCommon & { mode: 'http'; signingSecret: string; port: number });
+
+export interface PictalkSettings {
+  discord?: DiscordSettings;
+  slack?: SlackSettings;
+  dbPath: string;
+  /** Port of the Prometheus /metrics server; no server when absent. */
+  metricsPort?: number;
+  /** Text-to-image model folder (diffusers ONNX layout); the builtin model when absent. */
+  t2iModel?: string;
+  /** Captioner folder; the builtin captioner when absent. */
+  captioner?: string;
+  bot: BotConfig;
+}
+
+export const DEFAULT_DB_PATH = './pictalk.sqlite';
+export const DEFAULT_SLACK_PORT = 3000;
+
+type Env = Record<string, string | undefined>;
+
+/** Collects every problem so one start-up attempt reports them all. */
+class Problems {
+  readonly list: Array<{ setting: string; message: string }> = [];
+  add(setting: string, message: string): void {
+    this.list.push({ setting, message });
+  }
+}
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function integer(env: Env, name: string, problems: Problems, min: number, max: number): number | undefined {
+  const text = read(env, name);
+  if (text === undefined) return undefined;
+  const value = /^-?\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    problems.add(name, `Expected ${name} to be an integer from ${min} to ${max}, got ${describe(text)}`);
+    return undefined;
+  }
+  return value;
+}
+
+const port = (env: Env, name: string, problems: Problems): number | undefined => integer(env, name, problems, 1, 65_535);
+
+function url(env: Env, name: string, problems: Problems): string | undefined {
+  const text = read(env, name);
+  if (text === undefined) return undefined;
+  try {
+    const parsed = new URL(text);
+    if (parsed.protocol === 'http:' || parsed.protocol === 'https:') return text;
+  } catch {
+    // reported below
+  }
+  problems.add(name, `Expected ${name} to be an http(s) URL, got ${describe(text)}`);
+  return undefined;
+}
+
+/** `5/30s`: 5 commands per 30 seconds (units ms, s, m). */
+function rateLimit(env: Env, problems: Problems): BotConfigInput['rateLimit'] | undefined {
+  const name = 'PICTALK_RATE_LIMIT';
+  const text = read(env, name);
+  if (text === undefined) return undefined;
+  const match = /^(\d+)\s*\/\s*(\d+)\s*(ms|s|m)$/.exec(text);
+  if (!match || Number(match[1]) < 1 || Number(match[2]) < 1) {
+    problems.add(name, `Expected ${name} like \`5/30s\` (commands per window in ms, s or m), got ${describe(text)}`);
+    return undefined;
+  }
+  const scale = { ms: 1, s: 1000, m: 60_000 }[match[3] as 'ms' | 's' | 'm'];
+  return { capacity: Number(match[1]), windowMs: Number(match[2]) * scale };
+}
+
+function discord(env: Env, problems: Problems): DiscordSettings | undefined {
+  const token = read(env, 'DISCORD_TOKEN');
+  const applicationId = read(env, 'DISCORD_APPLICATION_ID');
+  const apiUrl = url(env, 'DISCORD_API_URL', problems);
+  if (token === undefined && applicationId === undefined) {
+    if (apiUrl !== undefined) problems.add('DISCORD_API_URL', 'DISCORD_API_URL is set but DISCORD_TOKEN and DISCORD_APPLICATION_ID are not');
+    return undefined;
+  }
+  if (token === undefined) {
+    problems.add('DISCORD_TOKEN', 'DISCORD_APPLICATION_ID is set but DISCORD_TOKEN is not; set both to run on Discord');
+    return undefined;
+  }
+  if (applicationId === undefined) {
+    problems.add('DISCORD_APPLICATION_ID', 'DISCORD_TOKEN is set but DISCORD_APPLICATION_ID is not; set both to run on Discord');
+    return undefined;
+  }
+  if (!/^\d{1,20}$/.test(applicationId)) {
+    problems.add('DISCORD_APPLICATION_ID', `Expected DISCORD_APPLICATION_ID to be a numeric snowflake, got ${describe(applicationId)}`);
+    return undefined;
+  }
+  return apiUrl === undefined ? { token, applicationId } : { token, applicationId, apiUrl };
+}
+
+function slack(env: Env, problems: Problems): SlackSettings | undefined {
+  const botToken = read(env, 'SLACK_BOT_TOKEN');
+  const appToken = read(env, 'SLACK_APP_TOKEN');
+  const signingSecret = read(env, 'SLACK_SIGNING_SECRET');
+  const apiUrl = url(env, 'SLACK_API_URL', problems);
+  const slackPort = port(env, 'PICTALK_SLACK_PORT', problems);
+  if (botToken === undefined) {
+    if (appToken !== undefined) problems.add('SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not; Socket Mode needs both');
+    if (signingSecret !== undefined) problems.add('SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not; HTTP mode needs both');
+    return undefined;
+  }
+  const common: SlackCommon = apiUrl === undefined ? { botToken } : { botToken, apiUrl };
+  // Socket Mode wins when both are there: it needs no public port.
+  if (appToken !== undefined) return { ...common, mode: 'socket', appToken };
+  if (signingSecret !== undefined) return { ...common, mode: 'http', signingSecret, port: slackPort ?? DEFAULT_SLACK_PORT };
+  problems.add('SLACK_APP_TOKEN',
+    'SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET (HTTP, with PICTALK_SLACK_PORT) is');
+  return undefined;
+}
+
+/** Read every setting; throws `config.invalid` naming each missing or malformed one. */
+export function loadSettings(env: Env = process.env): PictalkSettings {
+  const problems = new Problems();
+  const discordSettings = discord(env, problems);
+  const slackSettings = slack(env, problems);
+  const metricsPort = port(env, 'PICTALK_METRICS_PORT', problems);
+
+  const botInput: BotConfigInput = {};
+  const roles = read(env, 'PICTALK_MODERATOR_ROLE_IDS');
+  if (roles !== undefined) {
+    const ids = roles.split(',').map((id) => id.trim());
+    if (ids.some((id) => id === '')) problems.add('PICTALK_MODERATOR_ROLE_IDS', `Expected PICTALK_MODERATOR_ROLE_IDS to be comma-separated role ids, got ${describe(roles)}`);
+    else botInput.moderatorRoleIds = ids;
+  }
+  const imagine = integer(env, 'PICTALK_DAILY_IMAGINE', problems, 0, 100_000);
+  const caption = integer(env, 'PICTALK_DAILY_CAPTION', problems, 0, 100_000);
+  if (imagine !== undefined || caption !== undefined) {
+    botInput.defaultDailyLimits = {};
+    if (imagine !== undefined) botInput.defaultDailyLimits.imagine = imagine;
+    if (caption !== undefined) botInput.defaultDailyLimits.caption = caption;
+  }
+  const rate = rateLimit(env, problems);
+  if (rate) botInput.rateLimit = rate;
+  const promptChars = integer(env, 'PICTALK_MAX_PROMPT_CHARS', problems, 1, 10_000);
+  if (promptChars !== undefined) botInput.maxPromptChars = promptChars;
+  const attachmentBytes = integer(env, 'PICTALK_MAX_ATTACHMENT_BYTES', problems, 1, 1024 * 1024 * 1024);
+  if (attachmentBytes !== undefined) botInput.maxAttachmentBytes = attachmentBytes;
+  const jobTimeout = integer(env, 'PICTALK_JOB_TIMEOUT_MS', problems, 1000, 3_600_000);
+  if (jobTimeout !== undefined) botInput.jobTimeoutMs = { imagine: jobTimeout };
+  const upscale = integer(env, 'PICTALK_IMAGE_UPSCALE', problems, 1, 16);
+  if (upscale !== undefined) botInput.imageUpscale = upscale;
+
+  if (problems.list.length > 0) {
+    const message = problems.list.length === 1
+      ? problems.list[0]!.message
+      : `${problems.list.length} settings are wrong:\n${problems.list.map((p) => `- ${p.message}`).join('\n')}`;
+    throw new PictalkError('config.invalid', message, { settings: problems.list.map((p) => p.setting) });
+  }
+
+  const settings: PictalkSettings = { dbPath: read(env, 'PICTALK_DB') ?? DEFAULT_DB_PATH, bot: resolveBotConfig(botInput) };
+  if (discordSettings) settings.discord = discordSettings;
+  if (slackSettings) settings.slack = slackSettings;
+  if (metricsPort !== undefined) settings.metricsPort = metricsPort;
+  const t2iModel = read(env, 'PICTALK_T2I_MODEL');
+  if (t2iModel !== undefined) settings.t2iModel = t2iModel;
+  const captioner = read(env, 'PICTALK_CAPTIONER');
+  if (captioner !== undefined) settings.captioner = captioner;
+  return settings;
+}
+
+/** For `pictalk start`: at least one chat platform must be configured (the terminal adapter needs none). */
+export function requirePlatform(settings: PictalkSettings): void {
+  if (!settings.discord && !settings.slack) {
+    throw new PictalkError('config.invalid',
+      'No chat platform is configured: set DISCORD_TOKEN and DISCORD_APPLICATION_ID, or SLACK_BOT_TOKEN with SLACK_APP_TOKEN or SLACK_SIGNING_SECRET',
+      { settings: ['DISCORD_TOKEN', 'SLACK_BOT_TOKEN'] });
+  }
+}

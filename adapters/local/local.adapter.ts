@@ -1,0 +1,151 @@
+/**
+ * The terminal adapter: one local user, a moderator of space `local`, typing the same commands as on Discord or
+ * Slack. Images and voice messages are written to `outDir` and their paths printed; progress is shown on the line
+ * (rewritten in place on a TTY, one line per change otherwise). Streams in, streams out, so tests drive it.
+ */
+import { mkdir, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import type { Bot } from '../../bot/bot.js';
+import type { Actor, BotCommand, Conversation, FinishReceipt, JobStatus, Reply } from '../../bot/types.js';
+import { fileAttachment } from './local.attachment.js';
+import { HELP, parseLine } from './local.parser.js';
+
+export const LOCAL_SPACE = 'local';
+
+export interface LocalAdapterOptions {
+  bot: Pick<Bot, 'handle'>;
+  input: Readable;
+  output: Writable;
+  outDir: string;
+  userId?: string;
+}
+
+export interface LocalAdapter {
+  /** Resolves when the input ended (or /quit) and every command in flight has finished. */
+  done: Promise<void>;
+  close(): Promise<void>;
+}
+
+function describeStatus(status: JobStatus): string {
+  if (status.state === 'queued') return `[${status.jobId}] queued, position ${status.position} (/cancel ${status.jobId})`;
+  return `[${status.jobId}] ${status.stage} ${status.step}/${status.total}`;
+}
+
+class TerminalConversation implements Conversation {
+  private lastStatus = '';
+
+  constructor(private readonly out: Writable, private readonly outDir: string, private readonly tty: boolean) {}
+
+  status(update: JobStatus): void {
+    const text = describeStatus(update);
+    if (text === this.lastStatus) return;
+    this.lastStatus = text;
+    // On a terminal, rewrite the current line; a pipe or a test gets one line per change.
+    this.out.write(this.tty ? `\r\x1b[2K${text}` : `${text}\n`);
+  }
+
+  async finish(reply: Reply): Promise<FinishReceipt> {
+    if (this.tty && this.lastStatus) this.out.write('\r\x1b[2K');
+    const lines: string[] = [];
+    const written: string[] = [];
+    if (reply.error) lines.push(`error (${reply.error.code}): ${reply.text}`);
+    else lines.push(reply.text);
+    if (reply.images?.length || reply.voice) await mkdir(this.outDir, { recursive: true });
+    for (const image of reply.images ?? []) {
+      const path = join(this.outDir, image.name);
+      await writeFile(path, image.png);
+      written.push(path);
+      lines.push(`image: ${path} (seed ${image.seed}) — ${image.altText}`);
+    }
+    if (reply.voice) {
+      const path = join(this.outDir, reply.voice.name);
+      await writeFile(path, reply.voice.ogg);
+      written.push(path);
+      lines.push(`voice: ${path} (${reply.voice.durationSecs.toFixed(1)} s)`);
+    }
+    if (reply.buttons?.length) lines.push(`next: ${reply.buttons.map((button) => `/${button.id.replace(':', ' ')}`).join('   ')}`);
+    if (reply.action?.kind === 'delete') {
+      // The local "messages" of a job are the files it wrote.
+      for (const path of reply.action.messageIds) {
+        await unlink(path).catch(() => undefined);
+        lines.push(`deleted: ${path}`);
+      }
+    }
+    this.out.write(`${lines.join('\n')}\n`);
+    return { messageIds: written };
+  }
+}
+
+export function startLocalAdapter(options: LocalAdapterOptions): LocalAdapter {
+  const { bot, input, output, outDir } = options;
+  const tty = Boolean((output as Writable & { isTTY?: boolean }).isTTY);
+  const actor: Actor = {
+    platform: 'local', userId: options.userId ?? 'local', spaceId: LOCAL_SPACE, roleIds: [], platformModerator: true,
+  };
+  const rl = createInterface({ input, terminal: false });
+  const inFlight = new Set<Promise<void>>();
+  let counter = 0;
+
+  const prompt = (): void => {
+    if (tty) output.write('pictalk> ');
+  };
+
+  const send = (command: BotCommand): Promise<void> => {
+    counter += 1;
+    const request = { id: `local-${process.pid}-${Date.now()}-${counter}`, actor, channelId: 'terminal', command, receivedAt: Date.now() };
+    return bot.handle(request, new TerminalConversation(output, outDir, tty)).then(() => undefined);
+  };
+
+  const run = async (line: string): Promise<void> => {
+    const parsed = parseLine(line);
+    switch (parsed.kind) {
+      case 'empty': return;
+      case 'help': output.write(`${HELP}\n`); return;
+      case 'quit': rl.close(); return;
+      case 'error': output.write(`error: ${parsed.message}\n`); return;
+      case 'command': return send(parsed.command);
+      case 'caption': {
+        let attachment;
+        try {
+          attachment = await fileAttachment(parsed.path);
+        } catch (error) {
+          output.write(`error: cannot read ${parsed.path}: ${(error as Error).message}\n`);
+          return;
+        }
+        return send({ name: 'caption', attachment, voice: parsed.voice });
+      }
+    }
+  };
+
+  // Commands run concurrently, as on a chat platform: `/cancel` works while an `/imagine` is running.
+  rl.on('line', (line) => {
+    const task = run(line).catch((error: unknown) => {
+      output.write(`error: ${(error as Error)?.message ?? String(error)}\n`);
+    }).finally(() => {
+      inFlight.delete(task);
+      prompt();
+    });
+    inFlight.add(task);
+  });
+
+  const done = new Promise<void>((resolve) => {
+    rl.once('close', () => {
+      void (async () => {
+        while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+        resolve();
+      })();
+    });
+  });
+
+  output.write('pictalk local: type /help for commands.\n');
+  prompt();
+  return {
+    done,
+    async close() {
+      rl.close();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * The Bot: one entry point for every adapter. `handle` claims the request id (idempotency), applies the rate limit,
+ * dispatches to the command, and sends exactly one reply through the conversation. It never throws: every error
+ * becomes a friendly reply with its stable code, and what users should not see goes to the logger.
+ */
+import { randomInt } from 'node:crypto';
+import { PictalkError, describe, isPictalkError } from '../inference/errors.js';
+import { resolveBotConfig, type BotConfig, type BotConfigInput } from './config.js';
+import type { CommandContext } from './context.js';
+import { ActiveJobs } from './jobs.js';
+import { consoleLogger, systemClock, type AltTextCaptioner, type Clock, type InferencePort, type Logger } from './ports.js';
+import { RateLimiter } from './policy/rate-limit.js';
+import { isModerator } from './policy/permissions.js';
+import { errorReply } from './replies.js';
+import type { BotStore } from './store.js';
+import type { Actor, BotCommand, BotRequest, Conversation, HandleOutcome, JobStatus, Reply } from './types.js';
+import { imagineCommand, rerollCommand } from './commands/imagine.command.js';
+import { captionCommand } from './commands/caption.command.js';
+import { cancelCommand, deleteCommand } from './commands/cancel.command.js';
+import { statusCommand } from './commands/status.command.js';
+import { quotaResetCommand, quotaSetCommand, quotaShowCommand } from './commands/quota.command.js';
+import { blocklistAddCommand, blocklistListCommand, blocklistRemoveCommand } from './commands/blocklist.command.js';
+import { autoCaptionChannels, autoCaptionSetCommand, isAutoCaptionChannel } from './commands/autocaption.command.js';
+
+export interface BotOptions {
+  store: BotStore;
+  core: InferencePort;
+  config?: BotConfigInput;
+  clock?: Clock;
+  /** Alt text for generated images; by default a caption job on the core for each image. */
+  captioner?: AltTextCaptioner;
+  logger?: Logger;
+  /** Seeds for requests without one; uniform over 0 .. 2^32-1 by default. */
+  randomSeed?: () => number;
+}
+
+/** How long request ids are remembered: Slack retries within minutes, Discord interactions expire after 15. */
+const REQUEST_MEMORY_MS = 24 * 3600 * 1000;
+
+/** Commands that never count against the rate limit: stopping a job must always work. */
+const UNLIMITED = new Set<BotCommand['name']>(['cancel']);
+
+export class Bot {
+  readonly config: BotConfig;
+  private readonly store: BotStore;
+  private readonly core: InferencePort;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly captioner: AltTextCaptioner | undefined;
+  private readonly randomSeed: () => number;
+  private readonly jobs = new ActiveJobs();
+  private readonly rateLimiter: RateLimiter;
+  private lastPrune = 0;
+
+  constructor(options: BotOptions) {
+    this.config = resolveBotConfig(options.config);
+    this.store = options.store;
+    this.core = options.core;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger ?? consoleLogger;
+    this.captioner = options.captioner;
+    this.randomSeed = options.randomSeed ?? (() => randomInt(0, 2 ** 32));
+    this.rateLimiter = new RateLimiter(this.config.rateLimit, this.clock);
+    // Jobs a previous process accepted but never finished: their conversations are gone, but their quota is not spent.
+    const interrupted = this.store.recoverInterrupted(this.clock.now());
+    if (interrupted.length > 0) {
+      this.log.warn(`refunded ${interrupted.length} job(s) interrupted by a restart`, { jobIds: interrupted.map((job) => job.id) });
+    }
+  }
+
+  /** Handle one request; resolves when its one reply has been handed to `conversation.finish`. Never rejects. */
+  async handle(request: BotRequest, conversation: Conversation): Promise<HandleOutcome> {
+    const safe = this.guard(conversation, request);
+    let reply: Reply;
+    try {
+      checkRequest(request);
+      const fresh = this.store.claimRequest({
+        id: request.id, spaceId: request.actor.spaceId, userId: request.actor.userId,
+        command: request.command.name, receivedAt: request.receivedAt,
+      });
+      // A retry or a double delivery: the first delivery replies, this one must not start anything.
+      if (!fresh) return { duplicate: true };
+      this.pruneRequests();
+      if (!UNLIMITED.has(request.command.name)) this.rateLimiter.take(`${request.actor.spaceId}\u0000${request.actor.userId}`);
+      reply = await this.dispatch(this.context(request, safe), request.command);
+    } catch (error) {
+      if (!isPictalkError(error)) this.log.error('unexpected error in a command', { requestId: request?.id, error: String((error as Error)?.stack ?? error) });
+      reply = errorReply(error);
+    }
+    await this.finish(safe, reply, request);
+    return reply.jobId ? { duplicate: false, jobId: reply.jobId } : { duplicate: false };
+  }
+
+  private pruneRequests(): void {
+    const now = this.clock.now();
+    if (now - this.lastPrune < 3600 * 1000) return;
+    this.lastPrune = now;
+    this.store.pruneRequests(now - REQUEST_MEMORY_MS);
+  }
+
+  /** Moderator as bot/ sees it (platform flag or a configured role): adapters may use it to show moderator commands. */
+  isModerator(actor: Actor): boolean {
+    return isModerator(actor, this.config);
+  }
+
+  /** Slack: should an image shared in this channel be captioned without a command? */
+  isAutoCaptionChannel(spaceId: string, channelId: string): boolean {
+    return isAutoCaptionChannel(this.store, spaceId, channelId);
+  }
+
+  autoCaptionChannels(spaceId: string): string[] {
+    return autoCaptionChannels(this.store, spaceId);
+  }
+
+  private dispatch(ctx: CommandContext, command: BotCommand): Promise<Reply> | Reply {
+    switch (command.name) {
+      case 'imagine': return imagineCommand(ctx, command.options);
+      case 'reroll': return rerollCommand(ctx, command.jobId);
+      case 'caption': return captionCommand(ctx, command.attachment, command.voice ?? true);
+      case 'cancel': return cancelCommand(ctx, command.jobId);
+      case 'delete': return deleteCommand(ctx, command.jobId);
+      case 'status': return statusCommand(ctx);
+      case 'quota.set': return quotaSetCommand(ctx, command.target, command.kind, command.limit);
+      case 'quota.show': return quotaShowCommand(ctx, command.target);
+      case 'quota.reset': return quotaResetCommand(ctx, command.target);
+      case 'blocklist.add': return blocklistAddCommand(ctx, command.pattern);
+      case 'blocklist.remove': return blocklistRemoveCommand(ctx, command.pattern);
+      case 'blocklist.list': return blocklistListCommand(ctx);
+      case 'autocaption.set': return autoCaptionSetCommand(ctx, command.channelId, command.enabled);
+      default: {
+        const unknown: never = command;
+        throw new PictalkError('input.invalid', `Unknown command ${describe((unknown as { name?: unknown }).name)}`);
+      }
+    }
+  }
+
+  private context(request: BotRequest, conversation: Conversation): CommandContext {
+    const ctx: CommandContext = {
+      request, conversation, store: this.store, core: this.core, config: this.config, clock: this.clock, log: this.log,
+      jobs: this.jobs, randomSeed: this.randomSeed,
+    };
+    if (this.captioner) ctx.captioner = this.captioner;
+    return ctx;
+  }
+
+  /** The conversation as commands see it: status updates that throw are logged, not fatal. */
+  private guard(conversation: Conversation, request: BotRequest): Conversation {
+    return {
+      status: (update: JobStatus) => {
+        try {
+          conversation.status(update);
+        } catch (error) {
+          this.log.warn('conversation.status threw', { requestId: request?.id, error: String(error) });
+        }
+      },
+      finish: (reply: Reply) => conversation.finish(reply),
+    };
+  }
+
+  private async finish(conversation: Conversation, reply: Reply, request: BotRequest): Promise<void> {
+    try {
+      const receipt = await conversation.finish(reply);
+      if (reply.jobId && receipt && Array.isArray(receipt.messageIds) && receipt.messageIds.length > 0) {
+        this.store.setJobMessages(reply.jobId, receipt.messageIds, this.clock.now());
+      }
+    } catch (error) {
+      // The adapter could not deliver; there is no second channel to the user, so the log is the last resort.
+      this.log.error('conversation.finish failed; the reply was not delivered', {
+        requestId: request?.id, jobId: reply.jobId, code: reply.error?.code, error: String((error as Error)?.stack ?? error),
+      });
+    }
+  }
+}
+
+/** The request's own shape: adapters are typed, but a malformed request must become a reply, not a crash. */
+function checkRequest(request: BotRequest): void {
+  if (typeof request !== 'object' || request === null) throw new PictalkError('input.invalid', `Expected a request, got ${describe(request)}`);
+  if (typeof request.id !== 'string' || request.id.length === 0) {
+    throw new PictalkError('input.invalid', `Expected \`request.id\` to be a non-empty string, got ${describe(request.id)}`);
+  }
+  const actor = request.actor;
+  if (typeof actor !== 'object' || actor === null || typeof actor.userId !== 'string' || typeof actor.spaceId !== 'string' || !Array.isArray(actor.roleIds)) {
+    throw new PictalkError('input.invalid', 'Expected `request.actor` with userId, spaceId and roleIds');
+  }
+  if (typeof request.command !== 'object' || request.command === null) {
+    throw new PictalkError('input.invalid', `Expected \`request.command\`, got ${describe(request.command)}`);
+  }
+}

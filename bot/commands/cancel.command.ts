@@ -1,0 +1,46 @@
+/**
+ * `cancel` and `delete` buttons/commands: allowed for the job's requester or a moderator of its space.
+ * Cancel asks the core to stop; the job's own flow refunds and finishes its reply with "Cancelled".
+ * Delete answers with a `delete` action: the adapter removes the messages it reported for the job.
+ */
+import { PictalkError } from '../../inference/errors.js';
+import type { CommandContext } from '../context.js';
+import { isModerator } from '../policy/permissions.js';
+import type { JobRecord } from '../store.js';
+import type { Reply } from '../types.js';
+import { findJob } from './job-lifecycle.js';
+
+function requireRequesterOrModerator(ctx: CommandContext, job: JobRecord, verb: 'cancel' | 'delete'): boolean {
+  const { actor } = ctx.request;
+  if (job.requesterId === actor.userId) return false;
+  if (isModerator(actor, ctx.config)) return true;
+  throw new PictalkError('permission.denied', `Only the requester or a moderator may ${verb} job ${job.id}`, {
+    command: verb, hint: `Only the person who asked for it or a moderator can ${verb} that.`,
+  });
+}
+
+function auditForeign(ctx: CommandContext, job: JobRecord, action: string): void {
+  ctx.store.audit({
+    spaceId: job.spaceId, actorId: ctx.request.actor.userId, action, target: `job ${job.id} of user ${job.requesterId}`,
+    before: { state: job.state }, after: action === 'job.cancel' ? { state: 'cancelled' } : { deleted: true }, at: ctx.clock.now(),
+  });
+}
+
+export function cancelCommand(ctx: CommandContext, jobId: string): Reply {
+  const job = findJob(ctx, jobId);
+  const asModerator = requireRequesterOrModerator(ctx, job, 'cancel');
+  if (!ctx.jobs.cancel(job.id)) {
+    return { text: `Job ${job.id} has already finished (${job.state}); nothing to cancel.`, ephemeral: true };
+  }
+  if (asModerator) auditForeign(ctx, job, 'job.cancel');
+  return { text: `Cancelling job ${job.id}; its quota will be refunded.`, ephemeral: true };
+}
+
+export function deleteCommand(ctx: CommandContext, jobId: string): Reply {
+  const job = findJob(ctx, jobId);
+  const asModerator = requireRequesterOrModerator(ctx, job, 'delete');
+  // Deleting a job that is still running cancels it too: nobody should get the result of a message they removed.
+  ctx.jobs.cancel(job.id);
+  if (asModerator) auditForeign(ctx, job, 'job.delete');
+  return { text: 'Deleted.', ephemeral: true, action: { kind: 'delete', jobId: job.id, messageIds: [...job.messageIds] } };
+}

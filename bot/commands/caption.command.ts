@@ -1,0 +1,120 @@
+/**
+ * `/caption` (and Slack auto-caption): check the attachment's declared type and size, reserve one caption, fetch with
+ * a byte cap, caption on the core, then speak the caption as a voice message. A voice failure still returns the
+ * caption, with a note; decoding errors come from the pipeline as `input.unsupported` / `input.invalid`.
+ */
+import { PictalkError, describe, isPictalkError } from '../../inference/errors.js';
+import type { CaptionResult, SpeechResult } from '../../inference/types.js';
+import { ownerOf, type CommandContext } from '../context.js';
+import { newJobId, runJob } from '../jobs.js';
+import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
+import type { Attachment, Reply, ReplyVoice } from '../types.js';
+import { settleFailure, settleSuccess } from './job-lifecycle.js';
+
+const SUPPORTED_TYPES = new Set(['image/png', 'image/jpeg', 'image/jpg', 'image/webp', 'image/gif']);
+const SUPPORTED_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'webp', 'gif']);
+const SUPPORTED_TEXT = 'PNG, JPEG, WebP or GIF images';
+
+export const formatBytes = (bytes: number): string =>
+  bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1)} MB` : bytes >= 1024 ? `${Math.round(bytes / 1024)} kB` : `${bytes} bytes`;
+
+/** What the platform declared, checked before anything is reserved or downloaded. */
+export function checkAttachment(attachment: Attachment, maxBytes: number): void {
+  if (typeof attachment !== 'object' || attachment === null || typeof attachment.fetch !== 'function') {
+    throw new PictalkError('input.invalid', `Expected an image attachment, got ${describe(attachment)}`);
+  }
+  const name = String(attachment.name ?? 'attachment');
+  const type = attachment.contentType?.split(';')[0]?.trim().toLowerCase();
+  if (type) {
+    if (!type.startsWith('image/')) {
+      throw new PictalkError('input.unsupported', `\`${name}\` is not an image (${type}); I can caption ${SUPPORTED_TEXT}`, { contentType: type });
+    }
+    if (!SUPPORTED_TYPES.has(type)) {
+      throw new PictalkError('input.unsupported', `\`${name}\` is a ${type} image; I can caption ${SUPPORTED_TEXT}`, { contentType: type });
+    }
+  } else {
+    const extension = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase();
+    if (extension !== undefined && !SUPPORTED_EXTENSIONS.has(extension)) {
+      throw new PictalkError('input.unsupported', `\`${name}\` does not look like an image (.${extension}); I can caption ${SUPPORTED_TEXT}`);
+    }
+  }
+  if (typeof attachment.size === 'number' && attachment.size > maxBytes) {
+    throw new PictalkError('input.too_large', `\`${name}\` is ${formatBytes(attachment.size)}; the limit is ${formatBytes(maxBytes)}`,
+      { size: attachment.size, limit: maxBytes });
+  }
+}
+
+export async function captionCommand(ctx: CommandContext, attachment: Attachment, voice = true): Promise<Reply> {
+  const { actor } = ctx.request;
+  const maxBytes = ctx.config.maxAttachmentBytes;
+  checkAttachment(attachment, maxBytes);
+
+  // accept: one caption reserved
+  const jobId = newJobId();
+  const now = ctx.clock.now();
+  const { limit } = effectiveLimit(ctx.store, ctx.config, actor, 'caption');
+  ctx.store.acceptJob(
+    {
+      id: jobId, requestId: ctx.request.id, platform: actor.platform, requesterId: actor.userId, spaceId: actor.spaceId,
+      channelId: ctx.request.channelId, kind: 'caption', createdAt: now,
+      settings: { name: attachment.name, size: attachment.size, contentType: attachment.contentType ?? null, voice },
+    },
+    { spaceId: actor.spaceId, userId: actor.userId, kind: 'caption', day: utcDay(now), units: 1, limit },
+  );
+
+  // fetch and caption
+  const active = ctx.jobs.add({ id: jobId, kind: 'caption', requesterId: actor.userId, spaceId: actor.spaceId });
+  let caption: CaptionResult;
+  try {
+    ctx.conversation.status({ state: 'running', jobId, stage: 'download', step: 0, total: 1 });
+    const bytes = await fetchCapped(attachment, maxBytes);
+    if (active.cancelled) throw new PictalkError('job.cancelled', `Job ${jobId} was cancelled`);
+    caption = await runJob(ctx.core, ownerOf(ctx), { kind: 'caption', request: { image: bytes } }, {
+      statusJobId: jobId, coreJobId: jobId, timeoutMs: ctx.config.jobTimeoutMs.caption,
+      onStatus: (status) => ctx.conversation.status(status), active,
+    });
+  } catch (error) {
+    return settleFailure(ctx, jobId, error);
+  } finally {
+    ctx.jobs.remove(jobId);
+  }
+  settleSuccess(ctx, jobId, { name: attachment.name, size: attachment.size, voice, caption: caption.caption });
+
+  const reply: Reply = { text: caption.caption, jobId, buttons: [{ id: `delete:${jobId}`, label: 'Delete', style: 'danger' }] };
+  if (!voice) return reply;
+
+  // speak: the caption as a voice message; its failure costs the user nothing but the voice
+  try {
+    ctx.conversation.status({ state: 'running', jobId, stage: 'voice', step: 0, total: 1 });
+    const speech: SpeechResult = await runJob(ctx.core, ownerOf(ctx), { kind: 'speak', request: { text: caption.caption } }, {
+      statusJobId: jobId, coreJobId: `${jobId}.voice`, timeoutMs: ctx.config.jobTimeoutMs.speak,
+    });
+    const voiceMessage: ReplyVoice = {
+      name: `pictalk-${jobId}.ogg`, ogg: speech.ogg, durationSecs: speech.durationSecs, waveform: speech.waveform,
+    };
+    reply.voice = voiceMessage;
+  } catch (error) {
+    ctx.log.warn('voice message failed; sending the caption alone', { jobId, error: String(error) });
+    const why = isPictalkError(error) && error.code === 'job.timeout' ? 'it took too long' : 'the voice engine failed';
+    reply.text = `${caption.caption}\n(No voice message this time: ${why}.)`;
+  }
+  return reply;
+}
+
+/** The adapter's fetch enforces the cap while streaming; check again, since a platform can lie about sizes. */
+async function fetchCapped(attachment: Attachment, maxBytes: number): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await attachment.fetch(maxBytes);
+  } catch (error) {
+    if (isPictalkError(error)) throw error;
+    throw new PictalkError('input.invalid', `Could not download \`${attachment.name}\`: ${(error as Error)?.message ?? String(error)}`,
+      {}, { cause: error });
+  }
+  if (bytes.length > maxBytes) {
+    throw new PictalkError('input.too_large', `\`${attachment.name}\` is ${formatBytes(bytes.length)}; the limit is ${formatBytes(maxBytes)}`,
+      { size: bytes.length, limit: maxBytes });
+  }
+  if (bytes.length === 0) throw new PictalkError('input.invalid', `\`${attachment.name}\` is empty`);
+  return bytes;
+}

@@ -1,0 +1,23 @@
+/** What every command gets: the request, the adapter's conversation, and the bot's parts. */
+import type { JobOwner } from '../inference/types.js';
+import type { BotConfig } from './config.js';
+import type { ActiveJobs } from './jobs.js';
+import type { AltTextCaptioner, Clock, InferencePort, Logger } from './ports.js';
+import type { BotStore } from './store.js';
+import type { BotRequest, Conversation } from './types.js';
+
+export interface CommandContext {
+  request: BotRequest;
+  conversation: Conversation;
+  store: BotStore;
+  core: InferencePort;
+  config: BotConfig;
+  clock: Clock;
+  log: Logger;
+  jobs: ActiveJobs;
+  /** Alt text for generated images; undefined: caption jobs on the core (the unified loop). */
+  captioner?: AltTextCaptioner;
+  randomSeed: () => number;
+}
+
+export const ownerOf = (ctx: CommandContext): JobOwner => ({ userId: ctx.request.actor.userId, spaceId: ctx.request.actor.spaceId });

@@ -1,0 +1,103 @@
+/**
+ * Running a job on the core and following it: status forwarding (queued position, running step), the registry of
+ * jobs that can still be cancelled, and job ids.
+ */
+import { randomBytes } from 'node:crypto';
+import { PictalkError } from '../inference/errors.js';
+import type { JobInput, JobKind, JobOwner, JobResult, ResultOf } from '../inference/types.js';
+import type { InferencePort, JobHandle, SubmitOptions } from './ports.js';
+import type { JobStatus } from './types.js';
+
+/** Short, URL- and button-safe (Discord custom ids are at most 100 characters), unguessable enough to not collide. */
+export const newJobId = (): string => `j${randomBytes(6).toString('base64url')}`;
+
+/** A job that can still be cancelled: its main inference job is queued or running. */
+export interface ActiveJob {
+  id: string;
+  kind: JobKind;
+  requesterId: string;
+  spaceId: string;
+  cancelled: boolean;
+  handle?: JobHandle;
+}
+
+export class ActiveJobs {
+  private readonly jobs = new Map<string, ActiveJob>();
+
+  add(job: Omit<ActiveJob, 'cancelled' | 'handle'>): ActiveJob {
+    const active: ActiveJob = { ...job, cancelled: false };
+    this.jobs.set(job.id, active);
+    return active;
+  }
+
+  get(id: string): ActiveJob | undefined {
+    return this.jobs.get(id);
+  }
+
+  remove(id: string): void {
+    this.jobs.delete(id);
+  }
+
+  of(spaceId: string, userId: string): ActiveJob[] {
+    return [...this.jobs.values()].filter((job) => job.spaceId === spaceId && job.requesterId === userId);
+  }
+
+  /** Mark cancelled and ask the core to stop; the job's own flow sees the rejection and refunds. */
+  cancel(id: string): boolean {
+    const job = this.jobs.get(id);
+    if (!job) return false;
+    job.cancelled = true;
+    job.handle?.cancel();
+    return true;
+  }
+}
+
+export interface RunJobOptions {
+  /** The job id shown to the user; sub-jobs (alt text, voice) report status under their parent's id. */
+  statusJobId: string;
+  coreJobId: string;
+  /** Absent: the core's default for the kind. */
+  timeoutMs: number | undefined;
+  onStatus?: (status: JobStatus) => void;
+  /** Registered so `cancel` reaches this handle. */
+  active?: ActiveJob;
+}
+
+/** Submit, forward status, await the typed result. Throws the core's PictalkError (or `job.cancelled`). */
+export async function runJob<K extends JobKind>(
+  core: InferencePort, owner: JobOwner, input: Extract<JobInput, { kind: K }>, options: RunJobOptions,
+): Promise<ResultOf<K>> {
+  const { statusJobId: jobId, onStatus } = options;
+  const report = (status: JobStatus): void => {
+    try {
+      onStatus?.(status);
+    } catch {
+      // A failing status update must not fail the job: the final reply still goes out.
+    }
+  };
+  const submitOptions: SubmitOptions = { jobId: options.coreJobId };
+  if (options.timeoutMs !== undefined) submitOptions.timeoutMs = options.timeoutMs;
+  const handle = core.submit(owner, input, submitOptions);
+  if (options.active) {
+    options.active.handle = handle;
+    if (options.active.cancelled) handle.cancel();
+  }
+  // The position at submit time, then the core's events (they come asynchronously, after `submit` returned).
+  // Positions: 1.. waiting (1 = next), 0 running (a `start` event follows, which reports it), -1 settled.
+  const initial = handle.position();
+  if (initial > 0) report({ state: 'queued', jobId, position: initial });
+  handle.on('position', (position) => {
+    if (position > 0) report({ state: 'queued', jobId, position });
+  });
+  handle.on('start', () => report({ state: 'running', jobId, stage: 'starting', step: 0, total: 1 }));
+  handle.on('progress', (p) => report({ state: 'running', jobId, stage: p.stage, step: p.step, total: p.total }));
+  const result: JobResult = await handle.result;
+  if (options.active?.cancelled) {
+    // The cancel came while the result was on its way: the user was told it is cancelled, so honour that.
+    throw new PictalkError('job.cancelled', `Job ${jobId} was cancelled`);
+  }
+  if (result.kind !== input.kind) {
+    throw new PictalkError('inference.failed', `Expected a ${input.kind} result from the core, got a ${result.kind} result`);
+  }
+  return result as ResultOf<K>;
+}

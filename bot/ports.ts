@@ -1,0 +1,63 @@
+/**
+ * What bot/ needs from the outside, as small ports: the inference core (real one in inference/core.ts, a fake in
+ * tests), a clock, a logger. bot/ never imports the concrete core, so its tests run without models.
+ */
+import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../inference/types.js';
+
+/**
+ * A submitted job, the shape inference/core.ts hands back. `result` rejects with a PictalkError
+ * (`job.cancelled`, `job.timeout`, `inference.failed`, ...).
+ */
+export interface JobHandle {
+  readonly id: string;
+  /** 1.. while waiting (1 = next), 0 while running, -1 once settled. */
+  position(): number;
+  on(event: 'position', listener: (position: number) => void): unknown;
+  on(event: 'start', listener: () => void): unknown;
+  on(event: 'progress', listener: (progress: Progress) => void): unknown;
+  readonly result: Promise<JobResult>;
+  cancel(): unknown;
+}
+
+export interface SubmitOptions {
+  timeoutMs?: number;
+  /** bot/ picks the id so its jobs table, buttons and the core agree on one name. */
+  jobId?: string;
+}
+
+/** Queue figures for `/status`, per job kind; the core offers more, bot/ reads these. */
+export interface QueueStats {
+  queued: Record<JobKind, number>;
+  running: Record<JobKind, number>;
+}
+
+/** "Submit a job and get a handle". `submit` may throw `queue.busy` synchronously. */
+export interface InferencePort {
+  submit(owner: JobOwner, input: JobInput, options?: SubmitOptions): JobHandle;
+  stats?(): QueueStats;
+}
+
+export interface Clock {
+  now(): number; // ms since epoch
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** Where bot/ reports what no user should see (unknown errors, a failed `finish`). */
+export interface Logger {
+  warn(message: string, details?: Record<string, unknown>): void;
+  error(message: string, details?: Record<string, unknown>): void;
+}
+
+export const consoleLogger: Logger = {
+  warn: (message, details) => console.warn(`[pictalk] ${message}`, details ?? ''),
+  error: (message, details) => console.error(`[pictalk] ${message}`, details ?? ''),
+};
+
+/**
+ * Writes alt text for a generated image. The default submits a caption job to the core (the paper's unified loop:
+ * the captioner describes what the generator drew); tests or operators may plug another one in.
+ */
+export interface AltTextCaptioner {
+  describe(png: Buffer, context: { owner: JobOwner; jobId: string; index: number }): Promise<string>;
+}

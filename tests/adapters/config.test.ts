@@ -1,0 +1,66 @@
+import { loadSettings, requirePlatform } from '../../adapters/config.js';
+
+describe('loadSettings', () => {
+  it('uses defaults when nothing is set', () => {
+    const settings = loadSettings({});
+    expect(settings.dbPath).toBe('./pictalk.sqlite');
+    expect(settings.discord).toBeUndefined();
+    expect(settings.slack).toBeUndefined();
+    expect(settings.metricsPort).toBeUndefined();
+    expect(settings.bot.defaultDailyLimits).toEqual({ imagine: 20, caption: 50 });
+    expect(settings.bot.rateLimit).toEqual({ capacity: 5, windowMs: 30_000 });
+    expect(() => requirePlatform(settings)).toThrow(/No chat platform is configured/);
+  });
+
+  it('reads Discord, Slack Socket Mode and the other settings', () => {
+    const settings = loadSettings({
+      DISCORD_TOKEN: 'tok', DISCORD_APPLICATION_ID: '123456789012345678', DISCORD_API_URL: 'http://127.0.0.1:9999/api',
+      SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', SLACK_API_URL: 'http://127.0.0.1:9998/api/',
+      PICTALK_DB: '/var/lib/pictalk/db.sqlite', PICTALK_METRICS_PORT: '9464', PICTALK_T2I_MODEL: 'models/sd15',
+      PICTALK_CAPTIONER: 'models/cap', PICTALK_MODERATOR_ROLE_IDS: '111, 222',
+      PICTALK_DAILY_IMAGINE: '7', PICTALK_DAILY_CAPTION: '0', PICTALK_RATE_LIMIT: '3/1m', PICTALK_MAX_PROMPT_CHARS: '300',
+      PICTALK_MAX_ATTACHMENT_BYTES: '1048576', PICTALK_JOB_TIMEOUT_MS: '60000', PICTALK_IMAGE_UPSCALE: '4',
+    });
+    expect(settings.discord).toEqual({ token: 'tok', applicationId: '123456789012345678', apiUrl: 'http://127.0.0.1:9999/api' });
+    expect(settings.slack).toEqual({ mode: 'socket', botToken: 'xoxb-1', appToken: 'xapp-1', apiUrl: 'http://127.0.0.1:9998/api/' });
+    expect(settings).toMatchObject({ dbPath: '/var/lib/pictalk/db.sqlite', metricsPort: 9464, t2iModel: 'models/sd15', captioner: 'models/cap' });
+    expect(settings.bot).toMatchObject({
+      moderatorRoleIds: ['111', '222'], defaultDailyLimits: { imagine: 7, caption: 0 }, rateLimit: { capacity: 3, windowMs: 60_000 },
+      maxPromptChars: 300, maxAttachmentBytes: 1048576, jobTimeoutMs: { imagine: 60_000 }, imageUpscale: 4,
+    });
+    expect(() => requirePlatform(settings)).not.toThrow();
+  });
+
+  it('reads Slack HTTP mode with its port', () => {
+    expect(loadSettings({ SLACK_BOT_TOKEN: 'b', SLACK_SIGNING_SECRET: 's', PICTALK_SLACK_PORT: '8080' }).slack)
+      .toEqual({ mode: 'http', botToken: 'b', signingSecret: 's', port: 8080 });
+    expect(loadSettings({ SLACK_BOT_TOKEN: 'b', SLACK_SIGNING_SECRET: 's' }).slack).toMatchObject({ port: 3000 });
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadSettings({ DISCORD_TOKEN: '', DISCORD_APPLICATION_ID: ' ', PICTALK_DB: '' }).dbPath).toBe('./pictalk.sqlite');
+  });
+
+  it.each([
+    [{ DISCORD_TOKEN: 't' }, 'DISCORD_APPLICATION_ID', 'DISCORD_TOKEN is set but DISCORD_APPLICATION_ID is not; set both to run on Discord'],
+    [{ DISCORD_APPLICATION_ID: '1' }, 'DISCORD_TOKEN', 'DISCORD_APPLICATION_ID is set but DISCORD_TOKEN is not; set both to run on Discord'],
+    [{ DISCORD_TOKEN: 't', DISCORD_APPLICATION_ID: 'my-app' }, 'DISCORD_APPLICATION_ID', 'Expected DISCORD_APPLICATION_ID to be a numeric snowflake, got `"my-app"` (string)'],
+    [{ DISCORD_TOKEN: 't', DISCORD_APPLICATION_ID: '1', DISCORD_API_URL: 'localhost:9' }, 'DISCORD_API_URL', 'Expected DISCORD_API_URL to be an http(s) URL, got `"localhost:9"` (string)'],
+    [{ SLACK_BOT_TOKEN: 'b' }, 'SLACK_APP_TOKEN', 'SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET (HTTP, with PICTALK_SLACK_PORT) is'],
+    [{ SLACK_APP_TOKEN: 'a' }, 'SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not; Socket Mode needs both'],
+    [{ PICTALK_SLACK_PORT: 'eighty' }, 'PICTALK_SLACK_PORT', 'Expected PICTALK_SLACK_PORT to be an integer from 1 to 65535, got `"eighty"` (string)'],
+    [{ PICTALK_METRICS_PORT: '70000' }, 'PICTALK_METRICS_PORT', 'Expected PICTALK_METRICS_PORT to be an integer from 1 to 65535, got `"70000"` (string)'],
+    [{ PICTALK_METRICS_PORT: '9464.5' }, 'PICTALK_METRICS_PORT', 'Expected PICTALK_METRICS_PORT to be an integer from 1 to 65535, got `"9464.5"` (string)'],
+    [{ PICTALK_DAILY_IMAGINE: '-1' }, 'PICTALK_DAILY_IMAGINE', 'Expected PICTALK_DAILY_IMAGINE to be an integer from 0 to 100000, got `"-1"` (string)'],
+    [{ PICTALK_RATE_LIMIT: '5 per minute' }, 'PICTALK_RATE_LIMIT', 'Expected PICTALK_RATE_LIMIT like `5/30s` (commands per window in ms, s or m), got `"5 per minute"` (string)'],
+    [{ PICTALK_MODERATOR_ROLE_IDS: '1,,2' }, 'PICTALK_MODERATOR_ROLE_IDS', 'Expected PICTALK_MODERATOR_ROLE_IDS to be comma-separated role ids, got `"1,,2"` (string)'],
+  ])('stops on %j naming the setting', (env, setting, message) => {
+    expect(() => loadSettings(env)).toThrow(expect.objectContaining({ code: 'config.invalid', message, details: { settings: [setting] } }));
+  });
+
+  it('reports every bad setting at once', () => {
+    expect(() => loadSettings({ DISCORD_TOKEN: 't', PICTALK_METRICS_PORT: 'x' })).toThrow(
+      '2 settings are wrong:\n- DISCORD_TOKEN is set but DISCORD_APPLICATION_ID is not; set both to run on Discord\n' +
+      '- Expected PICTALK_METRICS_PORT to be an integer from 1 to 65535, got `"x"` (string)');
+  });
+});

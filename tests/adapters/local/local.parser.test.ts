@@ -1,0 +1,46 @@
+import { parseLine, tokenize } from '../../../adapters/local/local.parser.js';
+
+describe('local command parser', () => {
+  it('keeps quoted parts together', () => {
+    expect(tokenize(`a "b c" 'd e' f\\"`)).toEqual(['a', 'b c', 'd e', 'f\\"']);
+  });
+
+  it('parses /imagine with options anywhere and numbers as numbers', () => {
+    expect(parseLine('/imagine a red --seed 42 circle --guidance 7.5 --negative "blurry, dark" --scheduler ddim')).toEqual({
+      kind: 'command',
+      command: { name: 'imagine', options: { prompt: 'a red circle', seed: 42, guidance: 7.5, negative: 'blurry, dark', scheduler: 'ddim' } },
+    });
+  });
+
+  it('passes odd option values on for bot/ to judge', () => {
+    expect(parseLine('/imagine cat --steps many')).toEqual({ kind: 'command', command: { name: 'imagine', options: { prompt: 'cat', steps: 'many' } } });
+  });
+
+  it('reports unknown options and missing values locally', () => {
+    expect(parseLine('/imagine cat --size 3')).toEqual({ kind: 'error', message: 'Unknown option --size; expected --seed, --steps, --guidance, --count, --scheduler, --negative' });
+    expect(parseLine('/imagine cat --seed')).toEqual({ kind: 'error', message: 'Option --seed needs a value' });
+  });
+
+  it.each([
+    ['/status', { name: 'status' }],
+    ['/cancel j1', { name: 'cancel', jobId: 'j1' }],
+    ['/quota set imagine 5 role:123', { name: 'quota.set', target: { kind: 'role', id: '123' }, kind: 'imagine', limit: 5 }],
+    ['/quota set caption 2', { name: 'quota.set', target: { kind: 'default' }, kind: 'caption', limit: 2 }],
+    ['/quota show user:u1', { name: 'quota.show', target: { kind: 'user', id: 'u1' } }],
+    ['/quota reset u1', { name: 'quota.reset', target: { kind: 'user', id: 'u1' } }],
+    ['/blocklist add /bad (word|thing)/i', { name: 'blocklist.add', pattern: '/bad (word|thing)/i' }],
+    ['/autocaption C1 on', { name: 'autocaption.set', channelId: 'C1', enabled: true }],
+  ])('parses %s', (line, command) => {
+    expect(parseLine(line)).toEqual({ kind: 'command', command });
+  });
+
+  it('parses /caption with a path and --no-voice', () => {
+    expect(parseLine('/caption "my photo.png" --no-voice')).toEqual({ kind: 'caption', path: 'my photo.png', voice: false });
+  });
+
+  it('refuses lines without a slash and unknown commands', () => {
+    expect(parseLine('hello')).toEqual({ kind: 'error', message: 'Commands start with a slash; try /help' });
+    expect(parseLine('/paint x').kind).toBe('error');
+    expect(parseLine('  ')).toEqual({ kind: 'empty' });
+  });
+});

@@ -1,0 +1,152 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Bot } from '../../bot/bot.js';
+import { PictalkError, type ErrorCode } from '../../inference/errors.js';
+import { errorReply } from '../../bot/replies.js';
+import { SqliteStore } from '../../bot/sqlite.store.js';
+import type { BotRequest, Conversation } from '../../bot/types.js';
+import { actor, FakeCore, makeBot, ManualClock, moderator, RecordingConversation, request } from './helpers.js';
+
+describe('idempotency', () => {
+  it('never starts a second job for the same request id, and replies once', async () => {
+    const t = makeBot();
+    const first = new RecordingConversation();
+    const second = new RecordingConversation();
+    const req = request({ name: 'imagine', options: { prompt: 'x' } }, actor(), 'slack-evt-1');
+    const [a, b] = await Promise.all([t.bot.handle(req, first), t.bot.handle({ ...req, receivedAt: req.receivedAt + 3000 }, second)]);
+    expect(a).toEqual({ duplicate: false, jobId: first.reply.jobId });
+    expect(b).toEqual({ duplicate: true });
+    expect(second.replies).toEqual([]);
+    expect(t.core.of('imagine')).toHaveLength(1);
+    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').charged).toBe(1);
+    // ... also after the first has finished (a late Slack retry)
+    expect(await t.bot.handle(req, new RecordingConversation())).toEqual({ duplicate: true });
+  });
+
+  it('does not audit a moderator command twice', async () => {
+    const t = makeBot();
+    const req = request({ name: 'blocklist.add', pattern: 'x' }, moderator(), 'interaction-9');
+    await t.bot.handle(req, new RecordingConversation());
+    await t.bot.handle(req, new RecordingConversation());
+    expect(t.store.listAudit('space1')).toHaveLength(1);
+  });
+
+  it('forgets request ids after a day', async () => {
+    const t = makeBot();
+    const req = request({ name: 'status' }, actor(), 'old-event');
+    await t.bot.handle({ ...req, receivedAt: t.clock.now() }, new RecordingConversation());
+    t.clock.advance(25 * 3600 * 1000);
+    await t.bot.handle(request({ name: 'status' }), new RecordingConversation()); // prunes
+    const again = new RecordingConversation();
+    expect(await t.bot.handle({ ...req, receivedAt: t.clock.now() }, again)).toEqual({ duplicate: false });
+    expect(again.replies).toHaveLength(1);
+  });
+
+  it('remembers request ids across a restart', () => {
+    const store = new SqliteStore(':memory:');
+    expect(store.claimRequest({ id: 'r', spaceId: 's', userId: 'u', command: 'status', receivedAt: 1 })).toBe(true);
+    const bot = new Bot({ store, core: new FakeCore() });
+    const conversation = new RecordingConversation();
+    return bot.handle({ id: 'r', actor: actor(), channelId: 'c', command: { name: 'status' }, receivedAt: 1 }, conversation)
+      .then((outcome) => expect(outcome.duplicate).toBe(true));
+  });
+});
+
+describe('never throws, never loses a request', () => {
+  it('answers a malformed request with input.invalid', async () => {
+    const t = makeBot();
+    const conversation = new RecordingConversation();
+    await t.bot.handle({ id: '', actor: actor(), channelId: 'c', command: { name: 'status' }, receivedAt: 0 }, conversation);
+    expect(conversation.reply.error?.code).toBe('input.invalid');
+    const unknown = new RecordingConversation();
+    await t.bot.handle(request({ name: 'paint' } as unknown as BotRequest['command']), unknown);
+    expect(unknown.reply.text).toBe('Unknown command `"paint"` (string).');
+  });
+
+  it('survives a conversation whose status and finish throw', async () => {
+    const errors: string[] = [];
+    const t = makeBot({}, { logger: { warn: () => undefined, error: (message) => errors.push(message) } });
+    const conversation: Conversation = {
+      status: () => { throw new Error('edit failed'); },
+      finish: async () => { throw new Error('send failed'); },
+    };
+    await expect(t.bot.handle(request({ name: 'imagine', options: { prompt: 'x' } }), conversation)).resolves.toMatchObject({ duplicate: false });
+    expect(errors).toEqual(['conversation.finish failed; the reply was not delivered']);
+    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').charged).toBe(1);
+  });
+
+  it('answers even when the store fails, and logs it', async () => {
+    const errors: string[] = [];
+    const t = makeBot({}, { logger: { warn: () => undefined, error: (message) => errors.push(message) } });
+    t.store.close();
+    const conversation = new RecordingConversation();
+    await t.bot.handle(request({ name: 'status' }), conversation);
+    expect(conversation.reply.error?.code).toBe('inference.failed');
+    expect(conversation.reply.text).toBe('Something went wrong on our side; it has been logged.');
+    expect(errors).toEqual(['unexpected error in a command']);
+  });
+
+  it('refunds jobs a previous process accepted but never finished', () => {
+    const store = new SqliteStore(':memory:');
+    store.acceptJob(
+      { id: 'j1', requestId: 'r1', platform: 'slack', requesterId: 'u1', spaceId: 's', channelId: 'c', kind: 'imagine', settings: {}, createdAt: 1 },
+      { spaceId: 's', userId: 'u1', kind: 'imagine', day: '2025-06-01', units: 4, limit: 20 },
+    );
+    const warnings: string[] = [];
+    new Bot({ store, core: new FakeCore(), clock: new ManualClock(), logger: { warn: (m) => warnings.push(m), error: () => undefined } });
+    expect(store.usage('s', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 4 });
+    expect(warnings).toEqual(['refunded 1 job(s) interrupted by a restart']);
+  });
+
+  it('validates its config up front', () => {
+    expect(() => new Bot({ store: new SqliteStore(':memory:'), core: new FakeCore(), config: { rateLimit: { capacity: 0 } } }))
+      .toThrow('Expected `rateLimit.capacity` to be an integer from 1 to 10000, got `0` (number)');
+  });
+});
+
+describe('friendly error replies', () => {
+  const cases: Array<[ErrorCode, Record<string, unknown>, string]> = [
+    ['quota.exceeded', { kind: 'imagine', used: 20, limit: 20, units: 1 }, "You've used your 20 images for today; it resets at 00:00 UTC."],
+    ['quota.exceeded', { kind: 'caption', used: 49, limit: 50, units: 2 }, 'You asked for 2 captions but have 1 left today; it resets at 00:00 UTC.'],
+    ['rate.limited', { retryAfterMs: 90_000 }, "You're sending commands too fast; try again in 2 min."],
+    ['content.blocked', {}, "That prompt uses words this space doesn't allow, so I didn't run it."],
+    ['permission.denied', { command: 'quota.set' }, 'Only moderators can use `quota.set`.'],
+    ['queue.busy', {}, 'The queue is full right now; please try again in a minute.'],
+    ['model.invalid', {}, "The model is not set up correctly, so I can't do that now; an operator has to fix it."],
+    ['platform.rate_limited', {}, 'The chat platform is slowing us down; please try again shortly.'],
+  ];
+  it.each(cases)('%s reads as a sentence for people', (code, details, text) => {
+    const reply = errorReply(new PictalkError(code, 'internal message', details));
+    expect(reply).toEqual({ text, ephemeral: true, error: { code, retryable: new PictalkError(code, '').retryable } });
+  });
+
+  it('keeps the expected/got message of input errors', () => {
+    expect(errorReply(new PictalkError('input.invalid', 'Expected `steps` to be an integer from 1 to 50, got `80` (number)')).text)
+      .toBe('Expected `steps` to be an integer from 1 to 50, got `80` (number).');
+  });
+});
+
+describe('the Bot with SQLite on a file', () => {
+  it('keeps quotas across a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pictalk-bot-'));
+    try {
+      const path = join(dir, 'pictalk.sqlite');
+      const clock = new ManualClock();
+      const quiet = { warn: () => undefined, error: () => undefined };
+      const firstStore = new SqliteStore(path);
+      const first = new Bot({ store: firstStore, core: new FakeCore(), clock, logger: quiet, config: { defaultDailyLimits: { imagine: 1 } } });
+      const a = new RecordingConversation();
+      await first.handle(request({ name: 'imagine', options: { prompt: 'x' } }), a);
+      expect(a.reply.images).toHaveLength(1);
+      firstStore.close();
+      const second = new Bot({ store: new SqliteStore(path), core: new FakeCore(), clock, logger: quiet, config: { defaultDailyLimits: { imagine: 1 } } });
+      const b = new RecordingConversation();
+      await second.handle(request({ name: 'imagine', options: { prompt: 'y' } }), b);
+      expect(b.reply.error?.code).toBe('quota.exceeded');
+      expect(b.reply.text).toBe("You've used your 1 image for today; it resets at 00:00 UTC.");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
