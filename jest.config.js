@@ -1,6 +1,6 @@
 /** Jest on ESM TypeScript: ts-jest compiles each file; the tests import `.js` paths as NodeNext requires. */
 export default {
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/tests/helpers/onnx.environment.mjs',
   extensionsToTreatAsEsm: ['.ts'],
   roots: ['<rootDir>/tests'],
   testMatch: ['**/*.test.ts'],

@@ -1,0 +1,264 @@
+/**
+ * The `pictalk` command line: one inbound adapter of the inference core for a terminal.
+ *
+ *   pictalk imagine "<prompt>" --out FILE.png [--seed N] [--steps N] [--guidance X] [--width W --height H]
+ *                   [--scheduler NAME] [--negative "..."] [--count N] [--latents FILE.npy] [--upscale N] [--model DIR]
+ *   pictalk caption FILE... [--beam N] [--json] [--captioner DIR]
+ *   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
+ *   pictalk start                     (the bot; bin/pictalk.js hands in the starter, since inference/ never imports bot/)
+ *
+ * Exit codes: 0 done, 1 a model or runtime failure (the message names the path), 2 a usage error
+ * (unknown option, bad value, unreadable input file).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { PictalkError, isPictalkError, type ErrorCode } from './errors.js';
+import { SCHEDULER_NAMES, type CaptionResult, type ImagineRequest, type SchedulerName } from './types.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Starts the bot and resolves with an exit code when it stops; wired by bin/pictalk.js. */
+  start?: (argv: string[]) => Promise<number>;
+}
+
+/** A usage error: printed with the usage line, exit code 2. */
+class UsageError extends Error {}
+
+const USAGE = `Usage:
+  pictalk imagine "<prompt>" --out FILE.png [--seed N] [--steps N] [--guidance X] [--width W] [--height H]
+                  [--scheduler ${SCHEDULER_NAMES.join('|')}] [--negative "..."] [--count N] [--latents FILE.npy]
+                  [--upscale N] [--model DIR]
+  pictalk caption FILE... [--beam N] [--json] [--captioner DIR]
+  pictalk speak "<text>" --out FILE.ogg [--voice NAME]
+  pictalk start
+
+Models: --model DIR or PICTALK_T2I_MODEL (default models/builtin/text-to-image),
+        --captioner DIR or PICTALK_CAPTIONER (default models/builtin/captioner).
+Execution provider: PICTALK_EXECUTION_PROVIDER=cpu|cuda (default cpu).`;
+
+/** The package root: the nearest folder above this file with pictalk's package.json (works from dist/ and from source). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'pictalk') return dir;
+      } catch { /* keep looking */ }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error('Could not find the pictalk package root above the CLI');
+    dir = up;
+  }
+}
+
+function modelDir(option: string | undefined, envValue: string | undefined, builtin: string, cwd: string): string {
+  if (option) return resolve(cwd, option);
+  if (envValue) return resolve(cwd, envValue);
+  return join(packageRoot(), 'models', 'builtin', builtin);
+}
+
+function parse<T extends ParseArgsConfig['options']>(args: string[], options: T, command: string): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values: values as Record<string, unknown>, positionals };
+  } catch (error) {
+    // node's messages name the option: "Unknown option '--sed'", "Option '--seed <value>' argument missing"
+    throw new UsageError(`pictalk ${command}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function integer(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !/^-?\d+$/.test(raw.trim())) {
+    throw new UsageError(`Expected --${name} to be an integer, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+function decimal(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(value)) throw new UsageError(`Expected --${name} to be a number, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
+const str = (values: Record<string, unknown>, name: string): string | undefined => values[name] as string | undefined;
+
+/** FILE.png with count 3 -> FILE-1.png, FILE-2.png, FILE-3.png. */
+export function numberedPath(path: string, index: number, count: number): string {
+  if (count <= 1) return path;
+  const ext = extname(path);
+  return `${path.slice(0, path.length - ext.length)}-${index + 1}${ext}`;
+}
+
+function readInput(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new UsageError(`Expected ${what} at ${path}: ${reason}`);
+  }
+}
+
+async function imagine(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    out: { type: 'string', short: 'o' },
+    seed: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
+    width: { type: 'string' }, height: { type: 'string' }, scheduler: { type: 'string' },
+    negative: { type: 'string' }, count: { type: 'string' }, latents: { type: 'string' },
+    upscale: { type: 'string' }, model: { type: 'string' },
+  }, 'imagine');
+  if (positionals.length !== 1) {
+    throw new UsageError(`pictalk imagine: expected one prompt (quote it), got ${positionals.length} arguments`);
+  }
+  const out = str(values, 'out');
+  if (!out) throw new UsageError('pictalk imagine: expected --out FILE.png');
+  const scheduler = str(values, 'scheduler');
+  if (scheduler !== undefined && !(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) {
+    throw new UsageError(`Expected --scheduler to be one of ${SCHEDULER_NAMES.join(', ')}, got ${JSON.stringify(scheduler)}`);
+  }
+  const request: ImagineRequest = {
+    prompt: positionals[0]!,
+    negativePrompt: str(values, 'negative'),
+    seed: integer(values, 'seed'),
+    steps: integer(values, 'steps'),
+    guidance: decimal(values, 'guidance'),
+    width: integer(values, 'width'),
+    height: integer(values, 'height'),
+    scheduler: scheduler as SchedulerName | undefined,
+    count: integer(values, 'count'),
+    upscale: integer(values, 'upscale'),
+  };
+  const latentsPath = str(values, 'latents');
+  if (latentsPath) {
+    const { readNpy } = await import('./npy.js');
+    const path = resolve(io.cwd, latentsPath);
+    const npy = readNpy(readInput(path, 'a .npy file of latents'), path);
+    request.latents = npy.data instanceof Float32Array ? npy.data : Float32Array.from(npy.data as ArrayLike<number>);
+  }
+  const dir = modelDir(str(values, 'model'), io.env.PICTALK_T2I_MODEL, 'text-to-image', io.cwd);
+  const { loadTextToImage } = await import('./text-to-image.pipeline.js');
+  const pipeline = await loadTextToImage(dir);
+  try {
+    const result = await pipeline.imagine(request);
+    const { settings } = result;
+    result.images.forEach((image, i) => {
+      const path = resolve(io.cwd, numberedPath(out, i, result.images.length));
+      writeFileSync(path, image.png);
+      io.stdout(`${path}\t${image.width}x${image.height}\tseed ${image.seed}\n`);
+    });
+    io.stderr(`${settings.steps} steps, ${settings.scheduler}, guidance ${settings.guidance}, model ${result.model.name} `
+      + `(${result.model.hash.slice(0, 12)}), ${Math.round(result.timingsMs.total ?? 0)} ms\n`);
+  } finally {
+    await pipeline.dispose();
+  }
+  return 0;
+}
+
+async function caption(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    beam: { type: 'string' }, json: { type: 'boolean' }, captioner: { type: 'string' },
+  }, 'caption');
+  if (positionals.length === 0) throw new UsageError('pictalk caption: expected one or more image files');
+  const beam = integer(values, 'beam');
+  const files = positionals.map((file) => resolve(io.cwd, file));
+  const images = files.map((file) => readInput(file, 'an image file'));
+  const dir = modelDir(str(values, 'captioner'), io.env.PICTALK_CAPTIONER, 'captioner', io.cwd);
+  const { loadImageToText } = await import('./image-to-text.pipeline.js');
+  const pipeline = await loadImageToText(dir);
+  try {
+    const results: CaptionResult[] = [];
+    for (let start = 0; start < images.length; start += 16) {
+      const chunk = await pipeline.captionBatch(images.slice(start, start + 16).map((image) => ({ image, beam })));
+      for (const [i, result] of chunk.entries()) {
+        // a bad image or option comes back in its own slot: name the file
+        if (result instanceof PictalkError) throw Object.assign(result, { message: `${files[start + i]}: ${result.message}` });
+        results.push(result);
+      }
+    }
+    if (values.json) {
+      io.stdout(`${JSON.stringify(results.map((r, i) => ({ file: files[i], caption: r.caption, tokens: r.tokens, score: r.score })), null, 2)}\n`);
+    } else {
+      results.forEach((r, i) => io.stdout(`${files[i]}\t${r.caption}\t${r.score.toFixed(4)}\n`));
+    }
+  } finally {
+    await pipeline.dispose();
+  }
+  return 0;
+}
+
+async function speakCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { out: { type: 'string', short: 'o' }, voice: { type: 'string' } }, 'speak');
+  if (positionals.length !== 1) throw new UsageError(`pictalk speak: expected one text (quote it), got ${positionals.length} arguments`);
+  const out = str(values, 'out');
+  if (!out) throw new UsageError('pictalk speak: expected --out FILE.ogg');
+  const { speak } = await import('./text-to-speech.pipeline.js');
+  const result = await speak({ text: positionals[0]!, voice: str(values, 'voice') });
+  const path = resolve(io.cwd, out);
+  writeFileSync(path, result.ogg);
+  io.stdout(`${path}\t${result.durationSecs.toFixed(2)} s\n`);
+  return 0;
+}
+
+const USAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['input.invalid', 'input.too_large', 'input.unsupported', 'config.invalid']);
+
+/** Run one command line (argv without `node` and the script) and return the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'imagine': return await imagine(rest, io);
+      case 'caption': return await caption(rest, io);
+      case 'speak': return await speakCommand(rest, io);
+      case 'start':
+        if (!io.start) {
+          io.stderr('pictalk start: this build has no bot starter wired in (bin/pictalk.js passes one to main)\n');
+          return 1;
+        }
+        return await io.start(rest);
+      case 'help': case '--help': case '-h':
+        io.stdout(`${USAGE}\n`);
+        return 0;
+      case undefined:
+        throw new UsageError('pictalk: expected a command');
+      default:
+        throw new UsageError(`pictalk: unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(`${error.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (isPictalkError(error)) {
+      io.stderr(`pictalk ${command}: ${error.message} [${error.code}]\n`);
+      return USAGE_CODES.has(error.code) ? 2 : 1;
+    }
+    io.stderr(`pictalk ${command}: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+/** The process entry: bin/pictalk.js calls this. */
+export async function run(argv = process.argv.slice(2), start?: CliIo['start']): Promise<never> {
+  const code = await main(argv, {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    env: process.env,
+    cwd: process.cwd(),
+    start,
+  });
+  process.exit(code);
+}
+
+// Run directly (`tsx inference/cli.ts ...` or `node dist/inference/cli.js ...`).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  void run();
+}

@@ -1,0 +1,296 @@
+/**
+ * Image-to-text: the CNN-LSTM captioner over a `captioner/` folder (models/README.md).
+ *
+ * decode (image.codec) -> encoder.onnx (pixels -> features, h0, c0) -> greedy or beam search in TypeScript over
+ * decoder_step.onnx. Beam search is batched across images: every live hypothesis of every image goes into one
+ * decoder call per step. The search is the one models/train/caption_beam.py defines (Show, Attend and Tell style,
+ * shrinking beam); tests/fixtures/tiny-captioner/parity.json holds its token ids and scores.
+ */
+import { PictalkError, asInferenceError, describe, isPictalkError } from './errors.js';
+import { imageToTensor, type DecodeLimits } from './image.codec.js';
+import { readCaptionerFolder, type CaptionerFolder } from './model-folder.js';
+import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
+import type { CaptionRequest, CaptionResult, RunOptions } from './types.js';
+
+export interface ImageToTextOptions {
+  backend?: BackendOptions;
+  limits?: DecodeLimits;
+  /** Most images in one `captionBatch` call; 16 by default. */
+  maxBatch?: number;
+}
+
+export interface ImageToText {
+  readonly folder: CaptionerFolder;
+  caption(request: CaptionRequest, options?: RunOptions): Promise<CaptionResult>;
+  /**
+   * Caption several images in one batched search; results in input order, each as `caption` would give it.
+   * A request with a bad option or an unreadable image gets its PictalkError in its slot and the others go on;
+   * a failure of the model itself throws for the whole batch.
+   */
+  captionBatch(requests: readonly CaptionRequest[], options?: RunOptions): Promise<Array<CaptionResult | PictalkError>>;
+  dispose(): Promise<void>;
+}
+
+interface SearchSettings { beam: number; lengthPenalty: number; maxLength: number }
+
+/** One hypothesis: generated ids (`<eos>` included once finished) and the sum of their log-probabilities. */
+interface Hypothesis { ids: number[]; sum: number }
+
+interface ImageSearch {
+  settings: SearchSettings;
+  live: Hypothesis[];
+  finished: Hypothesis[];
+  done: boolean;
+}
+
+/** log_softmax of one row of float32 logits, computed in float64 as caption_beam.py does. */
+function logSoftmaxRow(logits: Float32Array, row: number, size: number, out: Float64Array): void {
+  const base = row * size;
+  let max = -Infinity;
+  for (let v = 0; v < size; v += 1) if (logits[base + v]! > max) max = logits[base + v]!;
+  let sum = 0;
+  for (let v = 0; v < size; v += 1) sum += Math.exp(logits[base + v]! - max);
+  const shift = max + Math.log(sum);
+  for (let v = 0; v < size; v += 1) out[v] = logits[base + v]! - shift;
+}
+
+/** Copy rows of a [rows, rowSize] array (or of every [rows, rowSize] slab of an [L, rows, rowSize] array). */
+function gatherRows(data: Float32Array, slabs: number, rowsIn: number, rowSize: number, pick: readonly number[]): Float32Array {
+  const out = new Float32Array(slabs * pick.length * rowSize);
+  for (let s = 0; s < slabs; s += 1) {
+    for (let j = 0; j < pick.length; j += 1) {
+      const from = (s * rowsIn + pick[j]!) * rowSize;
+      out.set(data.subarray(from, from + rowSize), (s * pick.length + j) * rowSize);
+    }
+  }
+  return out;
+}
+
+/** Capital letter, full stop: "a red circle" -> "A red circle." */
+export function postProcess(words: readonly string[]): string {
+  const text = words.join(' ').replace(/\s+([,.;:!?])/g, '$1').trim();
+  if (!text) return '';
+  const capital = text[0]!.toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}
+
+export async function loadImageToText(dir: string, options: ImageToTextOptions = {}): Promise<ImageToText> {
+  // validate the folder first: a missing or malformed file names itself before any session opens
+  const folder = readCaptionerFolder(dir);
+  const { config, vocab } = folder;
+  const maxBatch = options.maxBatch ?? 16;
+  const encoder = await openModel(folder.encoderPath, options.backend);
+  let decoder: OnnxModel;
+  try {
+    decoder = await openModel(folder.decoderPath, options.backend);
+  } catch (error) {
+    await encoder.dispose();
+    throw error;
+  }
+  for (const [model, names] of [[encoder, ['pixel_values']], [decoder, ['input_ids', 'h', 'c', 'features']]] as const) {
+    for (const name of names) {
+      if (!model.hasInput(name)) {
+        throw new PictalkError('model.invalid', `Expected ${model.path} to have an input named \`${name}\`, it has ${model.inputNames.join(', ')}`,
+          { path: model.path });
+      }
+    }
+  }
+  const idsType = decoder.inputType('input_ids');
+  if (idsType !== 'int64' && idsType !== 'int32') {
+    throw new PictalkError('model.invalid', `Expected \`input_ids\` of ${decoder.path} to be int64 or int32, got ${idsType}`, { path: decoder.path });
+  }
+  const specials = new Set([config.padId, config.bosId, config.eosId, config.unkId]);
+  const [height, width] = config.imageSize;
+
+  function settingsOf(request: CaptionRequest): SearchSettings {
+    const beam = request.beam ?? config.beamSize;
+    const lengthPenalty = request.lengthPenalty ?? config.lengthPenalty;
+    const maxLength = request.maxLength ?? config.maxLength;
+    if (!Number.isInteger(beam) || beam < 1 || beam > 16) {
+      throw new PictalkError('input.invalid', `Expected \`beam\` to be an integer from 1 to 16, got ${describe(beam)}`);
+    }
+    if (typeof lengthPenalty !== 'number' || !(lengthPenalty >= 0 && lengthPenalty <= 5)) {
+      throw new PictalkError('input.invalid', `Expected \`lengthPenalty\` to be a number from 0 to 5, got ${describe(lengthPenalty)}`);
+    }
+    if (!Number.isInteger(maxLength) || maxLength < 1 || maxLength > config.maxLength) {
+      throw new PictalkError('input.invalid', `Expected \`maxLength\` to be an integer from 1 to ${config.maxLength}, got ${describe(maxLength)}`);
+    }
+    // beam 1 is greedy: the argmax each step, scored by the mean log-probability (length penalty 1)
+    return { beam, lengthPenalty: beam === 1 ? 1 : lengthPenalty, maxLength };
+  }
+
+  async function captionBatch(requests: readonly CaptionRequest[], run: RunOptions = {}): Promise<Array<CaptionResult | PictalkError>> {
+    if (requests.length === 0) return [];
+    if (requests.length > maxBatch) {
+      throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images in one batch, got ${requests.length}`);
+    }
+    const started = performance.now();
+    const checkAbort = (): void => {
+      if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The caption job was cancelled');
+    };
+    checkAbort();
+
+    // decode: every valid request's image into one [B, 3, H, W] buffer; a bad one keeps its error in its slot
+    const plane = 3 * height * width;
+    const pixelsAll = new Float32Array(requests.length * plane);
+    const slots: Array<SearchSettings | PictalkError> = await Promise.all(requests.map(async (request, i) => {
+      try {
+        const settings = settingsOf(request);
+        await imageToTensor(request.image, {
+          size: [height, width], mean: config.mean, std: config.std, kernel: 'bilinear', ...options.limits,
+        }, pixelsAll, i * plane);
+        return settings;
+      } catch (error) {
+        if (isPictalkError(error) && error.code.startsWith('input.')) return error;
+        throw error;
+      }
+    }));
+    const good = slots.flatMap((slot, i) => (slot instanceof PictalkError ? [] : [i]));
+    const settings = good.map((i) => slots[i] as SearchSettings);
+    const batch = good.length;
+    const decodedAt = performance.now();
+    checkAbort();
+    if (batch === 0) return slots as PictalkError[];
+    // compact the decoded images to the front: [batch, 3, H, W]
+    good.forEach((from, to) => { if (from !== to) pixelsAll.copyWithin(to * plane, from * plane, (from + 1) * plane); });
+    const pixels = pixelsAll.subarray(0, batch * plane);
+
+    // encode: pixels -> features [B, F] (or [B, N, F]), h0, c0 [layers, B, hidden]
+    run.onProgress?.({ stage: 'encode', step: 0, total: 1 });
+    const encoded = await encoder.run({ pixel_values: { data: pixels, dims: [batch, 3, height, width] } });
+    const features0 = encoded.features as TensorValue<Float32Array> | undefined;
+    const h0 = encoded.h0 as TensorValue<Float32Array> | undefined;
+    const c0 = encoded.c0 as TensorValue<Float32Array> | undefined;
+    if (!features0 || !h0 || !c0) {
+      throw new PictalkError('model.invalid', `Expected ${encoder.path} to output features, h0 and c0, got ${Object.keys(encoded).join(', ')}`,
+        { path: encoder.path });
+    }
+    const encodedAt = performance.now();
+    const layers = h0.dims[0]!;
+    const hidden = h0.dims[2]!;
+    const featureDims = features0.dims.slice(1);
+    const featureSize = featureDims.reduce((a, b) => a * b, 1);
+
+    // search: one decoder call per step over all live hypotheses of all images, in image order
+    const searches: ImageSearch[] = settings.map((s) => ({ settings: s, live: [{ ids: [], sum: 0 }], finished: [], done: false }));
+    let h = h0.data;
+    let c = c0.data;
+    let features = features0.data;
+    const longest = Math.max(...settings.map((s) => s.maxLength));
+    const vocabSize = vocab.length;
+    const logp = new Float64Array(vocabSize);
+    for (let t = 0; t < longest; t += 1) {
+      checkAbort();
+      run.onProgress?.({ stage: 'caption', step: t, total: longest });
+      const active = searches.filter((s) => !s.done);
+      if (active.length === 0) break;
+      const rows = active.reduce((n, s) => n + s.live.length, 0);
+      const lastIds = active.flatMap((s) => s.live.map((hyp) => hyp.ids.at(-1) ?? config.bosId));
+      const ids = idsType === 'int64' ? BigInt64Array.from(lastIds, (id) => BigInt(id)) : Int32Array.from(lastIds);
+      const out = await decoder.run({
+        input_ids: { data: ids, dims: [rows] },
+        h: { data: h, dims: [layers, rows, hidden] },
+        c: { data: c, dims: [layers, rows, hidden] },
+        features: { data: features, dims: [rows, ...featureDims] },
+      });
+      const logits = out.logits?.data as Float32Array | undefined;
+      if (!logits || logits.length !== rows * vocabSize) {
+        throw new PictalkError('model.invalid', `Expected logits [${rows}, ${vocabSize}] from ${decoder.path}, got ${out.logits ? `[${out.logits.dims.join(', ')}]` : 'none'}`,
+          { path: decoder.path });
+      }
+      const keep: number[] = [];   // rows (of this step's batch) that stay live, in the new order
+      let row = 0;
+      for (const search of active) {
+        const { beam, maxLength } = search.settings;
+        const want = beam - search.finished.length;
+        // the best `want` candidates by sum + logp descending, ties by flat index (hypothesis, token) ascending;
+        // kept sorted with an insertion step: `want` is at most 16
+        const bestScore: number[] = [];
+        const bestFlat: number[] = [];
+        for (let b = 0; b < search.live.length; b += 1) {
+          logSoftmaxRow(logits, row + b, vocabSize, logp);
+          const base = search.live[b]!.sum;
+          for (let v = 0; v < vocabSize; v += 1) {
+            const score = base + logp[v]!;
+            if (bestScore.length === want && !(score > bestScore[want - 1]!)) continue;
+            let at = bestScore.length;
+            while (at > 0 && score > bestScore[at - 1]!) at -= 1;
+            bestScore.splice(at, 0, score);
+            bestFlat.splice(at, 0, b * vocabSize + v);
+            if (bestScore.length > want) { bestScore.pop(); bestFlat.pop(); }
+          }
+        }
+        const nextLive: Hypothesis[] = [];
+        for (let j = 0; j < bestFlat.length; j += 1) {
+          const b = Math.floor(bestFlat[j]! / vocabSize);
+          const token = bestFlat[j]! % vocabSize;
+          const hyp = { ids: [...search.live[b]!.ids, token], sum: bestScore[j]! };
+          if (token === config.eosId) search.finished.push(hyp);
+          else { nextLive.push(hyp); keep.push(row + b); }
+        }
+        row += search.live.length;
+        if (nextLive.length === 0 || search.finished.length >= beam) {
+          search.live = [];
+          search.done = true;
+        } else if (t + 1 >= maxLength) {
+          // max_length reached: the live ones are finished as they are
+          search.finished.push(...nextLive);
+          search.live = [];
+          search.done = true;
+          keep.splice(keep.length - nextLive.length, nextLive.length);
+        } else {
+          search.live = nextLive;
+        }
+      }
+      if (keep.length === 0) break;
+      h = gatherRows(out.h_out!.data as Float32Array, layers, rows, hidden, keep);
+      c = gatherRows(out.c_out!.data as Float32Array, layers, rows, hidden, keep);
+      features = gatherRows(features, 1, rows, featureSize, keep);
+    }
+    const searchedAt = performance.now();
+
+    const results = searches.map((search): CaptionResult => {
+      const alpha = search.settings.lengthPenalty;
+      let best: Hypothesis | undefined;
+      let bestNorm = -Infinity;
+      for (const hyp of search.finished) {
+        const norm = hyp.sum / hyp.ids.length ** alpha;
+        if (norm > bestNorm) { best = hyp; bestNorm = norm; }
+      }
+      const ids = (best?.ids ?? []).filter((id) => id !== config.eosId);
+      const tokens = ids.map((id) => vocab[id]!);
+      return {
+        kind: 'caption' as const,
+        caption: postProcess(ids.filter((id) => !specials.has(id)).map((id) => vocab[id]!)),
+        tokens,
+        score: bestNorm,
+        timingsMs: {
+          decode: decodedAt - started,
+          encode: encodedAt - decodedAt,
+          search: searchedAt - encodedAt,
+          total: searchedAt - started,
+        },
+      };
+    });
+    return slots.map((slot, i) => (slot instanceof PictalkError ? slot : results[good.indexOf(i)]!));
+  }
+
+  return {
+    folder,
+    captionBatch: async (requests, run) => {
+      try {
+        return await captionBatch(requests, run);
+      } catch (error) {
+        throw asInferenceError(error, 'Captioning');
+      }
+    },
+    caption: async (request, run) => {
+      const [result] = await captionBatch([request], run).catch((error: unknown) => { throw asInferenceError(error, 'Captioning'); });
+      if (result instanceof PictalkError) throw result;
+      return result!;
+    },
+    async dispose() {
+      await Promise.all([encoder.dispose(), decoder.dispose()]);
+    },
+  };
+}

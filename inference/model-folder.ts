@@ -1,0 +1,284 @@
+/**
+ * Reading and validating model folders (the contracts of models/README.md), before any session is opened:
+ * a folder with a missing or malformed file fails here with `model.invalid` naming the file.
+ *
+ * - Text-to-image: the diffusers ONNX layout (what `optimum` exports for Stable Diffusion 1.x/2.x), plus an optional
+ *   `pictalk.json` beside `model_index.json` (or a `pictalk` key inside it) with the model's own defaults.
+ * - Captioner: `config.json`, `vocab.json`, `encoder.onnx`, `decoder_step.onnx`.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { PictalkError, describe } from './errors.js';
+import { schedulerNameForClass } from './schedulers/scheduler.factory.js';
+import { SCHEDULER_NAMES, type SchedulerName } from './types.js';
+
+type Json = Record<string, unknown>;
+
+function invalid(path: string, message: string): PictalkError {
+  return new PictalkError('model.invalid', message, { path });
+}
+
+export function requireFile(path: string): string {
+  if (!existsSync(path) || !statSync(path).isFile()) throw invalid(path, `Expected the model file ${path}, found none`);
+  return path;
+}
+
+export function readJson(path: string): Json {
+  requireFile(path);
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw invalid(path, `Expected valid JSON in ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(path, `Expected a JSON object in ${path}, got ${Array.isArray(value) ? 'an array' : describe(value)}`);
+  }
+  return value as Json;
+}
+
+function requireDir(dir: string, what: string): string {
+  const absolute = resolve(dir);
+  if (!existsSync(absolute) || !statSync(absolute).isDirectory()) {
+    throw invalid(absolute, `Expected a ${what} folder at ${absolute}, found none`);
+  }
+  return absolute;
+}
+
+function num(json: Json, key: string, path: string, check: (n: number) => boolean, expected: string, fallback?: number): number {
+  const value = json[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) {
+    throw invalid(path, `Expected \`${key}\` in ${path} to be ${expected}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+const isPositiveInt = (n: number): boolean => Number.isInteger(n) && n > 0;
+const isNonNegativeInt = (n: number): boolean => Number.isInteger(n) && n >= 0;
+
+// ---- text-to-image -------------------------------------------------------------------------------------------
+
+export interface TextToImageDefaults {
+  scheduler: SchedulerName;
+  steps: number;
+  guidance: number;
+  width: number;
+  height: number;
+}
+
+export interface TextToImageFolder {
+  dir: string;
+  name: string;
+  tokenizerDir: string;
+  textEncoderPath: string;
+  unetPath: string;
+  vaeDecoderPath: string;
+  /** scheduler/scheduler_config.json as written (the schedulers resolve their own defaults). */
+  schedulerConfig: Json;
+  schedulerConfigPath: string;
+  /** C of the latents [B, C, h, w]. */
+  latentChannels: number;
+  /** f: image side / latent side = 2^(len(block_out_channels) - 1). */
+  latentFactor: number;
+  /** Latents are divided by this before the VAE decoder (SD 1.x: 0.18215). */
+  scalingFactor: number;
+  defaults: TextToImageDefaults;
+  /** Largest accepted width or height; twice the default size unless pictalk.json says `max_size`. */
+  maxSize: number;
+}
+
+const PIPELINE_DEFAULT_STEPS = 20;
+const PIPELINE_DEFAULT_GUIDANCE = 7.5;
+
+export function readTextToImageFolder(dirIn: string): TextToImageFolder {
+  const dir = requireDir(dirIn, 'text-to-image model');
+  const indexPath = join(dir, 'model_index.json');
+  const modelIndex = readJson(indexPath);
+  const tokenizerDir = join(dir, 'tokenizer');
+  for (const file of ['vocab.json', 'merges.txt']) requireFile(join(tokenizerDir, file));
+  const textEncoderPath = requireFile(join(dir, 'text_encoder', 'model.onnx'));
+  const unetPath = requireFile(join(dir, 'unet', 'model.onnx'));
+  const vaeDecoderPath = requireFile(join(dir, 'vae_decoder', 'model.onnx'));
+
+  const schedulerPath = join(dir, 'scheduler', 'scheduler_config.json');
+  const schedulerConfig = readJson(schedulerPath);
+  const schedulerClass = schedulerConfig._class_name;
+  const ownScheduler = typeof schedulerClass === 'string' ? schedulerNameForClass(schedulerClass) : undefined;
+  if (!ownScheduler) {
+    throw invalid(schedulerPath, `Expected \`_class_name\` in ${schedulerPath} to be a scheduler class pictalk implements `
+      + `(PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler, LCMScheduler), got ${describe(schedulerClass)}`);
+  }
+
+  // The VAE config: optimum copies it beside vae_decoder/model.onnx; older exports keep only vae_encoder's or none.
+  const vaePath = [join(dir, 'vae_decoder', 'config.json'), join(dir, 'vae_encoder', 'config.json')].find((p) => existsSync(p));
+  const vae = vaePath ? readJson(vaePath) : {};
+  const vaeWhere = vaePath ?? join(dir, 'vae_decoder', 'config.json');
+  const scalingFactor = num(vae, 'scaling_factor', vaeWhere, (n) => n > 0, 'a positive number', 0.18215);
+  const latentChannels = num(vae, 'latent_channels', vaeWhere, isPositiveInt, 'a positive integer', 4);
+  const blocks = vae.block_out_channels ?? [128, 256, 512, 512];
+  if (!Array.isArray(blocks) || blocks.length < 1) {
+    throw invalid(vaeWhere, `Expected \`block_out_channels\` in ${vaeWhere} to be a non-empty array, got ${describe(blocks)}`);
+  }
+  const latentFactor = 2 ** (blocks.length - 1);
+
+  const unetConfigPath = join(dir, 'unet', 'config.json');
+  const unet = existsSync(unetConfigPath) ? readJson(unetConfigPath) : {};
+  const sampleSize = unet.sample_size;
+  const sideFromUnet = typeof sampleSize === 'number' ? sampleSize * latentFactor
+    : Array.isArray(sampleSize) && typeof sampleSize[0] === 'number' ? sampleSize[0] * latentFactor : 512;
+
+  // The model's own defaults: pictalk.json beside model_index.json wins over a `pictalk` key in model_index.json.
+  const extraPath = join(dir, 'pictalk.json');
+  const extra: Json = existsSync(extraPath) ? readJson(extraPath)
+    : (modelIndex.pictalk && typeof modelIndex.pictalk === 'object' ? modelIndex.pictalk as Json : {});
+  const extraWhere = existsSync(extraPath) ? extraPath : indexPath;
+  const scheduler = extra.scheduler ?? ownScheduler;
+  if (typeof scheduler !== 'string' || !(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) {
+    throw invalid(extraWhere, `Expected \`scheduler\` in ${extraWhere} to be one of ${SCHEDULER_NAMES.join(', ')}, got ${describe(scheduler)}`);
+  }
+  const isSide = (n: number): boolean => isPositiveInt(n) && n % latentFactor === 0;
+  const width = num(extra, 'width', extraWhere, isSide, `a positive multiple of ${latentFactor}`, sideFromUnet);
+  const height = num(extra, 'height', extraWhere, isSide, `a positive multiple of ${latentFactor}`, sideFromUnet);
+  const defaults: TextToImageDefaults = {
+    scheduler: scheduler as SchedulerName,
+    steps: num(extra, 'steps', extraWhere, (n) => isPositiveInt(n) && n <= 100, 'an integer from 1 to 100', PIPELINE_DEFAULT_STEPS),
+    guidance: num(extra, 'guidance', extraWhere, (n) => n >= 0 && n <= 30, 'a number from 0 to 30', PIPELINE_DEFAULT_GUIDANCE),
+    width,
+    height,
+  };
+  const maxSize = num(extra, 'max_size', extraWhere, isSide, `a positive multiple of ${latentFactor}`, 2 * Math.max(width, height));
+  const name = typeof extra.name === 'string' ? extra.name
+    : typeof modelIndex._name_or_path === 'string' && modelIndex._name_or_path ? basename(modelIndex._name_or_path)
+      : basename(dir);
+  return {
+    dir, name, tokenizerDir, textEncoderPath, unetPath, vaeDecoderPath, schedulerConfig, schedulerConfigPath: schedulerPath,
+    latentChannels, latentFactor, scalingFactor, defaults, maxSize,
+  };
+}
+
+// ---- captioner -----------------------------------------------------------------------------------------------
+
+export interface CaptionerConfig {
+  architecture: 'cnn-lstm' | 'cnn-lstm-attention';
+  imageSize: [number, number];
+  mean: [number, number, number];
+  std: [number, number, number];
+  bosId: number;
+  eosId: number;
+  padId: number;
+  unkId: number;
+  maxLength: number;
+  beamSize: number;
+  lengthPenalty: number;
+  hiddenSize: number;
+  numLayers: number;
+}
+
+export interface CaptionerFolder {
+  dir: string;
+  name: string;
+  config: CaptionerConfig;
+  vocab: string[];
+  encoderPath: string;
+  decoderPath: string;
+}
+
+function triple(json: Json, key: string, path: string, positive: boolean): [number, number, number] {
+  const value = json[key];
+  if (!Array.isArray(value) || value.length !== 3 || value.some((v) => typeof v !== 'number' || !Number.isFinite(v) || (positive && v <= 0))) {
+    throw invalid(path, `Expected \`${key}\` in ${path} to be three ${positive ? 'positive ' : ''}numbers, got ${describe(JSON.stringify(value))}`);
+  }
+  return value as [number, number, number];
+}
+
+export function readCaptionerFolder(dirIn: string): CaptionerFolder {
+  const dir = requireDir(dirIn, 'captioner');
+  const configPath = join(dir, 'config.json');
+  const json = readJson(configPath);
+  const architecture = json.architecture;
+  if (architecture !== 'cnn-lstm' && architecture !== 'cnn-lstm-attention') {
+    throw invalid(configPath, `Expected \`architecture\` in ${configPath} to be cnn-lstm or cnn-lstm-attention, got ${describe(architecture)}`);
+  }
+  const size = json.image_size;
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => typeof v === 'number' && isPositiveInt(v))) {
+    throw invalid(configPath, `Expected \`image_size\` in ${configPath} to be [H, W] positive integers, got ${describe(JSON.stringify(size))}`);
+  }
+  const vocabPath = join(dir, 'vocab.json');
+  requireFile(vocabPath);
+  let vocab: unknown;
+  try {
+    vocab = JSON.parse(readFileSync(vocabPath, 'utf8'));
+  } catch (error) {
+    throw invalid(vocabPath, `Expected valid JSON in ${vocabPath}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (!Array.isArray(vocab) || vocab.length === 0 || vocab.some((w) => typeof w !== 'string')) {
+    throw invalid(vocabPath, `Expected ${vocabPath} to be a JSON array of words, got ${describe(Array.isArray(vocab) ? `an array of ${vocab.length}` : vocab)}`);
+  }
+  const words = vocab as string[];
+  const isId = (n: number): boolean => isNonNegativeInt(n) && n < words.length;
+  const ids = `an integer id below the vocabulary size ${words.length}`;
+  const config: CaptionerConfig = {
+    architecture,
+    imageSize: [size[0] as number, size[1] as number],
+    mean: triple(json, 'mean', configPath, false),
+    std: triple(json, 'std', configPath, true),
+    bosId: num(json, 'bos_id', configPath, isId, ids),
+    eosId: num(json, 'eos_id', configPath, isId, ids),
+    padId: num(json, 'pad_id', configPath, isId, ids),
+    unkId: num(json, 'unk_id', configPath, isId, ids),
+    maxLength: num(json, 'max_length', configPath, (n) => isPositiveInt(n) && n <= 256, 'an integer from 1 to 256'),
+    beamSize: num(json, 'beam_size', configPath, (n) => isPositiveInt(n) && n <= 16, 'an integer from 1 to 16', 3),
+    lengthPenalty: num(json, 'length_penalty', configPath, (n) => n >= 0 && n <= 5, 'a number from 0 to 5', 1),
+    hiddenSize: num(json, 'hidden_size', configPath, isPositiveInt, 'a positive integer'),
+    numLayers: num(json, 'num_layers', configPath, isPositiveInt, 'a positive integer'),
+  };
+  return {
+    dir,
+    name: typeof json.name === 'string' ? json.name : basename(dir),
+    config,
+    vocab: words,
+    encoderPath: requireFile(join(dir, 'encoder.onnx')),
+    decoderPath: requireFile(join(dir, 'decoder_step.onnx')),
+  };
+}
+
+// ---- hashing ---------------------------------------------------------------------------------------------------
+
+/** Files that define a model: graphs, their external weights, configs and tokenizer files. */
+const HASHED = /\.(onnx|onnx_data|json|txt|pb)$/;
+
+function listModelFiles(dir: string, prefix = ''): string[] {
+  const files: string[] = [];
+  for (const entry of readdirSync(join(dir, prefix), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) files.push(...listModelFiles(dir, rel));
+    else if (entry.isFile() && HASHED.test(entry.name)) files.push(rel);
+  }
+  return files;
+}
+
+const hashes = new Map<string, Promise<string>>();
+
+/**
+ * sha256 over the model's files (relative path, then contents, in path order), streamed so multi-GB external
+ * weights do not sit in memory; computed once per folder and process.
+ */
+export function hashModelFolder(dirIn: string): Promise<string> {
+  const dir = resolve(dirIn);
+  let hash = hashes.get(dir);
+  if (!hash) {
+    hash = (async () => {
+      const digest = createHash('sha256');
+      for (const rel of listModelFiles(dir)) {
+        digest.update(`${rel}\0`);
+        for await (const chunk of createReadStream(join(dir, rel))) digest.update(chunk as Buffer);
+        digest.update('\0');
+      }
+      return digest.digest('hex');
+    })();
+    hashes.set(dir, hash);
+    hash.catch(() => hashes.delete(dir));
+  }
+  return hash;
+}

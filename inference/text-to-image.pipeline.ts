@@ -1,0 +1,333 @@
+/**
+ * Text-to-image over the diffusers ONNX layout (models/README.md), in the order of diffusers'
+ * OnnxStableDiffusionPipeline: validate, encode prompt, prepare latents, denoise with classifier-free guidance,
+ * decode with the VAE, encode PNG.
+ *
+ * Classifier-free guidance runs the unconditional and conditional halves in ONE UNet call of batch 2 * count,
+ * [uncond x count, cond x count] as diffusers orders them, and combines them in place. Buffers that live through
+ * the denoising loop (UNet input, timestep, UNet output) are allocated once per request; sessions stay warm in the
+ * backend's cache between requests.
+ * @see diffusers/pipelines/stable_diffusion/pipeline_onnx_stable_diffusion.py
+ */
+import { randomInt } from 'node:crypto';
+import { loadClipTokenizer, type ClipTokenizer } from './clip.tokenizer.js';
+import { PictalkError, asInferenceError, describe } from './errors.js';
+import { encodePng } from './image.codec.js';
+import { hashModelFolder, readTextToImageFolder, type TextToImageFolder } from './model-folder.js';
+import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
+import { createScheduler } from './schedulers/scheduler.factory.js';
+import { gaussianNoise } from './schedulers/noise.js';
+import type { NoiseSource } from './schedulers/scheduler.js';
+import {
+  SCHEDULER_NAMES, type GeneratedImage, type ImagineRequest, type ImagineResult, type ImagineSettings, type RunOptions,
+} from './types.js';
+
+export const MAX_PROMPT_CHARS = 1000;
+export const MAX_COUNT = 4;
+export const MAX_STEPS = 100;
+export const MAX_GUIDANCE = 30;
+
+export interface TextToImageOptions {
+  backend?: BackendOptions;
+}
+
+export interface TextToImage {
+  readonly folder: TextToImageFolder;
+  imagine(request: ImagineRequest, options?: RunOptions): Promise<ImagineResult>;
+  /** Resolve a request's defaults and validate it without running anything (`input.invalid` on a bad value). */
+  settingsFor(request: ImagineRequest): ImagineSettings;
+  dispose(): Promise<void>;
+}
+
+/** Per image i, noise from its own stream (seed + i), so image i of a batch is reproducible with count 1. */
+class BatchNoise implements NoiseSource {
+  private readonly sources: NoiseSource[];
+  constructor(seeds: readonly number[], stream: number) {
+    this.sources = seeds.map((seed) => gaussianNoise(seed, stream));
+  }
+
+  fill(out: Float32Array): Float32Array {
+    const per = out.length / this.sources.length;
+    this.sources.forEach((source, i) => source.fill(out.subarray(i * per, (i + 1) * per)));
+    return out;
+  }
+}
+
+const isInt = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value);
+
+/** A small cache of text-encoder outputs: a reroll or a second image of the same prompt skips the encoder. */
+class EmbeddingCache {
+  private readonly entries = new Map<string, Float32Array>();
+  constructor(private readonly capacity = 32) {}
+  get(text: string): Float32Array | undefined {
+    const hit = this.entries.get(text);
+    if (hit) { this.entries.delete(text); this.entries.set(text, hit); }
+    return hit;
+  }
+
+  set(text: string, value: Float32Array): void {
+    this.entries.set(text, value);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
+export async function loadTextToImage(dir: string, options: TextToImageOptions = {}): Promise<TextToImage> {
+  // validate the folder before opening anything
+  const folder = readTextToImageFolder(dir);
+  const hash = hashModelFolder(folder.dir);
+  hash.catch(() => undefined);
+  const tokenizer: ClipTokenizer = await loadClipTokenizer(folder.tokenizerDir);
+  const opened: OnnxModel[] = [];
+  try {
+    for (const path of [folder.textEncoderPath, folder.unetPath, folder.vaeDecoderPath]) opened.push(await openModel(path, options.backend));
+  } catch (error) {
+    await Promise.all(opened.map((model) => model.dispose()));
+    throw error;
+  }
+  const [textEncoder, unet, vaeDecoder] = opened as [OnnxModel, OnnxModel, OnnxModel];
+  try {
+    return createPipeline(folder, await hash, tokenizer, textEncoder, unet, vaeDecoder);
+  } catch (error) {
+    await Promise.all(opened.map((model) => model.dispose()));
+    throw error;
+  }
+}
+
+function requireInputs(model: OnnxModel, names: readonly string[]): void {
+  for (const name of names) {
+    if (!model.hasInput(name)) {
+      throw new PictalkError('model.invalid', `Expected ${model.path} to have an input named \`${name}\`, it has ${model.inputNames.join(', ')}`,
+        { path: model.path });
+    }
+  }
+  const extra = model.inputNames.filter((name) => !names.includes(name));
+  if (extra.length > 0) {
+    throw new PictalkError('model.invalid', `Expected ${model.path} to take only ${names.join(', ')}, it also takes ${extra.join(', ')}`,
+      { path: model.path });
+  }
+}
+
+function createPipeline(
+  folder: TextToImageFolder, modelHash: string, tokenizer: ClipTokenizer,
+  textEncoder: OnnxModel, unet: OnnxModel, vaeDecoder: OnnxModel,
+): TextToImage {
+  requireInputs(textEncoder, ['input_ids']);
+  requireInputs(unet, ['sample', 'timestep', 'encoder_hidden_states']);
+  requireInputs(vaeDecoder, ['latent_sample']);
+  // dtypes from the session: input_ids int32 (optimum) or int64; the UNet timestep int64 or float32
+  const idsType = textEncoder.inputType('input_ids');
+  const timestepType = unet.inputType('timestep');
+  for (const [model, name, type, allowed] of [
+    [textEncoder, 'input_ids', idsType, ['int32', 'int64']],
+    [unet, 'timestep', timestepType, ['int64', 'float32']],
+    [unet, 'sample', unet.inputType('sample'), ['float32']],
+    [vaeDecoder, 'latent_sample', vaeDecoder.inputType('latent_sample'), ['float32']],
+  ] as const) {
+    if (!(allowed as readonly string[]).includes(type)) {
+      throw new PictalkError('model.invalid', `Expected input \`${name}\` of ${model.path} to be ${allowed.join(' or ')}, got ${type}`, { path: model.path });
+    }
+  }
+  // timestep [1] in the original diffusers export (broadcast), [B] or symbolic elsewhere: feed [1] only when fixed so
+  const timestepShape = unet.inputs.find((info) => info.name === 'timestep')!.shape;
+  const timestepPerRow = !(timestepShape.length === 1 && timestepShape[0] === 1);
+  const textLength = tokenizer.modelMaxLength;
+  const idsShape = textEncoder.inputs.find((info) => info.name === 'input_ids')!.shape;
+  if (typeof idsShape[1] === 'number' && idsShape[1] !== textLength) {
+    throw new PictalkError('model.invalid',
+      `Expected ${textEncoder.path} to take ${textLength} tokens (model_max_length in tokenizer_config.json), it takes ${idsShape[1]}`,
+      { path: textEncoder.path });
+  }
+  const { latentChannels: channels, latentFactor: factor, scalingFactor, defaults, maxSize } = folder;
+  const model = { name: folder.name, hash: modelHash };
+  const embeddings = new EmbeddingCache();
+
+  function settingsFor(request: ImagineRequest): ImagineSettings {
+    const fail = (message: string): PictalkError => new PictalkError('input.invalid', message);
+    if (typeof request.prompt !== 'string') throw fail(`Expected \`prompt\` to be a string, got ${describe(request.prompt)}`);
+    const negativePrompt = request.negativePrompt ?? '';
+    if (typeof negativePrompt !== 'string') throw fail(`Expected \`negativePrompt\` to be a string, got ${describe(negativePrompt)}`);
+    for (const [name, text] of [['prompt', request.prompt], ['negativePrompt', negativePrompt]] as const) {
+      if (text.length > MAX_PROMPT_CHARS) {
+        throw new PictalkError('input.too_large', `Expected \`${name}\` to be at most ${MAX_PROMPT_CHARS} characters, got ${text.length}`,
+          { limit: MAX_PROMPT_CHARS });
+      }
+    }
+    const seed = request.seed ?? randomInt(0, 2 ** 32 - 1);
+    if (!isInt(seed) || seed < 0 || seed > 0xffffffff) throw fail(`Expected \`seed\` to be an integer from 0 to 4294967295, got ${describe(seed)}`);
+    const steps = request.steps ?? defaults.steps;
+    if (!isInt(steps) || steps < 1 || steps > MAX_STEPS) throw fail(`Expected \`steps\` to be an integer from 1 to ${MAX_STEPS}, got ${describe(steps)}`);
+    const guidance = request.guidance ?? defaults.guidance;
+    if (typeof guidance !== 'number' || !(guidance >= 0 && guidance <= MAX_GUIDANCE)) {
+      throw fail(`Expected \`guidance\` to be a number from 0 to ${MAX_GUIDANCE}, got ${describe(guidance)}`);
+    }
+    const width = request.width ?? defaults.width;
+    const height = request.height ?? defaults.height;
+    for (const [name, side] of [['width', width], ['height', height]] as const) {
+      if (!isInt(side) || side < factor || side > maxSize || side % factor !== 0) {
+        throw fail(`Expected \`${name}\` to be a multiple of ${factor} from ${factor} to ${maxSize}, got ${describe(side)}`);
+      }
+    }
+    const scheduler = request.scheduler ?? defaults.scheduler;
+    if (!SCHEDULER_NAMES.includes(scheduler)) throw fail(`Expected \`scheduler\` to be one of ${SCHEDULER_NAMES.join(', ')}, got ${describe(scheduler)}`);
+    const count = request.count ?? 1;
+    if (!isInt(count) || count < 1 || count > MAX_COUNT) throw fail(`Expected \`count\` to be an integer from 1 to ${MAX_COUNT}, got ${describe(count)}`);
+    if (count > 1 && seed + count - 1 > 0xffffffff) throw fail(`Expected \`seed\` + \`count\` - 1 to stay below 2^32, got seed ${seed} with count ${count}`);
+    return { prompt: request.prompt, negativePrompt, seed, steps, guidance, width, height, scheduler, count };
+  }
+
+  /** Text-encoder output [L, D] for one text, cached. */
+  async function embed(texts: readonly string[]): Promise<Float32Array[]> {
+    const missing = [...new Set(texts.filter((text) => !embeddings.get(text)))];
+    if (missing.length > 0) {
+      const ids = new Int32Array(missing.length * textLength);
+      missing.forEach((text, i) => ids.set(tokenizer.encode(text).ids, i * textLength));
+      const data = idsType === 'int64' ? BigInt64Array.from(ids, (id) => BigInt(id)) : ids;
+      const out = await textEncoder.run({ input_ids: { data, dims: [missing.length, textLength] } }, [textEncoder.outputNames[0]!]);
+      const hidden = out[textEncoder.outputNames[0]!] as TensorValue<Float32Array>;   // [n, L, D]
+      const per = hidden.data.length / missing.length;
+      missing.forEach((text, i) => embeddings.set(text, hidden.data.slice(i * per, (i + 1) * per)));
+    }
+    return texts.map((text) => embeddings.get(text)!);
+  }
+
+  async function imagine(request: ImagineRequest, run: RunOptions = {}): Promise<ImagineResult> {
+    const settings = settingsFor(request);
+    const { seed, steps, guidance, width, height, count } = settings;
+    const h = height / factor;
+    const w = width / factor;
+    const perImage = channels * h * w;
+    const latentSize = count * perImage;
+    if (request.latents !== undefined) {
+      if (!(request.latents instanceof Float32Array) || request.latents.length !== latentSize) {
+        const got = request.latents instanceof Float32Array ? `${request.latents.length} values` : describe(request.latents);
+        throw new PictalkError('input.invalid',
+          `Expected latents of shape [${count}, ${channels}, ${h}, ${w}] (${latentSize} float32 values) for ${width}x${height}, got ${got}`);
+      }
+    }
+    const upscale = request.upscale ?? 1;
+    if (!isInt(upscale) || upscale < 1 || upscale > 8) {
+      throw new PictalkError('input.invalid', `Expected \`upscale\` to be an integer from 1 to 8, got ${describe(upscale)}`);
+    }
+    const checkAbort = (): void => {
+      if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The imagine job was cancelled');
+    };
+    checkAbort();
+    const timingsMs: Record<string, number> = {};
+    const started = performance.now();
+    let mark = started;
+    const lap = (name: string): void => { const now = performance.now(); timingsMs[name] = now - mark; mark = now; };
+
+    // encode prompt: [uncond x count, cond x count] with guidance, [cond x count] without
+    const guided = guidance > 1;
+    const [cond, uncond] = await embed(guided ? [settings.prompt, settings.negativePrompt] : [settings.prompt]);
+    const textSize = cond!.length;                      // L * D
+    const batch = guided ? 2 * count : count;
+    const context = new Float32Array(batch * textSize); // [batch, L, D]
+    for (let i = 0; i < count; i += 1) {
+      if (guided) {
+        context.set(uncond!, i * textSize);
+        context.set(cond!, (count + i) * textSize);
+      } else {
+        context.set(cond!, i * textSize);
+      }
+    }
+    const hiddenDims = [batch, textLength, textSize / textLength];
+    lap('encode');
+    checkAbort();
+
+    // prepare latents: [count, C, h, w], image i from seed + i, scaled by the scheduler's initial sigma
+    const scheduler = createScheduler(settings.scheduler, folder.schedulerConfig, folder.schedulerConfigPath);
+    scheduler.setTimesteps(steps);
+    const seeds = Array.from({ length: count }, (_, i) => seed + i);
+    let latents = new Float32Array(latentSize);
+    if (request.latents) latents.set(request.latents);
+    else new BatchNoise(seeds, 0).fill(latents);
+    if (scheduler.initNoiseSigma !== 1) for (let i = 0; i < latentSize; i += 1) latents[i]! *= scheduler.initNoiseSigma;
+    const stepNoise = new BatchNoise(seeds, 1);
+    lap('latents');
+
+    // denoise: one UNet call per step over the whole batch; buffers reused across steps
+    const sample = new Float32Array(batch * perImage);              // [batch, C, h, w]
+    const timestepData = timestepType === 'int64' ? new BigInt64Array(timestepPerRow ? batch : 1) : new Float32Array(timestepPerRow ? batch : 1);
+    const noisePred: TensorValue<Float32Array> = { data: new Float32Array(batch * perImage), dims: [batch, channels, h, w] };
+    const outputName = unet.outputNames[0]!;
+    const total = scheduler.timesteps.length;
+    for (const [index, t] of scheduler.timesteps.entries()) {
+      checkAbort();
+      const input = scheduler.scaleModelInput(latents, t);
+      sample.set(input, 0);
+      if (guided) sample.set(input, latentSize);
+      // Euler's timesteps are fractional: int64 exports truncate, as NumPy's astype does
+      if (timestepData instanceof BigInt64Array) timestepData.fill(BigInt(Math.trunc(t)));
+      else timestepData.fill(t);
+      await unet.run({
+        sample: { data: sample, dims: [batch, channels, h, w] },
+        timestep: { data: timestepData, dims: [timestepData.length] },
+        encoder_hidden_states: { data: context, dims: hiddenDims },
+      }, { [outputName]: noisePred });
+      // classifier-free guidance, in place into the unconditional half: eps_u + g * (eps_c - eps_u)
+      const eps = noisePred.data;
+      if (guided) {
+        for (let i = 0; i < latentSize; i += 1) {
+          const u = eps[i]!;
+          eps[i] = u + guidance * (eps[latentSize + i]! - u);
+        }
+      }
+      latents = scheduler.step(guided ? eps.subarray(0, latentSize) : eps, t, latents, stepNoise).prevSample;
+      run.onProgress?.({ stage: 'denoise', step: index + 1, total });
+    }
+    lap('denoise');
+    checkAbort();
+
+    // decode: latents / scaling_factor -> [count, 3, H, W] in [-1, 1]
+    for (let i = 0; i < latentSize; i += 1) latents[i]! /= scalingFactor;
+    const decoded = await vaeDecoder.run({ latent_sample: { data: latents, dims: [count, channels, h, w] } }, [vaeDecoder.outputNames[0]!]);
+    const pixels = decoded[vaeDecoder.outputNames[0]!] as TensorValue<Float32Array>;
+    if (pixels.dims[1] !== 3 || pixels.dims[2] !== height || pixels.dims[3] !== width) {
+      throw new PictalkError('model.invalid', `Expected ${vaeDecoder.path} to output [${count}, 3, ${height}, ${width}], got [${pixels.dims.join(', ')}]`,
+        { path: vaeDecoder.path });
+    }
+    run.onProgress?.({ stage: 'decode', step: 1, total: 1 });
+    lap('decode');
+
+    // encode PNG, with the settings that reproduce each image and the AI-generated marker
+    const images: GeneratedImage[] = await Promise.all(seeds.map(async (imageSeed, i) => ({
+      png: await encodePng(pixels.data, width, height, {
+        aiGenerated: true,
+        upscale,
+        text: {
+          prompt: settings.prompt,
+          negative_prompt: settings.negativePrompt,
+          seed: String(imageSeed),
+          steps: String(steps),
+          guidance: String(guidance),
+          scheduler: settings.scheduler,
+          size: `${width}x${height}`,
+          model: model.name,
+          model_hash: model.hash,
+        },
+      }, i * 3 * width * height),
+      seed: imageSeed,
+      width: width * upscale,
+      height: height * upscale,
+    })));
+    lap('png');
+    timingsMs.total = performance.now() - started;
+    return { kind: 'imagine', images, settings, model, timingsMs };
+  }
+
+  return {
+    folder,
+    settingsFor,
+    imagine: async (request, run) => {
+      try {
+        return await imagine(request, run);
+      } catch (error) {
+        throw asInferenceError(error, 'Text-to-image');
+      }
+    },
+    async dispose() {
+      await Promise.all([textEncoder.dispose(), unet.dispose(), vaeDecoder.dispose()]);
+    },
+  };
+}

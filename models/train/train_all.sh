@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Re-train every shipped model from scratch — text-to-image, captioner, recognizer — and export them.
+#
+#   nohup models/train/train_all.sh > runs/train_all.log 2>&1 &      # CPU recipe: about 2.5 hours on 2 cores
+#   models/train/train_all.sh --device cuda                          # one GPU: about 9 minutes
+#   models/train/train_all.sh --smoke                                # a few steps of each, to check the recipe
+#
+# Options: --data DIR (a Flickr8k-format world; drawn with `npm run world` when missing), --runs DIR (checkpoints
+# and logs), --export DIR (default models/builtin). Every trainer checkpoints atomically and resumes: after a
+# kill -9, run the same command again. Progress: tail -f RUNS/*.log
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DEVICE=cpu DATA=data/world RUNS=runs/all EXPORT=models/builtin SMOKE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) DEVICE=$2; shift 2 ;;
+    --data) DATA=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --export) EXPORT=$2; shift 2 ;;
+    --smoke) SMOKE=1; shift ;;
+    *) echo "train_all.sh: unknown option '$1' (expected --device cpu|cuda, --data DIR, --runs DIR, --export DIR, --smoke)" >&2; exit 2 ;;
+  esac
+done
+case "$DEVICE" in cpu|cuda) ;; *) echo "train_all.sh: --device must be cpu or cuda, got '$DEVICE'" >&2; exit 2 ;; esac
+export PYTHONUNBUFFERED=1
+mkdir -p "$RUNS" "$EXPORT"
+
+if [ ! -f "$DATA/captions.txt" ]; then
+  echo "== drawing the world into $DATA"
+  if [ "$SMOKE" = 1 ]; then npm run -s world -- --out "$DATA" --count 300 --seed 1; else npm run -s world -- --out "$DATA" --count 30000 --seed 1; fi
+fi
+
+if [ "$SMOKE" = 1 ]; then
+  T2I=(--max-steps 20 --limit 256 --vae-batch 8 --batch 8 --grid 0 --log-seconds 5)
+  CAP=(--max-steps 20 --batch-size 8 --eval-every 10)
+  REC=(--max-steps 20 --batch-size 8 --target 0)
+elif [ "$DEVICE" = cuda ]; then
+  T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2.5 --unet-minutes 5.5 --ckpt-minutes 1)
+  CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 7 --eval-every 200)
+  REC=(--threads 6 --minutes 6)     # small CNN: the GPU machine's CPU cores are enough
+else
+  T2I=(--threads 1 --vae-minutes 30 --unet-minutes 110)
+  CAP=(--threads 1 --minutes 80 --eval-every 250)
+  REC=(--threads 1 --minutes 30)
+fi
+
+echo "== $(date -u +%T) training on $DEVICE: logs in $RUNS/{t2i,captioner,recognizer}.log"
+python3 models/train/train_t2i.py --data "$DATA" --out "$RUNS/t2i" "${T2I[@]}" > "$RUNS/t2i.log" 2>&1 &
+T2I_PID=$!
+# The captioner and then the recognizer share the second core on CPU; on a GPU machine they run side by side.
+if [ "$DEVICE" = cuda ]; then
+  python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1 &
+  CAP_PID=$!
+  python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" "${REC[@]}" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 &
+  REC_PID=$!
+else
+  ( python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1
+    python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" --cache "$RUNS/captioner" "${REC[@]}" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 ) &
+  CAP_PID=$! REC_PID=
+fi
+
+status=0
+wait "$T2I_PID" || { echo "text-to-image training failed: see $RUNS/t2i.log" >&2; status=1; }
+if [ $status = 0 ]; then
+  python3 models/train/export_t2i.py --ckpt "$RUNS/t2i/t2i.pt" --out "$EXPORT/text-to-image" > "$RUNS/t2i-export.log" 2>&1 \
+    || { echo "text-to-image export failed: see $RUNS/t2i-export.log" >&2; status=1; }
+fi
+wait "$CAP_PID" || { echo "captioner training failed: see $RUNS/captioner.log" >&2; status=1; }
+if [ -n "${REC_PID:-}" ]; then wait "$REC_PID" || { echo "recognizer training failed: see $RUNS/recognizer.log" >&2; status=1; }; fi
+echo "== $(date -u +%T) done (status $status); exported into $EXPORT"
+du -sh "$EXPORT"/* 2>/dev/null || true
+exit $status

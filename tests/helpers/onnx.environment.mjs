@@ -1,0 +1,23 @@
+/**
+ * Jest's node environment with the host realm's typed arrays.
+ *
+ * Jest runs each test file in its own V8 context, so `Float32Array` in a test is not the `Float32Array` that
+ * onnxruntime-node's native binding returns; onnxruntime-common's `instanceof` check then rejects every output
+ * ("A float32 tensor's data must be type of function Float32Array()"). Sharing the host's constructors fixes that.
+ * jest.config.js makes it every test file's environment.
+ */
+import { TestEnvironment } from 'jest-environment-node';
+
+const SHARED = [
+  'ArrayBuffer', 'SharedArrayBuffer', 'DataView', 'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array',
+  'Uint16Array', 'Int32Array', 'Uint32Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array',
+];
+
+class OnnxEnvironment extends TestEnvironment {
+  constructor(config, context) {
+    super(config, context);
+    for (const name of SHARED) this.global[name] = globalThis[name];
+  }
+}
+
+export default OnnxEnvironment;

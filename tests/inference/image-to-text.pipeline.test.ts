@@ -1,0 +1,153 @@
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadImageToText, postProcess, type ImageToText } from '../../inference/image-to-text.pipeline.js';
+import { imageToTensor } from '../../inference/image.codec.js';
+import { PictalkError } from '../../inference/errors.js';
+import type { CaptionResult } from '../../inference/types.js';
+
+const FIXTURE = join(process.cwd(), 'tests/fixtures/tiny-captioner');
+
+interface ParityResult { ids: number[]; tokens: string[]; score: number; sum_logprob: number; length: number }
+interface ParityImage {
+  file: string;
+  pixel_values: { shape: number[]; sum: number; first: number[] };
+  greedy: ParityResult;
+  beam: ParityResult & { beam_size: number; length_penalty: number };
+}
+
+// Both variants: features [B, F] (cnn-lstm) and [B, N, F] (cnn-lstm-attention).
+describe.each([['cnn-lstm', FIXTURE], ['cnn-lstm-attention', join(FIXTURE, 'attention')]])('captioning with the tiny %s', (_label, folder) => {
+  const parity = JSON.parse(readFileSync(join(folder, 'parity.json'), 'utf8')) as { images: ParityImage[] };
+  const image = (entry: ParityImage): Buffer => readFileSync(join(folder, entry.file));
+  let captioner: ImageToText;
+
+  beforeAll(async () => { captioner = await loadImageToText(folder); });
+  afterAll(async () => { await captioner.dispose(); });
+
+  it('preprocesses pixels as the reference does', async () => {
+    const { config } = captioner.folder;
+    for (const entry of parity.images) {
+      const pixels = await imageToTensor(image(entry), { size: config.imageSize, mean: config.mean, std: config.std });
+      expect(pixels.length).toBe(entry.pixel_values.shape.reduce((a, b) => a * b, 1));
+      let sum = 0;
+      for (const v of pixels) sum += v;
+      expect(sum).toBeCloseTo(entry.pixel_values.sum, 1);
+      entry.pixel_values.first.forEach((v, i) => expect(pixels[i]).toBeCloseTo(v, 5));
+    }
+  });
+
+  it.each([['greedy', 1], ['beam', 3]] as const)('matches parity.json %s token ids exactly and scores within 1e-4', async (kind, beam) => {
+    for (const entry of parity.images) {
+      const expected = entry[kind];
+      const result = await captioner.caption({ image: image(entry), beam, lengthPenalty: 1 });
+      expect(result.tokens).toEqual(expected.tokens);
+      expect(Math.abs(result.score - expected.score)).toBeLessThan(1e-4);
+      expect(result.caption).toBe(postProcess(expected.tokens));
+    }
+  });
+
+  it('gives the same results batched as one by one, with mixed beam widths in one batch', async () => {
+    const requests = parity.images.flatMap((entry) => [
+      { image: image(entry), beam: 3 }, { image: image(entry), beam: 1 }, { image: image(entry), beam: 2, lengthPenalty: 0.5 },
+    ]);
+    const batched = (await captioner.captionBatch(requests)) as CaptionResult[];
+    for (const [i, request] of requests.entries()) {
+      const single = await captioner.caption(request);
+      expect(batched[i]!.tokens).toEqual(single.tokens);
+      expect(batched[i]!.score).toBeCloseTo(single.score, 4);
+    }
+    expect(batched[0]!.tokens).toEqual(parity.images[0]!.beam.tokens);
+    expect(batched[1]!.tokens).toEqual(parity.images[0]!.greedy.tokens);
+  });
+});
+
+describe('captioning: options, progress, cancellation and folder errors', () => {
+  let captioner: ImageToText;
+  const png = readFileSync(join(FIXTURE, 'image-0.png'));
+  beforeAll(async () => { captioner = await loadImageToText(FIXTURE); });
+  afterAll(async () => { await captioner.dispose(); });
+
+  it('post-processes words into a sentence', () => {
+    expect(postProcess(['a', 'red', 'circle'])).toBe('A red circle.');
+    expect(postProcess([])).toBe('');
+    expect(postProcess(['two', 'cats', '.'])).toBe('Two cats.');
+  });
+
+  it('uses the config beam size by default and respects max length', async () => {
+    const result = await captioner.caption({ image: png });
+    expect(result.kind).toBe('caption');
+    expect(result.tokens.length).toBeLessThanOrEqual(captioner.folder.config.maxLength);
+    const short = await captioner.caption({ image: png, beam: 1, maxLength: 2 });
+    expect(short.tokens.length).toBeLessThanOrEqual(2);
+    expect(Object.keys(result.timingsMs)).toEqual(expect.arrayContaining(['decode', 'encode', 'search', 'total']));
+  });
+
+  it('rejects bad options with the value that came', async () => {
+    await expect(captioner.caption({ image: png, beam: 0 })).rejects.toMatchObject({ code: 'input.invalid', message: expect.stringContaining('`0`') });
+    await expect(captioner.caption({ image: png, maxLength: 999 })).rejects.toMatchObject({ code: 'input.invalid' });
+    await expect(captioner.caption({ image: Buffer.from('not an image') })).rejects.toMatchObject({ code: 'input.unsupported' });
+  });
+
+  it('fails only the bad request of a batch, in its own slot', async () => {
+    const results = await captioner.captionBatch([
+      { image: Buffer.from('not an image') }, { image: png, beam: 1 }, { image: png, beam: 99 }, { image: png, beam: 1 },
+    ]);
+    expect(results[0]).toBeInstanceOf(PictalkError);
+    expect((results[0] as PictalkError).code).toBe('input.unsupported');
+    expect((results[2] as PictalkError).code).toBe('input.invalid');
+    const alone = await captioner.caption({ image: png, beam: 1 });
+    expect((results[1] as CaptionResult).tokens).toEqual(alone.tokens);
+    expect((results[3] as CaptionResult).tokens).toEqual(alone.tokens);
+    const allBad = await captioner.captionBatch([{ image: Buffer.alloc(0) }]);
+    expect((allBad[0] as PictalkError).code).toBe('input.invalid');
+  });
+
+  it('reports progress per decoder step and stops when cancelled', async () => {
+    const stages: string[] = [];
+    await captioner.caption({ image: png, beam: 1 }, { onProgress: (p) => stages.push(`${p.stage}:${p.step}`) });
+    expect(stages[0]).toBe('encode:0');
+    expect(stages.filter((s) => s.startsWith('caption:')).length).toBeGreaterThan(0);
+    const controller = new AbortController();
+    const run = captioner.caption({ image: png, beam: 3 }, {
+      signal: controller.signal,
+      onProgress: (p) => { if (p.stage === 'caption' && p.step === 1) controller.abort(); },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'job.cancelled' });
+  });
+
+  it('names the missing file of a broken folder', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pictalk-captioner-'));
+    try {
+      for (const file of ['config.json', 'vocab.json', 'encoder.onnx']) copyFileSync(join(FIXTURE, file), join(dir, file));
+      await expect(loadImageToText(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining(join(dir, 'decoder_step.onnx')) });
+      copyFileSync(join(FIXTURE, 'decoder_step.onnx'), join(dir, 'decoder_step.onnx'));
+      const config = JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, eos_id: 99 }));
+      await expect(loadImageToText(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/eos_id.*99/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// The second tier: the shipped captioner, when it is there. PICTALK_PERF=1 also checks the latency target
+// (beam 3, one image, <= 25 ms), which only means something on an otherwise idle machine.
+const BUILTIN = join(process.cwd(), 'models/builtin/captioner');
+(existsSync(join(BUILTIN, 'config.json')) ? describe : describe.skip)('the builtin captioner', () => {
+  it('captions an image with a sentence', async () => {
+    const captioner = await loadImageToText(BUILTIN);
+    try {
+      const png = readFileSync(join(FIXTURE, 'image-0.png'));
+      const result = await captioner.caption({ image: png, beam: 3 });
+      expect(result.caption).toMatch(/^[A-Z].*\.$/);
+      if (process.env.PICTALK_PERF === '1') {
+        const times: number[] = [];
+        for (let i = 0; i < 7; i += 1) times.push((await captioner.caption({ image: png, beam: 3 })).timingsMs.total!);
+        expect(times.sort((a, b) => a - b)[3]).toBeLessThanOrEqual(25);
+      }
+    } finally {
+      await captioner.dispose();
+    }
+  }, 60_000);
+});
