@@ -1,0 +1,171 @@
+/**
+ * A small stand-in for bot/ behind the adapter's `BotPort`: jobs that report queue position and steps on a timer,
+ * cancellation, a requester-or-moderator delete rule, a moderator check from `actor`, and a caption command that
+ * downloads through `Attachment.fetch(maxBytes)` and checks the bytes, as bot/ does.
+ */
+import { deflateSync } from 'node:zlib';
+import type { BotPort } from '../../../adapters/discord/discord.adapter.js';
+import type { BotRequest, Conversation, Reply } from '../../../bot/types.js';
+import { PictalkError, isPictalkError } from '../../../inference/errors.js';
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(data: Buffer): number {
+  let c = 0xffffffff;
+  for (const byte of data) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type: string, data: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([length, body, crc]);
+}
+
+/** A valid RGB PNG of one colour, `size` x `size`. */
+export function solidPng(size: number, rgb: [number, number, number]): Buffer {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(size, 0);
+  header.writeUInt32BE(size, 4);
+  header[8] = 8;  // bit depth
+  header[9] = 2;  // colour type RGB
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: size }, () => rgb).flat())]);
+  const pixels = Buffer.concat(Array.from({ length: size }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', deflateSync(pixels)), chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** Bytes that start like an Ogg page, enough for the fake to store and the test to compare. */
+export const FAKE_OGG = Buffer.concat([Buffer.from('OggS'), Buffer.alloc(24), Buffer.from('OpusHead'), Buffer.alloc(64, 7)]);
+export const CAPTION_BYTE_LIMIT = 64 * 1024;
+
+interface Job {
+  id: string;
+  requester: string;
+  conversation: Conversation;
+  cancel: () => void;
+}
+
+export interface FakeBotOptions {
+  steps?: number;
+  stepMs?: number;
+  moderatorRoleIds?: string[];
+  /** Pause between the last progress report and the reply, so the last state's edit can land. */
+  holdMs?: number;
+}
+
+export class FakeBot implements BotPort {
+  readonly requests: BotRequest[] = [];
+  readonly jobs = new Map<string, Job>();
+  readonly statuses: Array<{ jobId: string; text: string }> = [];
+  /** Job ids in the order their jobs ended. */
+  readonly finished: string[] = [];
+  /** What each job's `finish` reported (its public message ids), as bot/ stores it for `delete`. */
+  readonly messageIds = new Map<string, string[]>();
+  /** Request ids whose `finish` has resolved. */
+  readonly done = new Set<string>();
+  private counter = 0;
+
+  /** Mutable between tests: the next jobs read it. */
+  constructor(public options: FakeBotOptions = {}) {}
+
+  async handle(request: BotRequest, conversation: Conversation): Promise<void> {
+    this.requests.push(request);
+    let reply: Reply;
+    try {
+      reply = await this.run(request, conversation);
+    } catch (error) {
+      if (!isPictalkError(error)) throw error;
+      reply = { text: error.message, ephemeral: true, error: { code: error.code, retryable: error.retryable } };
+    }
+    const receipt = await conversation.finish(reply);
+    if (reply.jobId && receipt) this.messageIds.set(reply.jobId, receipt.messageIds);
+    this.done.add(request.id);
+  }
+
+  private isModerator(request: BotRequest): boolean {
+    return request.actor.platformModerator || request.actor.roleIds.some((id) => this.options.moderatorRoleIds?.includes(id));
+  }
+
+  private async run(request: BotRequest, conversation: Conversation): Promise<Reply> {
+    const { command } = request;
+    switch (command.name) {
+      case 'imagine':
+      case 'reroll':
+        return this.imagine(request, conversation, command.name === 'imagine' ? command.options.prompt : `reroll of ${command.jobId}`);
+      case 'cancel': {
+        const job = this.jobs.get(command.jobId);
+        if (!job) throw new PictalkError('input.invalid', `There is no running job ${command.jobId}.`);
+        if (job.requester !== request.actor.userId && !this.isModerator(request)) throw new PictalkError('permission.denied', 'Only the requester or a moderator can cancel this job.');
+        job.cancel();
+        return { text: 'Cancelled.', ephemeral: true };
+      }
+      case 'delete': {
+        const requester = this.requests.find((r) => `job-${this.requests.indexOf(r)}` === command.jobId)?.actor.userId;
+        if (requester !== request.actor.userId && !this.isModerator(request)) throw new PictalkError('permission.denied', 'Only the requester or a moderator can delete this image.');
+        return { text: 'Deleted.', ephemeral: true, action: { kind: 'delete', jobId: command.jobId, messageIds: this.messageIds.get(command.jobId) ?? [] } };
+      }
+      case 'caption': {
+        const bytes = await command.attachment.fetch(CAPTION_BYTE_LIMIT);
+        if (bytes.readUInt32BE(0) !== 0x89504e47) throw new PictalkError('input.unsupported', `Expected a PNG, JPEG, WebP or GIF image, got bytes of another kind (\`${command.attachment.name}\`)`);
+        if (!bytes.subarray(-12).includes(Buffer.from('IEND'))) throw new PictalkError('input.invalid', `The image \`${command.attachment.name}\` is damaged and cannot be read.`);
+        const reply: Reply = { text: 'A red square.' };
+        if (command.voice ?? true) reply.voice = { name: 'caption.ogg', ogg: FAKE_OGG, durationSecs: 1.25, waveform: new Uint8Array(256).map((_, i) => i) };
+        return reply;
+      }
+      case 'quota.set':
+      case 'quota.show':
+      case 'quota.reset':
+      case 'blocklist.add':
+      case 'blocklist.remove':
+      case 'blocklist.list':
+        if (!this.isModerator(request)) throw new PictalkError('permission.denied', 'This command needs the Manage Server permission or a pictalk moderator role.');
+        return { text: `Done: ${command.name}.`, ephemeral: true };
+      case 'status':
+        return ({ text: `Queue: ${this.jobs.size} running. You used ${this.requests.filter((r) => r.actor.userId === request.actor.userId).length}.`, ephemeral: true });
+      default:
+        throw new PictalkError('input.invalid', `The fake bot does not handle ${command.name}.`);
+    }
+  }
+
+  private async imagine(request: BotRequest, conversation: Conversation, prompt: string): Promise<Reply> {
+    const jobId = `job-${this.requests.indexOf(request)}`;
+    const steps = this.options.steps ?? 10;
+    const stepMs = this.options.stepMs ?? 100;
+    let cancelled = false;
+    let wake: () => void = () => {};
+    this.jobs.set(jobId, { id: jobId, requester: request.actor.userId, conversation, cancel: () => { cancelled = true; wake(); } });
+    const sleep = (ms: number) => new Promise<void>((resolve) => { wake = resolve; setTimeout(resolve, ms); });
+    const say = (status: Parameters<Conversation['status']>[0]) => {
+      this.statuses.push({ jobId, text: JSON.stringify(status) });
+      conversation.status(status);
+    };
+    say({ state: 'queued', jobId, position: 2 });
+    await sleep(stepMs);
+    say({ state: 'queued', jobId, position: 1 });
+    for (let step = 1; step <= steps && !cancelled; step++) {
+      await sleep(stepMs);
+      if (!cancelled) say({ state: 'running', jobId, stage: 'denoise', step, total: steps });
+    }
+    this.jobs.delete(jobId);
+    this.finished.push(jobId);
+    if (cancelled) return { text: 'Your job was cancelled.', ephemeral: true, error: { code: 'job.cancelled', retryable: false }, jobId };
+    if (this.options.holdMs) await new Promise((resolve) => setTimeout(resolve, this.options.holdMs));
+    return {
+      text: `**${prompt}**\nseed 42 · 20 steps · guidance 7.5 · pndm`,
+      images: [{ name: 'pictalk-42.png', png: solidPng(8, [220, 30, 30]), altText: `An image generated from the prompt: ${prompt}`, seed: 42 }],
+      buttons: [
+        { id: `reroll:${jobId}`, label: 'Reroll', style: 'primary' },
+        { id: `delete:${jobId}`, label: 'Delete', style: 'danger' },
+      ],
+      jobId,
+    };
+  }
+}
