@@ -1,0 +1,84 @@
+/**
+ * The one module that imports prom-client. The inference core records into these metrics; whoever serves
+ * `/metrics` calls `renderMetrics(registry)`.
+ * Metric names follow the Prometheus conventions (base units, `_total` for counters).
+ * @see https://prometheus.io/docs/practices/naming/
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, register as defaultRegistry } from 'prom-client';
+import type { JobKind } from './types.js';
+
+export type MetricsRegistry = Registry;
+
+/** How a job ended: the `outcome` label of `pictalk_jobs_total`. */
+export type JobOutcome = 'success' | 'failed' | 'cancelled' | 'timeout' | 'rejected';
+
+export interface InferenceMetrics {
+  readonly registry: Registry;
+  setQueueDepth(kind: JobKind, depth: number): void;
+  setRunning(kind: JobKind, running: number): void;
+  observeWait(kind: JobKind, seconds: number): void;
+  observeRun(kind: JobKind, seconds: number): void;
+  observeBatch(kind: JobKind, size: number): void;
+  /** One finished (or refused) job; `code` is the error code when it did not succeed. */
+  countJob(kind: JobKind, outcome: JobOutcome, code?: string): void;
+}
+
+/** A fresh registry, optionally with the process metrics (CPU, memory, event-loop lag) that prom-client collects. */
+export function createMetricsRegistry(options: { defaultMetrics?: boolean; prefix?: string } = {}): Registry {
+  const registry = new Registry();
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: options.prefix ?? 'pictalk_' });
+  return registry;
+}
+
+/** The text exposition format for an HTTP `/metrics` answer. */
+export async function renderMetrics(registry: Registry = defaultRegistry): Promise<{ contentType: string; body: string }> {
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}
+
+// Seconds: a caption or a voice clip takes tens of milliseconds to a second, an image seconds to minutes.
+const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const RUN_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/**
+ * Create (or reuse, when the registry already holds them) the inference metrics. Reusing makes two cores on the
+ * default registry share metrics instead of failing with "already registered".
+ */
+export function createInferenceMetrics(registry: Registry = defaultRegistry): InferenceMetrics {
+  const reuse = <M>(name: string, make: () => M): M => (registry.getSingleMetric(name) as M | undefined) ?? make();
+  const registers = [registry];
+
+  const queueDepth = reuse('pictalk_queue_depth', () => new Gauge({
+    name: 'pictalk_queue_depth', help: 'Jobs waiting in the inference queue, by job kind', labelNames: ['kind'], registers,
+  }));
+  const running = reuse('pictalk_jobs_running', () => new Gauge({
+    name: 'pictalk_jobs_running', help: 'Jobs running now, by job kind', labelNames: ['kind'], registers,
+  }));
+  const wait = reuse('pictalk_job_wait_seconds', () => new Histogram({
+    name: 'pictalk_job_wait_seconds', help: 'Time from submission to start, by job kind', labelNames: ['kind'], buckets: WAIT_BUCKETS, registers,
+  }));
+  const run = reuse('pictalk_job_run_seconds', () => new Histogram({
+    name: 'pictalk_job_run_seconds', help: 'Time from start to result, by job kind', labelNames: ['kind'], buckets: RUN_BUCKETS, registers,
+  }));
+  const batch = reuse('pictalk_batch_size', () => new Histogram({
+    name: 'pictalk_batch_size', help: 'Jobs per pipeline call, by job kind', labelNames: ['kind'], buckets: [1, 2, 4, 8, 16, 32], registers,
+  }));
+  const jobs = reuse('pictalk_jobs_total', () => new Counter({
+    name: 'pictalk_jobs_total', help: 'Jobs by kind and outcome (success, failed, cancelled, timeout, rejected)', labelNames: ['kind', 'outcome'], registers,
+  }));
+  const failures = reuse('pictalk_job_failures_total', () => new Counter({
+    name: 'pictalk_job_failures_total', help: 'Jobs that did not succeed, by kind and error code', labelNames: ['kind', 'code'], registers,
+  }));
+
+  return {
+    registry,
+    setQueueDepth: (kind, depth) => queueDepth.set({ kind }, depth),
+    setRunning: (kind, n) => running.set({ kind }, n),
+    observeWait: (kind, seconds) => wait.observe({ kind }, seconds),
+    observeRun: (kind, seconds) => run.observe({ kind }, seconds),
+    observeBatch: (kind, size) => batch.observe({ kind }, size),
+    countJob: (kind, outcome, code) => {
+      jobs.inc({ kind, outcome });
+      if (outcome !== 'success') failures.inc({ kind, code: code ?? 'unknown' });
+    },
+  };
+}
