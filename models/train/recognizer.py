@@ -119,7 +119,7 @@ def scene_correct(out, y) -> torch.Tensor:
     count, axis, names, colors, sizes = (o.argmax(-1) for o in out)
     ok = count == y[:, 0]
     ok &= (axis == y[:, 1]) | (y[:, 1] < 0)
-    used = torch.arange(SLOTS)[None, :] <= y[:, :1]                               # [B, S]
+    used = torch.arange(SLOTS, device=y.device)[None, :] <= y[:, :1]                               # [B, S]
     slot_ok = (names == y[:, 2:5]) & (colors == y[:, 5:8]) & (sizes == y[:, 8:11])  # [B, S]
     return ok & (slot_ok | ~used).all(1)
 
@@ -142,7 +142,8 @@ def accuracy(model, data: SceneSet, mean, std) -> float:
     right = 0
     with torch.no_grad():
         for s in range(0, len(data), 256):
-            x, y = data.batch(torch.arange(s, min(s + 256, len(data))), mean, std)
+            x, y = data.batch(torch.arange(s, min(s + 256, len(data))), mean.cpu(), std.cpu())
+            x, y = x.to(mean.device), y.to(mean.device)
             right += int(scene_correct(model(x), y).sum())
     model.train()
     return right / max(len(data), 1)
@@ -186,7 +187,9 @@ def main(argv=None):
     ap.add_argument('--data')
     ap.add_argument('--out', default='runs/recognizer')
     ap.add_argument('--export', default=None, help='write the recognizer/ folder here at the end')
-    ap.add_argument('--minutes', type=float, default=40, help='budget in CPU minutes across resumes')
+    ap.add_argument('--minutes', type=float, default=40, help='budget across resumes: CPU minutes of this process '
+                    'on cpu (a busy machine slows the run instead of shortening it), wall minutes on cuda')
+    ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     ap.add_argument('--max-steps', type=int, default=0)
     ap.add_argument('--batch-size', type=int, default=64)
     ap.add_argument('--lr', type=float, default=2e-3)
@@ -211,18 +214,19 @@ def main(argv=None):
     voc = label_vocab(args.data, scenes)
     size = (64, 64)
     mean, std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
-    mt, st = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    dev = torch.device(args.device)
+    mt, st = torch.tensor(mean, device=dev).view(1, 3, 1, 1), torch.tensor(std, device=dev).view(1, 3, 1, 1)
     cache = args.cache or args.out
     train = SceneSet(ds, ds.split('train'), scenes, voc, size, os.path.join(cache, 'train-64x64.npy'))
     test = SceneSet(ds, ds.split('test'), scenes, voc, size, os.path.join(args.out, 'test-64x64.npy'))
     comp_recs = ds.split('compositional')
     comp = SceneSet(ds, comp_recs, scenes, voc, size, os.path.join(args.out, 'comp-64x64.npy')) if comp_recs else None
-    model = Recognizer(voc, size, tuple(args.channels))
+    model = Recognizer(voc, size, tuple(args.channels)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     ck = os.path.join(args.out, 'ckpt.pt')
     state = {'step': 0, 'epoch': 0, 'pos': 0, 'elapsed': 0.0}
     if os.path.exists(ck) and not args.fresh:
-        saved = torch.load(ck, weights_only=False)
+        saved = torch.load(ck, weights_only=False, map_location=dev)
         model.load_state_dict(saved['model'])
         opt.load_state_dict(saved['optimizer'])
         state = saved['state']
@@ -232,7 +236,8 @@ def main(argv=None):
         return (args.max_steps and state['step'] >= args.max_steps) or \
             (args.minutes and state['elapsed'] >= args.minutes * 60)
 
-    started, base, last_save = time.process_time(), state['elapsed'], time.time()
+    clock = time.process_time if args.device == 'cpu' else time.time                  # CPU seconds, or wall on cuda
+    started, base, last_save = clock(), state['elapsed'], time.time()
     while not done():
         # the order is a function of the epoch, so a resume continues it at `pos`
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(state['epoch']))
@@ -241,14 +246,15 @@ def main(argv=None):
                                 state['step'] / args.max_steps if args.max_steps else 0))
             for g in opt.param_groups:
                 g['lr'] = 1e-5 + 0.5 * (args.lr - 1e-5) * (1 + math.cos(math.pi * frac))
-            x, y = train.batch(order[s: s + args.batch_size], mt, st)
+            x, y = train.batch(order[s: s + args.batch_size], mt.cpu(), st.cpu())
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             state['step'] += 1
             state['pos'] = s + args.batch_size
-            state['elapsed'] = base + time.process_time() - started             # CPU seconds
+            state['elapsed'] = base + clock() - started
             if state['step'] % 50 == 0 or args.smoke:
                 print(f"step={state['step']} epoch={state['epoch']} loss={loss.item():.4f} "
                       f"min={state['elapsed'] / 60:.1f}", flush=True)
@@ -263,7 +269,7 @@ def main(argv=None):
             print(f"epoch {state['epoch']}: test scene accuracy {accuracy(model, test, mt, st):.4f}", flush=True)
     atomic_save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'state': dict(state), 'vocab': voc}, ck)
     acc = accuracy(model, test, mt, st)
-    comp_acc = accuracy(model, comp, mt, st) if comp else float('nan')
+    comp_acc = accuracy(model, comp, mt, st) if comp else None                 # JSON has no NaN
     report = {'test_scene_accuracy': acc, 'compositional_scene_accuracy': comp_acc, 'test_images': len(test),
               'compositional_images': len(comp) if comp else 0, 'steps': state['step'], 'minutes': state['elapsed'] / 60}
     print(json.dumps(report), flush=True)
@@ -281,7 +287,7 @@ def main(argv=None):
                             'size = sizes[argmax]; slots are ordered left->right (horizontal) or top->bottom',
                 'trained_on': 'drawn world images only (scenes.json of the train split)',
                 'test_scene_accuracy': acc, 'compositional_scene_accuracy': comp_acc}
-        export(model, conf, args.export)
+        export(model.cpu(), conf, args.export)
         print(f'exported {args.export}', flush=True)
 
 

@@ -131,8 +131,7 @@ describe('captioning: options, progress, cancellation and folder errors', () => 
   });
 });
 
-// The second tier: the shipped captioner, when it is there. PICTALK_PERF=1 also checks the latency target
-// (beam 3, one image, <= 25 ms), which only means something on an otherwise idle machine.
+// The second tier: the shipped captioner, when it is there (its speed is measured by `npm run bench`, not here).
 const BUILTIN = join(process.cwd(), 'models/builtin/captioner');
 (existsSync(join(BUILTIN, 'config.json')) ? describe : describe.skip)('the builtin captioner', () => {
   it('captions an image with a sentence', async () => {
@@ -141,11 +140,6 @@ const BUILTIN = join(process.cwd(), 'models/builtin/captioner');
       const png = readFileSync(join(FIXTURE, 'image-0.png'));
       const result = await captioner.caption({ image: png, beam: 3 });
       expect(result.caption).toMatch(/^[A-Z].*\.$/);
-      if (process.env.PICTALK_PERF === '1') {
-        const times: number[] = [];
-        for (let i = 0; i < 7; i += 1) times.push((await captioner.caption({ image: png, beam: 3 })).timingsMs.total!);
-        expect(times.sort((a, b) => a - b)[3]).toBeLessThanOrEqual(25);
-      }
     } finally {
       await captioner.dispose();
     }

@@ -193,8 +193,7 @@ describe('text-to-image with an int64 [1] timestep (the original diffusers expor
   });
 });
 
-// The second tier: the shipped model, when it is there. PICTALK_PERF=1 also checks the latency target
-// (20 steps with guidance, PNG included, <= 400 ms), which only means something on an otherwise idle machine.
+// The second tier: the shipped model, when it is there (its speed is measured by `npm run bench`, not here).
 const BUILTIN = join(process.cwd(), 'models/builtin/text-to-image');
 (existsSync(join(BUILTIN, 'model_index.json')) ? describe : describe.skip)('the builtin text-to-image model', () => {
   it('draws a PNG of its default size with its default settings', async () => {
@@ -203,11 +202,6 @@ const BUILTIN = join(process.cwd(), 'models/builtin/text-to-image');
       const result = await pipeline.imagine({ prompt: 'a red circle', seed: 1 });
       const { width, height } = pipeline.folder.defaults;
       expect(await decodeImage(result.images[0]!.png)).toMatchObject({ width, height });
-      if (process.env.PICTALK_PERF === '1') {
-        const times: number[] = [];
-        for (let i = 0; i < 5; i += 1) times.push((await pipeline.imagine({ prompt: 'a red circle', seed: i, steps: 20, guidance: 7.5 })).timingsMs.total!);
-        expect(times.sort((a, b) => a - b)[2]).toBeLessThanOrEqual(400);
-      }
     } finally {
       await pipeline.dispose();
     }

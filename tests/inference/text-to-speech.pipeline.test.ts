@@ -126,19 +126,9 @@ describe('text-to-speech pipeline', () => {
     expect((await errorOf(tts.speak({ text: 'Hello.' }, { signal: controller.signal }))).code).toBe('job.cancelled');
   });
 
-  it('reaches the latency target: a twelve-word caption to Ogg in about 300 ms (p50, loose bound for shared CI)', async () => {
-    await speak({ text: CAPTION });     // the shared pipeline, warmed
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const start = performance.now();
-      await speak({ text: CAPTION });
-      times.push(performance.now() - start);
-    }
-    times.sort((a, b) => a - b);
-    // 300 ms is the target on an idle machine (about 170 ms measured with the slt voice); the two shared cores here
-    // can be loaded many times over, so this bound only catches gross regressions.
-    expect(times[2]).toBeLessThan(4000);
-    // The 21 MB engine is compiled once per process, not per request.
+  it('compiles the engine once per process, not per request', async () => {
+    await speak({ text: CAPTION });
+    await speak({ text: CAPTION });
     expect(loadTtsEngine()).toBe(loadTtsEngine());
   });
 });

@@ -1,0 +1,263 @@
+/**
+ * bot/'s `Conversation` for one Slack request. Status: one message (posted on the first update, then edited with
+ * chat.update, throttled, with a Cancel button). Final reply:
+ * - public, no thread given (`/imagine`, re-roll): the status message becomes the anchor ("Done" + Re-roll/Delete
+ *   buttons) and the images go into ITS thread through the v2 upload, with the settings text as the comment;
+ * - public, in a thread (captions: the image's own thread): the status message becomes the caption text (+ Delete),
+ *   and the spoken caption goes into the same thread as `voice-message.ogg`;
+ * - errors and ephemeral replies: the status message is removed and the requester alone gets the text, through the
+ *   interaction's response_url (`respond`) or chat.postEphemeral for events.
+ * @see https://docs.slack.dev/messaging/working-with-files#uploading_files
+ */
+import type { RespondFn, types, webApi } from '@slack/bolt';
+import type { Conversation, FinishReceipt, JobStatus, Reply, ReplyButton } from '../../bot/types.js';
+import { formatBytes } from './file.download.js';
+import { StatusThrottle } from './status-throttle.js';
+
+type WebClient = webApi.WebClient;
+
+/** Logs as `(message, fields)`; `console` fits. */
+export interface Logger {
+  debug?(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Where one request's messages go. */
+export interface SlackTarget {
+  channelId: string;
+  /** The requester: ephemeral messages go to them alone. */
+  userId: string;
+  /** Reply inside this thread (captions: the ts of the image's message); a new top-level status message otherwise. */
+  threadTs?: string;
+  /** The interaction's response_url (commands, shortcuts, buttons); chat.postEphemeral is used without it. */
+  respond?: RespondFn;
+  /** For a button press: the message the button sits on (removed with the job's messages on `delete`). */
+  buttonMessage?: { channelId: string; ts: string };
+}
+
+export const ACTION_PREFIX = 'pictalk.';
+export const VOICE_FILE_NAME = 'voice-message.ogg';
+const MAX_SECTION = 3000;      // a section block's text, characters
+const MAX_ALT_TEXT = 1000;     // files.getUploadURLExternal alt_text, characters
+const MAX_TITLE = 250;
+const MAX_FILE_BYTES = 1024 * 1024 * 1024;   // Slack's per-file upload limit (1 GB)
+
+/** Cut visibly (with an ellipsis) rather than let Slack reject the whole message. */
+const cut = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
+
+/**
+ * bot/ writes Markdown-ish text (`**bold**`); Slack's mrkdwn wants `*bold*` and `&`, `<`, `>` escaped, or a `<` in a
+ * prompt would start a link. @see https://docs.slack.dev/messaging/formatting-message-text#escaping
+ */
+export function toMrkdwn(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\*\*(.+?)\*\*/g, '*$1*');
+}
+
+export function renderStatus(update: JobStatus): string {
+  if (update.state === 'queued') return `⏳ Queued — position ${update.position}`;
+  if (update.total > 1) return `🎨 Step ${update.step}/${update.total} · ${update.stage}`;
+  return `🎨 Working: ${update.stage}…`;
+}
+
+type Block = types.KnownBlock;
+
+/** bot/'s button ids are `verb:jobId`; Slack gets `action_id: pictalk.verb`, `value: jobId`. */
+export function buttonElement(button: ReplyButton): types.Button {
+  const colon = button.id.indexOf(':');
+  const verb = colon < 0 ? button.id : button.id.slice(0, colon);
+  const element: types.Button = {
+    type: 'button',
+    action_id: `${ACTION_PREFIX}${verb}`,
+    text: { type: 'plain_text', text: cut(button.label, 75) },
+    value: colon < 0 ? '' : button.id.slice(colon + 1),
+  };
+  // Block Kit has no "secondary" style: leaving it out is the default grey button.
+  if (button.style !== 'secondary') element.style = button.style;
+  return element;
+}
+
+export function messageBlocks(mrkdwn: string, buttons: readonly ReplyButton[] = []): Block[] {
+  const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: cut(mrkdwn, MAX_SECTION) } }];
+  // At most 25 elements per actions block.
+  if (buttons.length > 0) blocks.push({ type: 'actions', block_id: 'pictalk_buttons', elements: buttons.slice(0, 25).map(buttonElement) });
+  return blocks;
+}
+
+interface MessageRef { channel: string; ts: string }
+
+/** Receipt ids: `msg:<channel>:<ts>` for messages (chat.delete), `file:<id>` for uploads (files.delete). */
+const messageId = (ref: MessageRef): string => `msg:${ref.channel}:${ref.ts}`;
+
+/** Slack platform errors carry the API's error string in `data.error`. */
+export const slackError = (error: unknown): string | undefined =>
+  (error as { data?: { error?: unknown } })?.data?.error as string | undefined;
+
+export interface ConversationOptions {
+  client: WebClient;
+  statusIntervalMs: number;
+  logger: Logger;
+  requestId: string;
+}
+
+export class SlackConversation implements Conversation {
+  private readonly throttle: StatusThrottle<JobStatus>;
+  private statusMessage: MessageRef | null = null;
+  private finishing = false;
+
+  constructor(private readonly target: SlackTarget, private readonly options: ConversationOptions) {
+    this.throttle = new StatusThrottle<JobStatus>(
+      (update) => this.sendStatus(update),
+      options.statusIntervalMs,
+      (error) => options.logger.warn('slack: a status update failed', { request: options.requestId, error: slackError(error) ?? String(error) }),
+    );
+  }
+
+  get finished(): boolean {
+    return this.finishing;
+  }
+
+  status(update: JobStatus): void {
+    if (!this.finishing) this.throttle.push(update);
+  }
+
+  async finish(reply: Reply): Promise<FinishReceipt> {
+    if (this.finishing) {
+      this.options.logger.warn('slack: finish called twice; the second reply is dropped', { request: this.options.requestId, text: reply.text });
+      return { messageIds: [] };
+    }
+    this.finishing = true;
+    // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire.
+    await this.throttle.close();
+    const final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
+    if (final.error || final.ephemeral) {
+      await this.removeStatus();
+      await this.sendEphemeral(final.error ? `⚠️ ${final.text}` : final.text);
+      return { messageIds: [] };
+    }
+    try {
+      return { messageIds: await this.sendPublic(final) };
+    } catch (error) {
+      // A channel the app is not in: tell the requester what to do instead of failing silently.
+      const code = slackError(error);
+      if (code === 'not_in_channel' || code === 'channel_not_found') {
+        await this.sendEphemeral('⚠️ pictalk cannot post in this channel. Invite it first (`/invite @pictalk`), then try again.')
+          .catch(() => undefined);
+      }
+      throw error;
+    }
+  }
+
+  private async sendStatus(update: JobStatus): Promise<void> {
+    if (this.finishing) return;
+    const text = renderStatus(update);
+    const blocks = messageBlocks(text, [{ id: `cancel:${update.jobId}`, label: 'Cancel', style: 'secondary' }]);
+    await this.upsert(text, blocks);
+  }
+
+  /** Edit the status message, or post it (in the target thread, if any) when there is none yet. */
+  private async upsert(text: string, blocks: Block[]): Promise<MessageRef> {
+    const { client } = this.options;
+    if (this.statusMessage) {
+      await client.chat.update({ channel: this.statusMessage.channel, ts: this.statusMessage.ts, text: cut(text, MAX_SECTION), blocks });
+      return this.statusMessage;
+    }
+    const posted = await client.chat.postMessage({
+      channel: this.target.channelId, text: cut(text, MAX_SECTION), blocks,
+      ...(this.target.threadTs ? { thread_ts: this.target.threadTs } : {}),
+    });
+    this.statusMessage = { channel: posted.channel ?? this.target.channelId, ts: String(posted.ts) };
+    return this.statusMessage;
+  }
+
+  private async removeStatus(): Promise<void> {
+    if (!this.statusMessage) return;
+    const { channel, ts } = this.statusMessage;
+    this.statusMessage = null;
+    await this.options.client.chat.delete({ channel, ts }).catch((error: unknown) =>
+      this.options.logger.warn('slack: could not remove a status message', { request: this.options.requestId, error: slackError(error) ?? String(error) }));
+  }
+
+  private async sendEphemeral(text: string): Promise<void> {
+    const mrkdwn = cut(toMrkdwn(text), MAX_SECTION);
+    if (this.target.respond) {
+      await this.target.respond({ response_type: 'ephemeral', replace_original: false, text: mrkdwn });
+      return;
+    }
+    await this.options.client.chat.postEphemeral({
+      channel: this.target.channelId, user: this.target.userId, text: mrkdwn,
+      ...(this.target.threadTs ? { thread_ts: this.target.threadTs } : {}),
+    });
+  }
+
+  private async sendPublic(reply: Reply): Promise<string[]> {
+    const notes: string[] = [];
+    const uploads: Array<{ file: Buffer; filename: string; title: string; alt_text?: string }> = [];
+    for (const [index, image] of (reply.images ?? []).entries()) {
+      if (image.png.length > MAX_FILE_BYTES) {
+        notes.push(`Image ${index + 1} (${formatBytes(image.png.length)}) is over Slack's upload limit, so it is left out.`);
+        continue;
+      }
+      const alt = cut(image.altText, MAX_ALT_TEXT);
+      uploads.push({ file: image.png, filename: image.name, title: cut(image.altText, MAX_TITLE), alt_text: alt });
+    }
+    const images = uploads.length;
+    if (reply.voice) uploads.push({ file: reply.voice.ogg, filename: VOICE_FILE_NAME, title: 'Spoken caption' });
+    const text = toMrkdwn([reply.text, ...notes].filter(Boolean).join('\n'));
+    const ids: string[] = [];
+
+    if (this.target.threadTs) {
+      // Captions: the text (+ buttons) is the thread reply; the voice file follows in the same thread.
+      ids.push(messageId(await this.upsert(text, messageBlocks(text, reply.buttons))));
+      if (uploads.length > 0) ids.push(...await this.upload(this.target.threadTs, uploads));
+      return ids;
+    }
+    if (uploads.length === 0) {
+      ids.push(messageId(await this.upsert(text, messageBlocks(text, reply.buttons))));
+      return ids;
+    }
+    // Images: the status message becomes the anchor, the files and the settings go into its thread.
+    const summary = images > 1 ? `✅ Done: ${images} images in the thread.` : images === 1 ? '✅ Done: the image is in the thread.' : '✅ Done: see the thread.';
+    const anchor = await this.upsert(summary, messageBlocks(summary, reply.buttons));
+    ids.push(messageId(anchor));
+    ids.push(...await this.upload(anchor.ts, uploads, text));
+    return ids;
+  }
+
+  /** files.uploadV2: files.getUploadURLExternal per file, a POST of the bytes, then one files.completeUploadExternal. */
+  private async upload(threadTs: string, files: Array<{ file: Buffer; filename: string; title: string; alt_text?: string }>, comment?: string): Promise<string[]> {
+    const result = await this.options.client.files.uploadV2({
+      channel_id: this.target.channelId,
+      thread_ts: threadTs,
+      ...(comment ? { initial_comment: comment } : {}),
+      file_uploads: files,
+    });
+    const completions = (result as unknown as { files?: Array<{ files?: Array<{ id?: string }> }> }).files ?? [];
+    return completions.flatMap((completion) => completion.files ?? []).flatMap((file) => (file.id ? [`file:${file.id}`] : []));
+  }
+
+  /** bot/ allowed the delete: remove the job's messages and files (and the message the button sits on). */
+  private async deleteMessages(reply: Reply, messageIds: readonly string[]): Promise<Reply> {
+    const { client, logger } = this.options;
+    const button = this.target.buttonMessage ? [messageId({ channel: this.target.buttonMessage.channelId, ts: this.target.buttonMessage.ts })] : [];
+    let failed = 0;
+    for (const id of new Set([...messageIds, ...button])) {
+      try {
+        if (id.startsWith('file:')) {
+          await client.files.delete({ file: id.slice('file:'.length) });
+        } else if (id.startsWith('msg:')) {
+          const [, channel, ts] = id.split(':') as [string, string, string];
+          await client.chat.delete({ channel, ts });
+        }
+      } catch (error) {
+        const code = slackError(error);
+        if (code === 'message_not_found' || code === 'file_not_found' || code === 'file_deleted') continue;
+        logger.warn('slack: could not delete', { id, error: code ?? String(error) });
+        failed += 1;
+      }
+    }
+    if (failed === 0) return reply;
+    return { ...reply, text: `pictalk could not delete ${failed === 1 ? 'one item' : `${failed} items`}; please try again.`, error: { code: 'platform.rate_limited', retryable: true } };
+  }
+}
