@@ -11,6 +11,8 @@ export interface DiscordSettings {
   applicationId: string;
   /** REST base, e.g. a local fake server in tests; discord.js's default when absent. */
   apiUrl?: string;
+  /** Register the commands in this guild only (instant updates while testing) instead of globally. */
+  guildId?: string;
 }
 
 interface SlackCommon {
@@ -113,7 +115,13 @@ function discord(env: Env, problems: Problems): DiscordSettings | undefined {
     problems.add('DISCORD_APPLICATION_ID', `Expected DISCORD_APPLICATION_ID to be a numeric snowflake, got ${describe(applicationId)}`);
     return undefined;
   }
-  return apiUrl === undefined ? { token, applicationId } : { token, applicationId, apiUrl };
+  const settings: DiscordSettings = { token, applicationId };
+  if (apiUrl !== undefined) settings.apiUrl = apiUrl;
+  const guildId = read(env, 'PICTALK_DISCORD_GUILD_ID');
+  if (guildId !== undefined && !/^\d{1,20}$/.test(guildId)) {
+    problems.add('PICTALK_DISCORD_GUILD_ID', `Expected PICTALK_DISCORD_GUILD_ID to be a numeric snowflake, got ${describe(guildId)}`);
+  } else if (guildId !== undefined) settings.guildId = guildId;
+  return settings;
 }
 
 function slack(env: Env, problems: Problems): SlackSettings | undefined {

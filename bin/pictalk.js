@@ -12,11 +12,11 @@ if (!existsSync(fileURLToPath(cli))) {
 const { run } = await import(cli.href);
 
 // `pictalk start`: the bot lives in bot/ and adapters/, which inference/ may not import, so the starter is handed in
-// from here. HOOK: the lead wires the bot's entry (e.g. dist/bot/start.js exporting start(argv) -> exit code).
+// from here: adapters/main.ts is the composition root.
 async function start(argv) {
-  const entry = new URL('../dist/bot/start.js', import.meta.url);
+  const entry = new URL('../dist/adapters/main.js', import.meta.url);
   if (!existsSync(fileURLToPath(entry))) {
-    process.stderr.write('pictalk start: the bot entry dist/bot/start.js is not built\n');
+    process.stderr.write('pictalk start: the bot entry dist/adapters/main.js is not built\n');
     return 1;
   }
   const { start: startBot } = await import(entry.href);
