@@ -1,0 +1,33 @@
+/**
+ * The smoke version of the one command that re-trains every shipped model (models/train/train_all.sh --smoke):
+ * draws a tiny world, trains the text-to-image model, the captioner and the recognizer for a few steps each,
+ * exports them and reloads every graph in ONNX Runtime (the exporters fail when ONNX and PyTorch disagree).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+describe('models/train/train_all.sh --smoke', () => {
+  test('draws a tiny world, trains all three models a few steps, exports and reloads them', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pictalk-smoke-'));
+    try {
+      const args = ['--smoke', '--data', path.join(dir, 'world'), '--runs', path.join(dir, 'runs'), '--export', path.join(dir, 'export')];
+      const { stdout } = await run(path.join(ROOT, 'models/train/train_all.sh'), args, { cwd: ROOT, timeout: 290_000, maxBuffer: 8 << 20 })
+        .catch((error: { stdout?: string; stderr?: string; message: string }) => {
+          throw new Error(`train_all.sh --smoke failed: ${error.message}\n${error.stdout ?? ''}\n${(error.stderr ?? '').slice(-3000)}`);
+        });
+      expect(stdout).toContain('done (status 0)');
+      for (const file of ['text-to-image/unet/model.onnx', 'text-to-image/tokenizer/vocab.json', 'captioner/decoder_step.onnx', 'recognizer/recognizer.onnx']) {
+        expect(existsSync(path.join(dir, 'export', file))).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
