@@ -230,6 +230,9 @@ def export(m: T2I, out: str, timestep_dtype: str = 'int64', seed: int = 0) -> di
         diffs['vae_encoder'] = check(p, enc_g, {'sample': img}, 'vae_encoder')
 
         if os.path.exists(out):
+            for keep in ('README.md',):                                # hand-written notes survive a re-export
+                if os.path.exists(os.path.join(out, keep)):
+                    shutil.copy2(os.path.join(out, keep), os.path.join(tmp, keep))
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
@@ -257,7 +260,7 @@ def random_tiny_ckpt(seed: int = 0) -> dict:
     """A seeded, random-weight checkpoint in the real format, small enough for a test fixture (~0.5 MB)."""
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as d:
-        sd_tokenizer.train_tokenizer(TINY_CAPTIONS, d, vocab_size=600, model_max_length=16)
+        sd_tokenizer.train_tokenizer(TINY_CAPTIONS * 2, d, vocab_size=600, model_max_length=16)   # BPE merges need pairs seen twice
         files = sd_tokenizer.read_files(d)
         tok = sd_tokenizer.load(d)
     vc = VAEConfig(block_out_channels=(8, 16, 16), norm_num_groups=4, sample_size=32, scaling_factor=0.5)

@@ -354,16 +354,10 @@ def main() -> None:
     flat = [c for caps in train.captions for c in caps[:5]]
     if any(len(caps) < 5 for caps in train.captions):
         raise SystemExit(f'{a.data}: expected five captions per picture')
-    ids_cache = os.path.join(a.out, 'cache', f'ids-train-{len(train.names)}-{L}.npy')     # tokenizing is slow
-    if os.path.exists(ids_cache):
-        ids_np = np.load(ids_cache)
-    else:
-        ids_np = sd_tokenizer.encode(tok, flat, L)
-        np.save(ids_cache + '.tmp.npy', ids_np)
-        os.replace(ids_cache + '.tmp.npy', ids_cache)
-    lengths = (ids_np != tok.eos_token_id).sum(1) + 1                                                # with EOS
-    if not (ids_np == tok.eos_token_id).any(1).all():                   # truncated: EOS fell off the end
-        raise SystemExit(f'captions need more than {L} tokens with BOS/EOS: raise --max-length and delete {tok_dir}')
+    ids_np, lengths = sd_tokenizer.encode_many(tok, flat, L)                                          # [N*5, L], [N*5]
+    if lengths.max() > L:
+        raise SystemExit(f'captions need up to {lengths.max()} tokens with BOS/EOS, the tokenizer holds {L}: '
+                         f'raise --max-length and delete {tok_dir}')
     log(f'tokenizer: vocab {len(tok)}, longest caption {lengths.max()} tokens of {L}, pad {tok.pad_token!r}')
     ids = torch.from_numpy(ids_np).view(len(train.names), 5, L).to(dev)                             # [N, 5, L]
     empty_ids = torch.from_numpy(sd_tokenizer.encode(tok, [''], L))[0].to(dev)                        # [L]
