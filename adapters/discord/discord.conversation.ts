@@ -20,7 +20,7 @@ import {
 } from 'discord.js';
 import type { Conversation, FinishReceipt, JobStatus, Reply, ReplyButton, ReplyVoice } from '../../bot/types.js';
 import { formatBytes } from './attachment.download.js';
-import { StatusThrottle } from './status-throttle.js';
+import { StatusThrottle } from '../status-throttle.js';
 
 /** Logs as `(message, fields)`; `console` fits. */
 export interface Logger {
@@ -135,7 +135,10 @@ export class DiscordConversation implements Conversation {
 
   private async editStatus(update: JobStatus): Promise<void> {
     if (this.finishing) return;
-    await this.interaction.editReply({ content: renderStatus(update) });
+    // The Cancel button rides on every status edit (as on Slack): the requester's only way to stop a queued job.
+    // The final edit replaces the components, so the button disappears with the status.
+    const cancel: ReplyButton = { id: `cancel:${update.jobId}`, label: 'Cancel', style: 'secondary' };
+    await this.interaction.editReply({ content: renderStatus(update), components: renderButtons([cancel]) });
   }
 
   private get sizeLimit(): number {

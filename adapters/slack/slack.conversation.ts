@@ -12,7 +12,7 @@
 import type { RespondFn, types, webApi } from '@slack/bolt';
 import type { Conversation, FinishReceipt, JobStatus, Reply, ReplyButton } from '../../bot/types.js';
 import { formatBytes } from './file.download.js';
-import { StatusThrottle } from './status-throttle.js';
+import { StatusThrottle } from '../status-throttle.js';
 
 type WebClient = webApi.WebClient;
 

@@ -1,4 +1,4 @@
-import { StatusThrottle } from '../../../adapters/discord/status-throttle.js';
+import { StatusThrottle } from '../../adapters/status-throttle.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

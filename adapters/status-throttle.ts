@@ -1,7 +1,10 @@
 /**
- * Throttles progress edits of one deferred reply: at most one edit per `intervalMs`, always the latest state, one edit
- * in flight at a time, and nothing once closed. Discord rate-limits webhook edits per interaction token (about five per
- * few seconds); a diffusion job reports a step every few hundred milliseconds, so most states are skipped on purpose.
+ * Throttles progress edits of one status message: at most one edit per `intervalMs`, always the latest state, one edit
+ * in flight at a time, and nothing once closed. A diffusion job reports a step every few hundred milliseconds, so most
+ * states are skipped on purpose. Both platforms need this pacing: Discord rate-limits webhook edits per interaction
+ * token (about five per few seconds); Slack rate-limits chat.update (Tier 3, about 50 a minute per workspace, and
+ * message writes about one per second per channel).
+ * @see https://docs.slack.dev/apis/web-api/rate-limits
  */
 export class StatusThrottle<T> {
   private latest: { value: T } | null = null;
