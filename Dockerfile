@@ -18,6 +18,7 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
+    PICTALK_REQUIRE_PLATFORM=1 \
     PICTALK_DB=/data/pictalk.sqlite \
     PICTALK_METRICS_PORT=9464
 WORKDIR /app

@@ -15,7 +15,7 @@ import { loadImageToText } from '../inference/image-to-text.pipeline.js';
 import { createMetricsRegistry } from '../inference/metrics.js';
 import { loadTextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
-import { loadSettings, type PictalkSettings } from './config.js';
+import { loadSettings, requirePlatform, type PictalkSettings } from './config.js';
 import { startDiscordAdapter } from './discord/discord.adapter.js';
 import { startLocalAdapter } from './local/local.adapter.js';
 import { startMetricsServer, type MetricsServer } from './metrics.server.js';
@@ -40,6 +40,8 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   let settings: PictalkSettings;
   try {
     settings = loadSettings(process.env);
+    // In a container there is no terminal to talk to: a missing platform is a configuration error there.
+    if (process.env.PICTALK_REQUIRE_PLATFORM === '1') requirePlatform(settings);
   } catch (error) {
     console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
