@@ -2,30 +2,22 @@
 training, the reference sampler and the TypeScript pipeline agree on every id.
 
 Files (the diffusers `tokenizer/` folder): vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json.
-They are trained by `clip_bpe.train_clip_bpe` when that module is present; otherwise by `_placeholder_bpe` below,
-a minimal BPE trainer in the same format, meant for development and the random-weight fixture only.
+They are trained by `clip_bpe.train_clip_bpe`, the project's CLIP BPE trainer.
 Checkpoints carry the files as strings (`read_files` / `write_files`), so a checkpoint alone can be exported.
 """
 from __future__ import annotations
 
-import collections
-import json
 import os
 import re
 
 import numpy as np
 
 FILES = ('vocab.json', 'merges.txt', 'special_tokens_map.json', 'tokenizer_config.json')
-BOS, EOS = '<|startoftext|>', '<|endoftext|>'
 
 
 def train_tokenizer(texts: list[str], out_dir: str, vocab_size: int, model_max_length: int) -> str:
     """Write the four tokenizer files into out_dir; returns which trainer made them."""
-    try:
-        from clip_bpe import train_clip_bpe                            # the project's CLIP BPE trainer
-    except ImportError:
-        _placeholder_bpe(texts, out_dir, vocab_size, model_max_length)
-        return 'placeholder'
+    from clip_bpe import train_clip_bpe
     train_clip_bpe(texts, out_dir, vocab_size=vocab_size, model_max_length=model_max_length)
     return 'clip_bpe'
 
@@ -97,66 +89,3 @@ def write_files(files: dict, d: str) -> None:
     for name in FILES:
         with open(os.path.join(d, name), 'w', encoding='utf-8') as f:
             f.write(files[name])
-
-
-# ------------------------------------------------------------------------------------------------------------
-# placeholder trainer (development only)
-
-def _bytes_to_unicode() -> dict:
-    """GPT-2/CLIP's reversible byte -> printable unicode table."""
-    bs = list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1)) + list(range(ord('®'), ord('ÿ') + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-def _placeholder_bpe(texts: list[str], out_dir: str, vocab_size: int, model_max_length: int) -> None:
-    byte_enc = _bytes_to_unicode()
-    words = collections.Counter()
-    for t in texts:
-        for w in re.findall(r"[a-z]+|[0-9]|[^\sa-z0-9]+", ' '.join(t.lower().split())):
-            chars = [byte_enc[b] for b in w.encode('utf-8')]
-            words[tuple(chars[:-1] + [chars[-1] + '</w>'])] += 1
-    base = list(byte_enc.values())
-    vocab = base + [c + '</w>' for c in base]
-    merges = []
-    n_merges = max(0, vocab_size - len(vocab) - 2)
-    while len(merges) < n_merges:
-        pairs = collections.Counter()
-        for w, c in words.items():
-            for a, b in zip(w, w[1:]):
-                pairs[a, b] += c
-        if not pairs:
-            break
-        (a, b), _ = pairs.most_common(1)[0]
-        merges.append(f'{a} {b}')
-        vocab.append(a + b)
-        merged = {}
-        for w, c in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            merged[tuple(out)] = c
-        words = merged
-    vocab += [BOS, EOS]
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, 'vocab.json'), 'w', encoding='utf-8') as f:
-        json.dump({t: i for i, t in enumerate(vocab)}, f, ensure_ascii=False)
-    with open(os.path.join(out_dir, 'merges.txt'), 'w', encoding='utf-8') as f:
-        f.write('#version: 0.2\n' + '\n'.join(merges) + '\n')
-    special = {'bos_token': BOS, 'eos_token': EOS, 'pad_token': EOS, 'unk_token': EOS}
-    with open(os.path.join(out_dir, 'special_tokens_map.json'), 'w', encoding='utf-8') as f:
-        json.dump(special, f, indent=1)
-    with open(os.path.join(out_dir, 'tokenizer_config.json'), 'w', encoding='utf-8') as f:
-        json.dump({**special, 'model_max_length': model_max_length, 'do_lower_case': True, 'errors': 'replace',
-                   'add_prefix_space': False, 'tokenizer_class': 'CLIPTokenizer'}, f, indent=1)
