@@ -3,6 +3,7 @@
     python3 models/train/sample_ddim.py --ckpt runs/t2i/t2i.pt --prompt "a big red circle" --steps 20 \
         --guidance 7.5 --seed 0 --png out.png
     python3 models/train/sample_ddim.py --ckpt ... --prompt ... --steps 20 --threads 1 --repeat 5 --json
+    python3 models/train/sample_ddim.py --onnx models/builtin/text-to-image --prompt ... --json   # shipped weights
 
 Timesteps are diffusers DDIMScheduler's with SD 1.x's config (timestep_spacing "leading", steps_offset 1,
 set_alpha_to_one false): for 10 steps 901, 801, ..., 1. Classifier-free guidance as diffusers: one batch of
@@ -110,7 +111,9 @@ def to_png(image: np.ndarray, path: str, upscale: int = 1) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--ckpt', required=True)
+    weights = p.add_mutually_exclusive_group(required=True)
+    weights.add_argument('--ckpt', help='a training checkpoint (t2i.pt)')
+    weights.add_argument('--onnx', help='an exported diffusers ONNX folder: its weights are read by onnx_weights.py')
     p.add_argument('--prompt', required=True)
     p.add_argument('--negative-prompt', default='')
     p.add_argument('--steps', type=int, default=20)
@@ -128,7 +131,11 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     t_load = time.perf_counter()
-    m = T2I.load(a.ckpt, a.device, use_ema=not a.no_ema)
+    if a.onnx:
+        import onnx_weights                                                                   # the shipped folder
+        m = T2I(onnx_weights.load_folder(a.onnx), a.device)
+    else:
+        m = T2I.load(a.ckpt, a.device, use_ema=not a.no_ema)
     load_ms = (time.perf_counter() - t_load) * 1000
     lat = torch.from_numpy(np.load(a.latents)) if a.latents else None
     kw = dict(steps=a.steps, guidance=a.guidance, latents=lat, seed=a.seed, negative_prompt=a.negative_prompt)
@@ -146,6 +153,7 @@ def main() -> None:
     if a.json:
         print(json.dumps({'prompt': a.prompt, 'steps': a.steps, 'guidance': a.guidance, 'seed': a.seed,
                           'threads': a.threads, 'device': a.device, 'repeat': a.repeat, 'load_ms': load_ms,
+                          'weights': {'onnx': a.onnx} if a.onnx else {'ckpt': a.ckpt},
                           'timings_ms': med, 'runs_ms': [x['timings_ms']['total'] for x in runs],
                           'timesteps': r['timesteps']}))
     else:

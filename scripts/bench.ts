@@ -1,0 +1,284 @@
+/**
+ * The benchmark: per-stage times, end-to-end p50/p95, throughput through one InferenceCore at 1, 4 and 8 clients,
+ * peak memory, and the PyTorch eager reference on the same weights (speedup_vs_pytorch).
+ *
+ *   npm run bench                      # a readable summary
+ *   npm run bench -- --json            # ONE JSON object on stdout; progress on stderr
+ *   npm run bench -- --threads 2 --runs 30 --skip-pytorch --quick
+ *
+ * Like for like against PyTorch: DDIM with the model folder's steps and guidance on both sides, one image,
+ * guidance on, the same thread count; the TypeScript side is timed without its PNG encoding (the reference makes
+ * none) and with a new prompt each run, so its text-encoder cache never answers. The default scheduler's figure
+ * (imagine_p50_ms, PNG included) is reported separately. Timings live here only, never in unit tests.
+ */
+import { InferenceCore } from '../inference/core.js';
+import { isPictalkError } from '../inference/errors.js';
+import { loadImageToText } from '../inference/image-to-text.pipeline.js';
+import { createMetricsRegistry } from '../inference/metrics.js';
+import type { BackendOptions } from '../inference/onnx.backend.js';
+import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
+import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
+import type { ImagineRequest, JobKind } from '../inference/types.js';
+import { SPEAK_TEXT, benchImages, benchPrompts } from './bench.inputs.js';
+import { USAGE, parseBenchOptions, type BenchOptions } from './bench.options.js';
+import { runPytorchReference, type PytorchReference } from './bench.pytorch.js';
+import { captionStages, imagineStages } from './bench.stages.js';
+import { MemorySampler, loadAverage, machineFacts, summarize, timeRuns, type Summary } from './bench.stats.js';
+import { closedLoop, type ThroughputLevel } from './bench.throughput.js';
+
+const CAPTION_BEAM = 3;
+const LEVELS = [1, 4, 8] as const;
+/** Targets on the 2-core CPU machine this was written for; `met` says whether this run reached each. */
+const TARGETS = { imagine_p50_ms: 400, caption_p50_ms: 25, speak_p50_ms: 300, speedup_vs_pytorch: 3, caption_throughput_ratio_c8_c1: 2 };
+
+const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`); };
+const ms = (value: number): number => Number(value.toFixed(2));
+
+/** Summaries of each timingsMs key over several results. */
+function summarizeTimings(results: ReadonlyArray<Record<string, number>>): Record<string, Summary> {
+  const keys = [...new Set(results.flatMap((r) => Object.keys(r)))];
+  return Object.fromEntries(keys.map((key) => [key, summarize(results.map((r) => r[key] ?? Number.NaN))]));
+}
+
+/** Time `runs` imagine calls (wall, PNG included) with a new prompt and seed each; also each run's timingsMs. */
+async function timeImagine(t2i: TextToImage, prompts: readonly string[], offset: number, runs: number, warmup: number, extra: Partial<ImagineRequest> = {}):
+  Promise<{ wall: number[]; timings: Array<Record<string, number>> }> {
+  const timings: Array<Record<string, number>> = [];
+  const wall = await timeRuns(runs, warmup, async (i) => {
+    const k = offset + (i < 0 ? prompts.length - 1 + i : i);
+    const result = await t2i.imagine({ prompt: prompts[((k % prompts.length) + prompts.length) % prompts.length]!, seed: k >>> 0, ...extra });
+    if (i >= 0) timings.push(result.timingsMs);
+  });
+  return { wall, timings };
+}
+
+async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const machine = machineFacts();
+  const memory = new MemorySampler();
+  const { runs, quick } = options;
+  const warmup = quick ? 1 : 2;
+  const cheapRuns = quick ? runs : 5 * runs;
+  const backend: BackendOptions = options.threads > 0 ? { intraOpThreads: options.threads } : {};
+  log(`${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}; threads ${options.threads}, runs ${runs}${quick ? ', quick' : ''}`);
+
+  // inputs and pipelines
+  const prompts = benchPrompts(256);
+  const images = await benchImages(8);
+  const [t2i, captioner] = await Promise.all([
+    loadTextToImage(options.t2iDir, { backend }),
+    loadImageToText(options.captionerDir, { backend }),
+  ]);
+  const speech = createTextToSpeech();
+  await speech.load();
+  const defaults = t2i.settingsFor({ prompt: prompts[0]!, seed: 0 });
+  const words = SPEAK_TEXT.split(/\s+/).length;
+
+  try {
+    // per-stage times, called directly
+    log('stages: text encoder, UNet, VAE decoder, PNG; caption encoder and decoder step');
+    const imagineStage = await imagineStages(options.t2iDir, backend, prompts, cheapRuns, warmup);
+    const captionStage = await captionStages(options.captionerDir, backend, images, CAPTION_BEAM, cheapRuns, warmup);
+
+    // end to end, one request at a time
+    log(`imagine: ${runs} runs at the folder's defaults (${defaults.scheduler}, ${defaults.steps} steps, guidance ${defaults.guidance}, ${defaults.width}x${defaults.height})`);
+    const imagine = await timeImagine(t2i, prompts, 0, runs, warmup);
+    log(`caption: ${cheapRuns} runs, beam ${CAPTION_BEAM}`);
+    const captionTimings: Array<Record<string, number>> = [];
+    let lastCaption = '';
+    const caption = await timeRuns(cheapRuns, warmup, async (i) => {
+      const result = await captioner.caption({ image: images[Math.abs(i) % images.length]!, beam: CAPTION_BEAM });
+      if (i >= 0) { captionTimings.push(result.timingsMs); lastCaption = result.caption; }
+    });
+    log(`speak: ${runs} runs of "${SPEAK_TEXT}" (${words} words)`);
+    const speakTimings: Array<Record<string, number>> = [];
+    let speechSeconds = 0;
+    const speak = await timeRuns(runs, warmup, async (i) => {
+      const result = await speech.speak({ text: SPEAK_TEXT });
+      if (i >= 0) { speakTimings.push(result.timingsMs); speechSeconds = result.durationSecs; }
+    });
+
+    // like for like against PyTorch: DDIM, same steps and guidance, one image; half the TS runs before, half after
+    const ddim = { scheduler: 'ddim' as const, steps: defaults.steps, guidance: defaults.guidance, count: 1 };
+    log(`TypeScript DDIM: ${runs} runs (${ddim.steps} steps, guidance ${ddim.guidance})`);
+    const firstHalf = Math.ceil(runs / 2);
+    const tsBefore = await timeImagine(t2i, prompts, 1000, firstHalf, warmup, ddim);
+    let pytorch: PytorchReference | { skipped: true } | { error: string } = { skipped: true };
+    if (!options.skipPytorch) {
+      log(`PyTorch reference: ${runs} runs, ${options.threads || 'default'} threads (loads the weights from the ONNX folder)`);
+      try {
+        pytorch = await runPytorchReference({
+          python: options.python, onnxDir: options.t2iDir, prompt: prompts[0]!, steps: ddim.steps, guidance: ddim.guidance,
+          threads: options.threads > 0 ? options.threads : machine.cpus, repeat: runs,
+        });
+      } catch (error) {
+        pytorch = { error: error instanceof Error ? error.message : String(error) };
+        log(`PyTorch reference failed: ${(pytorch as { error: string }).error}`);
+      }
+    }
+    const tsAfter = await timeImagine(t2i, prompts, 2000, runs - firstHalf, 0, ddim);
+    // the same work as the reference: encode + latents + denoise + decode, without the PNG
+    const tsDdimTimings = [...tsBefore.timings, ...tsAfter.timings];
+    const tsDdim = summarize(tsDdimTimings.map((t) => t.total! - (t.png ?? 0)));
+    const tsDdimWall = summarize([...tsBefore.wall, ...tsAfter.wall]);
+    const reference = 'per_image_ms' in pytorch ? pytorch : undefined;
+    const speedup = reference ? ms(reference.per_image_ms / tsDdim.p50) : null;
+
+    // throughput through ONE core with the real pipelines (its default options, as the bot runs it)
+    const core = new InferenceCore({
+      imagine: (request, run) => t2i.imagine(request, run),
+      captionBatch: (requests, run) => captioner.captionBatch(requests, run),
+      caption: (request, run) => captioner.caption(request, run),
+      speak: (request, run) => speech.speak(request, run),
+    }, { registry: createMetricsRegistry(), maxPerUser: 100 });
+    const throughput: Record<JobKind, Record<string, ThroughputLevel>> = { imagine: {}, caption: {}, speak: {} };
+    const jobsFor = (kind: JobKind, clients: number): number => {
+      if (quick) return clients;
+      // captions are cheap: enough of them that a level lasts a couple of seconds, not a few batches
+      return kind === 'caption' ? Math.max(20 * runs, 16 * clients) : Math.max(Math.ceil(runs / 2), 2 * clients);
+    };
+    try {
+      for (const clients of LEVELS) {
+        log(`throughput at ${clients} client${clients > 1 ? 's' : ''}: imagine, caption, speak`);
+        throughput.imagine[`c${clients}`] = await closedLoop(core, clients, jobsFor('imagine', clients),
+          (i) => ({ kind: 'imagine', request: { prompt: prompts[(3000 + i) % prompts.length]!, seed: i } }));
+        throughput.caption[`c${clients}`] = await closedLoop(core, clients, jobsFor('caption', clients),
+          (i) => ({ kind: 'caption', request: { image: images[i % images.length]!, beam: CAPTION_BEAM } }), quick ? 0 : 4 * clients);
+        throughput.speak[`c${clients}`] = await closedLoop(core, clients, jobsFor('speak', clients),
+          () => ({ kind: 'speak', request: { text: SPEAK_TEXT } }));
+      }
+    } finally {
+      await core.close();
+    }
+    const captionRatio = ms(throughput.caption.c8!.jobs_per_s / throughput.caption.c1!.jobs_per_s);
+
+    const imagineE2e = summarize(imagine.wall);
+    const captionE2e = summarize(caption);
+    const speakE2e = summarize(speak);
+    const headline = {
+      imagine_p50_ms: imagineE2e.p50,
+      caption_p50_ms: captionE2e.p50,
+      speak_p50_ms: speakE2e.p50,
+      speedup_vs_pytorch: speedup,
+      caption_throughput_ratio_c8_c1: captionRatio,
+    };
+    const targets = Object.fromEntries(Object.entries(TARGETS).map(([key, target]) => {
+      const value = headline[key as keyof typeof headline];
+      const higherIsBetter = key === 'speedup_vs_pytorch' || key === 'caption_throughput_ratio_c8_c1';
+      return [key, { target: `${higherIsBetter ? '>=' : '<='} ${target}`, value, met: value === null ? null : higherIsBetter ? value >= target : value <= target }];
+    }));
+    const imaginePipeline = summarizeTimings(imagine.timings);
+    return {
+      ...headline,
+      imagine_p95_ms: imagineE2e.p95,
+      caption_p95_ms: captionE2e.p95,
+      speak_p95_ms: speakE2e.p95,
+      targets,
+      machine: { ...machine, loadavg_end: loadAverage() },
+      settings: {
+        command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
+        threads: options.threads, torch_threads: options.threads > 0 ? options.threads : machine.cpus,
+        runs, cheap_runs: cheapRuns, warmup, quick, skip_pytorch: options.skipPytorch,
+        backend: { intraOpThreads: options.threads || 'onnxruntime default', graphOptimization: 'all' },
+        imagine: { scheduler: defaults.scheduler, steps: defaults.steps, guidance: defaults.guidance,
+          width: defaults.width, height: defaults.height, count: 1 },
+        caption: { beam: CAPTION_BEAM, images: images.length, last_caption: lastCaption },
+        speak: { text: SPEAK_TEXT, words, audio_seconds: ms(speechSeconds) },
+        models: { t2i: options.t2iDir, captioner: options.captionerDir },
+        started_at: startedAt.toISOString(),
+      },
+      stages: {
+        imagine: {
+          text_encode_ms: imagineStage.text_encode_ms,
+          unet_step_ms: imagineStage.unet_step_ms,
+          vae_decode_ms: imagineStage.vae_decode_ms,
+          png_encode_ms: imagineStage.png_encode_ms,
+          denoise_per_step_ms: summarize(imagine.timings.map((t) => (t.denoise ?? Number.NaN) / defaults.steps)),
+          shapes: imagineStage.shapes,
+          pipeline_timings_ms: imaginePipeline,
+        },
+        caption: {
+          image_decode_ms: captionStage.image_decode_ms,
+          encoder_ms: captionStage.encoder_ms,
+          decoder_step_ms: captionStage.decoder_step_ms,
+          decoder_step_rows: captionStage.beam,
+          beam_search_ms: summarize(captionTimings.map((t) => t.search ?? Number.NaN)),
+          pipeline_timings_ms: summarizeTimings(captionTimings),
+        },
+        speak: {
+          synthesis_ms: summarize(speakTimings.map((t) => t.synthesize ?? Number.NaN)),
+          resample_ms: summarize(speakTimings.map((t) => t.resample ?? Number.NaN)),
+          opus_ogg_encode_ms: summarize(speakTimings.map((t) => t.encode ?? Number.NaN)),
+        },
+      },
+      end_to_end: { imagine: imagineE2e, caption: captionE2e, speak: speakE2e },
+      pytorch: {
+        speedup_vs_pytorch: speedup,
+        speedup_vs_pytorch_min_based: reference ? ms(reference.min_ms / tsDdim.min) : null,
+        work: { scheduler: 'ddim', steps: ddim.steps, guidance: ddim.guidance, images: 1, png: false },
+        typescript_ddim_ms: tsDdim,
+        typescript_ddim_wall_png_ms: tsDdimWall,
+        typescript_default_scheduler_ms: imagineE2e,
+        reference: pytorch,
+      },
+      throughput: { ...throughput, core_options: 'defaults (concurrency 1 per kind, caption maxBatch 8)' },
+      memory: { ...memory.stop(), note: 'this Node process only; the PyTorch child is not included' },
+      duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),
+    };
+  } finally {
+    await Promise.all([t2i.dispose(), captioner.dispose()]);
+  }
+}
+
+function readable(r: Record<string, unknown>): string {
+  const s = r as {
+    targets: Record<string, { target: string; value: number | null; met: boolean | null }>;
+    machine: { cpus: number; loadavg_start: number[]; loadavg_end: number[]; node: string };
+    stages: Record<string, Record<string, Summary | unknown>>;
+    throughput: Record<string, Record<string, ThroughputLevel>>;
+    memory: { rss_peak_sampled_mb: number; max_rss_mb: number };
+    pytorch: { typescript_ddim_ms: Summary; reference: { per_image_ms?: number; error?: string; skipped?: boolean } };
+    duration_s: number;
+  };
+  const lines = [`pictalk bench: ${s.machine.cpus} CPUs, node ${s.machine.node}, load ${s.machine.loadavg_start.join(' ')} -> ${s.machine.loadavg_end.join(' ')}, ${s.duration_s} s`];
+  for (const [key, t] of Object.entries(s.targets)) lines.push(`  ${key.padEnd(32)} ${String(t.value).padStart(9)}   target ${t.target}  ${t.met === null ? '-' : t.met ? 'met' : 'MISSED'}`);
+  lines.push('  stages (p50 ms):');
+  for (const [kind, stages] of Object.entries(s.stages)) {
+    const parts = Object.entries(stages).filter(([, v]) => typeof v === 'object' && v !== null && 'p50' in v).map(([k, v]) => `${k.replace(/_ms$/, '')} ${(v as Summary).p50}`);
+    lines.push(`    ${kind}: ${parts.join(', ')}`);
+  }
+  const ref = s.pytorch.reference;
+  lines.push(`  PyTorch DDIM per image: ${ref.per_image_ms ?? (ref.skipped ? 'skipped' : `failed (${ref.error?.split('\n')[0]})`)} ms; TypeScript DDIM ${s.pytorch.typescript_ddim_ms.p50} ms`);
+  for (const [kind, levels] of Object.entries(s.throughput)) {
+    if (typeof levels !== 'object') continue;
+    lines.push(`  throughput ${kind}: ${Object.entries(levels).map(([k, v]) => `${k} ${v.jobs_per_s}/s`).join(', ')}`);
+  }
+  lines.push(`  memory: rss peak ${s.memory.rss_peak_sampled_mb} MB (sampled), maxRSS ${s.memory.max_rss_mb} MB`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions;
+  try {
+    options = parseBenchOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  try {
+    const result = await bench(options);
+    process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${readable(result)}\n`);
+    const failed = !options.skipPytorch && 'error' in (result.pytorch as { reference: object }).reference;
+    return failed ? 1 : 0;
+  } catch (error) {
+    process.stderr.write(`bench: ${isPictalkError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();

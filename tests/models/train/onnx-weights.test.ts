@@ -1,0 +1,28 @@
+/**
+ * models/train/onnx_weights.py: the PyTorch reference loads its weights straight from an exported ONNX folder.
+ * Runs tests/models/train/check_onnx_weights.py (python3 with torch, onnx, onnxruntime) on the tiny fixture.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+describe('onnx_weights.py', () => {
+  test('loads the tiny folder by parameter name, matches onnxruntime and the parity arrays, and refuses broken graphs', async () => {
+    let stdout: string;
+    try {
+      ({ stdout } = await run('python3', ['tests/models/train/check_onnx_weights.py'], { cwd: ROOT, timeout: 110_000, maxBuffer: 8 << 20 }));
+    } catch (error) {
+      const e = error as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`check_onnx_weights.py failed: ${e.message}\n${e.stdout ?? ''}\n${(e.stderr ?? '').split('\n').filter((l) => !l.includes('NNPACK')).slice(-30).join('\n')}`);
+    }
+    expect(stdout).toContain('ok loaded networks match onnxruntime');
+    expect(stdout).toContain('ok DDIM on the ONNX weights reproduces the parity arrays');
+    expect(stdout).toContain('ok a weight of the wrong shape fails');
+    expect(stdout).toContain('ok a missing weight fails and is named');
+    expect(stdout).toContain('onnx weights: all checks passed');
+  }, 120_000);
+});
