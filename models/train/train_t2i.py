@@ -171,7 +171,7 @@ def ema_update(ema: dict, model: torch.nn.Module, decay: float) -> None:
 
 
 def train_unet(a, vae_ck: dict, images: torch.Tensor, ids: torch.Tensor, empty_ids: torch.Tensor,
-               tok_files: dict, dev: str, amp) -> dict:
+               tok_files: dict, dev: str, amp, init: dict | None = None) -> dict:
     path = os.path.join(a.out, 't2i.pt')
     ck = torch.load(path, map_location='cpu', weights_only=False) if os.path.exists(path) else None
     if ck and ck.get('done'):
@@ -182,8 +182,9 @@ def train_unet(a, vae_ck: dict, images: torch.Tensor, ids: torch.Tensor, empty_i
     vae.load_state_dict(vae_ck['vae'])
     tok = sd_tokenizer.load(tok_files)
     L = ids.shape[-1]
-    if ck:
-        tcfg, ucfg = config_from_dict(TextConfig, ck['text_config']), config_from_dict(UNetConfig, ck['unet_config'])
+    if ck or init:
+        src = ck or init
+        tcfg, ucfg = config_from_dict(TextConfig, src['text_config']), config_from_dict(UNetConfig, src['unet_config'])
     else:
         tcfg = TextConfig(vocab_size=len(tok), max_position_embeddings=L, hidden_size=a.text_width,
                           num_hidden_layers=a.text_layers, num_attention_heads=max(1, a.text_width // 32),
@@ -196,6 +197,10 @@ def train_unet(a, vae_ck: dict, images: torch.Tensor, ids: torch.Tensor, empty_i
     params = list(text.parameters()) + list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     step, spent = 0, 0.0
+    if init and not ck:                          # --init-from: continue from an earlier run's (EMA) weights
+        text.load_state_dict(init['text'])
+        unet.load_state_dict(init['unet'])
+        log(f'stage 2: starting from {a.init_from} (trained {init["step"]} steps)')
     if ck:
         text.load_state_dict(ck['text_raw'])
         unet.load_state_dict(ck['unet_raw'])
@@ -313,6 +318,8 @@ def main() -> None:
     p.add_argument('--text-layers', type=int, default=4)
     p.add_argument('--vocab-size', type=int, default=1024)
     p.add_argument('--max-length', type=int, default=32, help='tokenizer model_max_length = text positions')
+    p.add_argument('--init-from', default=None,
+                   help='continue training from a t2i.pt (its EMA text encoder and UNet, its VAE and tokenizer)')
     p.add_argument('--limit', type=int, default=0, help='use only the first N training pictures')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=1)
@@ -343,6 +350,13 @@ def main() -> None:
     train = world_data.load_split(a.data, 'train', cache_dir=os.path.join(a.out, 'cache'), limit=a.limit)
     log(f'data: {len(train.names)} training pictures {train.images.shape[1:]} in {time.time() - t0:.0f}s')
     tok_dir = os.path.join(a.out, 'tokenizer')
+    # --init-from: the earlier run's tokenizer and VAE are kept as they are (the weights depend on them)
+    init = torch.load(a.init_from, map_location='cpu', weights_only=False) if a.init_from else None
+    if init is not None and not os.path.exists(os.path.join(tok_dir, 'tokenizer_config.json')):
+        sd_tokenizer.write_files(init['tokenizer'], tok_dir)
+    if init is not None and not os.path.exists(os.path.join(a.out, 'vae.pt')):
+        save_atomic({'kind': 'vae', 'vae_config': init['vae_config'], 'vae': init['vae'], 'done': True,
+                     'step': 0, 'elapsed': 0.0}, os.path.join(a.out, 'vae.pt'))
     if not os.path.exists(os.path.join(tok_dir, 'tokenizer_config.json')):
         all_caps = world_data.read_captions(a.data)
         texts = [c for caps in all_caps.values() for c in caps]
@@ -366,7 +380,7 @@ def main() -> None:
     vae_ck = train_vae(a, images, dev, amp)
     if a.stage == 'vae':
         return
-    ck = train_unet(a, vae_ck, images, ids, empty_ids, tok_files, dev, amp)
+    ck = train_unet(a, vae_ck, images, ids, empty_ids, tok_files, dev, amp, init)
     if a.grid:
         val = world_data.load_split(a.data, 'val', limit=a.grid)
         torch.set_num_threads(a.threads)
