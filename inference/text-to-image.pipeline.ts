@@ -144,6 +144,7 @@ function createPipeline(
   function settingsFor(request: ImagineRequest): ImagineSettings {
     const fail = (message: string): PictalkError => new PictalkError('input.invalid', message);
     if (typeof request.prompt !== 'string') throw fail(`Expected \`prompt\` to be a string, got ${describe(request.prompt)}`);
+    if (request.prompt.trim() === '') throw fail(`Expected \`prompt\` to describe the image, got ${describe(request.prompt)}`);
     const negativePrompt = request.negativePrompt ?? '';
     if (typeof negativePrompt !== 'string') throw fail(`Expected \`negativePrompt\` to be a string, got ${describe(negativePrompt)}`);
     for (const [name, text] of [['prompt', request.prompt], ['negativePrompt', negativePrompt]] as const) {

@@ -56,7 +56,7 @@ export async function evaluateTextToImage(
   options: { overrides: GenerationOverrides; captioner?: ImageToText; beam?: number; renderer: WorldRenderer; evalSeed: number },
 ): Promise<TextToImageMetrics> {
   const { overrides } = options;
-  const resolved = t2i.settingsFor({ prompt: '', seed: 0, ...overrides });
+  const resolved = t2i.settingsFor({ prompt: 'defaults', seed: 0, ...overrides });  // any prompt: only the settings are read
 
   // generate, one image per prompt
   const started = Date.now();
