@@ -4,6 +4,7 @@
 import { describe, PictalkError } from '../../inference/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
 import { DEFAULT_EVAL_SEED } from './heldout.set.js';
+import { integerOption, optionText, readOptions } from '../cli-options.js';
 
 export const EVAL_PARTS = ['caption', 't2i', 'recognizer'] as const;
 export type EvalPart = (typeof EVAL_PARTS)[number];
@@ -48,43 +49,11 @@ export const USAGE = `Usage: eval [--json] [--seed S] [--count N] [--t2i-count K
 
 const OPTIONS = ['json', 'seed', 'count', 't2i-count', 'only', 't2i', 'captioner', 'recognizer', 'beam', 'steps', 'guidance', 'scheduler', 'threads'];
 
-function integerOption(name: string, text: string, min: number, max: number): number {
-  const value = Number(text);
-  if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new PictalkError('input.invalid', `Expected \`--${name}\` to be an integer from ${min} to ${max}, got ${describe(text)}`, { option: name });
-  }
-  return value;
-}
-
 /** Parse and validate the command line (without `node` and the script). */
 export function parseEvalArgs(argv: readonly string[]): EvalOptions | 'help' {
-  const values = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') return 'help';
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(arg);
-    if (m === null) throw new PictalkError('input.invalid', `Expected an option like \`--count\`, got ${describe(arg)}. ${USAGE}`);
-    const name = m[1]!;
-    if (!OPTIONS.includes(name)) throw new PictalkError('input.invalid', `Unknown option \`--${name}\`. ${USAGE}`, { option: name });
-    if (values.has(name)) throw new PictalkError('input.invalid', `Option \`--${name}\` given twice`, { option: name });
-    if (name === 'json') {
-      if (m[2] !== undefined) throw new PictalkError('input.invalid', `Expected \`--json\` without a value, got ${describe(m[2])}`);
-      values.set(name, true);
-    } else if (m[2] !== undefined) {
-      values.set(name, m[2]);
-    } else {
-      const value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) {
-        throw new PictalkError('input.invalid', `Expected a value after \`--${name}\`, got ${describe(value)}`, { option: name });
-      }
-      values.set(name, value);
-      i += 1;
-    }
-  }
-  const text = (name: string): string | undefined => {
-    const v = values.get(name);
-    return typeof v === 'string' ? v : undefined;
-  };
+  const values = readOptions(argv, { known: OPTIONS, flags: ['json'], usage: USAGE });
+  if (values === 'help') return 'help';
+  const text = (name: string): string | undefined => optionText(values, name);
   const int = (name: string, min: number, max: number): number | undefined => {
     const t = text(name);
     return t === undefined ? undefined : integerOption(name, t, min, max);

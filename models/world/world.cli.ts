@@ -8,51 +8,18 @@
  */
 import { pathToFileURL } from 'node:url';
 import { describe, isPictalkError, PictalkError } from '../../inference/errors.js';
+import { integerOption, optionText, readOptions } from '../cli-options.js';
 import { SPLIT_NAMES, writeWorld, type SplitOption, type WorldOptions } from './dataset.writer.js';
 
 export const USAGE = 'Usage: world --out DIR --count N --seed S [--split train|val|test|compositional|all] [--concurrency K] [--force]';
 
 const SPLIT_OPTIONS: readonly string[] = [...SPLIT_NAMES, 'all'];
 
-function integerOption(name: string, text: string | undefined, min: number, max: number): number {
-  const value = text === undefined ? Number.NaN : Number(text);
-  if (text === undefined || !/^-?\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new PictalkError('input.invalid', `Expected \`--${name}\` to be an integer from ${min} to ${max}, got ${describe(text)}`, { option: name });
-  }
-  return value;
-}
-
 /** Parse and validate the command line (without `node` and the script). */
 export function parseWorldArgs(argv: readonly string[]): Omit<WorldOptions, 'onProgress'> | 'help' {
-  const values = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i] as string;
-    if (arg === '--help' || arg === '-h') return 'help';
-    const m = /^--([a-z]+)(?:=(.*))?$/.exec(arg);
-    if (m === null) throw new PictalkError('input.invalid', `Expected an option like \`--count\`, got ${describe(arg)}. ${USAGE}`);
-    const name = m[1] as string;
-    if (!['out', 'count', 'seed', 'split', 'concurrency', 'force'].includes(name)) {
-      throw new PictalkError('input.invalid', `Unknown option \`--${name}\`. ${USAGE}`, { option: name });
-    }
-    if (values.has(name)) throw new PictalkError('input.invalid', `Option \`--${name}\` given twice`, { option: name });
-    if (name === 'force') {
-      if (m[2] !== undefined) throw new PictalkError('input.invalid', `Expected \`--force\` without a value, got ${describe(m[2])}`);
-      values.set(name, true);
-    } else if (m[2] !== undefined) {
-      values.set(name, m[2]);
-    } else {
-      const value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) {
-        throw new PictalkError('input.invalid', `Expected a value after \`--${name}\`, got ${describe(value)}`, { option: name });
-      }
-      values.set(name, value);
-      i += 1;
-    }
-  }
-  const text = (name: string): string | undefined => {
-    const v = values.get(name);
-    return typeof v === 'string' ? v : undefined;
-  };
+  const values = readOptions(argv, { known: ['out', 'count', 'seed', 'split', 'concurrency', 'force'], flags: ['force'], usage: USAGE });
+  if (values === 'help') return 'help';
+  const text = (name: string): string | undefined => optionText(values, name);
   const out = text('out');
   if (out === undefined || out.trim() === '') throw new PictalkError('input.invalid', `Expected \`--out DIR\`, got ${describe(out)}. ${USAGE}`);
   const count = integerOption('count', text('count'), 1, 10_000_000);
