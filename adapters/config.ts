@@ -34,11 +34,17 @@ export interface PictalkSettings {
   t2iModel?: string;
   /** Captioner folder; the builtin captioner when absent. */
   captioner?: string;
+  /**
+   * Imagine jobs that run side by side; their UNet calls are merged into shared runs step by step (default 4;
+   * 1 runs one job at a time).
+   */
+  imagineBatch: number;
   bot: BotConfig;
 }
 
 export const DEFAULT_DB_PATH = './pictalk.sqlite';
 export const DEFAULT_SLACK_PORT = 3000;
+export const DEFAULT_IMAGINE_BATCH = 4;
 
 type Env = Record<string, string | undefined>;
 
@@ -175,6 +181,7 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
   if (jobTimeout !== undefined) botInput.jobTimeoutMs = { imagine: jobTimeout };
   const upscale = integer(env, 'PICTALK_IMAGE_UPSCALE', problems, 1, 16);
   if (upscale !== undefined) botInput.imageUpscale = upscale;
+  const imagineBatch = integer(env, 'PICTALK_IMAGINE_BATCH', problems, 1, 16);
 
   if (problems.list.length > 0) {
     const message = problems.list.length === 1
@@ -183,7 +190,11 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
     throw new PictalkError('config.invalid', message, { settings: problems.list.map((p) => p.setting) });
   }
 
-  const settings: PictalkSettings = { dbPath: read(env, 'PICTALK_DB') ?? DEFAULT_DB_PATH, bot: resolveBotConfig(botInput) };
+  const settings: PictalkSettings = {
+    dbPath: read(env, 'PICTALK_DB') ?? DEFAULT_DB_PATH,
+    imagineBatch: imagineBatch ?? DEFAULT_IMAGINE_BATCH,
+    bot: resolveBotConfig(botInput),
+  };
   if (discordSettings) settings.discord = discordSettings;
   if (slackSettings) settings.slack = slackSettings;
   if (metricsPort !== undefined) settings.metricsPort = metricsPort;

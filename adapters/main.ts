@@ -12,7 +12,7 @@ import { packageRoot } from '../inference/cli.js';
 import { InferenceCore } from '../inference/core.js';
 import { isPictalkError } from '../inference/errors.js';
 import { loadImageToText } from '../inference/image-to-text.pipeline.js';
-import { createMetricsRegistry } from '../inference/metrics.js';
+import { createInferenceMetrics, createMetricsRegistry } from '../inference/metrics.js';
 import { loadTextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import { loadSettings, requirePlatform, type PictalkSettings } from './config.js';
@@ -53,8 +53,14 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   const captionerDir = settings.captioner ?? join(root, 'models', 'builtin', 'captioner');
   let textToImage, imageToText;
   const speech = createTextToSpeech();
+  const registry = createMetricsRegistry({ defaultMetrics: true });
+  const metricsOfCore = createInferenceMetrics(registry);
   try {
-    [textToImage, imageToText] = await Promise.all([loadTextToImage(t2iDir), loadImageToText(captionerDir), speech.load()]);
+    [textToImage, imageToText] = await Promise.all([
+      loadTextToImage(t2iDir, { onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests) }),
+      loadImageToText(captionerDir),
+      speech.load(),
+    ]);
   } catch (error) {
     console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
     return isPictalkError(error) && error.code.startsWith('input.') ? 2 : 1;
@@ -62,12 +68,11 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   log.info('models loaded', { textToImage: t2iDir, captioner: captionerDir });
 
   // the one queue
-  const registry = createMetricsRegistry({ defaultMetrics: true });
   const core = new InferenceCore({
     imagine: (request, options) => textToImage.imagine(request, options),
     captionBatch: (requests, options) => imageToText.captionBatch(requests, options),
     speak: (request, options) => speech.speak(request, options),
-  }, { registry });
+  }, { metrics: metricsOfCore, concurrency: { imagine: settings.imagineBatch } });
 
   const store = new SqliteStore(settings.dbPath);
   const bot = new Bot({ store, core, config: settings.bot, logger: log });

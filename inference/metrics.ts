@@ -19,6 +19,8 @@ export interface InferenceMetrics {
   observeWait(kind: JobKind, seconds: number): void;
   observeRun(kind: JobKind, seconds: number): void;
   observeBatch(kind: JobKind, size: number): void;
+  /** One UNet run of the text-to-image pipeline: how many imagine requests shared it. */
+  observeUnetRun(requests: number): void;
   /** One finished (or refused) job; `code` is the error code when it did not succeed. */
   countJob(kind: JobKind, outcome: JobOutcome, code?: string): void;
 }
@@ -62,6 +64,9 @@ export function createInferenceMetrics(registry: Registry = defaultRegistry): In
   const batch = reuse('pictalk_batch_size', () => new Histogram({
     name: 'pictalk_batch_size', help: 'Jobs per pipeline call, by job kind', labelNames: ['kind'], buckets: [1, 2, 4, 8, 16, 32], registers,
   }));
+  const unetRuns = reuse('pictalk_unet_run_requests', () => new Histogram({
+    name: 'pictalk_unet_run_requests', help: 'Imagine requests sharing one UNet run (cross-request batching)', buckets: [1, 2, 4, 8, 16], registers,
+  }));
   const jobs = reuse('pictalk_jobs_total', () => new Counter({
     name: 'pictalk_jobs_total', help: 'Jobs by kind and outcome (success, failed, cancelled, timeout, rejected)', labelNames: ['kind', 'outcome'], registers,
   }));
@@ -76,6 +81,7 @@ export function createInferenceMetrics(registry: Registry = defaultRegistry): In
     observeWait: (kind, seconds) => wait.observe({ kind }, seconds),
     observeRun: (kind, seconds) => run.observe({ kind }, seconds),
     observeBatch: (kind, size) => batch.observe({ kind }, size),
+    observeUnetRun: (requests) => unetRuns.observe(requests),
     countJob: (kind, outcome, code) => {
       jobs.inc({ kind, outcome });
       if (outcome !== 'success') failures.inc({ kind, code: code ?? 'unknown' });

@@ -15,6 +15,7 @@ import { PictalkError, asInferenceError, describe } from './errors.js';
 import { encodePng } from './image.codec.js';
 import { hashModelFolder, readTextToImageFolder, type TextToImageFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
+import { UnetBatcher, type UnetBatcherStats } from './unet.batcher.js';
 import { createScheduler } from './schedulers/scheduler.factory.js';
 import { gaussianNoise } from './schedulers/noise.js';
 import type { NoiseSource } from './schedulers/scheduler.js';
@@ -29,10 +30,19 @@ export const MAX_GUIDANCE = 30;
 
 export interface TextToImageOptions {
   backend?: BackendOptions;
+  /**
+   * Most UNet rows in one merged run when several imagine jobs run at once (default 16; 1 turns merging off).
+   * A request takes 2 x count rows with guidance, count without.
+   */
+  unetMaxRows?: number;
+  /** Observes every UNet run: how many requests' calls and rows it carried (for metrics). */
+  onUnetRun?: (calls: number, rows: number) => void;
 }
 
 export interface TextToImage {
   readonly folder: TextToImageFolder;
+  /** UNet runs and the calls they served: calls > runs means requests shared runs. */
+  readonly unetStats: Readonly<UnetBatcherStats>;
   imagine(request: ImagineRequest, options?: RunOptions): Promise<ImagineResult>;
   /** Resolve a request's defaults and validate it without running anything (`input.invalid` on a bad value). */
   settingsFor(request: ImagineRequest): ImagineSettings;
@@ -86,7 +96,7 @@ export async function loadTextToImage(dir: string, options: TextToImageOptions =
   }
   const [textEncoder, unet, vaeDecoder] = opened as [OnnxModel, OnnxModel, OnnxModel];
   try {
-    return createPipeline(folder, await hash, tokenizer, textEncoder, unet, vaeDecoder);
+    return createPipeline(folder, await hash, tokenizer, textEncoder, unet, vaeDecoder, options);
   } catch (error) {
     await Promise.all(opened.map((model) => model.dispose()));
     throw error;
@@ -109,7 +119,7 @@ function requireInputs(model: OnnxModel, names: readonly string[]): void {
 
 function createPipeline(
   folder: TextToImageFolder, modelHash: string, tokenizer: ClipTokenizer,
-  textEncoder: OnnxModel, unet: OnnxModel, vaeDecoder: OnnxModel,
+  textEncoder: OnnxModel, unet: OnnxModel, vaeDecoder: OnnxModel, options: TextToImageOptions,
 ): TextToImage {
   requireInputs(textEncoder, ['input_ids']);
   requireInputs(unet, ['sample', 'timestep', 'encoder_hidden_states']);
@@ -140,6 +150,8 @@ function createPipeline(
   const { latentChannels: channels, latentFactor: factor, scalingFactor, defaults, maxSize } = folder;
   const model = { name: folder.name, hash: modelHash };
   const embeddings = new EmbeddingCache();
+  // every request's UNet calls go through one batcher, so jobs running side by side share runs
+  const batcher = new UnetBatcher(unet, timestepPerRow, options.unetMaxRows ?? 16, options.onUnetRun);
 
   function settingsFor(request: ImagineRequest): ImagineSettings {
     const fail = (message: string): PictalkError => new PictalkError('input.invalid', message);
@@ -232,7 +244,7 @@ function createPipeline(
         context.set(cond!, i * textSize);
       }
     }
-    const hiddenDims = [batch, textLength, textSize / textLength];
+    const hiddenDims = [batch, textLength, textSize / textLength] as const;
     lap('encode');
     checkAbort();
 
@@ -250,8 +262,7 @@ function createPipeline(
     // denoise: one UNet call per step over the whole batch; buffers reused across steps
     const sample = new Float32Array(batch * perImage);              // [batch, C, h, w]
     const timestepData = timestepType === 'int64' ? new BigInt64Array(timestepPerRow ? batch : 1) : new Float32Array(timestepPerRow ? batch : 1);
-    const noisePred: TensorValue<Float32Array> = { data: new Float32Array(batch * perImage), dims: [batch, channels, h, w] };
-    const outputName = unet.outputNames[0]!;
+    const eps = new Float32Array(batch * perImage);                // [batch, C, h, w]
     const total = scheduler.timesteps.length;
     for (const [index, t] of scheduler.timesteps.entries()) {
       checkAbort();
@@ -261,13 +272,11 @@ function createPipeline(
       // Euler's timesteps are fractional: int64 exports truncate, as NumPy's astype does
       if (timestepData instanceof BigInt64Array) timestepData.fill(BigInt(Math.trunc(t)));
       else timestepData.fill(t);
-      await unet.run({
-        sample: { data: sample, dims: [batch, channels, h, w] },
-        timestep: { data: timestepData, dims: [timestepData.length] },
-        encoder_hidden_states: { data: context, dims: hiddenDims },
-      }, { [outputName]: noisePred });
+      await batcher.run({
+        sample, timestep: timestepData, context, out: eps,
+        sampleDims: [batch, channels, h, w], contextDims: hiddenDims,
+      });
       // classifier-free guidance, in place into the unconditional half: eps_u + g * (eps_c - eps_u)
-      const eps = noisePred.data;
       if (guided) {
         for (let i = 0; i < latentSize; i += 1) {
           const u = eps[i]!;
@@ -319,6 +328,7 @@ function createPipeline(
 
   return {
     folder,
+    unetStats: batcher.stats,
     settingsFor,
     imagine: async (request, run) => {
       try {

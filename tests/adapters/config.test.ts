@@ -7,6 +7,7 @@ describe('loadSettings', () => {
     expect(settings.discord).toBeUndefined();
     expect(settings.slack).toBeUndefined();
     expect(settings.metricsPort).toBeUndefined();
+    expect(settings.imagineBatch).toBe(4);
     expect(settings.bot.defaultDailyLimits).toEqual({ imagine: 20, caption: 50 });
     expect(settings.bot.rateLimit).toEqual({ capacity: 5, windowMs: 30_000 });
     expect(() => requirePlatform(settings)).toThrow(/No chat platform is configured/);
@@ -20,10 +21,11 @@ describe('loadSettings', () => {
       PICTALK_CAPTIONER: 'models/cap', PICTALK_MODERATOR_ROLE_IDS: '111, 222',
       PICTALK_DAILY_IMAGINE: '7', PICTALK_DAILY_CAPTION: '0', PICTALK_RATE_LIMIT: '3/1m', PICTALK_MAX_PROMPT_CHARS: '300',
       PICTALK_MAX_ATTACHMENT_BYTES: '1048576', PICTALK_JOB_TIMEOUT_MS: '60000', PICTALK_IMAGE_UPSCALE: '4',
+      PICTALK_IMAGINE_BATCH: '1',
     });
     expect(settings.discord).toEqual({ token: 'tok', applicationId: '123456789012345678', apiUrl: 'http://127.0.0.1:9999/api' });
     expect(settings.slack).toEqual({ mode: 'socket', botToken: 'xoxb-1', appToken: 'xapp-1', apiUrl: 'http://127.0.0.1:9998/api/' });
-    expect(settings).toMatchObject({ dbPath: '/var/lib/pictalk/db.sqlite', metricsPort: 9464, t2iModel: 'models/sd15', captioner: 'models/cap' });
+    expect(settings).toMatchObject({ dbPath: '/var/lib/pictalk/db.sqlite', metricsPort: 9464, t2iModel: 'models/sd15', captioner: 'models/cap', imagineBatch: 1 });
     expect(settings.bot).toMatchObject({
       moderatorRoleIds: ['111', '222'], defaultDailyLimits: { imagine: 7, caption: 0 }, rateLimit: { capacity: 3, windowMs: 60_000 },
       maxPromptChars: 300, maxAttachmentBytes: 1048576, jobTimeoutMs: { imagine: 60_000 }, imageUpscale: 4,
@@ -56,6 +58,11 @@ describe('loadSettings', () => {
     [{ PICTALK_MODERATOR_ROLE_IDS: '1,,2' }, 'PICTALK_MODERATOR_ROLE_IDS', 'Expected PICTALK_MODERATOR_ROLE_IDS to be comma-separated role ids, got `"1,,2"` (string)'],
   ])('stops on %j naming the setting', (env, setting, message) => {
     expect(() => loadSettings(env)).toThrow(expect.objectContaining({ code: 'config.invalid', message, details: { settings: [setting] } }));
+  });
+
+  it('refuses an imagine batch outside 1..16', () => {
+    expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: '0' })).toThrow('Expected PICTALK_IMAGINE_BATCH to be an integer from 1 to 16, got `"0"` (string)');
+    expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: 'many' })).toThrow('PICTALK_IMAGINE_BATCH');
   });
 
   it('reports every bad setting at once', () => {

@@ -9,6 +9,7 @@ describe('inference metrics', () => {
     metrics.observeWait('imagine', 0.2);
     metrics.observeRun('imagine', 3);
     metrics.observeBatch('caption', 5);
+    metrics.observeUnetRun(3);
     metrics.countJob('imagine', 'success');
     metrics.countJob('imagine', 'timeout', 'job.timeout');
     metrics.countJob('speak', 'rejected', 'queue.busy');
@@ -21,6 +22,8 @@ describe('inference metrics', () => {
     expect(body).toContain('pictalk_job_wait_seconds_bucket{le="0.1",kind="imagine"} 0');
     expect(body).toContain('pictalk_job_run_seconds_sum{kind="imagine"} 3');
     expect(body).toContain('pictalk_batch_size_sum{kind="caption"} 5');
+    expect(body).toContain('pictalk_unet_run_requests_bucket{le="2"} 0');
+    expect(body).toContain('pictalk_unet_run_requests_bucket{le="4"} 1');
     expect(body).toContain('pictalk_jobs_total{kind="imagine",outcome="success"} 1');
     expect(body).toContain('pictalk_jobs_total{kind="imagine",outcome="timeout"} 1');
     expect(body).toContain('pictalk_job_failures_total{kind="imagine",code="job.timeout"} 1');
@@ -32,7 +35,7 @@ describe('inference metrics', () => {
     const registry = createMetricsRegistry();
     createInferenceMetrics(registry).countJob('speak', 'success');
     createInferenceMetrics(registry).countJob('speak', 'success');
-    expect(registry.getMetricsAsArray()).toHaveLength(7);
+    expect(registry.getMetricsAsArray()).toHaveLength(8);
     expect((await renderMetrics(registry)).body).toContain('pictalk_jobs_total{kind="speak",outcome="success"} 2');
   });
 

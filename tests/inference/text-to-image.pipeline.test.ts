@@ -6,6 +6,7 @@ import { decodeImage, readPngText } from '../../inference/image.codec.js';
 import { readNpy } from '../../inference/npy.js';
 import { OnnxModel, type Feeds } from '../../inference/onnx.backend.js';
 import { loadTextToImage, type TextToImage } from '../../inference/text-to-image.pipeline.js';
+import type { ImagineResult } from '../../inference/types.js';
 import { createScheduler } from '../../inference/schedulers/scheduler.factory.js';
 
 // tests/fixtures/tiny-sd: random weights, f = 4, 32x32 images from [B, 4, 8, 8] latents, float32 timestep.
@@ -91,6 +92,26 @@ describe('text-to-image on the tiny diffusers folder', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('shares UNet runs between requests running side by side, with the same bytes as running alone', async () => {
+    const requests = [
+      { prompt: PROMPT, seed: 11, steps: 3, scheduler: 'ddim' as const },
+      { prompt: 'a big blue star', seed: 12, steps: 3, scheduler: 'euler-a' as const, count: 2 },
+      { prompt: 'a small cat above a big tree', seed: 13, steps: 5, scheduler: 'pndm' as const, guidance: 1 },
+    ];
+    const alone: ImagineResult[] = [];
+    for (const request of requests) alone.push(await pipeline.imagine(request));
+    const before = { ...pipeline.unetStats };
+    const together = await Promise.all(requests.map((request) => pipeline.imagine(request)));
+    const runs = pipeline.unetStats.runs - before.runs;
+    const calls = pipeline.unetStats.calls - before.calls;
+    expect(calls).toBe(3 + 3 + 6);                  // DDIM 3, Euler a 3, PNDM 5 steps + 1
+    expect(runs).toBeLessThan(calls);               // requests shared runs
+    expect(pipeline.unetStats.maxMerged).toBeGreaterThanOrEqual(2);
+    together.forEach((result, i) => {
+      expect(result.images.map((image) => image.png)).toEqual(alone[i]!.images.map((image) => image.png));
+    });
   });
 
   it('validates sizes against the latent factor and the model limit', async () => {

@@ -1,0 +1,127 @@
+import type { Feeds, TensorValue } from '../../inference/onnx.backend.js';
+import { UnetBatcher, type UnetCall } from '../../inference/unet.batcher.js';
+
+/**
+ * A fake UNet: out[row, i] = sample[row, i] * 2 + timestep[row] + context[row, 0]. Rows are independent, as in
+ * a real UNet, so a merged run must give every caller exactly what a run of its own gives.
+ */
+function fakeUnet(perRow: boolean) {
+  const runs: Array<{ rows: number; timesteps: number[] }> = [];
+  let failNext = false;
+  return {
+    runs,
+    failOnce: () => { failNext = true; },
+    outputNames: ['out_sample'],
+    async run(feeds: Feeds, outputs?: unknown): Promise<Record<string, TensorValue>> {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      if (failNext) { failNext = false; throw new Error('the graph failed'); }
+      const sample = feeds.sample!;
+      const [rows, c, h, w] = sample.dims as [number, number, number, number];
+      const perSample = c * h * w;
+      const ts = Array.from(feeds.timestep!.data as Float32Array | BigInt64Array, Number);
+      const ctx = feeds.encoder_hidden_states!;
+      const perCtx = ctx.data.length / rows;
+      runs.push({ rows, timesteps: ts });
+      const out = (outputs as Record<string, TensorValue<Float32Array>>).out_sample!;
+      for (let r = 0; r < rows; r += 1) {
+        const t = perRow ? ts[r]! : ts[0]!;
+        for (let i = 0; i < perSample; i += 1) {
+          out.data[r * perSample + i] = (sample.data as Float32Array)[r * perSample + i]! * 2 + t + (ctx.data as Float32Array)[r * perCtx]!;
+        }
+      }
+      return { out_sample: out };
+    },
+  };
+}
+
+function call(rows: number, t: number, base: number, perRow = true): UnetCall {
+  const c = 2, h = 2, w = 2, l = 3, d = 2;
+  const sample = Float32Array.from({ length: rows * c * h * w }, (_, i) => base + i);
+  const context = Float32Array.from({ length: rows * l * d }, (_, i) => base * 10 + Math.floor(i / (l * d)));
+  return {
+    sample, context,
+    timestep: perRow ? new Float32Array(rows).fill(t) : Float32Array.of(t),
+    sampleDims: [rows, c, h, w], contextDims: [rows, l, d],
+    out: new Float32Array(sample.length),
+  };
+}
+
+function expected(c: UnetCall, perRow = true): Float32Array {
+  const [rows] = c.sampleDims;
+  const per = c.sample.length / rows;
+  const perCtx = c.context.length / rows;
+  return c.sample.map((v, i) => {
+    const r = Math.floor(i / per);
+    return v * 2 + Number(c.timestep[perRow ? r : 0]) + c.context[r * perCtx]!;
+  });
+}
+
+describe('UnetBatcher', () => {
+  it('merges calls that wait together into one run and gives every caller its own rows', async () => {
+    const unet = fakeUnet(true);
+    const batcher = new UnetBatcher(unet, true, 16);
+    const calls = [call(2, 981, 1), call(2, 961, 100), call(4, 1, 1000)];   // different timesteps: one per row
+    await Promise.all(calls.map((c) => batcher.run(c)));
+    expect(unet.runs).toEqual([{ rows: 8, timesteps: [981, 981, 961, 961, 1, 1, 1, 1] }]);
+    for (const c of calls) expect(Array.from(c.out)).toEqual(Array.from(expected(c)));
+    expect(batcher.stats).toEqual({ runs: 1, calls: 3, maxMerged: 3 });
+  });
+
+  it('runs a lone call as it is, and lets calls that arrive during a run go together next', async () => {
+    const unet = fakeUnet(true);
+    const batcher = new UnetBatcher(unet, true, 16);
+    const first = call(2, 5, 1);
+    const running = batcher.run(first);
+    await new Promise((resolve) => setImmediate(resolve));        // the first run is in flight now
+    const later = [call(2, 7, 2), call(2, 9, 3)];
+    await Promise.all([running, ...later.map((c) => batcher.run(c))]);
+    expect(unet.runs.map((r) => r.rows)).toEqual([2, 4]);
+    for (const c of [first, ...later]) expect(Array.from(c.out)).toEqual(Array.from(expected(c)));
+  });
+
+  it('keeps merged runs within maxRows, oldest calls first', async () => {
+    const unet = fakeUnet(true);
+    const batcher = new UnetBatcher(unet, true, 4);
+    const calls = [call(2, 1, 1), call(2, 2, 2), call(2, 3, 3), call(8, 4, 4)];
+    await Promise.all(calls.map((c) => batcher.run(c)));
+    expect(unet.runs.map((r) => r.rows)).toEqual([4, 2, 8]);       // a call above the limit still runs, alone
+    for (const c of calls) expect(Array.from(c.out)).toEqual(Array.from(expected(c)));
+  });
+
+  it('merges only equal timesteps when the graph takes a single timestep value', async () => {
+    const unet = fakeUnet(false);
+    const batcher = new UnetBatcher(unet, false, 16);
+    const calls = [call(2, 10, 1, false), call(2, 20, 2, false), call(2, 10, 3, false)];
+    await Promise.all(calls.map((c) => batcher.run(c)));
+    expect(unet.runs).toEqual([{ rows: 4, timesteps: [10] }, { rows: 2, timesteps: [20] }]);
+    for (const c of calls) expect(Array.from(c.out)).toEqual(Array.from(expected(c, false)));
+  });
+
+  it('never merges calls of different shapes', async () => {
+    const unet = fakeUnet(true);
+    const batcher = new UnetBatcher(unet, true, 16);
+    const small = call(2, 1, 1);
+    const other: UnetCall = { ...call(2, 1, 2), sampleDims: [2, 2, 1, 4] };   // same size, another shape
+    await Promise.all([batcher.run(small), batcher.run(other)]);
+    expect(unet.runs.map((r) => r.rows)).toEqual([2, 2]);
+  });
+
+  it('fails only the calls of a failed run, and carries on with the next', async () => {
+    const unet = fakeUnet(true);
+    const batcher = new UnetBatcher(unet, true, 16);
+    unet.failOnce();
+    const doomed = [batcher.run(call(2, 1, 1)), batcher.run(call(2, 1, 2))];
+    await expect(doomed[0]).rejects.toThrow('the graph failed');
+    await expect(doomed[1]).rejects.toThrow('the graph failed');
+    const fine = call(2, 3, 3);
+    await batcher.run(fine);
+    expect(Array.from(fine.out)).toEqual(Array.from(expected(fine)));
+  });
+
+  it('refuses buffers that do not match their dims, and a bad limit', async () => {
+    const batcher = new UnetBatcher(fakeUnet(true), true, 16);
+    await expect(batcher.run({ ...call(2, 1, 1), out: new Float32Array(3) })).rejects.toMatchObject({ code: 'inference.failed' });
+    await expect(batcher.run({ ...call(2, 1, 1), timestep: Float32Array.of(1) })).rejects.toThrow('Expected 2 timestep value(s), got 1');
+    expect(() => new UnetBatcher(fakeUnet(true), true, 0)).toThrow('positive integer');
+  });
+});
