@@ -40,6 +40,8 @@ export interface DiscordAdapterOptions {
   registerCommands?: boolean;
   /** Least time between two progress edits of one reply (default 1500 ms). */
   statusIntervalMs?: number;
+  /** How long an interaction token works (default Discord's 15 minutes); later replies go to the channel. */
+  tokenLifetimeMs?: number;
 }
 
 export interface DiscordAdapter {
@@ -73,6 +75,8 @@ function checkOptions(options: DiscordAdapterOptions): void {
   if (typeof options.bot?.handle !== 'function') throw fail('bot', 'an object with a handle(request, conversation) method', options.bot);
   const interval = options.statusIntervalMs;
   if (interval !== undefined && (!Number.isFinite(interval) || interval < 0)) throw fail('statusIntervalMs', 'a number of milliseconds >= 0', interval);
+  const lifetime = options.tokenLifetimeMs;
+  if (lifetime !== undefined && (!Number.isFinite(lifetime) || lifetime <= 0)) throw fail('tokenLifetimeMs', 'a number of milliseconds > 0', lifetime);
 }
 
 /** Log in, wait until the guilds are cached, register the commands, and start answering interactions. */
@@ -124,6 +128,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
       applicationId,
       statusIntervalMs,
       logger,
+      ...(options.tokenLifetimeMs !== undefined ? { tokenLifetimeMs: options.tokenLifetimeMs } : {}),
       ...(message ? { buttonMessage: message } : {}),
     });
     const request: BotRequest = {

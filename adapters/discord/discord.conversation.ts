@@ -2,6 +2,10 @@
  * bot/'s `Conversation` for one deferred Discord interaction: throttled progress edits of the deferred reply, then one
  * final reply: an edit of the original response (text, PNGs with alt text, buttons), or an ephemeral follow-up for
  * errors, then a voice message as its own follow-up.
+ *
+ * An interaction token works for 15 minutes. A job that ends later (a long queue, a slow model) cannot use it any
+ * more, so its reply goes into the channel as a message of the bot's own, mentioning the requester; a webhook call
+ * refused with "Invalid Webhook Token" takes the same way.
  * @see https://discord.com/developers/docs/interactions/receiving-and-responding#followup-messages
  */
 import {
@@ -36,6 +40,9 @@ const MAX_CONTENT = 2000;        // message content, characters
 const MAX_ALT_TEXT = 1024;       // attachment description, characters
 const MAX_BUTTONS_PER_ROW = 5;
 const VOICE_FILE_NAME = 'voice-message.ogg';
+/** Discord: "Interaction tokens are valid for 15 minutes". */
+export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60_000;
+const INVALID_WEBHOOK_TOKEN = 50027;
 
 const STYLES: Record<ReplyButton['style'], ButtonStyle.Primary | ButtonStyle.Secondary | ButtonStyle.Danger> = {
   primary: ButtonStyle.Primary,
@@ -76,7 +83,11 @@ export interface ConversationContext {
   logger: Logger;
   /** For a button press: the message the button sits on (deleted with the job's messages on a `delete` action). */
   buttonMessage?: { channelId: string; id: string };
+  /** How long the interaction token works (default 15 minutes; tests shorten it). */
+  tokenLifetimeMs?: number;
 }
+
+interface Upload { name: string; data: Buffer; description: string }
 
 export class DiscordConversation implements Conversation {
   private readonly throttle: StatusThrottle<JobStatus>;
@@ -133,8 +144,14 @@ export class DiscordConversation implements Conversation {
     return { ...reply, text: `pictalk could not delete ${failed.length === 1 ? 'one message' : `${failed.length} messages`}; please try again.`, error: { code: 'platform.rate_limited', retryable: true } };
   }
 
+  /** True once the token is about to expire (a margin of a tenth of its life, at most 30 s, for the call itself). */
+  private get tokenExpired(): boolean {
+    const lifetime = this.context.tokenLifetimeMs ?? INTERACTION_TOKEN_LIFETIME_MS;
+    return Date.now() - this.interaction.createdTimestamp >= lifetime - Math.min(30_000, lifetime / 10);
+  }
+
   private async editStatus(update: JobStatus): Promise<void> {
-    if (this.finishing) return;
+    if (this.finishing || this.tokenExpired) return;
     // The Cancel button rides on every status edit (as on Slack): the requester's only way to stop a queued job.
     // The final edit replaces the components, so the button disappears with the status.
     const cancel: ReplyButton = { id: `cancel:${update.jobId}`, label: 'Cancel', style: 'secondary' };
@@ -150,23 +167,35 @@ export class DiscordConversation implements Conversation {
   private async send(reply: Reply): Promise<string[]> {
     const limit = this.sizeLimit;
     const notes: string[] = [];
-    const files: AttachmentBuilder[] = [];
+    const uploads: Upload[] = [];
     for (const [index, image] of (reply.images ?? []).entries()) {
       if (image.png.length > limit) {
         notes.push(`Image ${index + 1} (${formatBytes(image.png.length)}) is over this server's upload limit of ${formatBytes(limit)}, so it is left out.`);
         continue;
       }
-      files.push(new AttachmentBuilder(image.png, { name: image.name, description: cut(image.altText, MAX_ALT_TEXT) }));
+      uploads.push({ name: image.name, data: image.png, description: cut(image.altText, MAX_ALT_TEXT) });
     }
     let voice: ReplyVoice | undefined = reply.voice;
     if (voice && voice.ogg.length > limit) {
       notes.push(`The voice message (${formatBytes(voice.ogg.length)}) is over this server's upload limit of ${formatBytes(limit)}, so it is left out.`);
       voice = undefined;
     }
-    const content = cut([reply.text, ...notes].filter(Boolean).join('\n'), MAX_CONTENT);
+    const content = [reply.text, ...notes].filter(Boolean).join('\n');
     const components = reply.buttons?.length ? renderButtons(reply.buttons) : [];
     const wantsEphemeral = Boolean(reply.error || reply.ephemeral);
+    if (this.tokenExpired) return this.sendToChannel(content, uploads, components, voice);
+    try {
+      return await this.sendWithToken(cut(content, MAX_CONTENT), uploads, components, voice, wantsEphemeral);
+    } catch (error) {
+      if (!(error instanceof DiscordAPIError && error.code === INVALID_WEBHOOK_TOKEN)) throw error;
+      return this.sendToChannel(content, uploads, components, voice);
+    }
+  }
 
+  private async sendWithToken(
+    content: string, uploads: Upload[], components: ReturnType<typeof renderButtons>, voice: ReplyVoice | undefined, wantsEphemeral: boolean,
+  ): Promise<string[]> {
+    const files = uploads.map((u) => new AttachmentBuilder(u.data, { name: u.name, description: u.description }));
     const deferredEphemeral = Boolean(this.interaction.ephemeral);
     const publicIds: string[] = [];
     if (wantsEphemeral && !deferredEphemeral) {
@@ -186,26 +215,62 @@ export class DiscordConversation implements Conversation {
   }
 
   /**
+   * The token has expired: the reply becomes a message of the bot's own in the channel, addressed to the requester
+   * (nothing can be ephemeral there, so an error says only what the requester would have seen). The deferred
+   * "thinking…" message cannot be edited without the token; it stays.
+   */
+  private async sendToChannel(
+    content: string, uploads: Upload[], components: ReturnType<typeof renderButtons>, voice: ReplyVoice | undefined,
+  ): Promise<string[]> {
+    const channelId = this.interaction.channelId;
+    if (!channelId) throw new Error('The interaction token expired and the interaction names no channel to reply in');
+    const userId = this.interaction.user.id;
+    this.context.logger.info('discord: the interaction token expired; replying in the channel', { interaction: this.interaction.id, channel: channelId });
+    const message = (await this.context.client.rest.post(Routes.channelMessages(channelId), {
+      body: {
+        content: cut(`<@${userId}> ${content}`, MAX_CONTENT),
+        components,
+        allowed_mentions: { users: [userId] },
+        attachments: uploads.map((u, i) => ({ id: String(i), filename: u.name, description: u.description })),
+      },
+      files: uploads.map((u) => ({ name: u.name, data: u.data, contentType: 'image/png' })),
+    })) as APIMessage;
+    const ids = [message.id];
+    if (voice) {
+      const sent = (await this.context.client.rest.post(Routes.channelMessages(channelId), {
+        body: voiceBody(voice, false),
+        files: [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }],
+      })) as APIMessage;
+      ids.push(sent.id);
+    }
+    return ids;
+  }
+
+  /**
    * A voice message: flag IS_VOICE_MESSAGE, no content, exactly one Ogg Opus attachment whose metadata carries
    * `duration_secs` and a base64 `waveform`. Sent through REST directly because discord.js derives the part's
    * content type from magic bytes (`application/ogg`), while voice messages are uploaded as `audio/ogg`.
    * @see https://discord.com/developers/docs/resources/message#message-object-message-flags
    */
   private async sendVoice(voice: ReplyVoice, ephemeral: boolean): Promise<APIMessage> {
-    const body = {
-      flags: MessageFlags.IsVoiceMessage | (ephemeral ? MessageFlags.Ephemeral : 0),
-      attachments: [{
-        id: '0',
-        filename: VOICE_FILE_NAME,
-        duration_secs: voice.durationSecs,
-        waveform: Buffer.from(voice.waveform).toString('base64'),
-      }],
-    };
     return (await this.context.client.rest.post(Routes.webhook(this.context.applicationId, this.interaction.token), {
-      body,
+      body: voiceBody(voice, ephemeral),
       files: [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }],
       auth: false,
       query: new URLSearchParams({ wait: 'true' }),
     })) as APIMessage;
   }
+}
+
+/** A voice message's body: flag IS_VOICE_MESSAGE, no content, one attachment with its duration and waveform. */
+function voiceBody(voice: ReplyVoice, ephemeral: boolean): Record<string, unknown> {
+  return {
+    flags: MessageFlags.IsVoiceMessage | (ephemeral ? MessageFlags.Ephemeral : 0),
+    attachments: [{
+      id: '0',
+      filename: VOICE_FILE_NAME,
+      duration_secs: voice.durationSecs,
+      waveform: Buffer.from(voice.waveform).toString('base64'),
+    }],
+  };
 }

@@ -81,6 +81,8 @@ export interface FakeDiscordOptions {
   responseDeadlineMs?: number;
   /** `attachment_size_limit` in interactions (bytes); Discord's default for an unboosted server is 10 MiB. */
   attachmentSizeLimit?: number;
+  /** Real Discord: an interaction token is valid for 15 minutes; webhook calls after that get 401 code 50027. */
+  tokenLifetimeMs?: number;
   /** Port to listen on (default: any free one). */
   port?: number;
 }
@@ -120,6 +122,8 @@ export class FakeDiscord {
   responseDeadlineMs: number;
   /** `attachment_size_limit` of the interactions dispatched from now on; uploads over it are refused with 413. */
   attachmentSizeLimit: number;
+  /** Settable: how long an interaction token works for webhook calls (follow-ups and edits). */
+  tokenLifetimeMs: number;
   private server!: Server;
   baseUrl = '';
 
@@ -127,6 +131,7 @@ export class FakeDiscord {
     this.token = options.token ?? 'fake-bot-token';
     this.applicationId = options.applicationId ?? snowflake();
     this.responseDeadlineMs = options.responseDeadlineMs ?? 3000;
+    this.tokenLifetimeMs = options.tokenLifetimeMs ?? 15 * 60_000;
     this.attachmentSizeLimit = options.attachmentSizeLimit ?? 10 * 1024 * 1024;
     this.botUser = user(this.applicationId, 'pictalk', true);
     const memberOf = (name: string, roleIds: string[], permissions: bigint): FakeMember => ({ user: user(snowflake(), name), roleIds, permissions });
@@ -369,6 +374,7 @@ export class FakeDiscord {
     const interaction = [...this.interactions.values()].find((i) => i.token === token);
     if (!interaction) throw unknown('Webhook', 10015);
     call.interactionId = interaction.id;
+    if (Date.now() - interaction.dispatchedAt > this.tokenLifetimeMs) throw new HttpError(401, { message: 'Invalid Webhook Token', code: 50027 });
     return interaction;
   }
 
@@ -423,6 +429,11 @@ export class FakeDiscord {
           return { status: 204 };
         }
       }
+    }
+    if (route === 'POST /channels/:channel/messages') {
+      this.requireBotAuth(req);
+      if (parts[1] !== this.channelId) throw unknown('Channel', 10003);
+      return { status: 200, body: this.channelMessage(call) };
     }
     if (route === 'DELETE /channels/:channel/messages/:id') {
       this.requireBotAuth(req);
@@ -483,6 +494,21 @@ export class FakeDiscord {
     const message = this.messageObject({
       id: snowflake(), author: this.botUser, content: String(body.content ?? ''), attachments, type: 0,
       flags: flags & (MessageFlag.Ephemeral | MessageFlag.IsVoiceMessage), components: body.components as unknown[] | undefined, interaction,
+    });
+    this.messages.set(message.id, message);
+    return message;
+  }
+
+  /** A message the bot posts in the channel with its own token (no interaction behind it). */
+  private channelMessage(call: RestCall): APIMessage {
+    const body = call.body ?? {};
+    const flags = Number(body.flags ?? 0);
+    if (flags & MessageFlag.Ephemeral) throw invalidForm('flags', 'Only interaction responses can be ephemeral.');
+    const attachments = this.attachmentsFor(call, [], body);
+    validateMessage(String(body.content ?? ''), flags, attachments);
+    const message = this.messageObject({
+      id: snowflake(), author: this.botUser, content: String(body.content ?? ''), attachments, type: 0,
+      flags: flags & MessageFlag.IsVoiceMessage, components: body.components as unknown[] | undefined,
     });
     this.messages.set(message.id, message);
     return message;
