@@ -181,9 +181,16 @@ export class SlackConversation implements Conversation {
 
   private async sendEphemeral(text: string): Promise<void> {
     const mrkdwn = cut(toMrkdwn(text), MAX_SECTION);
+    // A response_url works for 30 minutes and 5 posts: a job that ends later answers with chat.postEphemeral.
     if (this.target.respond) {
-      await this.target.respond({ response_type: 'ephemeral', replace_original: false, text: mrkdwn });
-      return;
+      try {
+        await this.target.respond({ response_type: 'ephemeral', replace_original: false, text: mrkdwn });
+        return;
+      } catch (error) {
+        this.options.logger.info('slack: the response_url was refused (expired?); answering with chat.postEphemeral', {
+          request: this.options.requestId, error: String(error),
+        });
+      }
     }
     await this.options.client.chat.postEphemeral({
       channel: this.target.channelId, user: this.target.userId, text: mrkdwn,

@@ -159,6 +159,9 @@ export class FakeSlack implements SlackContext {
   readonly uploads = new Map<string, FakeUpload>();
   readonly completions: Completion[] = [];
   readonly ephemerals: Ephemeral[] = [];
+  /** Settable: Slack honours a response_url for 30 minutes and 5 uses; later posts get 404 `expired_url`. */
+  responseUrlLifetimeMs = 30 * 60_000;
+  private readonly responseUrls = new Map<string, { issuedAt: number; uses: number }>();
   readonly downloads: Download[] = [];
   readonly socket: FakeSocketMode;
   private readonly hosted = new Map<string, { file: FakeFileObject; data: Buffer; chunked: boolean }>();
@@ -200,7 +203,9 @@ export class FakeSlack implements SlackContext {
   }
 
   responseUrl(): string {
-    return `${this.baseUrl}/commands/${this.teamId}/${randomUUID()}`;
+    const path = `/commands/${this.teamId}/${randomUUID()}`;
+    this.responseUrls.set(path, { issuedAt: Date.now(), uses: 0 });
+    return `${this.baseUrl}${path}`;
   }
 
   async stop(): Promise<void> {
@@ -299,7 +304,7 @@ export class FakeSlack implements SlackContext {
     const method = req.method ?? 'GET';
     if (method === 'POST' && url.pathname.startsWith('/api/')) return this.api(url.pathname.slice('/api/'.length), req, res);
     if (method === 'POST' && url.pathname.startsWith('/upload/v1/')) return this.receiveUpload(url.pathname.slice('/upload/v1/'.length), req, res);
-    if (method === 'POST' && url.pathname.startsWith('/commands/')) return this.receiveResponseUrl(req, res);
+    if (method === 'POST' && url.pathname.startsWith('/commands/')) return this.receiveResponseUrl(url.pathname, req, res);
     if (method === 'GET' && url.pathname.startsWith('/files-pri/')) return this.serveFile(url.pathname, req, res);
     res.writeHead(404, { 'Content-Type': 'text/plain' });
     res.end('not found');
@@ -501,8 +506,15 @@ export class FakeSlack implements SlackContext {
     res.end(`OK - ${upload.data.length}`);
   }
 
-  private async receiveResponseUrl(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async receiveResponseUrl(path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = JSON.parse((await readBody(req)).toString('utf8') || '{}') as Record<string, unknown>;
+    const issued = this.responseUrls.get(path);
+    if (!issued || Date.now() - issued.issuedAt > this.responseUrlLifetimeMs || issued.uses >= 5) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('expired_url');
+      return;
+    }
+    issued.uses += 1;
     if (body.response_type === 'in_channel') {
       this.messages.push({ channel: '', ts: nextTs(), user: this.botUserId, text: String(body.text ?? ''), deleted: false, edits: [], postedAt: Date.now() });
     } else {
