@@ -25,7 +25,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from caption_model import Captioner, CaptionConfig, count_params  # noqa: E402
-from datasets import BOS, EOS, PAD, build_vocab, encode, frequency_report, load_dataset, load_images, tokenize  # noqa: E402
+from datasets import BOS, EOS, PAD, UNK, build_vocab, encode, frequency_report, load_dataset, load_images, tokenize  # noqa: E402
 
 SMOKE_DATA = os.path.join(HERE, '..', '..', 'tests', 'fixtures', 'caption-datasets', 'world-mini')
 
@@ -62,6 +62,13 @@ def parse_args(argv=None):
     ap.add_argument('--num-layers', type=int, default=1)
     ap.add_argument('--dropout', type=float, default=0.2)
     ap.add_argument('--attention', action='store_true')
+    ap.add_argument('--word-dropout', type=float, default=0.0,
+                    help='share of teacher-forced input words replaced by <unk>: the next word must then come from '
+                         'the picture, not from the previous word (helps unseen colour-shape combinations)')
+    ap.add_argument('--aux-scene', type=float, default=0.0,
+                    help='weight of an auxiliary loss (training only, not exported): the pooled image feature must '
+                         'predict the scene with one head per slot for name, colour and size, as the recognizer '
+                         'does (needs the world\'s scenes.json); factorised features generalise to unseen combinations')
     ap.add_argument('--max-length', type=int, default=30, help='generation limit (tokens, <eos> included)')
     ap.add_argument('--beam-size', type=int, default=3)
     # optimisation
@@ -76,6 +83,9 @@ def parse_args(argv=None):
     ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--init-from', default=None,
+                    help='start from an exported captioner/ folder (its model and vocabulary; BatchNorm stays frozen, '
+                         'as the export folded it into the convolutions) or a checkpoint .pt of this script')
     ap.add_argument('--export', default=None, help='export the best checkpoint to this captioner/ folder at the end')
     args = ap.parse_args(argv)
     if args.smoke:
@@ -138,6 +148,31 @@ class Split:
         return x, seq[:, :-1], seq[:, 1:]                           # inputs, targets [B*K, L-1]
 
 
+class SceneHeads(torch.nn.Module):
+    """Training-only heads on the pooled image feature: count, axis, and per slot name / colour / size, with the
+    recognizer's targets (recognizer.encode_scene), so that the feature holds each attribute on its own."""
+
+    def __init__(self, data: str, files: list, dim: int):
+        super().__init__()
+        import recognizer as rec
+        path = os.path.join(data, 'scenes.json')
+        if not os.path.exists(path):
+            raise SystemExit(f'--aux-scene needs the world\'s ground truth {path}; it is missing')
+        scenes = json.load(open(path))
+        voc = rec.label_vocab(data, scenes)
+        self.rec = rec
+        self.register_buffer('y', torch.tensor([rec.encode_scene(scenes[f], voc) for f in files]))  # [N, 11]
+        self.nn_, self.nc, self.ns = len(voc['names']), len(voc['colors']), len(rec.SIZES)
+        self.count, self.axis = torch.nn.Linear(dim, 3), torch.nn.Linear(dim, 2)
+        self.slots = torch.nn.Linear(dim, rec.SLOTS * (self.nn_ + self.nc + self.ns))
+
+    def loss(self, pooled, idx):                                   # pooled [B, F], idx [B] rows of the split
+        s = self.slots(pooled).view(pooled.shape[0], self.rec.SLOTS, -1)
+        out = (self.count(pooled), self.axis(pooled), s[..., :self.nn_], s[..., self.nn_:self.nn_ + self.nc],
+               s[..., self.nn_ + self.nc:])
+        return self.rec.loss_fn(out, self.y[idx.to(self.y.device)])
+
+
 def evaluate(model, split, args, mean, std, device, limit):
     model.eval()
     total, count = 0.0, 0
@@ -169,8 +204,17 @@ def main(argv=None):
     train_recs, val_recs = ds.split('train'), ds.split('val')
     if not train_recs:
         raise SystemExit(f'Expected training images in {args.data}, got none')
+    init_model = None
     if resume:
         vocab = resume['vocab']
+    elif args.init_from:
+        if os.path.isdir(args.init_from):
+            from caption_onnx_weights import load_folder
+            init_model, vocab = load_folder(args.init_from)
+        else:
+            from caption_export import load_checkpoint
+            init_model, vocab, _ = load_checkpoint(args.init_from)
+        print(f'starting from {args.init_from} ({count_params(init_model) / 1e6:.2f}M params, vocabulary {len(vocab)})', flush=True)
     else:
         vocab, counts = build_vocab((tokenize(c) for r in train_recs for c in r.captions), args.min_count)
         report = frequency_report(counts, vocab, args.min_count)
@@ -188,6 +232,8 @@ def main(argv=None):
     # model
     if resume:
         cfg = CaptionConfig.from_dict(resume['model_config'])
+    elif init_model is not None:
+        cfg = init_model.cfg
     else:
         cfg = CaptionConfig(vocab_size=len(vocab), image_size=tuple(args.image_size), channels=tuple(args.channels),
                             feature_dim=args.feature_dim, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
@@ -197,7 +243,10 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     model = Captioner(cfg, None if resume else args.backbone_weights).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    state = {'step': 0, 'epoch': 0, 'pos': 0, 'elapsed': 0.0, 'best_val': math.inf, 'bad_evals': 0}
+    state = {'step': 0, 'epoch': 0, 'pos': 0, 'elapsed': 0.0, 'best_val': math.inf, 'bad_evals': 0,
+             'frozen_bn': bool(init_model is not None and os.path.isdir(args.init_from))}
+    if init_model is not None:
+        model.load_state_dict(init_model.state_dict())
     if resume:
         model.load_state_dict(resume['model'])
         opt.load_state_dict(resume['optimizer'])
@@ -205,6 +254,14 @@ def main(argv=None):
         torch.set_rng_state(resume['rng']['torch'])
         random.setstate(resume['rng']['python'])
         print(f"resumed at step {state['step']} (epoch {state['epoch']}, {state['elapsed'] / 60:.1f} min)", flush=True)
+    aux = None
+    if args.aux_scene > 0:
+        aux = SceneHeads(args.data, train.files, cfg.feature_dim).to(device)
+        opt.add_param_group({'params': list(aux.parameters())})
+        if resume and 'aux' in resume:
+            aux.load_state_dict(resume['aux'])
+        captured = {}
+        model.proj.register_forward_hook(lambda _m, _i, out: captured.__setitem__('feats', out))
     print(f'model {count_params(model) / 1e6:.2f}M params, vocab {len(vocab)}, train {len(train)} images, '
           f'val {len(val) if val else 0}, device {device}, threads {args.threads}', flush=True)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
@@ -213,6 +270,7 @@ def main(argv=None):
 
     def checkpoint(path):
         atomic_save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'model_config': cfg.to_dict(),
+                     **({'aux': aux.state_dict()} if aux is not None else {}),
                      'vocab': vocab, 'state': dict(state), 'args': vars(args),
                      'rng': {'torch': torch.get_rng_state(), 'python': random.getstate()}}, path)
 
@@ -226,8 +284,17 @@ def main(argv=None):
             fr.append(state['step'] / (args.epochs * steps_per_epoch))
         return max(fr) if fr else 0.0
 
-    # train
-    model.train()
+    # train (BatchNorm of a folder start stays in eval mode: its statistics were folded away at export)
+    bn_frozen = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)] if state.get('frozen_bn') else []
+    if bn_frozen:
+        for m in bn_frozen:
+            m.weight.requires_grad_(False)      # the scale is 1; the bias carries the folded conv bias and learns
+
+    def train_mode():
+        model.train()
+        for m in bn_frozen:
+            m.eval()
+    train_mode()
     # the budget clock: CPU time on CPU (a busy machine slows the run instead of cutting it), wall time on CUDA
     clock = time.process_time if device.type == 'cpu' else time.time
     started, last_save, last_log = clock(), time.time(), time.time()
@@ -246,8 +313,15 @@ def main(argv=None):
                 g['lr'] = lr
             idx = order[state['pos']: state['pos'] + args.batch_size]
             x, inp, tgt = train.batch(idx, mean, std, device)          # [B,3,H,W], [B*K, L-1] x2
+            if args.word_dropout > 0:                                  # never the <bos> in column 0
+                drop = torch.rand(inp.shape, device=inp.device) < args.word_dropout
+                drop[:, 0] = False
+                inp = inp.masked_fill(drop & (inp != PAD), UNK)
             logits = model(x, inp, args.captions_per_image)           # [B*K, L-1, V]
             loss = F.cross_entropy(logits.transpose(1, 2), tgt, ignore_index=PAD)
+            if aux is not None:
+                f = captured['feats']                                  # [B, F] or [B, N, F]
+                loss = loss + args.aux_scene * aux.loss(f.mean(1) if f.dim() == 3 else f, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -267,6 +341,7 @@ def main(argv=None):
                 improved = vl < state['best_val']
                 state['best_val'] = min(vl, state['best_val'])
                 state['bad_evals'] = 0 if improved else state['bad_evals'] + 1
+                train_mode()
                 log(args.out, {'step': state['step'], 'val_loss': vl, 'best': state['best_val']})
                 if improved:
                     checkpoint(best_path)

@@ -162,7 +162,12 @@ def check(path: str, module, feeds: dict, name: str) -> float:
     return diff
 
 
-def export(m: T2I, out: str, timestep_dtype: str = 'int64', seed: int = 0) -> dict:
+# The sampling defaults written into pictalk.json for a trained model: the best of a sweep over scheduler x guidance
+# x steps on a tuning seed (models/EVAL.md, "Choosing the defaults"). A small model over-saturates at SD's 7.5.
+SAMPLING_DEFAULTS = {'scheduler': 'euler-a', 'steps': 20, 'guidance': 3.0}
+
+
+def export(m: T2I, out: str, timestep_dtype: str = 'int64', seed: int = 0, defaults: dict | None = None) -> dict:
     """Write the layout to a temporary sibling of `out`, verify every graph, then replace `out`."""
     if timestep_dtype not in ('int64', 'float32'):
         raise ValueError(f'timestep_dtype: expected int64 or float32, got {timestep_dtype!r}')
@@ -176,6 +181,8 @@ def export(m: T2I, out: str, timestep_dtype: str = 'int64', seed: int = 0) -> di
         g = np.random.default_rng(seed)
         # the folder's JSON files
         dump(MODEL_INDEX, os.path.join(tmp, 'model_index.json'))
+        if defaults:
+            dump({'name': 'pictalk-builtin-t2i', **defaults}, os.path.join(tmp, 'pictalk.json'))
         dump(scheduler_json(m.schedule.cfg), os.path.join(tmp, 'scheduler', 'scheduler_config.json'))
         sd_tokenizer.write_files(m.tokenizer_files, os.path.join(tmp, 'tokenizer'))
         dump(text_json(tc), os.path.join(tmp, 'text_encoder', 'config.json'))
@@ -352,7 +359,8 @@ def main() -> None:
                          f'got keys {sorted(ckpt)} (a stage-1 VAE checkpoint?)')
     m = T2I(ckpt, 'cpu', use_ema=not a.no_ema)
     print(f'exporting to {a.out}')
-    export(m, a.out, a.timestep_dtype or ('float32' if a.random_tiny else 'int64'))
+    export(m, a.out, a.timestep_dtype or ('float32' if a.random_tiny else 'int64'),
+           defaults=None if a.random_tiny else SAMPLING_DEFAULTS)
     if a.parity_out:
         write_parity(m, a.out, a.parity_out)
         print(f'parity arrays in {a.parity_out}')
