@@ -8,6 +8,8 @@ export interface BenchOptions {
   json: boolean;
   /** ORT intra-op threads and torch threads; 0 = onnxruntime's default (one per physical core). */
   threads: number;
+  /** ORT intra-op threads of the pipelines behind the throughput levels; 0 = onnxruntime's default, as the bot runs. */
+  throughputThreads: number;
   /** Timed runs per end-to-end measurement (imagine, speak, PyTorch); the cheap stages take 5x as many. */
   runs: number;
   skipPytorch: boolean;
@@ -25,6 +27,7 @@ export const DEFAULT_RUNS = 20;
 export const USAGE = `Usage: npm run bench -- [--json] [--threads N] [--runs N] [--skip-pytorch] [--quick]
   --json            print one JSON object on stdout (progress goes to stderr)
   --threads N       onnxruntime intra-op threads and torch threads (default ${DEFAULT_THREADS}; 0 = onnxruntime's default)
+  --throughput-threads N   onnxruntime threads for the throughput levels (default 0: onnxruntime's default, as the bot runs)
   --runs N          timed runs per end-to-end figure (default ${DEFAULT_RUNS}); cheap stages take 5x as many
   --skip-pytorch    leave out the PyTorch reference sampler (speedup_vs_pytorch is then null)
   --quick           a shape check: one warm-up, one job per client in the throughput levels
@@ -42,7 +45,7 @@ function integer(name: string, raw: string | undefined, min: number, max: number
 
 export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
   const options: BenchOptions = {
-    json: false, threads: DEFAULT_THREADS, runs: DEFAULT_RUNS, skipPytorch: false, quick: false,
+    json: false, threads: DEFAULT_THREADS, throughputThreads: 0, runs: DEFAULT_RUNS, skipPytorch: false, quick: false,
     python: env.PYTHON?.trim() || 'python3',
     t2iDir: 'models/builtin/text-to-image', captionerDir: 'models/builtin/captioner', help: false,
   };
@@ -62,6 +65,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
       case '--quick': options.quick = true; break;
       case '--help': case '-h': options.help = true; break;
       case '--threads': options.threads = integer('--threads', value(), 0, 256); break;
+      case '--throughput-threads': options.throughputThreads = integer('--throughput-threads', value(), 0, 256); break;
       case '--runs': options.runs = integer('--runs', value(), 1, 1000); break;
       case '--python': options.python = value(); break;
       case '--t2i': options.t2iDir = value(); break;

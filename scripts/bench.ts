@@ -126,11 +126,16 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     const reference = 'per_image_ms' in pytorch ? pytorch : undefined;
     const speedup = reference ? ms(reference.per_image_ms / tsDdim.p50) : null;
 
-    // throughput through ONE core with the real pipelines (its default options, as the bot runs it)
+    // throughput through ONE core with the real pipelines, as the bot runs them: its default core options and
+    // onnxruntime threads (`--throughput-threads`, default onnxruntime's own choice: one per physical core)
+    const sameThreads = options.throughputThreads === options.threads;
+    const tpBackend: BackendOptions = options.throughputThreads > 0 ? { intraOpThreads: options.throughputThreads } : {};
+    const [tpT2i, tpCaptioner] = sameThreads ? [t2i, captioner]
+      : await Promise.all([loadTextToImage(options.t2iDir, { backend: tpBackend }), loadImageToText(options.captionerDir, { backend: tpBackend })]);
     const core = new InferenceCore({
-      imagine: (request, run) => t2i.imagine(request, run),
-      captionBatch: (requests, run) => captioner.captionBatch(requests, run),
-      caption: (request, run) => captioner.caption(request, run),
+      imagine: (request, run) => tpT2i.imagine(request, run),
+      captionBatch: (requests, run) => tpCaptioner.captionBatch(requests, run),
+      caption: (request, run) => tpCaptioner.caption(request, run),
       speak: (request, run) => speech.speak(request, run),
     }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: DEFAULT_IMAGINE_BATCH } });
     const unetRuns: Record<string, { runs: number; calls: number; calls_per_run: number }> = {};
@@ -143,11 +148,11 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     try {
       for (const clients of LEVELS) {
         log(`throughput at ${clients} client${clients > 1 ? 's' : ''}: imagine, caption, speak`);
-        const before = { ...t2i.unetStats };
+        const before = { ...tpT2i.unetStats };
         throughput.imagine[`c${clients}`] = await closedLoop(core, clients, jobsFor('imagine', clients),
           (i) => ({ kind: 'imagine', request: { prompt: prompts[(3000 + i) % prompts.length]!, seed: i } }));
-        const runs = t2i.unetStats.runs - before.runs;
-        const calls = t2i.unetStats.calls - before.calls;
+        const runs = tpT2i.unetStats.runs - before.runs;
+        const calls = tpT2i.unetStats.calls - before.calls;
         unetRuns[`c${clients}`] = { runs, calls, calls_per_run: ms(calls / Math.max(runs, 1)) };
         throughput.caption[`c${clients}`] = await closedLoop(core, clients, jobsFor('caption', clients),
           (i) => ({ kind: 'caption', request: { image: images[i % images.length]!, beam: CAPTION_BEAM } }), quick ? 0 : 4 * clients);
@@ -158,6 +163,27 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       await core.close();
     }
     const captionRatio = ms(throughput.caption.c8!.jobs_per_s / throughput.caption.c1!.jobs_per_s);
+    // the same caption ratio on the pipelines of --threads (one thread by default), for comparison
+    let captionRatioAtThreads: number | null = captionRatio;
+    const captionAtThreads: Record<string, ThroughputLevel> = {};
+    if (!sameThreads) {
+      const narrow = new InferenceCore({
+        imagine: (request, run) => t2i.imagine(request, run),
+        captionBatch: (requests, run) => captioner.captionBatch(requests, run),
+        caption: (request, run) => captioner.caption(request, run),
+        speak: (request, run) => speech.speak(request, run),
+      }, { registry: createMetricsRegistry(), maxPerUser: 100 });
+      try {
+        for (const clients of [1, 8]) {
+          captionAtThreads[`c${clients}`] = await closedLoop(narrow, clients, jobsFor('caption', clients),
+            (i) => ({ kind: 'caption', request: { image: images[i % images.length]!, beam: CAPTION_BEAM } }), quick ? 0 : 4 * clients);
+        }
+      } finally {
+        await narrow.close();
+      }
+      captionRatioAtThreads = ms(captionAtThreads.c8!.jobs_per_s / captionAtThreads.c1!.jobs_per_s);
+      await Promise.all([tpT2i.dispose(), tpCaptioner.dispose()]);
+    }
 
     const imagineE2e = summarize(imagine.wall);
     const captionE2e = summarize(caption);
@@ -184,7 +210,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       machine: { ...machine, loadavg_end: loadAverage() },
       settings: {
         command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
-        threads: options.threads, torch_threads: options.threads > 0 ? options.threads : machine.cpus,
+        threads: options.threads, throughput_threads: options.throughputThreads, torch_threads: options.threads > 0 ? options.threads : machine.cpus,
         runs, cheap_runs: cheapRuns, warmup, quick, skip_pytorch: options.skipPytorch,
         backend: { intraOpThreads: options.threads || 'onnxruntime default', graphOptimization: 'all' },
         imagine: { scheduler: defaults.scheduler, steps: defaults.steps, guidance: defaults.guidance,
@@ -231,6 +257,8 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       throughput: {
         ...throughput,
         imagine_throughput_ratio_c8_c1: ms(throughput.imagine.c8!.jobs_per_s / throughput.imagine.c1!.jobs_per_s),
+        onnxruntime_threads: options.throughputThreads || 'onnxruntime default (one per physical core)',
+        caption_at_threads: { threads: options.threads, ...captionAtThreads, caption_throughput_ratio_c8_c1: captionRatioAtThreads },
         imagine_unet_runs: unetRuns,
         core_options: `as the bot runs it: imagine concurrency ${DEFAULT_IMAGINE_BATCH} (UNet calls merged across requests), caption and speak 1, caption maxBatch 8`,
       },

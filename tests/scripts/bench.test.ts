@@ -12,9 +12,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 
 describe('bench options', () => {
   test('defaults, then every flag in both spellings', () => {
-    expect(parseBenchOptions([], {})).toMatchObject({ json: false, threads: DEFAULT_THREADS, runs: DEFAULT_RUNS, skipPytorch: false, quick: false, python: 'python3' });
-    expect(parseBenchOptions(['--json', '--threads', '2', '--runs=5', '--skip-pytorch', '--quick', '--python', 'py'], { PYTHON: 'other' }))
-      .toMatchObject({ json: true, threads: 2, runs: 5, skipPytorch: true, quick: true, python: 'py' });
+    expect(parseBenchOptions([], {})).toMatchObject({ json: false, threads: DEFAULT_THREADS, runs: DEFAULT_RUNS, skipPytorch: false, quick: false, python: 'python3', throughputThreads: 0 });
+    expect(parseBenchOptions(['--json', '--threads', '2', '--runs=5', '--skip-pytorch', '--quick', '--python', 'py', '--throughput-threads', '1'], { PYTHON: 'other' }))
+      .toMatchObject({ json: true, threads: 2, runs: 5, skipPytorch: true, quick: true, python: 'py', throughputThreads: 1 });
     expect(parseBenchOptions([], { PYTHON: 'python3.11' }).python).toBe('python3.11');
   });
 
@@ -76,6 +76,9 @@ describe('npm run bench -- --json --quick --runs 1 --skip-pytorch', () => {
       }
     }
     expect(isSummary(r.pytorch.typescript_ddim_ms)).toBe(true);
+    // the throughput levels run as the bot does: imagine jobs side by side share UNet runs
+    expect(r.throughput.imagine_unet_runs.c8.calls).toBeGreaterThan(r.throughput.imagine_unet_runs.c8.runs);
+    expect(r.throughput.caption_at_threads.caption_throughput_ratio_c8_c1).toBeGreaterThan(0);
     expect(r.settings.imagine).toMatchObject({ steps: expect.any(Number), guidance: expect.any(Number), scheduler: expect.any(String) });
     expect(r.settings.speak.words).toBe(12);
     expect(r.memory.rss_peak_sampled_mb).toBeGreaterThan(0);
