@@ -93,7 +93,7 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
     for (const adapter of adapters) await adapter.stop().catch((error: unknown) => log.warn('adapter stop failed', { error: String(error) }));
     await core.close();
     store.close();
-    await Promise.all([textToImage.dispose(), imageToText.dispose()]);
+    await Promise.all([textToImage.dispose(), imageToText.dispose(), speech.close()]);
     await metrics?.close();
   };
 

@@ -6,7 +6,8 @@
 import { PictalkError, asInferenceError, describe } from './errors.js';
 import { encodeOpus, OPUS_SAMPLE_RATE, OPUS_VENDOR } from './opus.codec.js';
 import { writeOggOpus } from './ogg-opus.js';
-import { DEFAULT_VOICE, TTS_VOICES, isTtsVoice, loadTtsEngine, synthesize } from './tts.engine.js';
+import { createSpeechRenderer, type RenderedSpeech } from './speech.renderer.js';
+import { DEFAULT_VOICE, TTS_VOICES, isTtsVoice, loadTtsEngine, synthesize, type TtsVoice } from './tts.engine.js';
 import type { RunOptions, SpeakRequest, SpeechResult } from './types.js';
 
 /** Longest text spoken, in characters: about a minute of speech, and a bound on the synthesis time. */
@@ -17,12 +18,18 @@ export interface TextToSpeechOptions {
   maxChars?: number;
   bitrate?: number;
   defaultVoice?: string;
+  /** Render speech on a worker thread when the compiled worker is there (default true). */
+  worker?: boolean;
 }
 
 export interface TextToSpeech {
   speak(request: SpeakRequest, options?: RunOptions): Promise<SpeechResult>;
   /** Compile the engine now, so the first request does not pay for it. */
   load(): Promise<void>;
+  /** Where speech is rendered: a worker thread, or the calling thread (running from the TypeScript sources). */
+  readonly synthesisMode: 'worker' | 'thread';
+  /** Stop the worker thread, if any. */
+  close(): Promise<void>;
 }
 
 export function createTextToSpeech(settings: TextToSpeechOptions = {}): TextToSpeech {
@@ -32,11 +39,9 @@ export function createTextToSpeech(settings: TextToSpeechOptions = {}): TextToSp
   if (!isTtsVoice(defaultVoice)) {
     throw new PictalkError('config.invalid', `Expected \`defaultVoice\` to be one of ${TTS_VOICES.join(', ')}, got ${describe(defaultVoice)}`);
   }
+  const renderer = createSpeechRenderer({ render: renderSpeech, load: async () => { await loadTtsEngine(); } }, { worker: settings.worker ?? true });
 
   async function speak(request: SpeakRequest, options: RunOptions = {}): Promise<SpeechResult> {
-    const timingsMs: Record<string, number> = {};
-    let mark = performance.now();
-    const lap = (name: string): void => { const now = performance.now(); timingsMs[name] = now - mark; mark = now; };
     const checkAbort = (): void => {
       if (options.signal?.aborted) throw new PictalkError('job.cancelled', 'The speech job was cancelled');
     };
@@ -50,32 +55,36 @@ export function createTextToSpeech(settings: TextToSpeechOptions = {}): TextToSp
     checkAbort();
 
     try {
-      // synthesize
-      options.onProgress?.({ stage: 'synthesize', step: 0, total: 3 });
-      const speech = await synthesize(text, voice);
-      lap('synthesize');
+      options.onProgress?.({ stage: 'synthesize', step: 0, total: 1 });
+      const speech = await renderer.render(text, voice, bitrate);
       checkAbort();
-
-      // resample to 48 kHz
-      options.onProgress?.({ stage: 'resample', step: 1, total: 3 });
-      const pcm = toInt16(resample(speech.samples, speech.sampleRate, OPUS_SAMPLE_RATE));
-      lap('resample');
-      checkAbort();
-
-      // encode Opus and wrap it in Ogg
-      options.onProgress?.({ stage: 'encode', step: 2, total: 3 });
-      const opus = encodeOpus(pcm, { bitrate, application: 'voip' });
-      const ogg = writeOggOpus({ ...opus, inputSampleRate: OPUS_SAMPLE_RATE, vendor: OPUS_VENDOR, comments: [`ENCODER=pictalk flite-${voice}`] });
-      lap('encode');
-      const waveform = computeWaveform(pcm, WAVEFORM_LENGTH);
-      options.onProgress?.({ stage: 'encode', step: 3, total: 3 });
-      return { kind: 'speak', ogg, durationSecs: pcm.length / OPUS_SAMPLE_RATE, waveform, timingsMs };
+      options.onProgress?.({ stage: 'encode', step: 1, total: 1 });
+      return { kind: 'speak', ...speech };
     } catch (error) {
       throw asInferenceError(error, 'Speech synthesis');
     }
   }
 
-  return { speak, load: async () => { await loadTtsEngine(); } };
+  return { speak, load: () => renderer.load(), synthesisMode: renderer.mode, close: () => renderer.close() };
+}
+
+/**
+ * Text (already validated) -> Ogg Opus with its duration and waveform: Flite, 48 kHz resampling, Opus 20 ms frames,
+ * Ogg. Synchronous work of tens to hundreds of milliseconds: the pipeline runs it on the speech worker thread.
+ */
+export async function renderSpeech(text: string, voice: TtsVoice, bitrate: number): Promise<RenderedSpeech> {
+  const timingsMs: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (name: string): void => { const now = performance.now(); timingsMs[name] = now - mark; mark = now; };
+  const speech = await synthesize(text, voice);
+  lap('synthesize');
+  const pcm = toInt16(resample(speech.samples, speech.sampleRate, OPUS_SAMPLE_RATE));
+  lap('resample');
+  const opus = encodeOpus(pcm, { bitrate, application: 'voip' });
+  const ogg = writeOggOpus({ ...opus, inputSampleRate: OPUS_SAMPLE_RATE, vendor: OPUS_VENDOR, comments: [`ENCODER=pictalk flite-${voice}`] });
+  lap('encode');
+  const waveform = computeWaveform(pcm, WAVEFORM_LENGTH);
+  return { ogg, durationSecs: pcm.length / OPUS_SAMPLE_RATE, waveform, timingsMs };
 }
 
 let shared: TextToSpeech | undefined;

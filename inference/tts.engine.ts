@@ -59,7 +59,7 @@ export function loadTtsEngine(): Promise<WasmModule> {
 
 /**
  * Synthesize `text` with a Flite voice. Runs synchronously inside `_start` (tens to a few hundred ms for a caption),
- * so it blocks the event loop for that long.
+ * so it blocks the thread it runs on for that long: the pipeline runs it on a worker thread (speech.renderer.ts).
  */
 export async function synthesize(text: string, voice: TtsVoice = DEFAULT_VOICE): Promise<SynthesizedPcm> {
   if (!isTtsVoice(voice)) {

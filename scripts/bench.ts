@@ -266,7 +266,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),
     };
   } finally {
-    await Promise.all([t2i.dispose(), captioner.dispose()]);
+    await Promise.all([t2i.dispose(), captioner.dispose(), speech.close()]);
   }
 }
 
