@@ -4,7 +4,8 @@
  *
  * - Text-to-image: the diffusers ONNX layout (what `optimum` exports for Stable Diffusion 1.x/2.x), plus an optional
  *   `pictalk.json` beside `model_index.json` (or a `pictalk` key inside it) with the model's own defaults.
- * - Captioner: `config.json`, `vocab.json`, `encoder.onnx`, `decoder_step.onnx`.
+ * - Captioner: `config.json`, `vocab.json`, `encoder.onnx`, `decoder_step.onnx`; `encoder_file` in config.json may
+ *   name another encoder graph in the folder (the builtin captioner's int8 `encoder.int8.onnx`).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -216,6 +217,10 @@ export function readCaptionerFolder(dirIn: string): CaptionerFolder {
     throw invalid(vocabPath, `Expected ${vocabPath} to be a JSON array of words, got ${describe(Array.isArray(vocab) ? `an array of ${vocab.length}` : vocab)}`);
   }
   const words = vocab as string[];
+  const encoderFile = json.encoder_file ?? 'encoder.onnx';
+  if (typeof encoderFile !== 'string' || !/^[\w.-]+\.onnx$/.test(encoderFile)) {
+    throw invalid(configPath, `Expected \`encoder_file\` in ${configPath} to be the name of an .onnx file in the same folder, got ${describe(encoderFile)}`);
+  }
   const isId = (n: number): boolean => isNonNegativeInt(n) && n < words.length;
   const ids = `an integer id below the vocabulary size ${words.length}`;
   const config: CaptionerConfig = {
@@ -238,7 +243,7 @@ export function readCaptionerFolder(dirIn: string): CaptionerFolder {
     name: typeof json.name === 'string' ? json.name : basename(dir),
     config,
     vocab: words,
-    encoderPath: requireFile(join(dir, 'encoder.onnx')),
+    encoderPath: requireFile(join(dir, encoderFile)),
     decoderPath: requireFile(join(dir, 'decoder_step.onnx')),
   };
 }

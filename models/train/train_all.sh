@@ -34,14 +34,17 @@ fi
 if [ "$SMOKE" = 1 ]; then
   T2I=(--max-steps 20 --limit 256 --vae-batch 8 --batch 8 --grid 0 --log-seconds 5)
   CAP=(--max-steps 20 --batch-size 8 --eval-every 10)
+  QUANT=(--calibration 16 --check 8 --max-changed 1)   # a 20-step captioner's words are noise: check the mechanics only
   REC=(--max-steps 20 --batch-size 8 --target 0)
 elif [ "$DEVICE" = cuda ]; then
   T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1)
   CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 6 --eval-every 200)
+  QUANT=()
   REC=(--threads 6 --minutes 30)    # CPU minutes: about 5 minutes on six of the GPU machine's cores
 else
   T2I=(--threads 1 --vae-minutes 30 --unet-minutes 110)
   CAP=(--threads 1 --minutes 80 --eval-every 250)
+  QUANT=()
   REC=(--threads 1 --minutes 30)
 fi
 
@@ -50,12 +53,14 @@ python3 models/train/train_t2i.py --data "$DATA" --out "$RUNS/t2i" "${T2I[@]}" >
 T2I_PID=$!
 # The captioner and then the recognizer share the second core on CPU; on a GPU machine they run side by side.
 if [ "$DEVICE" = cuda ]; then
-  python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1 &
+  ( python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1
+    python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1 ) &
   CAP_PID=$!
   python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" "${REC[@]}" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 &
   REC_PID=$!
 else
   ( python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1
+    python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1
     python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" --cache "$RUNS/captioner" "${REC[@]}" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 ) &
   CAP_PID=$! REC_PID=
 fi

@@ -125,6 +125,15 @@ describe('captioning: options, progress, cancellation and folder errors', () => 
       const config = JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8')) as Record<string, unknown>;
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, eos_id: 99 }));
       await expect(loadImageToText(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/eos_id.*99/) });
+      // `encoder_file` names another encoder graph of the folder, and nothing outside it
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, encoder_file: 'encoder.small.onnx' }));
+      await expect(loadImageToText(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining(join(dir, 'encoder.small.onnx')) });
+      copyFileSync(join(FIXTURE, 'encoder.onnx'), join(dir, 'encoder.small.onnx'));
+      const other = await loadImageToText(dir);
+      expect((await other.caption({ image: readFileSync(join(FIXTURE, 'image-0.png')) })).caption.length).toBeGreaterThan(0);
+      await other.dispose();
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, encoder_file: '../encoder.onnx' }));
+      await expect(loadImageToText(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining('`encoder_file`') });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -23,7 +23,7 @@ describe('models/train/train_all.sh --smoke', () => {
           throw new Error(`train_all.sh --smoke failed: ${error.message}\n${error.stdout ?? ''}\n${(error.stderr ?? '').slice(-3000)}`);
         });
       expect(stdout).toContain('done (status 0)');
-      for (const file of ['text-to-image/unet/model.onnx', 'text-to-image/tokenizer/vocab.json', 'captioner/decoder_step.onnx', 'recognizer/recognizer.onnx']) {
+      for (const file of ['text-to-image/unet/model.onnx', 'text-to-image/tokenizer/vocab.json', 'text-to-image/pictalk.json', 'captioner/decoder_step.onnx', 'captioner/encoder.int8.onnx', 'recognizer/recognizer.onnx']) {
         expect(existsSync(path.join(dir, 'export', file))).toBe(true);
       }
     } finally {
