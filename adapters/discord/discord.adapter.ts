@@ -115,8 +115,11 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
     }
 
     // Acknowledge first: Discord drops an interaction that gets no response within 3 s of its dispatch.
+    let placeholderId: string | undefined;
     try {
-      await interaction.deferReply(translation.ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+      // withResponse: the placeholder's id, so a reply after the token expired can remove it with the bot token
+      const deferred = await interaction.deferReply({ ...(translation.ephemeral ? { flags: MessageFlags.Ephemeral } : {}), withResponse: true });
+      placeholderId = deferred.resource?.message?.id;
     } catch (error) {
       logger.warn('discord: could not defer an interaction in time; it is dropped', { interaction: interaction.id, error: String(error) });
       return;
@@ -129,6 +132,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
       statusIntervalMs,
       logger,
       ...(options.tokenLifetimeMs !== undefined ? { tokenLifetimeMs: options.tokenLifetimeMs } : {}),
+      ...(placeholderId && !translation.ephemeral ? { placeholderId } : {}),
       ...(message ? { buttonMessage: message } : {}),
     });
     const request: BotRequest = {

@@ -85,6 +85,8 @@ export interface ConversationContext {
   buttonMessage?: { channelId: string; id: string };
   /** How long the interaction token works (default 15 minutes; tests shorten it). */
   tokenLifetimeMs?: number;
+  /** The public deferred "thinking…" message: removed with the bot token when the reply goes to the channel. */
+  placeholderId?: string;
 }
 
 interface Upload { name: string; data: Buffer; description: string }
@@ -217,7 +219,7 @@ export class DiscordConversation implements Conversation {
   /**
    * The token has expired: the reply becomes a message of the bot's own in the channel, addressed to the requester
    * (nothing can be ephemeral there, so an error says only what the requester would have seen). The deferred
-   * "thinking…" message cannot be edited without the token; it stays.
+   * "thinking…" message cannot be edited without the token, so it is deleted with the bot token.
    */
   private async sendToChannel(
     content: string, uploads: Upload[], components: ReturnType<typeof renderButtons>, voice: ReplyVoice | undefined,
@@ -242,6 +244,11 @@ export class DiscordConversation implements Conversation {
         files: [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }],
       })) as APIMessage;
       ids.push(sent.id);
+    }
+    const placeholder = this.context.placeholderId;
+    if (placeholder) {
+      await this.context.client.rest.delete(Routes.channelMessage(channelId, placeholder)).catch((error: unknown) =>
+        this.context.logger.warn('discord: could not remove the deferred reply', { interaction: this.interaction.id, error: String(error) }));
     }
     return ids;
   }

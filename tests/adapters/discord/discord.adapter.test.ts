@@ -76,7 +76,7 @@ test('/imagine: deferred within 3 s, throttled progress edits ending on the late
   await settled(interaction);
 
   const [callback] = fake.callsFor(interaction, CALLBACK);
-  expect(callback!.status).toBe(204);
+  expect(callback!.status).toBe(200);                         // with_response: the placeholder comes back
   expect(callback!.body).toEqual({ type: 5, data: { flags: 0 } });
   expect(callback!.at - interaction.dispatchedAt).toBeLessThan(3000);
 

@@ -56,6 +56,10 @@ test('/imagine that ends after the token expired: the image, text and buttons ar
     expect(edit.status).toBe(200);
     expect(edit.at - interaction.dispatchedAt).toBeLessThan(1000);
   }
+  // the deferred "thinking…" message, which nothing could edit any more, is gone
+  const placeholder = fake.calls.find((c) => c.route === 'DELETE /channels/:channel/messages/:id' && c.at >= started);
+  expect(placeholder?.status).toBe(204);
+  expect(fake.original(interaction)).toBeUndefined();
   const [post, ...more] = channelPostsSince(started);
   expect(more).toHaveLength(0);
   expect(post!.status).toBe(200);
