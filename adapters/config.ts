@@ -35,16 +35,23 @@ export interface PictalkSettings {
   /** Captioner folder; the builtin captioner when absent. */
   captioner?: string;
   /**
-   * Imagine jobs that run side by side; their UNet calls are merged into shared runs step by step (default 4;
-   * 1 runs one job at a time).
+   * Imagine jobs that run side by side; their UNet calls are merged into shared runs step by step. Unset: 4 on the
+   * builtin model, 1 on an operator's model (a full-size UNet on a CPU gains nothing from merging, and four jobs
+   * side by side would each run four times as long against the job timeout).
    */
-  imagineBatch: number;
+  imagineBatch?: number;
   bot: BotConfig;
 }
 
 export const DEFAULT_DB_PATH = './pictalk.sqlite';
 export const DEFAULT_SLACK_PORT = 3000;
+/** Imagine jobs side by side on the builtin model when PICTALK_IMAGINE_BATCH is unset. */
 export const DEFAULT_IMAGINE_BATCH = 4;
+
+/** The imagine batch to run with: the setting, else 4 on the builtin model and 1 on an operator's model. */
+export function imagineBatchOf(settings: PictalkSettings): number {
+  return settings.imagineBatch ?? (settings.t2iModel === undefined ? DEFAULT_IMAGINE_BATCH : 1);
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -192,7 +199,7 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
 
   const settings: PictalkSettings = {
     dbPath: read(env, 'PICTALK_DB') ?? DEFAULT_DB_PATH,
-    imagineBatch: imagineBatch ?? DEFAULT_IMAGINE_BATCH,
+    ...(imagineBatch !== undefined ? { imagineBatch } : {}),
     bot: resolveBotConfig(botInput),
   };
   if (discordSettings) settings.discord = discordSettings;

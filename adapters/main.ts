@@ -15,7 +15,7 @@ import { loadImageToText } from '../inference/image-to-text.pipeline.js';
 import { createInferenceMetrics, createMetricsRegistry } from '../inference/metrics.js';
 import { loadTextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
-import { loadSettings, requirePlatform, type PictalkSettings } from './config.js';
+import { imagineBatchOf, loadSettings, requirePlatform, type PictalkSettings } from './config.js';
 import { startDiscordAdapter } from './discord/discord.adapter.js';
 import { startLocalAdapter } from './local/local.adapter.js';
 import { startMetricsServer, type MetricsServer } from './metrics.server.js';
@@ -72,7 +72,7 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
     imagine: (request, options) => textToImage.imagine(request, options),
     captionBatch: (requests, options) => imageToText.captionBatch(requests, options),
     speak: (request, options) => speech.speak(request, options),
-  }, { metrics: metricsOfCore, concurrency: { imagine: settings.imagineBatch } });
+  }, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
 
   const store = new SqliteStore(settings.dbPath);
   const bot = new Bot({ store, core, config: settings.bot, logger: log });

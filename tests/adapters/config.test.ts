@@ -1,4 +1,4 @@
-import { loadSettings, requirePlatform } from '../../adapters/config.js';
+import { imagineBatchOf, loadSettings, requirePlatform } from '../../adapters/config.js';
 
 describe('loadSettings', () => {
   it('uses defaults when nothing is set', () => {
@@ -7,7 +7,10 @@ describe('loadSettings', () => {
     expect(settings.discord).toBeUndefined();
     expect(settings.slack).toBeUndefined();
     expect(settings.metricsPort).toBeUndefined();
-    expect(settings.imagineBatch).toBe(4);
+    expect(settings.imagineBatch).toBeUndefined();
+    expect(imagineBatchOf(settings)).toBe(4);                                   // the builtin model
+    expect(imagineBatchOf(loadSettings({ PICTALK_T2I_MODEL: 'models/sd15' }))).toBe(1);   // an operator's model
+    expect(imagineBatchOf(loadSettings({ PICTALK_T2I_MODEL: 'models/sd15', PICTALK_IMAGINE_BATCH: '8' }))).toBe(8);
     expect(settings.bot.defaultDailyLimits).toEqual({ imagine: 20, caption: 50 });
     expect(settings.bot.rateLimit).toEqual({ capacity: 5, windowMs: 30_000 });
     expect(() => requirePlatform(settings)).toThrow(/No chat platform is configured/);
