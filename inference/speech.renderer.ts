@@ -19,7 +19,8 @@ export interface RenderedSpeech {
 
 export type RenderFn = (text: string, voice: TtsVoice, bitrate: number) => Promise<RenderedSpeech>;
 
-export type WorkerRequest = { id: number } & ({ kind: 'load' } | { kind: 'render'; text: string; voice: TtsVoice; bitrate: number });
+type WorkerRequestBody = { kind: 'load' } | { kind: 'render'; text: string; voice: TtsVoice; bitrate: number };
+export type WorkerRequest = WorkerRequestBody & { id: number };
 export type WorkerReply =
   | { id: number; ok: true; speech?: Omit<RenderedSpeech, 'ogg'> & { ogg: Uint8Array } }
   | { id: number; ok: false; code: string; message: string };
@@ -31,8 +32,6 @@ export interface SpeechRenderer {
   readonly mode: 'worker' | 'thread';
   close(): Promise<void>;
 }
-
-type Body = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 export function createSpeechRenderer(inThread: { render: RenderFn; load: () => Promise<void> }, options: { worker?: boolean } = {}): SpeechRenderer {
   const workerFile = fileURLToPath(new URL('./tts.worker.js', import.meta.url));
@@ -64,7 +63,7 @@ export function createSpeechRenderer(inThread: { render: RenderFn; load: () => P
     worker = created;
     return created;
   };
-  const call = (body: Body): Promise<WorkerReply & { ok: true }> => new Promise<WorkerReply>((resolve, reject) => {
+  const call = (body: WorkerRequestBody): Promise<WorkerReply & { ok: true }> => new Promise<WorkerReply>((resolve, reject) => {
     const target = started();
     const id = nextId++;
     pending.set(id, { resolve, reject });
