@@ -14,7 +14,7 @@
 import { DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
 import { InferenceCore } from '../inference/core.js';
 import { isPictalkError } from '../inference/errors.js';
-import { loadImageToText } from '../inference/image-to-text.pipeline.js';
+import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createMetricsRegistry } from '../inference/metrics.js';
 import type { BackendOptions } from '../inference/onnx.backend.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
@@ -132,12 +132,13 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     const tpBackend: BackendOptions = options.throughputThreads > 0 ? { intraOpThreads: options.throughputThreads } : {};
     const [tpT2i, tpCaptioner] = sameThreads ? [t2i, captioner]
       : await Promise.all([loadTextToImage(options.t2iDir, { backend: tpBackend }), loadImageToText(options.captionerDir, { backend: tpBackend })]);
-    const core = new InferenceCore({
-      imagine: (request, run) => tpT2i.imagine(request, run),
-      captionBatch: (requests, run) => tpCaptioner.captionBatch(requests, run),
-      caption: (request, run) => tpCaptioner.caption(request, run),
+    const coreOver = (pipelines: { t2i: TextToImage; captioner: ImageToText }, imagineBatch: number): InferenceCore => new InferenceCore({
+      imagine: (request, run) => pipelines.t2i.imagine(request, run),
+      captionBatch: (requests, run) => pipelines.captioner.captionBatch(requests, run),
+      caption: (request, run) => pipelines.captioner.caption(request, run),
       speak: (request, run) => speech.speak(request, run),
-    }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: DEFAULT_IMAGINE_BATCH } });
+    }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: imagineBatch } });
+    const core = coreOver({ t2i: tpT2i, captioner: tpCaptioner }, DEFAULT_IMAGINE_BATCH);
     const unetRuns: Record<string, { runs: number; calls: number; calls_per_run: number }> = {};
     const throughput: Record<JobKind, Record<string, ThroughputLevel>> = { imagine: {}, caption: {}, speak: {} };
     const jobsFor = (kind: JobKind, clients: number): number => {
@@ -167,12 +168,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     let captionRatioAtThreads: number | null = captionRatio;
     const captionAtThreads: Record<string, ThroughputLevel> = {};
     if (!sameThreads) {
-      const narrow = new InferenceCore({
-        imagine: (request, run) => t2i.imagine(request, run),
-        captionBatch: (requests, run) => captioner.captionBatch(requests, run),
-        caption: (request, run) => captioner.caption(request, run),
-        speak: (request, run) => speech.speak(request, run),
-      }, { registry: createMetricsRegistry(), maxPerUser: 100 });
+      const narrow = coreOver({ t2i, captioner }, 1);
       try {
         for (const clients of [1, 8]) {
           captionAtThreads[`c${clients}`] = await closedLoop(narrow, clients, jobsFor('caption', clients),
