@@ -248,14 +248,19 @@ describe('Socket Mode', () => {
     expect(download.bytesSent!).toBeLessThan(big.length);
   });
 
+  /** Alice (no admin) sets a quota: bot/ refuses, and the refusal reaches her alone. */
+  async function quotaSetByNonAdmin() {
+    const since = Date.now();
+    const denied = fake.slashCommand('/pictalk-quota', 'set <@U0BOB|bob> imagine 5', fake.users.alice);
+    fake.socket.deliver('slash_commands', denied);
+    await settled(denied.trigger_id!);
+    return { denied, answer: await ephemeralAfter(since, 'Only workspace admins') };
+  }
+
   test('a response_url that Slack no longer honours (30 minutes, 5 posts): the ephemeral answer comes by chat.postEphemeral', async () => {
     fake.responseUrlLifetimeMs = 0;
     try {
-      const since = Date.now();
-      const denied = fake.slashCommand('/pictalk-quota', 'set <@U0BOB|bob> imagine 5', fake.users.alice);
-      fake.socket.deliver('slash_commands', denied);
-      await settled(denied.trigger_id!);
-      const answer = await ephemeralAfter(since, 'Only workspace admins');
+      const { denied, answer } = await quotaSetByNonAdmin();
       expect(answer.via).toBe('chat.postEphemeral');
       expect(answer).toMatchObject({ channel: denied.channel_id, user: fake.users.alice.id });
     } finally {
@@ -265,10 +270,7 @@ describe('Socket Mode', () => {
 
   test('/pictalk-quota: a non-admin is denied; a workspace admin (users.info is_admin) gets through, looked up once', async () => {
     const since = Date.now();
-    const denied = fake.slashCommand('/pictalk-quota', 'set <@U0BOB|bob> imagine 5', fake.users.alice);
-    fake.socket.deliver('slash_commands', denied);
-    await settled(denied.trigger_id!);
-    const answer = await ephemeralAfter(since, 'Only workspace admins');
+    const { denied, answer } = await quotaSetByNonAdmin();
     expect(answer.via).toBe('response_url');
     expect(bot.requests.find((r) => r.id === denied.trigger_id)!.actor.platformModerator).toBe(false);
 
