@@ -1,12 +1,16 @@
 """The independent recognizer: reads a 64x64 world image and predicts its canonical scene.
 
-Trained ONLY on drawn ground truth (scenes.json of the world's train split); evaluation uses it to judge generated
-images, so it must never see one. Heads: object count (1-3), axis (horizontal | vertical, ignored for one object),
+Trained ONLY on drawn ground truth (scenes.json of the world's train split, plus every image of the `--extra`
+worlds); evaluation uses it to judge generated images, so it must never see one. A judge has to know every
+combination it judges: `--extra` takes a world drawn at another seed with `--split compositional`, so the
+combinations held out of the captioner's and text-to-image model's training are known to the judge as drawn
+pictures (never as generated ones, and never from an evaluation seed). Heads: object count (1-3), axis (horizontal | vertical, ignored for one object),
 and per slot (ordered left -> right or top -> bottom, as in the canonical scene) object name, colour ("none" for
 emoji and empty slots) and size ("none" for empty slots).
 
-    nice -n 10 python3 models/train/recognizer.py --data data/world --out runs/recognizer --minutes 40 \\
-        --export models/builtin/recognizer
+    npm run world -- --out data/world-judge --count 8000 --seed 2 --split compositional
+    nice -n 10 python3 models/train/recognizer.py --data data/world --extra data/world-judge --out runs/recognizer \\
+        --minutes 40 --export models/builtin/recognizer
     python3 models/train/recognizer.py --smoke
 
 Export: recognizer.onnx (pixel_values float32 [B, 3, H, W] normalised -> count_logits [B, 3], axis_logits [B, 2],
@@ -132,12 +136,17 @@ class SceneSet:
     def __len__(self):
         return len(self.y)
 
+    def extend(self, other: 'SceneSet') -> 'SceneSet':
+        self.images, self.y = torch.cat([self.images, other.images]), torch.cat([self.y, other.y])
+        return self
+
     def batch(self, idx, mean, std):
         x = self.images[idx].permute(0, 3, 1, 2).float() / 255.0                         # [B, 3, H, W]
         return (x - mean) / std, self.y[idx]
 
 
 def accuracy(model, data: SceneSet, mean, std) -> float:
+    modes = {m: m.training for m in model.modules()}                 # frozen BatchNorms stay in eval mode
     model.eval()
     right = 0
     with torch.no_grad():
@@ -145,8 +154,40 @@ def accuracy(model, data: SceneSet, mean, std) -> float:
             x, y = data.batch(torch.arange(s, min(s + 256, len(data))), mean.cpu(), std.cpu())
             x, y = x.to(mean.device), y.to(mean.device)
             right += int(scene_correct(model(x), y).sum())
-    model.train()
+    for m, training in modes.items():
+        m.train(training)
     return right / max(len(data), 1)
+
+
+def load_exported(model: Recognizer, folder: str) -> None:
+    """Start from an exported recognizer/ folder. The export folded each BatchNorm into the convolution before it
+    (a bias appears), so the convolutions take the folded weights and each BatchNorm becomes the identity plus
+    that bias; train with the BatchNorms in eval mode (`freeze_norms`) so they stay so."""
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(os.path.join(folder, 'recognizer.onnx')).graph
+    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    convs = [m for m in model.cnn.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.cnn.modules() if isinstance(m, nn.BatchNorm2d)]
+    folded = [n for n in graph.node if n.op_type == 'Conv']
+    if len(folded) != len(convs):
+        raise SystemExit(f'{folder}: expected {len(convs)} convolutions, the graph has {len(folded)}')
+    with torch.no_grad():
+        for conv, norm, node in zip(convs, norms, folded):
+            conv.weight.copy_(inits[node.input[1]])
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(inits[node.input[2]])
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+        for name, p in model.named_parameters():
+            if not name.startswith('cnn.'):
+                p.copy_(inits[name])
+
+
+def freeze_norms(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
 
 
 def atomic_save(obj, path):
@@ -185,6 +226,8 @@ def export(model: Recognizer, conf: dict, out: str) -> float:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data')
+    ap.add_argument('--extra', action='append', default=[], metavar='DIR',
+                    help='another world folder (same vocabulary) whose images, every split, are added to training')
     ap.add_argument('--out', default='runs/recognizer')
     ap.add_argument('--export', default=None, help='write the recognizer/ folder here at the end')
     ap.add_argument('--minutes', type=float, default=40, help='budget across resumes: CPU minutes of this process '
@@ -196,6 +239,8 @@ def main(argv=None):
     ap.add_argument('--channels', type=int, nargs='+', default=[32, 64, 96, 128])
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--fresh', action='store_true')
+    ap.add_argument('--init-from', default=None, metavar='DIR',
+                    help='start from an exported recognizer/ folder (its BatchNorms stay frozen)')
     ap.add_argument('--target', type=float, default=0.98, help='scene accuracy the test split must reach')
     ap.add_argument('--smoke', action='store_true')
     ap.add_argument('--cache', default=None, help='folder holding train-64x64.npy (default --out; the captioner '
@@ -219,6 +264,14 @@ def main(argv=None):
     cache = args.cache or args.out
     train = SceneSet(ds, ds.split('train'), scenes, voc, size, os.path.join(cache, 'train-64x64.npy'))
     test = SceneSet(ds, ds.split('test'), scenes, voc, size, os.path.join(args.out, 'test-64x64.npy'))
+    for i, extra in enumerate(args.extra):
+        eds = load_dataset(extra)
+        escenes = json.load(open(os.path.join(extra, 'scenes.json')))
+        if label_vocab(extra, escenes) != voc:
+            raise SystemExit(f'Expected {extra} to share the vocabulary of {args.data}')
+        recs = list({r.file: r for name in ('train', 'val', 'test', 'compositional') for r in eds.split(name)}.values())
+        train.extend(SceneSet(eds, recs, escenes, voc, size, os.path.join(args.out, f'extra{i}-{len(recs)}-64x64.npy')))
+        print(f'training on {len(recs)} more images from {extra} ({len(train)} in all)', flush=True)
     comp_recs = ds.split('compositional')
     comp = SceneSet(ds, comp_recs, scenes, voc, size, os.path.join(args.out, 'comp-64x64.npy')) if comp_recs else None
     model = Recognizer(voc, size, tuple(args.channels)).to(dev)
@@ -231,6 +284,11 @@ def main(argv=None):
         opt.load_state_dict(saved['optimizer'])
         state = saved['state']
         print(f"resumed at step {state['step']}", flush=True)
+    elif args.init_from:
+        load_exported(model, args.init_from)
+        print(f'starting from {args.init_from}: test scene accuracy {accuracy(model, test, mt, st):.4f}', flush=True)
+    if args.init_from:
+        freeze_norms(model)
 
     def done():
         return (args.max_steps and state['step'] >= args.max_steps) or \
@@ -285,7 +343,8 @@ def main(argv=None):
                 'decoding': 'count = counts[argmax count_logits]; axis = axes[argmax axis_logits] (null when count '
                             'is 1); for slot k < count: name = names[argmax], color = colors[argmax] (none -> null), '
                             'size = sizes[argmax]; slots are ordered left->right (horizontal) or top->bottom',
-                'trained_on': 'drawn world images only (scenes.json of the train split)',
+                'trained_on': 'drawn world images only (scenes.json of the train split'
+                              + ''.join(f', every image of {os.path.basename(os.path.normpath(e))}' for e in args.extra) + ')',
                 'test_scene_accuracy': acc, 'compositional_scene_accuracy': comp_acc}
         export(model.cpu(), conf, args.export)
         print(f'exported {args.export}', flush=True)

@@ -103,6 +103,32 @@ class ResnetBlock(nn.Module):
         return self.shortcut(x) + h
 
 
+def multi_head(q, k, v, heads: int):
+    """softmax(q k^T / sqrt(d)) v per head: q [B, N, C], k and v [B, M, C] -> [B, N, C]"""
+    B, N, C = q.shape
+    split = lambda t: t.reshape(B, t.shape[1], heads, C // heads).transpose(1, 2)   # noqa: E731  [B, h, ., d]
+    return F.scaled_dot_product_attention(split(q), split(k), split(v)).transpose(1, 2).reshape(B, N, C)
+
+
+class FusedAttention(torch.autograd.Function):
+    """`multi_head`, exported as onnxruntime's com.microsoft.MultiHeadAttention (CPU and CUDA kernels): one node
+    in place of the reshapes, transposes, two MatMuls and the Softmax of the plain formula. Only used while
+    exporting: training and the reference sampler run `multi_head` itself."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, heads: int):
+        return multi_head(q, k, v, heads)
+
+    @staticmethod
+    def symbolic(g, q, k, v, heads: int):
+        return g.op('com.microsoft::MultiHeadAttention', q, k, v, num_heads_i=heads).setType(q.type())
+
+
+def attention(q, k, v, heads: int):
+    """q [B, N, C], k and v [B, M, C] -> [B, N, C]"""
+    return FusedAttention.apply(q, k, v, heads) if torch.onnx.is_in_onnx_export() else multi_head(q, k, v, heads)
+
+
 class Attention(nn.Module):
     """Multi-head attention; `context` None -> self-attention. Keys/values may come from another width (text)."""
 
@@ -124,6 +150,18 @@ class Attention(nn.Module):
         v = self.to_v(context).reshape(B, -1, self.heads, q.shape[-1]).transpose(1, 2)   # [B, h, M, d]
         o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)                   # [B, h, N, d]
         return self.to_out(o.transpose(1, 2).reshape(B, N, C))                          # [B, N, C]
+
+
+class RowAttention(Attention):
+    """`Attention` for token rows: x [B*N, C] (flattened over the batch), context [B, M, Cc] -> [B*N, C]. Queries,
+    keys and values are projected from [B, ., C] views (no bias: a plain MatMul each), the output projection
+    from rows (one GEMM with its bias). Same parameters as `Attention`."""
+
+    def forward(self, x, context, batch):
+        C = self.to_q.out_features
+        q = self.to_q(x.reshape(batch, -1, C))                             # [B, N, C]
+        o = attention(q, self.to_k(context), self.to_v(context), self.heads)   # [B, N, C]
+        return self.to_out(o.reshape(-1, C))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -287,22 +325,26 @@ class Transformer2D(nn.Module):
         self.norm = nn.GroupNorm(groups, c, eps=1e-6)
         self.proj_in = nn.Linear(c, c)
         self.norm1 = nn.LayerNorm(c)
-        self.attn1 = Attention(c, heads)
+        self.attn1 = RowAttention(c, heads)
         self.norm2 = nn.LayerNorm(c)
-        self.attn2 = Attention(c, heads, context_dim)
+        self.attn2 = RowAttention(c, heads, context_dim)
         self.norm3 = nn.LayerNorm(c)
         self.ff_in = nn.Linear(c, 2 * ff_mult * c)                     # GEGLU: value and gate
         self.ff_out = nn.Linear(ff_mult * c, c)
         self.proj_out = nn.Linear(c, c)
 
     def forward(self, x, context):                                     # x [B, C, h, w], context [B, L, D]
-        B, C, H, W = x.shape
-        t = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))     # [B, h*w, C]
-        t = t + self.attn1(self.norm1(t))
-        t = t + self.attn2(self.norm2(t), context)                     # queries: pixels; keys/values: tokens
-        a, gate = self.ff_in(self.norm3(t)).chunk(2, dim=-1)           # [B, h*w, ff_mult*C] each
+        # Tokens are rows [B*h*w, C] from proj_in to proj_out: in ONNX each linear is one GEMM with its bias, and
+        # the only shapes computed at run time are the batch (for attention) and x's own (to go back).
+        B, C = context.shape[0], self.proj_in.in_features
+        hw = self.norm(x).permute(0, 2, 3, 1)                          # [B, h, w, C]
+        t = self.proj_in(hw.reshape(-1, C))                            # [B*h*w, C]
+        y = self.norm1(t)
+        t = t + self.attn1(y, y.reshape(B, -1, C), B)
+        t = t + self.attn2(self.norm2(t), context, B)                  # queries: pixels; keys/values: tokens
+        a, gate = self.ff_in(self.norm3(t)).split(self.ff_out.in_features, dim=-1)      # GEGLU value and gate
         t = t + self.ff_out(a * F.gelu(gate))
-        return x + self.proj_out(t).transpose(1, 2).reshape(B, C, H, W)
+        return x + self.proj_out(t).reshape(hw.shape).permute(0, 3, 1, 2)
 
 
 def timestep_embedding(t, dim: int):

@@ -31,17 +31,29 @@ if [ ! -f "$DATA/captions.txt" ]; then
   if [ "$SMOKE" = 1 ]; then npm run -s world -- --out "$DATA" --count 300 --seed 1; else npm run -s world -- --out "$DATA" --count 30000 --seed 1; fi
 fi
 
+# The recognizer is a judge: it also learns, as drawn pictures, the combinations held out of the other models'
+# training (the compositional split of a world drawn at another seed). No evaluation seed draws with seed 2.
+JUDGE="${DATA%/}-judge"
+if [ ! -f "$JUDGE/captions.txt" ]; then
+  echo "== drawing the judge's compositional pictures into $JUDGE"
+  if [ "$SMOKE" = 1 ]; then JUDGE_COUNT=60; else JUDGE_COUNT=8000; fi
+  npm run -s world -- --out "$JUDGE" --count "$JUDGE_COUNT" --seed 2 --split compositional
+fi
+
 if [ "$SMOKE" = 1 ]; then
+  T2I_QUANT=(--calibration 2 --check 2 --steps 4 --max-error 100)   # a 20-step UNet predicts noise: mechanics only
   T2I=(--max-steps 20 --limit 256 --vae-batch 8 --batch 8 --grid 0 --log-seconds 5)
   CAP=(--max-steps 20 --batch-size 8 --eval-every 10)
   QUANT=(--calibration 16 --check 8 --max-changed 1)   # a 20-step captioner's words are noise: check the mechanics only
   REC=(--max-steps 20 --batch-size 8 --target 0)
 elif [ "$DEVICE" = cuda ]; then
+  T2I_QUANT=()
   T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1)
   CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 6 --eval-every 200)
   QUANT=()
   REC=(--threads 6 --minutes 30)    # CPU minutes: about 5 minutes on six of the GPU machine's cores
 else
+  T2I_QUANT=()
   T2I=(--threads 1 --vae-minutes 30 --unet-minutes 110)
   CAP=(--threads 1 --minutes 80 --eval-every 250)
   QUANT=()
@@ -56,12 +68,12 @@ if [ "$DEVICE" = cuda ]; then
   ( python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1
     python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1 ) &
   CAP_PID=$!
-  python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" "${REC[@]}" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 &
+  python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" "${REC[@]}" --extra "$JUDGE" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 &
   REC_PID=$!
 else
   ( python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1
     python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1
-    python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" --cache "$RUNS/captioner" "${REC[@]}" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 ) &
+    python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" --cache "$RUNS/captioner" "${REC[@]}" --extra "$JUDGE" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 ) &
   CAP_PID=$! REC_PID=
 fi
 
@@ -70,6 +82,10 @@ wait "$T2I_PID" || { echo "text-to-image training failed: see $RUNS/t2i.log" >&2
 if [ $status = 0 ]; then
   python3 models/train/export_t2i.py --ckpt "$RUNS/t2i/t2i.pt" --out "$EXPORT/text-to-image" > "$RUNS/t2i-export.log" 2>&1 \
     || { echo "text-to-image export failed: see $RUNS/t2i-export.log" >&2; status=1; }
+fi
+if [ $status = 0 ]; then
+  python3 models/train/t2i_quantize.py --model "$EXPORT/text-to-image" --data "$DATA" "${T2I_QUANT[@]}" >> "$RUNS/t2i-export.log" 2>&1 \
+    || { echo "text-to-image quantization failed: see $RUNS/t2i-export.log" >&2; status=1; }
 fi
 wait "$CAP_PID" || { echo "captioner training failed: see $RUNS/captioner.log" >&2; status=1; }
 if [ -n "${REC_PID:-}" ]; then wait "$REC_PID" || { echo "recognizer training failed: see $RUNS/recognizer.log" >&2; status=1; }; fi

@@ -109,6 +109,30 @@ def main() -> None:
             return folder
         error = expect_failure(drop_config_key(edited_copy(tmp, lambda model: None)), 'cross_attention_dim')
         ok('a config without a key fails and names it')
+
+        # a UNet quantized as t2i_quantize.py does (int8 QDQ convolutions): the dequantized weights load
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        q = edited_copy(tmp, lambda model: None)
+        path = os.path.join(q, 'unet', 'model.onnx')
+        uc, L, D = m.unet.cfg, m.text.cfg.max_position_embeddings, m.text.cfg.hidden_size
+        g = np.random.default_rng(0)
+        ts_dtype = np.float32 if json.load(open(os.path.join(TINY, 'unet', 'config.json')))['timestep_dtype'] == 'float32' else np.int64
+        feeds = iter([{'sample': g.standard_normal((2, uc.in_channels, 8, 8)).astype(np.float32),
+                       'timestep': np.array([500, 20], ts_dtype),
+                       'encoder_hidden_states': g.standard_normal((2, L, D)).astype(np.float32)} for _ in range(4)])
+
+        class Reader(CalibrationDataReader):
+            def get_next(self):
+                return next(feeds, None)
+        quantize_static(path, path + '.q', Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=['Conv'])
+        os.replace(path + '.q', path)
+        loaded = onnx_weights.load_folder(q)
+        assert loaded['onnx_report']['unet']['quantized'], loaded['onnx_report']
+        step = max(float((loaded['unet'][k] - ckpt['unet'][k]).abs().max()) for k in ckpt['unet'])
+        worst = max(float(w.abs().max()) for w in ckpt['unet'].values())
+        assert 0 < step <= worst / 254 + 1e-6, (step, worst)
+        ok(f'a quantized UNet loads its dequantized weights (within {step:.1e} of the float ones)')
     print('onnx weights: all checks passed')
 
 

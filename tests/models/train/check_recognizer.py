@@ -73,4 +73,17 @@ with tempfile.TemporaryDirectory() as tmp:
     shapes = [tuple(a.shape) for a in res]
     check('recognizer outputs', [o.name for o in sess.get_outputs()] == OUTPUTS == conf['outputs'] and shapes == [
         (2, 3), (2, 2), (2, 3, len(voc['names'])), (2, 3, len(voc['colors'])), (2, 3, 3)], shapes)
+
+    # --init-from: the exported folder (BatchNorms folded into the convolutions) loads back into PyTorch exactly
+    from recognizer import Recognizer, freeze_norms, load_exported
+    model = Recognizer(conf['labels'], tuple(conf['image_size']), (8, 16, 16, 16))    # the smoke's channels
+    load_exported(model, out)
+    model.train()
+    freeze_norms(model)
+    model.fc[-1].p = 0.0                                                   # dropout off, BatchNorms frozen: eval math
+    px = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        mine = model(torch.from_numpy(px))
+    worst = max(float(np.abs(a - b.numpy()).max()) for a, b in zip(sess.run(None, {'pixel_values': px}), mine))
+    check('an exported recognizer loads back for --init-from', worst <= 1e-4, worst)
 print('recognizer: all checks passed')

@@ -4,7 +4,7 @@
  * exports them and reloads every graph in ONNX Runtime (the exporters fail when ONNX and PyTorch disagree).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,12 @@ describe('models/train/train_all.sh --smoke', () => {
       for (const file of ['text-to-image/unet/model.onnx', 'text-to-image/tokenizer/vocab.json', 'text-to-image/pictalk.json', 'captioner/decoder_step.onnx', 'captioner/encoder.int8.onnx', 'recognizer/recognizer.onnx']) {
         expect(existsSync(path.join(dir, 'export', file))).toBe(true);
       }
+      // the UNet ships quantized, and the recognizer learned the judge's pictures too
+      const extra = JSON.parse(readFileSync(path.join(dir, 'export', 'text-to-image', 'pictalk.json'), 'utf8')) as { unet_quantization?: { quantized?: string } };
+      expect(extra.unet_quantization?.quantized).toMatch(/Conv/);
+      expect(existsSync(path.join(dir, 'world-judge', 'compositionalImages.txt'))).toBe(true);
+      const recognizer = JSON.parse(readFileSync(path.join(dir, 'export', 'recognizer', 'config.json'), 'utf8')) as { trained_on: string };
+      expect(recognizer.trained_on).toContain('world-judge');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
