@@ -99,10 +99,21 @@ def read_initializers(path: str):
 
 
 def dequantized(inits: dict, nodes: list) -> dict:
-    """A quantized graph (t2i_quantize.py: QDQ) keeps a weight as int8 values, scale and zero point feeding a
-    DequantizeLinear; the float weight it stands for takes that node's output name, less onnxruntime's
-    `_DequantizeLinear_Output` suffix (`m.conv_in.weight`), and the three inputs are dropped."""
+    """The float weights of a quantized graph (t2i_quantize.py), as the initializers they replaced.
+
+    Static (QDQ): int8 values, scale and zero point feed a DequantizeLinear; the float weight takes that node's
+    output name, less onnxruntime's `_DequantizeLinear_Output` suffix (`m.conv_in.weight`). Dynamic: a
+    MatMulInteger reads `W_quantized` beside `W_scale` and `W_zero_point`; the float weight keeps the quantized
+    name, so the MatMulInteger stands where the MatMul stood (`map_initializers`). The int8 parts are dropped."""
     out = dict(inits)
+    for node in nodes:
+        name = node.input[1] if node.op_type == 'MatMulInteger' and len(node.input) > 1 else ''
+        base = name.removesuffix('_quantized')
+        if name in inits and f'{base}_scale' in inits:
+            zero = inits.get(f'{base}_zero_point', np.zeros((), np.int8)).astype(np.float32)
+            out[name] = (inits[name].astype(np.float32) - zero) * inits[f'{base}_scale'].astype(np.float32)
+            out.pop(f'{base}_scale')
+            out.pop(f'{base}_zero_point', None)
     for node in nodes:
         if node.op_type != 'DequantizeLinear' or not all(i in inits for i in node.input):
             continue
@@ -186,7 +197,7 @@ def map_initializers(module: nn.Module, inits: dict, nodes: list, order: list[st
             plain = name[len(prefix):] if name.startswith(prefix) else name
             if value is None or plain in params:
                 continue
-            if node.op_type == 'MatMul' and index == 1 and value.ndim == 2:
+            if node.op_type in ('MatMul', 'MatMulInteger') and index == 1 and value.ndim == 2:
                 folded.append(('linear', name, node))
             elif node.op_type in ('Mul', 'Add') and value.ndim == 3 and value.shape[1:] == (1, 1):
                 folded.append(('norm_' + node.op_type, name, node))
@@ -241,7 +252,7 @@ def load_into(module: nn.Module, onnx_path: str, forward, required: list[str] | 
         for k, v in state.items():
             own[k].copy_(v)
     return {'graph': onnx_path, 'initializers': len(inits), 'loaded': len(state), 'constants': len(unused),
-            'quantized': any(n.op_type == 'DequantizeLinear' for n in nodes)}
+            'quantized': any(n.op_type in ('DequantizeLinear', 'MatMulInteger') for n in nodes)}
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -110,8 +110,8 @@ def main() -> None:
         error = expect_failure(drop_config_key(edited_copy(tmp, lambda model: None)), 'cross_attention_dim')
         ok('a config without a key fails and names it')
 
-        # a UNet quantized as t2i_quantize.py does (int8 QDQ convolutions): the dequantized weights load
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        # a UNet quantized as t2i_quantize.py does (int8 QDQ convolutions, dynamic int8 MatMuls): the weights load
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
         q = edited_copy(tmp, lambda model: None)
         path = os.path.join(q, 'unet', 'model.onnx')
         uc, L, D = m.unet.cfg, m.text.cfg.max_position_embeddings, m.text.cfg.hidden_size
@@ -126,7 +126,11 @@ def main() -> None:
                 return next(feeds, None)
         quantize_static(path, path + '.q', Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=['Conv'])
-        os.replace(path + '.q', path)
+        quantize_dynamic(path + '.q', path, op_types_to_quantize=['MatMul'], weight_type=QuantType.QInt8)
+        os.remove(path + '.q')
+        import onnx
+        ops = {n.op_type for n in onnx.load(path).graph.node}
+        assert {'DequantizeLinear', 'MatMulInteger'} <= ops, ops
         loaded = onnx_weights.load_folder(q)
         assert loaded['onnx_report']['unet']['quantized'], loaded['onnx_report']
         step = max(float((loaded['unet'][k] - ckpt['unet'][k]).abs().max()) for k in ckpt['unet'])
