@@ -4,8 +4,8 @@ Trained ONLY on drawn ground truth (scenes.json of the world's train split, plus
 worlds); evaluation uses it to judge generated images, so it must never see one. A judge has to know every
 combination it judges: `--extra` takes a world drawn at another seed with `--split compositional`, so the
 combinations held out of the captioner's and text-to-image model's training are known to the judge as drawn
-pictures (never as generated ones, and never from an evaluation seed). Heads: object count (1-3), axis (horizontal | vertical, ignored for one object),
-and per slot (ordered left -> right or top -> bottom, as in the canonical scene) object name, colour ("none" for
+pictures (never as generated ones, and never from an evaluation seed). Heads: object count (1-3), axis
+(horizontal | vertical, ignored for one object), and per slot (ordered left -> right or top -> bottom, as in the canonical scene) object name, colour ("none" for
 emoji and empty slots) and size ("none" for empty slots).
 
     npm run world -- --out data/world-judge --count 8000 --seed 2 --split compositional
@@ -165,13 +165,18 @@ def load_exported(model: Recognizer, folder: str) -> None:
     that bias; train with the BatchNorms in eval mode (`freeze_norms`) so they stay so."""
     import onnx
     from onnx import numpy_helper
-    graph = onnx.load(os.path.join(folder, 'recognizer.onnx')).graph
+    path = os.path.join(folder, 'recognizer.onnx')
+    if not os.path.isfile(path):
+        raise SystemExit(f'--init-from: expected an exported recognizer at {path}, found none')
+    graph = onnx.load(path).graph
     inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
     convs = [m for m in model.cnn.modules() if isinstance(m, nn.Conv2d)]
     norms = [m for m in model.cnn.modules() if isinstance(m, nn.BatchNorm2d)]
     folded = [n for n in graph.node if n.op_type == 'Conv']
-    if len(folded) != len(convs):
-        raise SystemExit(f'{folder}: expected {len(convs)} convolutions, the graph has {len(folded)}')
+    shapes = [tuple(inits[n.input[1]].shape) for n in folded]
+    if shapes != [tuple(c.weight.shape) for c in convs]:
+        raise SystemExit(f'{path}: expected convolutions {[tuple(c.weight.shape) for c in convs]} (--channels), '
+                         f'the graph has {shapes}')
     with torch.no_grad():
         for conv, norm, node in zip(convs, norms, folded):
             conv.weight.copy_(inits[node.input[1]])

@@ -103,11 +103,12 @@ class ResnetBlock(nn.Module):
         return self.shortcut(x) + h
 
 
-def multi_head(q, k, v, heads: int):
+def multi_head(q, k, v, heads: int, causal: bool = False):
     """softmax(q k^T / sqrt(d)) v per head: q [B, N, C], k and v [B, M, C] -> [B, N, C]"""
     B, N, C = q.shape
     split = lambda t: t.reshape(B, t.shape[1], heads, C // heads).transpose(1, 2)   # noqa: E731  [B, h, ., d]
-    return F.scaled_dot_product_attention(split(q), split(k), split(v)).transpose(1, 2).reshape(B, N, C)
+    o = F.scaled_dot_product_attention(split(q), split(k), split(v), is_causal=causal)   # [B, h, N, d]
+    return o.transpose(1, 2).reshape(B, N, C)
 
 
 class FusedAttention(torch.autograd.Function):
@@ -144,12 +145,7 @@ class Attention(nn.Module):
 
     def forward(self, x, context=None, causal: bool = False):         # x [B, N, C], context [B, M, Cc]
         context = x if context is None else context
-        B, N, C = x.shape
-        q = self.to_q(x).reshape(B, N, self.heads, -1).transpose(1, 2)          # [B, h, N, d]
-        k = self.to_k(context).reshape(B, -1, self.heads, q.shape[-1]).transpose(1, 2)   # [B, h, M, d]
-        v = self.to_v(context).reshape(B, -1, self.heads, q.shape[-1]).transpose(1, 2)   # [B, h, M, d]
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)                   # [B, h, N, d]
-        return self.to_out(o.transpose(1, 2).reshape(B, N, C))                          # [B, N, C]
+        return self.to_out(multi_head(self.to_q(x), self.to_k(context), self.to_v(context), self.heads, causal))
 
 
 class RowAttention(Attention):

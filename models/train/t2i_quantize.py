@@ -1,13 +1,13 @@
-"""Quantize a text-to-image folder's UNet convolutions to int8 (static, QDQ, per-channel weights), calibrated on the
-UNet inputs of sampling runs for training captions.
+"""Quantize a text-to-image folder's UNet to int8: convolutions statically (QDQ, per-channel weights, calibrated on the
+UNet inputs of sampling runs for training captions), linear layers dynamically.
 
     python3 models/train/t2i_quantize.py --model models/builtin/text-to-image --data data/world
 
 The UNet is almost all of an image's time. Its convolutions are quantized statically (int8 weights per channel,
 uint8 activations calibrated here) and its linear layers dynamically (int8 weights, activations quantized per
 call); with VNNI that takes over a third off a step (`npm run bench`). The first and last convolutions, the
-attention itself and every normalization stay float. `unet/model.onnx` is replaced by the quantized graph: the float one would not fit the
-size budget beside it, and `export_t2i.py` re-creates it from the checkpoint. The PyTorch reference
+attention itself and every normalization stay float. `unet/model.onnx` is replaced by the quantized graph: the
+float one would not fit the size budget beside it, and `export_t2i.py` re-creates it from the checkpoint. The PyTorch reference
 (`onnx_weights.py`, `sample_ddim.py --onnx`) reads the dequantized weights back, so it runs the same weights.
 
 Refuses (exit 1, folder untouched) when the int8 UNet's noise prediction differs from the float one by more than
@@ -40,22 +40,20 @@ class OrtUNet:
         self.session, self.timestep_dtype, self.cfg = session, timestep_dtype, cfg
 
     def __call__(self, sample, timestep, encoder_hidden_states):
-        B = sample.shape[0]
-        t = np.full([B], int(timestep.reshape(-1)[0]), self.timestep_dtype)
-        out = self.session.run(None, {'sample': sample.numpy(), 'timestep': t,
-                                      'encoder_hidden_states': encoder_hidden_states.numpy()})[0]
+        out = self.session.run(None, feed(sample, timestep, encoder_hidden_states, self.timestep_dtype))[0]
         return torch.from_numpy(out)
 
 
-def unet_inputs(m: T2I, prompts: list[str], steps: int, guidance: float) -> list[dict]:
+def feed(sample, timestep, encoder_hidden_states, timestep_dtype) -> dict:
+    """One UNet call's tensors as onnxruntime inputs; `timestep_dtype` is the graph's (int64, or float32)."""
+    t = np.full([sample.shape[0]], int(timestep.reshape(-1)[0]), timestep_dtype)
+    return {'sample': sample.numpy().copy(), 'timestep': t, 'encoder_hidden_states': encoder_hidden_states.numpy().copy()}
+
+
+def unet_inputs(m: T2I, prompts: list[str], steps: int, guidance: float, timestep_dtype) -> list[dict]:
     """Every UNet call of a reference sampling run per prompt, as onnxruntime feeds."""
     feeds = []
-
-    def hook(_mod, args):
-        x, t, ctx = args[:3]
-        feeds.append({'sample': x.numpy().copy(), 'timestep': np.full([x.shape[0]], int(t.reshape(-1)[0]), np.int64),
-                      'encoder_hidden_states': ctx.numpy().copy()})
-    h = m.unet.register_forward_pre_hook(hook)
+    h = m.unet.register_forward_pre_hook(lambda _mod, args: feeds.append(feed(*args[:3], timestep_dtype)))
     try:
         for i, p in enumerate(prompts):
             m.sample(p, steps=steps, guidance=guidance, seed=i)
@@ -93,10 +91,14 @@ def main() -> None:
     train, val = captions('train'), captions('val')
     if not train or not val:
         raise SystemExit(f'Expected train and val captions in {a.data}, got {len(train)} and {len(val)}')
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    s32 = ort.InferenceSession(src, so, providers=['CPUExecutionProvider'])
+    ts_dtype = next(np.float32 if i.type == 'tensor(float)' else np.int64 for i in s32.get_inputs() if i.name == 'timestep')
     m = T2I(onnx_weights.load_folder(a.model))
-    calib = unet_inputs(m, rng.sample(train, min(a.calibration, len(train))), a.steps, a.guidance)
+    calib = unet_inputs(m, rng.sample(train, min(a.calibration, len(train))), a.steps, a.guidance, ts_dtype)
     check_prompts = rng.sample(val, min(a.check, len(val)))
-    held_out = unet_inputs(m, check_prompts, a.steps, a.guidance)
+    held_out = unet_inputs(m, check_prompts, a.steps, a.guidance, ts_dtype)
     rng.shuffle(calib)
 
     pre, out = src + '.pre.tmp', src + '.int8.tmp'
@@ -121,16 +123,12 @@ def main() -> None:
             if os.path.exists(path):
                 os.remove(path)
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    s32 = ort.InferenceSession(src, so, providers=['CPUExecutionProvider'])
     s8 = ort.InferenceSession(out, so, providers=['CPUExecutionProvider'])
     num = den = 0.0
     for f in held_out:
         e32, e8 = s32.run(None, f)[0], s8.run(None, f)[0]
         num, den = num + float(((e8 - e32) ** 2).sum()), den + float((e32 ** 2).sum())
     error = (num / den) ** 0.5
-    ts_dtype = np.int64 if held_out[0]['timestep'].dtype == np.int64 else np.float32
     moved, cfg = [], m.unet.cfg
     for i, p in enumerate(check_prompts[:4]):
         images = []

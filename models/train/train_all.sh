@@ -40,6 +40,7 @@ if [ ! -f "$JUDGE/captions.txt" ]; then
   npm run -s world -- --out "$JUDGE" --count "$JUDGE_COUNT" --seed 2 --split compositional
 fi
 
+QUANT=() T2I_QUANT=()   # the quantizers' own defaults, but in the smoke run
 if [ "$SMOKE" = 1 ]; then
   T2I_QUANT=(--calibration 2 --check 2 --steps 4 --max-error 100)   # a 20-step UNet predicts noise: mechanics only
   T2I=(--max-steps 20 --limit 256 --vae-batch 8 --batch 8 --grid 0 --log-seconds 5)
@@ -47,16 +48,12 @@ if [ "$SMOKE" = 1 ]; then
   QUANT=(--calibration 16 --check 8 --max-changed 1)   # a 20-step captioner's words are noise: check the mechanics only
   REC=(--max-steps 20 --batch-size 8 --target 0)
 elif [ "$DEVICE" = cuda ]; then
-  T2I_QUANT=()
   T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1)
   CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 6 --eval-every 200)
-  QUANT=()
   REC=(--threads 6 --minutes 30)    # CPU minutes: about 5 minutes on six of the GPU machine's cores
 else
-  T2I_QUANT=()
   T2I=(--threads 1 --vae-minutes 30 --unet-minutes 110)
   CAP=(--threads 1 --minutes 80 --eval-every 250)
-  QUANT=()
   REC=(--threads 1 --minutes 30)
 fi
 
