@@ -130,52 +130,108 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     };
     checkAbort();
 
-    // decode: every valid request's image into one [B, 3, H, W] buffer; a bad one keeps its error in its slot
+    // decode and encode overlap: sharp decodes every image on its own threads while the encoder, on this one, runs on
+    // the images decoded so far, each call taking all that are ready as one batch. The encoder's cost grows with its
+    // batch almost linearly, so a batch of captions no longer waits for its slowest decode before encoding starts.
+    // A request with a bad option or image keeps its error in its slot.
     const plane = 3 * height * width;
-    const pixelsAll = new Float32Array(requests.length * plane);
-    const slots: Array<SearchSettings | PictalkError> = await Promise.all(requests.map(async (request, i) => {
+    const slots: Array<SearchSettings | PictalkError | undefined> = requests.map(() => undefined);
+    const pixelsOf: Array<Float32Array | undefined> = requests.map(() => undefined);
+    const ready: number[] = [];
+    let wake: (() => void) | undefined;
+    let decodeFailure: { error: unknown } | undefined;
+    let settled = 0;
+    const decodes = requests.map(async (request, i) => {
       try {
         const settings = settingsOf(request);
-        await imageToTensor(request.image, {
+        pixelsOf[i] = await imageToTensor(request.image, {
           size: [height, width], mean: config.mean, std: config.std, kernel: 'bilinear', ...options.limits,
-        }, pixelsAll, i * plane);
-        return settings;
+        });
+        slots[i] = settings;
+        ready.push(i);
       } catch (error) {
-        if (isPictalkError(error) && error.code.startsWith('input.')) return error;
-        throw error;
+        if (isPictalkError(error) && error.code.startsWith('input.')) slots[i] = error;
+        else decodeFailure ??= { error };
+      } finally {
+        settled += 1;
+        wake?.();
       }
-    }));
-    const good = slots.flatMap((slot, i) => (slot instanceof PictalkError ? [] : [i]));
+    });
+    // per image (by request index): features [F...] and, per layer, h0 and c0 rows
+    const encodedOf: Array<{ features: Float32Array; h: Float32Array[]; c: Float32Array[] } | undefined> = requests.map(() => undefined);
+    let decodedAt = started;
+    let featureDims: readonly number[] = [];
+    let layers = 0;
+    let hidden = 0;
+    let encoding = 0;
+    run.onProgress?.({ stage: 'encode', step: 0, total: 1 });
+    try {
+      for (;;) {
+        if (decodeFailure) throw decodeFailure.error;
+        if (ready.length === 0) {
+          if (settled === requests.length) break;
+          await new Promise<void>((resolve) => { wake = resolve; });
+          wake = undefined;
+          continue;
+        }
+        checkAbort();
+        const take = ready.splice(0, ready.length);
+        if (settled === requests.length && decodedAt === started) decodedAt = performance.now();
+        const n = take.length;
+        const pixels = n === 1 ? pixelsOf[take[0]!]! : new Float32Array(n * plane);
+        if (n > 1) take.forEach((i, j) => pixels.set(pixelsOf[i]!, j * plane));
+        const callStarted = performance.now();
+        const encoded = await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } });
+        encoding += performance.now() - callStarted;
+        const features = encoded.features as TensorValue<Float32Array> | undefined;
+        const h0 = encoded.h0 as TensorValue<Float32Array> | undefined;
+        const c0 = encoded.c0 as TensorValue<Float32Array> | undefined;
+        if (!features || !h0 || !c0) {
+          throw new PictalkError('model.invalid', `Expected ${encoder.path} to output features, h0 and c0, got ${Object.keys(encoded).join(', ')}`,
+            { path: encoder.path });
+        }
+        [layers, , hidden] = h0.dims as [number, number, number];
+        featureDims = features.dims.slice(1);
+        const featureSize = features.data.length / n;
+        take.forEach((i, j) => {
+          encodedOf[i] = {
+            features: features.data.subarray(j * featureSize, (j + 1) * featureSize),
+            h: Array.from({ length: layers }, (_, l) => h0.data.subarray((l * n + j) * hidden, (l * n + j + 1) * hidden)),
+            c: Array.from({ length: layers }, (_, l) => c0.data.subarray((l * n + j) * hidden, (l * n + j + 1) * hidden)),
+          };
+          pixelsOf[i] = undefined;
+        });
+      }
+    } finally {
+      // a failure above leaves no decode running unobserved
+      await Promise.all(decodes);
+    }
+    if (decodedAt === started) decodedAt = performance.now();
+    checkAbort();
+    const good = slots.flatMap((slot, i) => (slot instanceof PictalkError || slot === undefined ? [] : [i]));
     const settings = good.map((i) => slots[i] as SearchSettings);
     const batch = good.length;
-    const decodedAt = performance.now();
-    checkAbort();
     if (batch === 0) return slots as PictalkError[];
-    // compact the decoded images to the front: [batch, 3, H, W]
-    good.forEach((from, to) => { if (from !== to) pixelsAll.copyWithin(to * plane, from * plane, (from + 1) * plane); });
-    const pixels = pixelsAll.subarray(0, batch * plane);
-
-    // encode: pixels -> features [B, F] (or [B, N, F]), h0, c0 [layers, B, hidden]
-    run.onProgress?.({ stage: 'encode', step: 0, total: 1 });
-    const encoded = await encoder.run({ pixel_values: { data: pixels, dims: [batch, 3, height, width] } });
-    const features0 = encoded.features as TensorValue<Float32Array> | undefined;
-    const h0 = encoded.h0 as TensorValue<Float32Array> | undefined;
-    const c0 = encoded.c0 as TensorValue<Float32Array> | undefined;
-    if (!features0 || !h0 || !c0) {
-      throw new PictalkError('model.invalid', `Expected ${encoder.path} to output features, h0 and c0, got ${Object.keys(encoded).join(', ')}`,
-        { path: encoder.path });
-    }
+    // the encoded images, in request order: features [batch, F...], h0 and c0 [layers, batch, hidden]
+    const featureSize = encodedOf[good[0]!]!.features.length;
+    const features0 = new Float32Array(batch * featureSize);
+    const h0 = new Float32Array(layers * batch * hidden);
+    const c0 = new Float32Array(layers * batch * hidden);
+    good.forEach((i, j) => {
+      const one = encodedOf[i]!;
+      features0.set(one.features, j * featureSize);
+      for (let l = 0; l < layers; l += 1) {
+        h0.set(one.h[l]!, (l * batch + j) * hidden);
+        c0.set(one.c[l]!, (l * batch + j) * hidden);
+      }
+    });
     const encodedAt = performance.now();
-    const layers = h0.dims[0]!;
-    const hidden = h0.dims[2]!;
-    const featureDims = features0.dims.slice(1);
-    const featureSize = featureDims.reduce((a, b) => a * b, 1);
 
     // search: one decoder call per step over all live hypotheses of all images, in image order
     const searches: ImageSearch[] = settings.map((s) => ({ settings: s, live: [{ ids: [], sum: 0 }], finished: [], done: false }));
-    let h = h0.data;
-    let c = c0.data;
-    let features = features0.data;
+    let h: Float32Array = h0;
+    let c: Float32Array = c0;
+    let features: Float32Array = features0;
     const longest = Math.max(...settings.map((s) => s.maxLength));
     const vocabSize = vocab.length;
     const logp = new Float64Array(vocabSize);
@@ -265,8 +321,9 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         tokens,
         score: bestNorm,
         timingsMs: {
+          // decode: until the last image was decoded; encode: the encoder's own calls (they overlap the decoding)
           decode: decodedAt - started,
-          encode: encodedAt - decodedAt,
+          encode: encoding,
           search: searchedAt - encodedAt,
           total: searchedAt - started,
         },

@@ -95,8 +95,8 @@ function decodeError(error: unknown, format: ImageFormat, maxPixels: number): Pi
     { format }, { cause: error });
 }
 
-/** Validate the bytes and return a sharp pipeline that yields the oriented, flattened first frame. */
-async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<{ image: Sharp; format: ImageFormat; width: number; height: number }> {
+/** Check the bytes before any decoding: a buffer, not too many bytes, one of the four formats by its magic bytes. */
+function preflight(bytes: Buffer, limits: DecodeLimits): { format: ImageFormat; maxPixels: number; options: SharpOptions } {
   const { maxBytes, maxPixels } = limitsOf(limits);
   if (!Buffer.isBuffer(bytes) || bytes.length === 0) {
     throw new PictalkError('input.invalid', `Expected image bytes, got ${Buffer.isBuffer(bytes) ? 'an empty buffer' : describe(bytes)}`);
@@ -108,8 +108,14 @@ async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<{ image: 
   if (!format) {
     throw new PictalkError('input.unsupported', 'Expected a PNG, JPEG, WebP or GIF image, got bytes of another kind');
   }
-  // failOn 'error' rejects truncated and corrupt pixel data but tolerates harmless warnings (extraneous JPEG bytes).
-  const options: SharpOptions = { limitInputPixels: maxPixels, failOn: 'error', pages: 1, autoOrient: true };
+  // failOn 'error' rejects truncated and corrupt pixel data but tolerates harmless warnings (extraneous JPEG bytes);
+  // limitInputPixels rejects a decompression bomb from its header, before any pixel is decoded.
+  return { format, maxPixels, options: { limitInputPixels: maxPixels, failOn: 'error', pages: 1, autoOrient: true } };
+}
+
+/** Validate the bytes and return a sharp pipeline that yields the oriented, flattened first frame. */
+async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<{ image: Sharp; format: ImageFormat; width: number; height: number }> {
+  const { format, maxPixels, options } = preflight(bytes, limits);
   let meta: Metadata;
   try {
     meta = await sharp(bytes, options).metadata();
@@ -153,16 +159,17 @@ export async function imageToTensor(bytes: Buffer, options: TensorOptions, out?:
     throw new PictalkError('config.invalid',
       `Expected mean and std of three channels with std > 0, got mean ${JSON.stringify(options.mean)} and std ${JSON.stringify(options.std)}`);
   }
-  const opened = await openImage(bytes, options);
-  const { format } = opened;
+  // One sharp call per image (no separate header read): its work runs on sharp's threads from start to end, so a
+  // batch of images decodes while this thread runs the models. Resizing to the size the image already has is a
+  // no-op in sharp, as the captioner's training preprocessing resizes only when the size differs.
+  const { format, maxPixels, options: sharpOptions } = preflight(bytes, options);
   let data: Buffer;
   try {
-    // Resize only when the size differs, as the captioner's training preprocessing does.
-    const image = opened.width === width && opened.height === height ? opened.image
-      : opened.image.resize(width, height, { fit: 'fill', kernel: SHARP_KERNEL[options.kernel ?? 'bilinear'] });
-    data = await image.raw().toBuffer();
+    data = await sharp(bytes, sharpOptions).flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha()
+      .resize(width, height, { fit: 'fill', kernel: SHARP_KERNEL[options.kernel ?? 'bilinear'] })
+      .raw().toBuffer();
   } catch (error) {
-    throw decodeError(error, format, limitsOf(options).maxPixels);
+    throw decodeError(error, format, maxPixels);
   }
   const plane = width * height;
   const target = out ?? new Float32Array(3 * plane);
