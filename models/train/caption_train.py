@@ -65,6 +65,11 @@ def parse_args(argv=None):
     ap.add_argument('--word-dropout', type=float, default=0.0,
                     help='share of teacher-forced input words replaced by <unk>: the next word must then come from '
                          'the picture, not from the previous word (helps unseen colour-shape combinations)')
+    ap.add_argument('--shared-input-words', nargs='*', default=[], metavar='WORD',
+                    help='words the decoder reads as one (they share the first one\'s input embedding; outputs stay '
+                         'distinct): with the colour words, the word after a colour cannot lean on which colour it '
+                         'was, so a shape seen only with other colours still follows (unseen colour-shape '
+                         'combinations). The export copies the shared row to each word, so the graph is unchanged')
     ap.add_argument('--aux-scene', type=float, default=0.0,
                     help='weight of an auxiliary loss (training only, not exported): the pooled image feature must '
                          'predict the scene with one head per slot for name, colour and size, as the recognizer '
@@ -173,14 +178,14 @@ class SceneHeads(torch.nn.Module):
         return self.rec.loss_fn(out, self.y[idx.to(self.y.device)])
 
 
-def evaluate(model, split, args, mean, std, device, limit):
+def evaluate(model, split, args, mean, std, device, limit, remap):
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for s in range(0, min(len(split), limit), 64):
             idx = torch.arange(s, min(s + 64, len(split), limit))
             x, inp, tgt = split.batch(idx, mean, std, device)
-            logits = model(x, inp, args.captions_per_image)        # [B*K, L-1, V]
+            logits = model(x, remap[inp], args.captions_per_image)  # [B*K, L-1, V]
             total += F.cross_entropy(logits.transpose(1, 2), tgt, ignore_index=PAD, reduction='sum').item()
             count += int((tgt != PAD).sum())
     model.train()
@@ -222,6 +227,13 @@ def main(argv=None):
             f.write(report + '\n')
         print(report.split('\n')[0], flush=True)
     index = {w: i for i, w in enumerate(vocab)}
+    missing = [w for w in args.shared_input_words if w not in index]
+    if missing:
+        raise SystemExit(f'Expected every --shared-input-words word in the vocabulary, got unknown {", ".join(missing)}')
+    shared = [index[w] for w in args.shared_input_words]
+    remap = torch.arange(len(vocab), device=device)               # input id -> the id whose embedding it reads
+    if shared:
+        remap[shared[1:]] = shared[0]
     train = Split(ds, train_recs, index, args, 'train')
     val = Split(ds, val_recs[: args.val_images], index, args, 'val') if val_recs else None
     if device.type == 'cuda':                                      # keep the uint8 images on the GPU: no copies
@@ -262,6 +274,17 @@ def main(argv=None):
             aux.load_state_dict(resume['aux'])
         captured = {}
         model.proj.register_forward_hook(lambda _m, _i, out: captured.__setitem__('feats', out))
+    def tie(start: bool = False) -> None:
+        # the shared words' rows all become the first's (at a fresh start: their mean), so the model as saved and
+        # exported reads them as training did
+        if len(shared) > 1:
+            with torch.no_grad():
+                w = model.embed.weight
+                if start:
+                    w[shared[0]] = w[shared].mean(0)
+                w[shared[1:]] = w[shared[0]].clone()
+    if not resume:
+        tie(start=True)
     print(f'model {count_params(model) / 1e6:.2f}M params, vocab {len(vocab)}, train {len(train)} images, '
           f'val {len(val) if val else 0}, device {device}, threads {args.threads}', flush=True)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
@@ -269,6 +292,7 @@ def main(argv=None):
     steps_per_epoch = max(1, len(train) // args.batch_size)
 
     def checkpoint(path):
+        tie()
         atomic_save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'model_config': cfg.to_dict(),
                      **({'aux': aux.state_dict()} if aux is not None else {}),
                      'vocab': vocab, 'state': dict(state), 'args': vars(args),
@@ -313,6 +337,7 @@ def main(argv=None):
                 g['lr'] = lr
             idx = order[state['pos']: state['pos'] + args.batch_size]
             x, inp, tgt = train.batch(idx, mean, std, device)          # [B,3,H,W], [B*K, L-1] x2
+            inp = remap[inp]
             if args.word_dropout > 0:                                  # never the <bos> in column 0
                 drop = torch.rand(inp.shape, device=inp.device) < args.word_dropout
                 drop[:, 0] = False
@@ -337,7 +362,7 @@ def main(argv=None):
                                'min': state['elapsed'] / 60})
                 tokens, last_log = 0, now
             if val is not None and state['step'] % args.eval_every == 0:
-                vl = evaluate(model, val, args, mean, std, device, args.val_images)
+                vl = evaluate(model, val, args, mean, std, device, args.val_images, remap)
                 improved = vl < state['best_val']
                 state['best_val'] = min(vl, state['best_val'])
                 state['bad_evals'] = 0 if improved else state['bad_evals'] + 1
@@ -354,7 +379,7 @@ def main(argv=None):
         if not stop:
             state['epoch'], state['pos'] = state['epoch'] + 1, 0
     if val is not None:
-        vl = evaluate(model, val, args, mean, std, device, args.val_images)
+        vl = evaluate(model, val, args, mean, std, device, args.val_images, remap)
         if vl < state['best_val'] or not os.path.exists(best_path):
             state['best_val'] = min(vl, state['best_val'])
             checkpoint(best_path)

@@ -121,4 +121,27 @@ res = parse_with_world(items + [{'caption': items[0]['caption'], 'scene': scenes
                                 {'caption': 'a a a', 'scene': scenes[ds.split('train')[0].file]}])
 check('world parser bridge', all(p['equal'] for p in res[:-2]) and not res[-2]['equal'] and res[-1]['parsed'] is None,
       res)
+# 6. --shared-input-words: the words share one input row in the checkpoint and in the exported graph; outputs stay
+#    distinct; an unknown word is refused by name
+import onnxruntime as ort  # noqa: E402
+with tempfile.TemporaryDirectory() as tmp:
+    out, exp = os.path.join(tmp, 'run'), os.path.join(tmp, 'cap')
+    base = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--smoke', '--out', out, '--max-steps', '30',
+            '--export', exp]
+    r = subprocess.run(base + ['--shared-input-words', 'red', 'blue', 'green'], capture_output=True, text=True, timeout=180)
+    check('shared-input run exits 0', r.returncode == 0, r.stderr[-1500:])
+    ck = torch.load(os.path.join(out, 'ckpt.pt'), weights_only=False)
+    ids = [ck['vocab'].index(w) for w in ('red', 'blue', 'green')]
+    emb = ck['model']['embed.weight']
+    check('shared words have one input row in the checkpoint', all(torch.equal(emb[ids[0]], emb[i]) for i in ids[1:]))
+    sess = ort.InferenceSession(os.path.join(exp, 'decoder_step.onnx'), providers=['CPUExecutionProvider'])
+    rng = np.random.default_rng(0)
+    fixed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+             for i in sess.get_inputs() if i.name != 'input_ids'}
+    logits = [sess.run(None, {**fixed, 'input_ids': np.array([i], np.int64)})[0] for i in ids]
+    other = sess.run(None, {**fixed, 'input_ids': np.array([ck['vocab'].index('a')], np.int64)})[0]
+    check('the exported decoder reads shared words as one', all(np.array_equal(logits[0], x) for x in logits[1:]) and
+          not np.array_equal(logits[0], other))
+    r = subprocess.run(base + ['--shared-input-words', 'red', 'nosuchword'], capture_output=True, text=True, timeout=120)
+    check('an unknown shared word is refused by name', r.returncode != 0 and 'unknown nosuchword' in r.stderr, r.stderr[-500:])
 print('captioner: all checks passed')
