@@ -71,6 +71,7 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   const core = new InferenceCore({
     imagine: (request, options) => textToImage.imagine(request, options),
     captionBatch: (requests, options) => imageToText.captionBatch(requests, options),
+    prefetchCaption: (request) => imageToText.prefetch(request),
     speak: (request, options) => speech.speak(request, options),
   }, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
 

@@ -14,7 +14,7 @@ import { PictalkError, asInferenceError, describe, isPictalkError } from './erro
 import { FairQueue } from './fair-queue.js';
 import { createInferenceMetrics, type InferenceMetrics, type JobOutcome, type MetricsRegistry } from './metrics.js';
 import type {
-  CaptionRequest, CaptionResult, ImagineRequest, ImagineResult, JobInput, JobKind, JobOwner, Progress, ResultOf,
+  CaptionRequest, CaptionResult, CaptionRunOptions, ImagineRequest, ImagineResult, JobInput, JobKind, JobOwner, Progress, ResultOf,
   RunOptions, SpeakRequest, SpeechResult,
 } from './types.js';
 
@@ -25,7 +25,12 @@ export interface InferencePipelines {
    * One result per request, in order. An item may be an Error to fail only that request's job; when the call
    * itself throws, every job of the batch fails (after a retry one by one when the error blames the input).
    */
-  captionBatch(requests: CaptionRequest[], options: RunOptions): Promise<ReadonlyArray<CaptionResult | Error>>;
+  captionBatch(requests: CaptionRequest[], options: CaptionRunOptions): Promise<ReadonlyArray<CaptionResult | Error>>;
+  /**
+   * Start the work of a waiting caption that needs no model (decoding its image), when present: the core calls it for
+   * the captions next in line, at most two batches' worth, so their images decode while the running batch searches.
+   */
+  prefetchCaption?(request: CaptionRequest): void;
   /** Used for a batch of one when present. */
   caption?(request: CaptionRequest, options: RunOptions): Promise<CaptionResult>;
   speak(request: SpeakRequest, options: RunOptions): Promise<SpeechResult>;
@@ -109,6 +114,8 @@ interface Lane {
 
 class Job implements JobHandle {
   state: 'queued' | 'running' | 'settled' = 'queued';
+  /** A caption whose image decoding has been started ahead of its batch. */
+  prefetched = false;
   readonly submittedAt = performance.now();
   startedAt = 0;
   call: Call | undefined;
@@ -378,12 +385,26 @@ export class InferenceCore {
     this.metrics.setQueueDepth(lane.kind, lane.queue.size);
     this.metrics.setRunning(lane.kind, this.runningJobs(lane));
     this.updatePositions(lane);
+    if (lane.kind === 'caption' && this.pipelines.prefetchCaption) this.prefetchCaptions(lane);
   }
 
   private runningJobs(lane: Lane): number {
     let n = 0;
     for (const call of lane.calls) n += call.jobs.length;
     return n;
+  }
+
+  /** Prefetch the captions next in line, two batches' worth; each once. */
+  private prefetchCaptions(lane: Lane): void {
+    for (const job of lane.queue.order().slice(0, 2 * this.maxBatch)) {
+      if (job.prefetched) continue;
+      job.prefetched = true;
+      try {
+        this.pipelines.prefetchCaption!((job.input as Extract<JobInput, { kind: 'caption' }>).request);
+      } catch {
+        // a prefetch is only a head start: the batch that takes the job decodes it and reports any error
+      }
+    }
   }
 
   private updatePositions(lane: Lane): void {
@@ -435,7 +456,9 @@ export class InferenceCore {
     }
     let results: ReadonlyArray<CaptionResult | Error>;
     try {
-      results = await this.pipelines.captionBatch(requests, options);
+      // each job settles as soon as its own caption is final: its user (or a client with the next image) need not
+      // wait for the batch's longest caption
+      results = await this.pipelines.captionBatch(requests, { ...options, onCaption: (i, result) => { if (jobs[i]) this.settleWith(jobs[i], result); } });
     } catch (error) {
       // One bad image can make a whole batch throw: retry one by one so only its own job fails.
       const blamesInput = isPictalkError(error) && error.code.startsWith('input.');

@@ -10,7 +10,7 @@ import { PictalkError, asInferenceError, describe, isPictalkError } from './erro
 import { imageToTensor, type DecodeLimits } from './image.codec.js';
 import { readCaptionerFolder, type CaptionerFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
-import type { CaptionRequest, CaptionResult, RunOptions } from './types.js';
+import type { CaptionRequest, CaptionResult, CaptionRunOptions } from './types.js';
 
 export interface ImageToTextOptions {
   backend?: BackendOptions;
@@ -21,13 +21,18 @@ export interface ImageToTextOptions {
 
 export interface ImageToText {
   readonly folder: CaptionerFolder;
-  caption(request: CaptionRequest, options?: RunOptions): Promise<CaptionResult>;
+  caption(request: CaptionRequest, options?: CaptionRunOptions): Promise<CaptionResult>;
   /**
    * Caption several images in one batched search; results in input order, each as `caption` would give it.
    * A request with a bad option or an unreadable image gets its PictalkError in its slot and the others go on;
    * a failure of the model itself throws for the whole batch.
    */
-  captionBatch(requests: readonly CaptionRequest[], options?: RunOptions): Promise<Array<CaptionResult | PictalkError>>;
+  captionBatch(requests: readonly CaptionRequest[], options?: CaptionRunOptions): Promise<Array<CaptionResult | PictalkError>>;
+  /**
+   * Start decoding the image of a caption that waits in line (on sharp's threads), so the batch that takes it finds
+   * the pixels ready. Unused prefetches are dropped with their request.
+   */
+  prefetch(request: CaptionRequest): void;
   dispose(): Promise<void>;
 }
 
@@ -119,7 +124,24 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     return { beam, lengthPenalty: beam === 1 ? 1 : lengthPenalty, maxLength };
   }
 
-  async function captionBatch(requests: readonly CaptionRequest[], run: RunOptions = {}): Promise<Array<CaptionResult | PictalkError>> {
+  /** A request's search settings and pixels [3, H, W]; rejects with the request's own input error. */
+  async function prepare(request: CaptionRequest): Promise<{ settings: SearchSettings; pixels: Float32Array }> {
+    const settings = settingsOf(request);
+    const pixels = await imageToTensor(request.image, {
+      size: [height, width], mean: config.mean, std: config.std, kernel: 'bilinear', ...options.limits,
+    });
+    return { settings, pixels };
+  }
+  const prefetched = new WeakMap<CaptionRequest, Promise<{ settings: SearchSettings; pixels: Float32Array }>>();
+
+  function prefetch(request: CaptionRequest): void {
+    if (prefetched.has(request)) return;
+    const preparing = prepare(request);
+    preparing.catch(() => undefined);   // its error is the batch's to report, when a batch takes it
+    prefetched.set(request, preparing);
+  }
+
+  async function captionBatch(requests: readonly CaptionRequest[], run: CaptionRunOptions = {}): Promise<Array<CaptionResult | PictalkError>> {
     if (requests.length === 0) return [];
     if (requests.length > maxBatch) {
       throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images in one batch, got ${requests.length}`);
@@ -143,10 +165,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     let settled = 0;
     const decodes = requests.map(async (request, i) => {
       try {
-        const settings = settingsOf(request);
-        pixelsOf[i] = await imageToTensor(request.image, {
-          size: [height, width], mean: config.mean, std: config.std, kernel: 'bilinear', ...options.limits,
-        });
+        const preparing = prefetched.get(request) ?? prepare(request);
+        prefetched.delete(request);
+        const { settings, pixels } = await preparing;
+        pixelsOf[i] = pixels;
         slots[i] = settings;
         ready.push(i);
       } catch (error) {
@@ -232,6 +254,31 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     let h: Float32Array = h0;
     let c: Float32Array = c0;
     let features: Float32Array = features0;
+    // each image's result as soon as its search ends (run.onCaption hears it then), the rest when the batch ends
+    const results: Array<CaptionResult | undefined> = settings.map(() => undefined);
+    const resultOf = (search: ImageSearch, endedAt: number): CaptionResult => {
+      const alpha = search.settings.lengthPenalty;
+      let best: Hypothesis | undefined;
+      let bestNorm = -Infinity;
+      for (const hyp of search.finished) {
+        const norm = hyp.sum / hyp.ids.length ** alpha;
+        if (norm > bestNorm) { best = hyp; bestNorm = norm; }
+      }
+      const ids = (best?.ids ?? []).filter((id) => id !== config.eosId);
+      return {
+        kind: 'caption' as const,
+        caption: postProcess(ids.filter((id) => !specials.has(id)).map((id) => vocab[id]!)),
+        tokens: ids.map((id) => vocab[id]!),
+        score: bestNorm,
+        timingsMs: {
+          // decode: until the last image was decoded; encode: the encoder's own calls (they overlap the decoding)
+          decode: decodedAt - started,
+          encode: encoding,
+          search: endedAt - encodedAt,
+          total: endedAt - started,
+        },
+      };
+    };
     const longest = Math.max(...settings.map((s) => s.maxLength));
     const vocabSize = vocab.length;
     const logp = new Float64Array(vocabSize);
@@ -298,6 +345,15 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
           search.live = nextLive;
         }
       }
+      if (run.onCaption) {
+        const now = performance.now();
+        searches.forEach((search, j) => {
+          if (search.done && !results[j]) {
+            results[j] = resultOf(search, now);
+            run.onCaption!(good[j]!, results[j]!);
+          }
+        });
+      }
       if (keep.length === 0) break;
       h = gatherRows(out.h_out!.data as Float32Array, layers, rows, hidden, keep);
       c = gatherRows(out.c_out!.data as Float32Array, layers, rows, hidden, keep);
@@ -305,35 +361,13 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     }
     const searchedAt = performance.now();
 
-    const results = searches.map((search): CaptionResult => {
-      const alpha = search.settings.lengthPenalty;
-      let best: Hypothesis | undefined;
-      let bestNorm = -Infinity;
-      for (const hyp of search.finished) {
-        const norm = hyp.sum / hyp.ids.length ** alpha;
-        if (norm > bestNorm) { best = hyp; bestNorm = norm; }
-      }
-      const ids = (best?.ids ?? []).filter((id) => id !== config.eosId);
-      const tokens = ids.map((id) => vocab[id]!);
-      return {
-        kind: 'caption' as const,
-        caption: postProcess(ids.filter((id) => !specials.has(id)).map((id) => vocab[id]!)),
-        tokens,
-        score: bestNorm,
-        timingsMs: {
-          // decode: until the last image was decoded; encode: the encoder's own calls (they overlap the decoding)
-          decode: decodedAt - started,
-          encode: encoding,
-          search: searchedAt - encodedAt,
-          total: searchedAt - started,
-        },
-      };
-    });
+    for (let j = 0; j < batch; j += 1) results[j] ??= resultOf(searches[j]!, searchedAt);
     return slots.map((slot, i) => (slot instanceof PictalkError ? slot : results[good.indexOf(i)]!));
   }
 
   return {
     folder,
+    prefetch,
     captionBatch: async (requests, run) => {
       try {
         return await captionBatch(requests, run);

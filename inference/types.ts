@@ -100,6 +100,12 @@ export interface RunOptions {
   onProgress?: (progress: Progress) => void;
 }
 
+/** A caption batch's options: `onCaption` hears each image's result (by its index in the batch) as soon as that
+ * image's search ends, before the batch's slowest caption. */
+export interface CaptionRunOptions extends RunOptions {
+  onCaption?: (index: number, result: CaptionResult) => void;
+}
+
 /** Who asked: fairness is across users and across spaces (a Discord guild, a Slack workspace, the terminal). */
 export interface JobOwner {
   userId: string;

@@ -136,6 +136,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       imagine: (request, run) => pipelines.t2i.imagine(request, run),
       captionBatch: (requests, run) => pipelines.captioner.captionBatch(requests, run),
       caption: (request, run) => pipelines.captioner.caption(request, run),
+      prefetchCaption: (request) => pipelines.captioner.prefetch(request),
       speak: (request, run) => speech.speak(request, run),
     }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: imagineBatch } });
     const core = coreOver({ t2i: tpT2i, captioner: tpCaptioner }, DEFAULT_IMAGINE_BATCH);

@@ -2,7 +2,7 @@ import { InferenceCore, type InferenceCoreOptions, type InferencePipelines, type
 import { PictalkError, isPictalkError } from '../../inference/errors.js';
 import { createMetricsRegistry, type MetricsRegistry } from '../../inference/metrics.js';
 import type {
-  CaptionRequest, CaptionResult, ImagineRequest, ImagineResult, JobKind, JobOwner, Progress, RunOptions, SpeakRequest, SpeechResult,
+  CaptionRequest, CaptionResult, CaptionRunOptions, ImagineRequest, ImagineResult, JobKind, JobOwner, Progress, RunOptions, SpeakRequest, SpeechResult,
 } from '../../inference/types.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -306,6 +306,45 @@ describe('InferenceCore caption batching', () => {
     expect((await first.result).caption).toBe('Caption of img-0.');
     const batch = await registry.getSingleMetric('pictalk_batch_size')!.get();
     expect(batch.values.find((v) => nameOf(v) === 'pictalk_batch_size_sum' && v.labels.kind === 'caption')?.value).toBe(6);
+  });
+
+  it('settles each job of a batch as soon as the pipeline reports its caption, before the batch ends', async () => {
+    const { fake, core } = setup();
+    core.submit(owner('a'), caption('running'));
+    await until(() => fake.calls.length === 1, 'the first caption to start');
+    const jobs = ['short', 'long'].map((l, i) => core.submit(owner(`u${i}`), caption(l)));
+    fake.calls[0]!.resolve();
+    await until(() => fake.calls.length === 2, 'the batch to start');
+    const early = captionResult('short');
+    (fake.calls[1]!.options as CaptionRunOptions).onCaption!(0, early);
+    await expect(jobs[0]!.result).resolves.toBe(early);
+    expect(jobs[1]!.position()).toBe(0);                     // the other one still runs
+    fake.calls[1]!.resolve([captionResult('ignored: settled already'), captionResult('long')]);
+    await expect(jobs[1]!.result).resolves.toMatchObject({ caption: 'Caption of long.' });
+    await expect(jobs[0]!.result).resolves.toBe(early);
+  });
+
+  it('prefetches the captions next in line, two batches\' worth, each once, and never imagine jobs', async () => {
+    const fake = new FakePipelines();
+    const prefetched: string[] = [];
+    const pipelines: InferencePipelines = {
+      imagine: (r, o) => fake.imagine(r, o), speak: (r, o) => fake.speak(r, o), captionBatch: (r, o) => fake.captionBatch(r, o),
+      prefetchCaption: (request) => {
+        prefetched.push(request.image.toString());
+        if (request.image.toString() === 'c3') throw new Error('a prefetch that fails is only a lost head start');
+      },
+    };
+    const core = new InferenceCore(pipelines, { maxPerUser: 50, registry: createMetricsRegistry(), maxBatch: 2 });
+    core.submit(owner('a'), imagine('a cat'));
+    const jobs = Array.from({ length: 7 }, (_, i) => core.submit(owner(`u${i}`), caption(`c${i}`)));
+    await until(() => fake.calls.filter((c) => c.kind === 'captionBatch').length === 1, 'the first batch');
+    await tick();
+    // c0 and c1 run; the four behind them (two batches of two) decode ahead; c6 waits for its turn
+    expect(fake.calls.find((c) => c.kind === 'captionBatch')!.labels).toEqual(['c0', 'c1']);
+    expect(prefetched).toEqual(['c2', 'c3', 'c4', 'c5']);
+    await runAll(fake, () => core.stats().queued.caption + core.stats().running.caption === 0);
+    expect(prefetched).toEqual(['c2', 'c3', 'c4', 'c5', 'c6']);
+    await expect(Promise.all(jobs.map((j) => j.result))).resolves.toHaveLength(7);
   });
 
   it('caps a batch at maxBatch', async () => {

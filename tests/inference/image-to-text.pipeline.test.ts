@@ -103,6 +103,25 @@ describe('captioning: options, progress, cancellation and folder errors', () => 
     expect((allBad[0] as PictalkError).code).toBe('input.invalid');
   });
 
+  it('takes prefetched images, reports each caption as its search ends, and keeps errors in their own slots', async () => {
+    const requests = [
+      { image: png, beam: 3 }, { image: Buffer.from('not an image') }, { image: png, beam: 1, maxLength: 2 }, { image: png, beam: 99 },
+      { image: png, beam: 1 },
+    ];
+    for (const request of requests) captioner.prefetch(request);
+    captioner.prefetch(requests[0]!);                          // twice: one decode
+    const heard: Array<[number, CaptionResult]> = [];
+    const results = await captioner.captionBatch(requests, { onCaption: (i, result) => heard.push([i, result]) });
+    expect((results[1] as PictalkError).code).toBe('input.unsupported');
+    expect((results[3] as PictalkError).code).toBe('input.invalid');
+    // each good image heard once, with the very result the batch returns; the two-word one before the others
+    expect(heard.map(([i]) => i).sort()).toEqual([0, 2, 4]);
+    for (const [i, result] of heard) expect(results[i]).toBe(result);
+    expect(heard[0]![0]).toBe(2);
+    const fresh = await captioner.captionBatch(requests);
+    expect(fresh.map((r) => (r instanceof PictalkError ? r.code : r.tokens))).toEqual(results.map((r) => (r instanceof PictalkError ? r.code : r.tokens)));
+  });
+
   it('reports progress per decoder step and stops when cancelled', async () => {
     const stages: string[] = [];
     await captioner.caption({ image: png, beam: 1 }, { onProgress: (p) => stages.push(`${p.stage}:${p.step}`) });
