@@ -47,7 +47,7 @@ export interface BackendOptions {
 
 interface ResolvedOptions {
   executionProvider: ExecutionProvider;
-  intraOpThreads: number;      // 0 = onnxruntime's default (one per physical core)
+  intraOpThreads: number;      // 0 = onnxruntime's default
   interOpThreads: number;
   graphOptimization: GraphOptimization;
 }

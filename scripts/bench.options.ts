@@ -6,7 +6,7 @@ import { PictalkError, describe } from '../inference/errors.js';
 export interface BenchOptions {
   /** One JSON object on stdout, nothing else; progress goes to stderr either way. */
   json: boolean;
-  /** ORT intra-op threads and torch threads; 0 = onnxruntime's default (one per physical core). */
+  /** ORT intra-op threads and torch threads; 0 = onnxruntime's default. */
   threads: number;
   /** ORT intra-op threads of the pipelines behind the throughput levels; 0 = onnxruntime's default, as the bot runs. */
   throughputThreads: number;

@@ -127,7 +127,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     const speedup = reference ? ms(reference.per_image_ms / tsDdim.p50) : null;
 
     // throughput through ONE core with the real pipelines, as the bot runs them: its default core options and
-    // onnxruntime threads (`--throughput-threads`, default onnxruntime's own choice: one per physical core)
+    // onnxruntime threads (`--throughput-threads`, default onnxruntime's own choice, which ran like one thread on the 2-core machine)
     const sameThreads = options.throughputThreads === options.threads;
     const tpBackend: BackendOptions = options.throughputThreads > 0 ? { intraOpThreads: options.throughputThreads } : {};
     const [tpT2i, tpCaptioner] = sameThreads ? [t2i, captioner]
@@ -267,7 +267,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       throughput: {
         ...throughput,
         imagine_throughput_ratio_c8_c1: ms(throughput.imagine.c8!.jobs_per_s / throughput.imagine.c1!.jobs_per_s),
-        onnxruntime_threads: options.throughputThreads || 'onnxruntime default (one per physical core)',
+        onnxruntime_threads: options.throughputThreads || 'onnxruntime default',
         caption_ratio_rounds: captionRounds,
         caption_at_threads: { threads: options.threads, ...captionAtThreads, caption_throughput_ratio_c8_c1: captionRatioAtThreads },
         imagine_unet_runs: unetRuns,
