@@ -384,8 +384,8 @@ export class InferenceCore {
     }
     this.metrics.setQueueDepth(lane.kind, lane.queue.size);
     this.metrics.setRunning(lane.kind, this.runningJobs(lane));
-    this.updatePositions(lane);
-    if (lane.kind === 'caption' && this.pipelines.prefetchCaption) this.prefetchCaptions(lane);
+    const order = this.updatePositions(lane);
+    if (lane.kind === 'caption' && this.pipelines.prefetchCaption) this.prefetchCaptions(order);
   }
 
   private runningJobs(lane: Lane): number {
@@ -395,8 +395,8 @@ export class InferenceCore {
   }
 
   /** Prefetch the captions next in line, two batches' worth; each once. */
-  private prefetchCaptions(lane: Lane): void {
-    for (const job of lane.queue.order().slice(0, 2 * this.maxBatch)) {
+  private prefetchCaptions(order: readonly Job[]): void {
+    for (const job of order.slice(0, 2 * this.maxBatch)) {
       if (job.prefetched) continue;
       job.prefetched = true;
       try {
@@ -407,8 +407,11 @@ export class InferenceCore {
     }
   }
 
-  private updatePositions(lane: Lane): void {
-    lane.queue.order().forEach((job, index) => job.setPosition(index + 1));
+  /** Tell each waiting job its place in line; returns the line. */
+  private updatePositions(lane: Lane): Job[] {
+    const order = lane.queue.order();
+    order.forEach((job, index) => job.setPosition(index + 1));
+    return order;
   }
 
   private readonly onTimeout = (job: Job): void => {
