@@ -11,9 +11,9 @@ import { SqliteStore } from '../bot/sqlite.store.js';
 import { packageRoot } from '../inference/cli.js';
 import { InferenceCore } from '../inference/core.js';
 import { isPictalkError } from '../inference/errors.js';
-import { loadImageToText } from '../inference/image-to-text.pipeline.js';
+import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createInferenceMetrics, createMetricsRegistry } from '../inference/metrics.js';
-import { loadTextToImage } from '../inference/text-to-image.pipeline.js';
+import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import { imagineBatchOf, loadSettings, requirePlatform, type PictalkSettings } from './config.js';
 import { startDiscordAdapter } from './discord/discord.adapter.js';
@@ -51,13 +51,17 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   const root = packageRoot();
   const t2iDir = settings.t2iModel ?? join(root, 'models', 'builtin', 'text-to-image');
   const captionerDir = settings.captioner ?? join(root, 'models', 'builtin', 'captioner');
-  let textToImage, imageToText;
+  let textToImage: TextToImage, imageToText: ImageToText | undefined;
   const speech = createTextToSpeech();
   const registry = createMetricsRegistry({ defaultMetrics: true });
   const metricsOfCore = createInferenceMetrics(registry);
   try {
     [textToImage, imageToText] = await Promise.all([
-      loadTextToImage(t2iDir, { onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests) }),
+      loadTextToImage(t2iDir, {
+        onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests),
+        // the captioner ranks candidate pictures when the model folder asks for more than one (pictalk.json)
+        scorer: (images, text, options) => imageToText!.scoreText(images, text, options),
+      }),
       loadImageToText(captionerDir),
       speech.load(),
     ]);

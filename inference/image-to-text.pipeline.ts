@@ -33,7 +33,18 @@ export interface ImageToText {
    * the pixels ready. Unused prefetches are dropped with their request.
    */
   prefetch(request: CaptionRequest): void;
+  /**
+   * How well each image fits `text`: the mean log-probability per token of the text's words and then `<eos>`, as
+   * this captioner's caption of the image (teacher forcing; words outside the vocabulary read as `<unk>`). Only a
+   * comparison between images of the same text means anything: the text's own prior cancels there.
+   */
+  scoreText(images: readonly Buffer[], text: string, options?: CaptionRunOptions): Promise<number[]>;
   dispose(): Promise<void>;
+}
+
+/** The training side's caption preprocessing (models/train/datasets.py `tokenize`): lower case, letters only. */
+export function captionWords(text: string): string[] {
+  return text.toLowerCase().replace(/[^a-z]+/g, ' ').split(' ').filter((word) => word.length > 1 || word === 'a');
 }
 
 interface SearchSettings { beam: number; lengthPenalty: number; maxLength: number }
@@ -365,9 +376,59 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     return slots.map((slot, i) => (slot instanceof PictalkError ? slot : results[good.indexOf(i)]!));
   }
 
+  const wordIds = new Map(vocab.map((word, id) => [word, id] as const));
+
+  async function scoreText(images: readonly Buffer[], text: string, run: CaptionRunOptions = {}): Promise<number[]> {
+    if (images.length === 0) return [];
+    if (images.length > maxBatch) {
+      throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images to score at once, got ${images.length}`);
+    }
+    const words = captionWords(text).slice(0, config.maxLength - 1);
+    const targets = [...words.map((word) => wordIds.get(word) ?? config.unkId), config.eosId];
+    const n = images.length;
+    const plane = 3 * height * width;
+    const pixels = new Float32Array(n * plane);
+    const prepared = await Promise.all(images.map((image) => prepare({ image })));
+    prepared.forEach((one, i) => pixels.set(one.pixels, i * plane));
+    if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The scoring job was cancelled');
+    const encoded = await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } });
+    const features = encoded.features as TensorValue<Float32Array>;
+    let h = (encoded.h0 as TensorValue<Float32Array>).data;
+    let c = (encoded.c0 as TensorValue<Float32Array>).data;
+    const [layers, , hidden] = (encoded.h0 as TensorValue<Float32Array>).dims as [number, number, number];
+    const sums = new Float64Array(n);
+    const logp = new Float64Array(vocab.length);
+    let previous = config.bosId;
+    for (const target of targets) {
+      const ids = idsType === 'int64' ? new BigInt64Array(n).fill(BigInt(previous)) : new Int32Array(n).fill(previous);
+      const out = await decoder.run({
+        input_ids: { data: ids, dims: [n] },
+        h: { data: h, dims: [layers, n, hidden] },
+        c: { data: c, dims: [layers, n, hidden] },
+        features: { data: features.data, dims: features.dims },
+      });
+      const logits = out.logits!.data as Float32Array;
+      for (let i = 0; i < n; i += 1) {
+        logSoftmaxRow(logits, i, vocab.length, logp);
+        sums[i] = sums[i]! + logp[target]!;
+      }
+      h = out.h_out!.data as Float32Array;
+      c = out.c_out!.data as Float32Array;
+      previous = target;
+    }
+    return Array.from(sums, (sum) => sum / targets.length);
+  }
+
   return {
     folder,
     prefetch,
+    scoreText: async (images, text, run) => {
+      try {
+        return await scoreText(images, text, run);
+      } catch (error) {
+        throw asInferenceError(error, 'Scoring');
+      }
+    },
     captionBatch: async (requests, run) => {
       try {
         return await captionBatch(requests, run);

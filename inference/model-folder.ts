@@ -60,12 +60,17 @@ const isNonNegativeInt = (n: number): boolean => Number.isInteger(n) && n >= 0;
 
 // ---- text-to-image -------------------------------------------------------------------------------------------
 
+/** Most candidates per image (pictalk.json `candidates`, the request's `candidates`). */
+export const MAX_CANDIDATES = 4;
+
 export interface TextToImageDefaults {
   scheduler: SchedulerName;
   steps: number;
   guidance: number;
   width: number;
   height: number;
+  /** Pictures drawn per image asked for, the one the captioner finds closest to the prompt kept (1: no ranking). */
+  candidates: number;
 }
 
 export interface TextToImageFolder {
@@ -147,6 +152,7 @@ export function readTextToImageFolder(dirIn: string): TextToImageFolder {
     guidance: num(extra, 'guidance', extraWhere, (n) => n >= 0 && n <= 30, 'a number from 0 to 30', PIPELINE_DEFAULT_GUIDANCE),
     width,
     height,
+    candidates: num(extra, 'candidates', extraWhere, (n) => isPositiveInt(n) && n <= MAX_CANDIDATES, `an integer from 1 to ${MAX_CANDIDATES}`, 1),
   };
   const maxSize = num(extra, 'max_size', extraWhere, isSide, `a positive multiple of ${latentFactor}`, 2 * Math.max(width, height));
   const name = typeof extra.name === 'string' ? extra.name

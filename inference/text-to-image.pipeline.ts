@@ -13,7 +13,7 @@ import { randomInt } from 'node:crypto';
 import { loadClipTokenizer, type ClipTokenizer } from './clip.tokenizer.js';
 import { PictalkError, asInferenceError, describe } from './errors.js';
 import { encodePng } from './image.codec.js';
-import { hashModelFolder, readTextToImageFolder, type TextToImageFolder } from './model-folder.js';
+import { MAX_CANDIDATES, hashModelFolder, readTextToImageFolder, type TextToImageFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
 import { UnetBatcher, type UnetBatcherStats } from './unet.batcher.js';
 import { createScheduler } from './schedulers/scheduler.factory.js';
@@ -37,7 +37,15 @@ export interface TextToImageOptions {
   unetMaxRows?: number;
   /** Observes every UNet run: how many requests' calls and rows it carried (for metrics). */
   onUnetRun?: (calls: number, rows: number) => void;
+  /**
+   * Ranks candidate pictures against their prompt, higher = closer (the captioner's `scoreText`). Without it every
+   * request draws one picture per image and a request for more candidates is refused.
+   */
+  scorer?: TextScorer;
 }
+
+/** Scores of PNG pictures against one text, higher = closer; one number per picture, in order. */
+export type TextScorer = (images: readonly Buffer[], text: string, options?: { signal?: AbortSignal }) => Promise<number[]>;
 
 export interface TextToImage {
   readonly folder: TextToImageFolder;
@@ -184,8 +192,17 @@ function createPipeline(
     if (!SCHEDULER_NAMES.includes(scheduler)) throw fail(`Expected \`scheduler\` to be one of ${SCHEDULER_NAMES.join(', ')}, got ${describe(scheduler)}`);
     const count = request.count ?? 1;
     if (!isInt(count) || count < 1 || count > MAX_COUNT) throw fail(`Expected \`count\` to be an integer from 1 to ${MAX_COUNT}, got ${describe(count)}`);
-    if (count > 1 && seed + count - 1 > 0xffffffff) throw fail(`Expected \`seed\` + \`count\` - 1 to stay below 2^32, got seed ${seed} with count ${count}`);
-    return { prompt: request.prompt, negativePrompt, seed, steps, guidance, width, height, scheduler, count };
+    const candidates = request.candidates ?? (options.scorer ? defaults.candidates : 1);
+    if (!isInt(candidates) || candidates < 1 || candidates > MAX_CANDIDATES) {
+      throw fail(`Expected \`candidates\` to be an integer from 1 to ${MAX_CANDIDATES}, got ${describe(candidates)}`);
+    }
+    if (candidates > 1 && !options.scorer) throw fail(`Expected \`candidates\` 1: ranking candidates needs a captioner, and this pipeline has none`);
+    if (candidates > 1 && request.latents !== undefined) throw fail('Expected `candidates` 1 with `latents`: given latents make one picture per image');
+    const pictures = count * candidates;
+    if (pictures > 1 && seed + pictures - 1 > 0xffffffff) {
+      throw fail(`Expected \`seed\` + \`count\` x \`candidates\` - 1 to stay below 2^32, got seed ${seed} with ${pictures} pictures`);
+    }
+    return { prompt: request.prompt, negativePrompt, seed, steps, guidance, width, height, scheduler, count, candidates };
   }
 
   /** Text-encoder output [L, D] for one text, cached. */
@@ -205,11 +222,13 @@ function createPipeline(
 
   async function imagine(request: ImagineRequest, run: RunOptions = {}): Promise<ImagineResult> {
     const settings = settingsFor(request);
-    const { seed, steps, guidance, width, height, count } = settings;
+    const { seed, steps, guidance, width, height, count, candidates } = settings;
+    // every picture drawn: image i's candidates are pictures i * candidates .. (i + 1) * candidates - 1
+    const pictures = count * candidates;
     const h = height / factor;
     const w = width / factor;
     const perImage = channels * h * w;
-    const latentSize = count * perImage;
+    const latentSize = pictures * perImage;
     if (request.latents !== undefined) {
       if (!(request.latents instanceof Float32Array) || request.latents.length !== latentSize) {
         const got = request.latents instanceof Float32Array ? `${request.latents.length} values` : describe(request.latents);
@@ -230,16 +249,16 @@ function createPipeline(
     let mark = started;
     const lap = (name: string): void => { const now = performance.now(); timingsMs[name] = now - mark; mark = now; };
 
-    // encode prompt: [uncond x count, cond x count] with guidance, [cond x count] without
+    // encode prompt: [uncond x pictures, cond x pictures] with guidance, [cond x pictures] without
     const guided = guidance > 1;
     const [cond, uncond] = await embed(guided ? [settings.prompt, settings.negativePrompt] : [settings.prompt]);
     const textSize = cond!.length;                      // L * D
-    const batch = guided ? 2 * count : count;
+    const batch = guided ? 2 * pictures : pictures;
     const context = new Float32Array(batch * textSize); // [batch, L, D]
-    for (let i = 0; i < count; i += 1) {
+    for (let i = 0; i < pictures; i += 1) {
       if (guided) {
         context.set(uncond!, i * textSize);
-        context.set(cond!, (count + i) * textSize);
+        context.set(cond!, (pictures + i) * textSize);
       } else {
         context.set(cond!, i * textSize);
       }
@@ -248,10 +267,10 @@ function createPipeline(
     lap('encode');
     checkAbort();
 
-    // prepare latents: [count, C, h, w], image i from seed + i, scaled by the scheduler's initial sigma
+    // prepare latents: [pictures, C, h, w], picture j from seed + j, scaled by the scheduler's initial sigma
     const scheduler = createScheduler(settings.scheduler, folder.schedulerConfig, folder.schedulerConfigPath);
     scheduler.setTimesteps(steps);
-    const seeds = Array.from({ length: count }, (_, i) => seed + i);
+    const seeds = Array.from({ length: pictures }, (_, j) => seed + j);
     let latents = new Float32Array(latentSize);
     if (request.latents) latents.set(request.latents);
     else new BatchNoise(seeds, 0).fill(latents);
@@ -289,37 +308,63 @@ function createPipeline(
     lap('denoise');
     checkAbort();
 
-    // decode: latents / scaling_factor -> [count, 3, H, W] in [-1, 1]
+    // decode: latents / scaling_factor -> [pictures, 3, H, W] in [-1, 1]
     for (let i = 0; i < latentSize; i += 1) latents[i]! /= scalingFactor;
-    const decoded = await vaeDecoder.run({ latent_sample: { data: latents, dims: [count, channels, h, w] } }, [vaeDecoder.outputNames[0]!]);
+    const decoded = await vaeDecoder.run({ latent_sample: { data: latents, dims: [pictures, channels, h, w] } }, [vaeDecoder.outputNames[0]!]);
     const pixels = decoded[vaeDecoder.outputNames[0]!] as TensorValue<Float32Array>;
     if (pixels.dims[1] !== 3 || pixels.dims[2] !== height || pixels.dims[3] !== width) {
-      throw new PictalkError('model.invalid', `Expected ${vaeDecoder.path} to output [${count}, 3, ${height}, ${width}], got [${pixels.dims.join(', ')}]`,
+      throw new PictalkError('model.invalid', `Expected ${vaeDecoder.path} to output [${pictures}, 3, ${height}, ${width}], got [${pixels.dims.join(', ')}]`,
         { path: vaeDecoder.path });
     }
     run.onProgress?.({ stage: 'decode', step: 1, total: 1 });
     lap('decode');
 
+    // rank: each image keeps the candidate the scorer finds closest to the prompt (first on a tie)
+    const kept = Array.from({ length: count }, (_, i) => i * candidates);
+    const fits: Array<number | undefined> = kept.map(() => undefined);
+    if (candidates > 1) {
+      const plain = await Promise.all(seeds.map((_, j) => encodePng(pixels.data, width, height, {}, j * 3 * width * height)));
+      checkAbort();
+      for (let i = 0; i < count; i += 1) {
+        const group = plain.slice(i * candidates, (i + 1) * candidates);
+        const scores = await options.scorer!(group, settings.prompt, { ...(run.signal ? { signal: run.signal } : {}) });
+        if (scores.length !== candidates || scores.some((score) => typeof score !== 'number' || Number.isNaN(score))) {
+          throw new PictalkError('inference.failed', `Expected ${candidates} scores from the ranking captioner, got ${describe(scores)}`);
+        }
+        let best = 0;
+        for (let k = 1; k < candidates; k += 1) if (scores[k]! > scores[best]!) best = k;
+        kept[i] = i * candidates + best;
+        fits[i] = scores[best];
+      }
+      run.onProgress?.({ stage: 'rank', step: 1, total: 1 });
+      lap('rank');
+    }
+
     // encode PNG, with the settings that reproduce each image and the AI-generated marker
-    const images: GeneratedImage[] = await Promise.all(seeds.map(async (imageSeed, i) => ({
+    const images: GeneratedImage[] = await Promise.all(kept.map(async (j, i) => ({
       png: await encodePng(pixels.data, width, height, {
         aiGenerated: true,
         upscale,
         text: {
           prompt: settings.prompt,
           negative_prompt: settings.negativePrompt,
-          seed: String(imageSeed),
+          seed: String(seeds[i * candidates]),
           steps: String(steps),
           guidance: String(guidance),
           scheduler: settings.scheduler,
           size: `${width}x${height}`,
           model: model.name,
           model_hash: model.hash,
+          ...(candidates > 1 ? {
+            candidates: String(candidates),
+            ranking: `kept candidate ${j - i * candidates + 1} of ${candidates} (seed ${seeds[j]} with candidates 1 draws it alone), ranked by the captioner`,
+          } : {}),
         },
-      }, i * 3 * width * height),
-      seed: imageSeed,
+      }, j * 3 * width * height),
+      seed: seeds[i * candidates]!,
       width: width * upscale,
       height: height * upscale,
+      ...(fits[i] !== undefined ? { ranking: { fit: fits[i]!, candidates, kept: j - i * candidates, keptSeed: seeds[j]! } } : {}),
     })));
     lap('png');
     timingsMs.total = performance.now() - started;

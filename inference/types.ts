@@ -16,6 +16,8 @@ export interface ImagineRequest {
   height?: number;
   scheduler?: SchedulerName;
   count?: number;            // images per request, 1 .. 4
+  /** Candidates drawn per image, the one the captioner ranks first kept (1 .. 4; default: the model folder's). */
+  candidates?: number;
   /** Initial latents, float32 [1, C, H/f, W/f], for parity checks against other implementations. */
   latents?: Float32Array;
   /** Integer upscale factor applied to the decoded PNG (the builtin model draws 64x64). */
@@ -32,13 +34,20 @@ export interface ImagineSettings {
   height: number;
   scheduler: SchedulerName;
   count: number;
+  candidates: number;
 }
 
 export interface GeneratedImage {
   png: Buffer;
-  seed: number;              // the seed that reproduces this one image (seed + index for count > 1)
+  /** The seed that reproduces this one image with count 1 and the same candidates: seed + index x candidates. */
+  seed: number;
   width: number;             // of the PNG, after upscaling
   height: number;
+  /**
+   * With candidates > 1: how well the kept picture fits the prompt (the captioner's mean log-probability per word),
+   * which candidate (0-based) was kept, and the seed that draws it alone with candidates 1.
+   */
+  ranking?: { fit: number; candidates: number; kept: number; keptSeed: number };
 }
 
 export interface ImagineResult {

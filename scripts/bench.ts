@@ -67,10 +67,9 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
   // inputs and pipelines
   const prompts = benchPrompts(256);
   const images = await benchImages(8);
-  const [t2i, captioner] = await Promise.all([
-    loadTextToImage(options.t2iDir, { backend }),
-    loadImageToText(options.captionerDir, { backend }),
-  ]);
+  // as the bot wires them: the captioner ranks candidates when the folder asks for more than one (pictalk.json)
+  const captioner = await loadImageToText(options.captionerDir, { backend });
+  const t2i = await loadTextToImage(options.t2iDir, { backend, scorer: captioner.scoreText });
   const speech = createTextToSpeech();
   await speech.load();
   const defaults = t2i.settingsFor({ prompt: prompts[0]!, seed: 0 });
@@ -83,7 +82,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     const captionStage = await captionStages(options.captionerDir, backend, images, CAPTION_BEAM, cheapRuns, warmup);
 
     // end to end, one request at a time
-    log(`imagine: ${runs} runs at the folder's defaults (${defaults.scheduler}, ${defaults.steps} steps, guidance ${defaults.guidance}, ${defaults.width}x${defaults.height})`);
+    log(`imagine: ${runs} runs at the folder's defaults (${defaults.scheduler}, ${defaults.steps} steps, guidance ${defaults.guidance}, ${defaults.width}x${defaults.height}, best of ${defaults.candidates})`);
     const imagine = await timeImagine(t2i, prompts, 0, runs, warmup);
     log(`caption: ${cheapRuns} runs, beam ${CAPTION_BEAM}`);
     const captionTimings: Array<Record<string, number>> = [];
@@ -101,7 +100,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     });
 
     // like for like against PyTorch: DDIM, same steps and guidance, one image; half the TS runs before, half after
-    const ddim = { scheduler: 'ddim' as const, steps: defaults.steps, guidance: defaults.guidance, count: 1 };
+    const ddim = { scheduler: 'ddim' as const, steps: defaults.steps, guidance: defaults.guidance, count: 1, candidates: 1 };
     log(`TypeScript DDIM: ${runs} runs (${ddim.steps} steps, guidance ${ddim.guidance})`);
     const firstHalf = Math.ceil(runs / 2);
     const tsBefore = await timeImagine(t2i, prompts, 1000, firstHalf, warmup, ddim);
@@ -130,8 +129,8 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     // onnxruntime threads (`--throughput-threads`, default onnxruntime's own choice, which ran like one thread on the 2-core machine)
     const sameThreads = options.throughputThreads === options.threads;
     const tpBackend: BackendOptions = options.throughputThreads > 0 ? { intraOpThreads: options.throughputThreads } : {};
-    const [tpT2i, tpCaptioner] = sameThreads ? [t2i, captioner]
-      : await Promise.all([loadTextToImage(options.t2iDir, { backend: tpBackend }), loadImageToText(options.captionerDir, { backend: tpBackend })]);
+    const tpCaptioner = sameThreads ? captioner : await loadImageToText(options.captionerDir, { backend: tpBackend });
+    const tpT2i = sameThreads ? t2i : await loadTextToImage(options.t2iDir, { backend: tpBackend, scorer: tpCaptioner.scoreText });
     const coreOver = (pipelines: { t2i: TextToImage; captioner: ImageToText }, imagineBatch: number): InferenceCore => new InferenceCore({
       imagine: (request, run) => pipelines.t2i.imagine(request, run),
       captionBatch: (requests, run) => pipelines.captioner.captionBatch(requests, run),
@@ -224,7 +223,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         runs, cheap_runs: cheapRuns, warmup, quick, skip_pytorch: options.skipPytorch,
         backend: { intraOpThreads: options.threads || 'onnxruntime default', graphOptimization: 'all' },
         imagine: { scheduler: defaults.scheduler, steps: defaults.steps, guidance: defaults.guidance,
-          width: defaults.width, height: defaults.height, count: 1 },
+          width: defaults.width, height: defaults.height, count: 1, candidates: defaults.candidates },
         caption: { beam: CAPTION_BEAM, images: images.length, last_caption: lastCaption },
         speak: { text: SPEAK_TEXT, words, audio_seconds: ms(speechSeconds) },
         models: { t2i: options.t2iDir, captioner: options.captionerDir },

@@ -3,6 +3,7 @@
  */
 import { describe, PictalkError } from '../../inference/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
+import { MAX_CANDIDATES } from '../../inference/model-folder.js';
 import { DEFAULT_EVAL_SEED } from './heldout.set.js';
 import { integerOption, optionText, readOptions } from '../cli-options.js';
 
@@ -25,6 +26,7 @@ export interface EvalOptions {
   steps?: number;
   guidance?: number;
   scheduler?: SchedulerName;
+  candidates?: number;
   threads?: number;
 }
 
@@ -37,7 +39,8 @@ export const DEFAULT_DIRS = {
 } as const;
 
 export const USAGE = `Usage: eval [--json] [--seed S] [--count N] [--t2i-count K] [--only caption,t2i,recognizer]
-            [--t2i DIR] [--captioner DIR] [--recognizer DIR] [--beam B] [--steps N] [--guidance G] [--scheduler NAME] [--threads T]
+            [--t2i DIR] [--captioner DIR] [--recognizer DIR] [--beam B] [--steps N] [--guidance G] [--scheduler NAME]
+            [--candidates C] [--threads T]
   --seed S        eval seed (default ${DEFAULT_EVAL_SEED}; training draws with seed 1)
   --count N       held-out test images (default ${DEFAULT_COUNT}); the compositional split gets ceil(N/2)
   --t2i-count K   text-to-image prompts per category: single, pair, compositional (default ${DEFAULT_T2I_COUNT})
@@ -45,9 +48,10 @@ export const USAGE = `Usage: eval [--json] [--seed S] [--count N] [--t2i-count K
   --t2i, --captioner, --recognizer DIR   model folders (default ${DEFAULT_DIRS.t2i}, ${DEFAULT_DIRS.captioner}, ${DEFAULT_DIRS.recognizer})
   --beam B        captioner beam (default: the captioner's config.json beam_size)
   --steps, --guidance, --scheduler       text-to-image settings (default: the model folder's)
+  --candidates C  pictures drawn per prompt, the captioner's best kept (default: the model folder's; 1 = no ranking)
   --threads T     onnxruntime intra-op threads (default: one per core)`;
 
-const OPTIONS = ['json', 'seed', 'count', 't2i-count', 'only', 't2i', 'captioner', 'recognizer', 'beam', 'steps', 'guidance', 'scheduler', 'threads'];
+const OPTIONS = ['json', 'seed', 'count', 't2i-count', 'only', 't2i', 'captioner', 'recognizer', 'beam', 'steps', 'guidance', 'scheduler', 'candidates', 'threads'];
 
 /** Parse and validate the command line (without `node` and the script). */
 export function parseEvalArgs(argv: readonly string[]): EvalOptions | 'help' {
@@ -99,6 +103,7 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions | 'help' {
     ...optional('steps', int('steps', 1, 100)),
     ...optional('guidance', guidance),
     ...optional('scheduler', scheduler as SchedulerName | undefined),
+    ...optional('candidates', int('candidates', 1, MAX_CANDIDATES)),
     ...optional('threads', int('threads', 0, 256)),
   };
 }

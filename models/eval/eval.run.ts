@@ -82,7 +82,9 @@ export async function runEval(options: EvalOptions, log: (line: string) => void 
   try {
     await time('load', async () => {
       if (wantCaptioner) captioner = await loadImageToText(options.captionerDir, { backend });
-      if (parts.includes('t2i')) t2i = await loadTextToImage(options.t2iDir, { backend });
+      // the bot's wiring: the captioner ranks candidates when the folder asks for more than one
+      const scorer = captioner?.scoreText;
+      if (parts.includes('t2i')) t2i = await loadTextToImage(options.t2iDir, { backend, ...(scorer ? { scorer } : {}) });
       if (parts.includes('t2i') || parts.includes('recognizer')) recognizer = await loadRecognizer(options.recognizerDir, { backend });
     });
     // folders relative to the working directory, so a report names no machine paths
@@ -145,6 +147,7 @@ export async function runEval(options: EvalOptions, log: (line: string) => void 
         ...(options.steps === undefined ? {} : { steps: options.steps }),
         ...(options.guidance === undefined ? {} : { guidance: options.guidance }),
         ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
+        ...(options.candidates === undefined ? {} : { candidates: options.candidates }),
       };
       const r = await time('t2i', () => evaluateTextToImage(t2i!, recognizer!, prompts, {
         overrides, renderer, evalSeed: options.seed,

@@ -20,6 +20,7 @@ export interface GenerationOverrides {
   steps?: number;
   guidance?: number;
   scheduler?: SchedulerName;
+  candidates?: number;
 }
 
 export interface GeneratedSample {
@@ -99,9 +100,9 @@ export async function evaluateTextToImage(
     metrics[`cycle_agreement_${category}`] = share(idx.map((i) => cycles[i]!));
     metrics[`t2i_judge_ceiling_${category}`] = share(idx.map((i) => judgeScene(prompts[i]!.scene, drawnSeen[i]!).all));
   }
-  const { steps, guidance, scheduler, width, height } = resolved;
+  const { steps, guidance, scheduler, width, height, candidates } = resolved;
   return {
-    metrics, applied, settings: { steps, guidance, scheduler, width, height }, generateMs,
+    metrics, applied, settings: { steps, guidance, scheduler, width, height, candidates }, generateMs,
     examples: PROMPT_CATEGORIES.flatMap((category) => prompts.map((p, i) => ({ p, i })).filter(({ p }) => p.category === category).slice(0, 2))
       .map(({ p, i }) => ({ category: p.category, prompt: p.prompt, seed: p.seed, seen: describeScene(seen[i]!), caption: captions[i]!, judgement: judgements[i]! })),
   };

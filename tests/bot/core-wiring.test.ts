@@ -23,7 +23,7 @@ function pipelines(delayMs = 5): InferencePipelines {
       const count = req.count ?? 1;
       return {
         kind: 'imagine', images: Array.from({ length: count }, (_, i) => ({ png: Buffer.from(`png:${req.prompt}`), seed: seed + i, width: 64, height: 64 })),
-        settings: { prompt: req.prompt, negativePrompt: '', seed, steps: 3, guidance: 7.5, width: 64, height: 64, scheduler: 'pndm', count },
+        settings: { prompt: req.prompt, negativePrompt: '', seed, steps: 3, guidance: 7.5, width: 64, height: 64, scheduler: 'pndm', count, candidates: 1 },
         model: { name: 'fake', hash: '0' }, timingsMs: {},
       };
     },

@@ -24,7 +24,7 @@ export function defaultResult(input: JobInput): JobResult {
         images: Array.from({ length: count }, (_, i) => ({ png: Buffer.from(`png:${r.prompt}:${seed + i}`), seed: seed + i, width: 64, height: 64 })),
         settings: {
           prompt: r.prompt, negativePrompt: r.negativePrompt ?? '', seed, steps: r.steps ?? 20, guidance: r.guidance ?? 7.5,
-          width: 64, height: 64, scheduler: r.scheduler ?? 'pndm', count,
+          width: 64, height: 64, scheduler: r.scheduler ?? 'pndm', count, candidates: 1,
         },
         model: { name: 'fake', hash: '0' },
         timingsMs: {},

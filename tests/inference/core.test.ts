@@ -19,7 +19,7 @@ interface FakeCall {
 
 const imagineResult = (prompt: string): ImagineResult => ({
   kind: 'imagine', images: [], model: { name: 'fake', hash: '0' }, timingsMs: {},
-  settings: { prompt, negativePrompt: '', seed: 1, steps: 1, guidance: 1, width: 8, height: 8, scheduler: 'pndm', count: 1 },
+  settings: { prompt, negativePrompt: '', seed: 1, steps: 1, guidance: 1, width: 8, height: 8, scheduler: 'pndm', count: 1, candidates: 1 },
 });
 const captionResult = (label: string): CaptionResult => ({ kind: 'caption', caption: `Caption of ${label}.`, tokens: [label], score: -1, timingsMs: {} });
 const speechResult = (text: string): SpeechResult => ({ kind: 'speak', ogg: Buffer.from(text), durationSecs: 1, waveform: new Uint8Array(256), timingsMs: {} });

@@ -1,7 +1,9 @@
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadImageToText, postProcess, type ImageToText } from '../../inference/image-to-text.pipeline.js';
+import { captionWords, loadImageToText, postProcess, type ImageToText } from '../../inference/image-to-text.pipeline.js';
+import { drawImage } from '../../models/eval/heldout.set.js';
+import { WorldRenderer } from '../../models/world/world.renderer.js';
 import { imageToTensor } from '../../inference/image.codec.js';
 import { PictalkError } from '../../inference/errors.js';
 import type { CaptionResult } from '../../inference/types.js';
@@ -162,6 +164,29 @@ describe('captioning: options, progress, cancellation and folder errors', () => 
 // The second tier: the shipped captioner, when it is there (its speed is measured by `npm run bench`, not here).
 const BUILTIN = join(process.cwd(), 'models/builtin/captioner');
 (existsSync(join(BUILTIN, 'config.json')) ? describe : describe.skip)('the builtin captioner', () => {
+  it('scores a text against pictures: a greedy caption gets its own search score, and its picture ranks first', async () => {
+    const renderer = await WorldRenderer.create();
+    const [a, b] = await Promise.all([drawImage(renderer, 1234, 'test', 0), drawImage(renderer, 1234, 'test', 1)]);
+    const captioner = await loadImageToText(BUILTIN, { maxBatch: 4 });
+    try {
+      const [ca, cb] = [await captioner.caption({ image: a.png, beam: 1 }), await captioner.caption({ image: b.png, beam: 1 })];
+      expect(ca.caption).not.toBe(cb.caption);
+      const [aOfA, bOfA] = await captioner.scoreText([a.png, b.png], ca.tokens.join(' '));
+      expect(aOfA).toBeCloseTo(ca.score, 4);
+      expect(aOfA).toBeGreaterThan(bOfA!);
+      // the caption as shown (capital, full stop) reads as the same words
+      const [aOfB, bOfB] = await captioner.scoreText([a.png, b.png], cb.caption);
+      expect(bOfB).toBeCloseTo(cb.score, 4);
+      expect(bOfB).toBeGreaterThan(aOfB!);
+      expect(captionWords("A dog's 2 RED balls, left.")).toEqual(['a', 'dog', 'red', 'balls', 'left']);
+      await expect(captioner.scoreText([], 'a red circle')).resolves.toEqual([]);
+      await expect(captioner.scoreText(Array(5).fill(a.png), 'a red circle')).rejects.toMatchObject({ code: 'input.too_large' });
+      await expect(captioner.scoreText([a.png, Buffer.from('not an image')], 'a red circle')).rejects.toMatchObject({ code: expect.stringMatching(/^input\./) });
+    } finally {
+      await captioner.dispose();
+    }
+  }, 60_000);
+
   it('captions an image with a sentence', async () => {
     const captioner = await loadImageToText(BUILTIN);
     try {

@@ -5,7 +5,7 @@ import { jest } from '@jest/globals';
 import { decodeImage, readPngText } from '../../inference/image.codec.js';
 import { readNpy } from '../../inference/npy.js';
 import { OnnxModel, type Feeds } from '../../inference/onnx.backend.js';
-import { loadTextToImage, type TextToImage } from '../../inference/text-to-image.pipeline.js';
+import { loadTextToImage, type TextScorer, type TextToImage } from '../../inference/text-to-image.pipeline.js';
 import type { ImagineResult } from '../../inference/types.js';
 import { createScheduler } from '../../inference/schedulers/scheduler.factory.js';
 
@@ -20,7 +20,7 @@ describe('text-to-image on the tiny diffusers folder', () => {
   afterAll(async () => { await pipeline.dispose(); });
 
   it('reads its defaults from the folder', () => {
-    expect(pipeline.folder.defaults).toEqual({ scheduler: 'pndm', steps: 20, guidance: 7.5, width: 32, height: 32 });
+    expect(pipeline.folder.defaults).toEqual({ scheduler: 'pndm', steps: 20, guidance: 7.5, width: 32, height: 32, candidates: 1 });
     expect(pipeline.folder).toMatchObject({ latentFactor: 4, latentChannels: 4, scalingFactor: 0.5 });
   });
 
@@ -210,6 +210,91 @@ describe('text-to-image with an int64 [1] timestep (the original diffusers expor
     } finally {
       spy.mockRestore();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ranking candidates with a scorer', () => {
+  // a scorer that can be checked by hand: brighter pictures score higher
+  const calls: Array<{ count: number; text: string }> = [];
+  const brightness: TextScorer = async (images, text) => {
+    calls.push({ count: images.length, text });
+    return Promise.all(images.map(async (png) => {
+      const { data } = await decodeImage(png);
+      let sum = 0;
+      for (const v of data) sum += v;
+      return sum / data.length;
+    }));
+  };
+  let ranked: TextToImage;
+  let plain: TextToImage;
+  beforeAll(async () => {
+    [ranked, plain] = await Promise.all([loadTextToImage(FIXTURE, { scorer: brightness }), loadTextToImage(FIXTURE)]);
+  }, 20_000);
+  afterAll(async () => { await Promise.all([ranked.dispose(), plain.dispose()]); });
+
+  it('keeps, per image, the candidate the scorer ranks first; its seed redraws it with the same candidates', async () => {
+    calls.length = 0;
+    const settings = { prompt: PROMPT, steps: 3, scheduler: 'euler-a' as const };
+    const result = await ranked.imagine({ ...settings, seed: 40, count: 2, candidates: 3 });
+    expect(calls).toEqual([{ count: 3, text: PROMPT }, { count: 3, text: PROMPT }]);
+    expect(result.settings).toMatchObject({ count: 2, candidates: 3 });
+    // every candidate drawn alone: image i picks among seeds 40 + 3i .. 42 + 3i
+    const alone = await Promise.all([40, 41, 42, 43, 44, 45].map((seed) => plain.imagine({ ...settings, seed })));
+    const scores = await brightness(alone.map((r) => r.images[0]!.png), PROMPT);
+    for (const [i, image] of result.images.entries()) {
+      const group = scores.slice(3 * i, 3 * i + 3);
+      const best = group.indexOf(Math.max(...group));
+      expect(image.seed).toBe(40 + 3 * i);
+      expect(image.ranking).toEqual({ fit: expect.closeTo(group[best]!, 0), candidates: 3, kept: best, keptSeed: 40 + 3 * i + best });
+      const [x, y] = await Promise.all([decodeImage(image.png), decodeImage(alone[3 * i + best]!.images[0]!.png)]);
+      let worst = 0;
+      for (let k = 0; k < x.data.length; k += 1) worst = Math.max(worst, Math.abs(x.data[k]! - y.data[k]!));
+      expect(worst).toBeLessThanOrEqual(2);
+      expect(readPngText(image.png)).toMatchObject({
+        seed: String(40 + 3 * i), candidates: '3', ranking: expect.stringContaining(`candidate ${best + 1} of 3 (seed ${40 + 3 * i + best} with candidates 1`),
+      });
+    }
+    // image 1 again on its own: count 1 from its seed, same candidates
+    const again = await ranked.imagine({ ...settings, seed: result.images[1]!.seed, candidates: 3 });
+    expect(again.images[0]!.ranking).toEqual(result.images[1]!.ranking);
+  });
+
+  it('draws one picture per image with candidates 1, and ranks by the folder default otherwise', async () => {
+    const one = await ranked.imagine({ prompt: PROMPT, seed: 40, steps: 2, candidates: 1 });
+    expect(one.images[0]!.ranking).toBeUndefined();
+    expect(readPngText(one.images[0]!.png)).not.toHaveProperty('ranking');
+    expect(readPngText(one.images[0]!.png)).not.toHaveProperty('candidates');
+    const dir = mkdtempSync(join(tmpdir(), 'pictalk-t2i-'));
+    try {
+      cpSync(FIXTURE, dir, { recursive: true });
+      writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ candidates: 2, steps: 2 }));
+      const [withScorer, without] = await Promise.all([loadTextToImage(dir, { scorer: brightness }), loadTextToImage(dir)]);
+      try {
+        expect((await withScorer.imagine({ prompt: PROMPT, seed: 1 })).images[0]!.ranking).toMatchObject({ candidates: 2 });
+        // without a captioner the folder's default cannot apply: one picture, and an explicit request is refused
+        expect((await without.imagine({ prompt: PROMPT, seed: 1 })).settings.candidates).toBe(1);
+        await expect(without.imagine({ prompt: PROMPT, candidates: 2 })).rejects.toMatchObject({ code: 'input.invalid', message: expect.stringContaining('needs a captioner') });
+      } finally {
+        await Promise.all([withScorer.dispose(), without.dispose()]);
+      }
+      writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ candidates: 9 }));
+      await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/candidates.*1 to 4.*9/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('refuses bad candidate counts and fails the job when the scorer misbehaves', async () => {
+    for (const candidates of [0, 5, 1.5]) {
+      await expect(ranked.imagine({ prompt: PROMPT, candidates })).rejects.toMatchObject({ code: 'input.invalid', message: expect.stringContaining('`candidates`') });
+    }
+    await expect(ranked.imagine({ prompt: PROMPT, seed: 2 ** 32 - 3, count: 2, candidates: 2 })).rejects.toMatchObject({ code: 'input.invalid' });
+    const broken = await loadTextToImage(FIXTURE, { scorer: async () => [1] });
+    try {
+      await expect(broken.imagine({ prompt: PROMPT, steps: 1, candidates: 2 })).rejects.toMatchObject({ code: 'inference.failed', message: expect.stringContaining('2 scores') });
+    } finally {
+      await broken.dispose();
     }
   });
 });

@@ -117,7 +117,7 @@ export function faultyPipelines(random: () => number, faults: FaultPlan, voice: 
       images,
       settings: {
         prompt: request.prompt, negativePrompt: request.negativePrompt ?? '', seed, steps: request.steps ?? 20,
-        guidance: request.guidance ?? 7.5, width: images[0]!.width, height: images[0]!.height, scheduler: request.scheduler ?? 'pndm', count,
+        guidance: request.guidance ?? 7.5, width: images[0]!.width, height: images[0]!.height, scheduler: request.scheduler ?? 'pndm', count, candidates: 1,
       },
       model: { name: 'load-fake', hash: '0' },
       timingsMs: { denoise: steps * stepMs },

@@ -1,5 +1,5 @@
 import { PictalkError } from '../../../inference/errors.js';
-import type { ImagineRequest } from '../../../inference/types.js';
+import type { ImagineRequest, JobResult } from '../../../inference/types.js';
 import { validateImagineOptions } from '../../../bot/commands/imagine.options.js';
 import { actor, defaultResult, makeBot } from '../helpers.js';
 
@@ -40,6 +40,16 @@ describe('/imagine', () => {
       { id: `delete:${reply.jobId}`, label: 'Delete', style: 'danger' },
     ]);
     expect(reply.ephemeral).toBeUndefined();
+  });
+
+  it('says when each image is the best of several candidates', async () => {
+    const t = makeBot();
+    t.core.behaviour.imagine = (input) => {
+      const result = defaultResult(input) as Extract<JobResult, { kind: 'imagine' }>;
+      return { ...result, settings: { ...result.settings, candidates: 3 } };
+    };
+    const reply = (await t.send({ name: 'imagine', options: { prompt: 'two cats', seed: 40 } })).reply;
+    expect(reply.text).toBe('two cats\nseed 40 · best of 3 · 20 steps · guidance 7.5 · pndm · 64×64');
   });
 
   it('falls back to the prompt as alt text when captioning fails', async () => {
