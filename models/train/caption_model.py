@@ -33,6 +33,9 @@ class CaptionConfig:
     attention_dim: int = 128
     backbone: str = 'scratch'                     # scratch | vgg16 | xception
     pool: str = 'flatten'                         # flatten (fc over the grid) | avg (global average pool)
+    factorized: bool = False                      # two streams: shape from ink only, colour per pixel only
+    colour_channels: int = 16                     # the colour stream's width (factorized only)
+    ink_gain: float = 0.15                        # training-time random gain on the ink map (factorized only)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     pad_id: int = 0
@@ -107,11 +110,52 @@ def build_backbone(cfg: CaptionConfig, weights_path: str | None) -> tuple[nn.Mod
     raise SystemExit(f'Expected --backbone scratch | vgg16 | xception, got {cfg.backbone!r}')
 
 
+class FactorizedCNN(nn.Module):
+    """A colour-blind shape stream beside a shape-blind colour stream, so that a colour seen on some shapes and a
+    shape seen in some colours make sense together the first time they meet (green triangle, blue heart).
+
+    - Shape: the scratch CNN reads one channel, ink = 1 - min(R, G, B), which is about the same for every named
+      colour (0.80-0.96) and low on light backgrounds; a random gain in training hides what little colour it keeps.
+    - Colour: 1x1 convolutions only (each pixel on its own, no shape), average- and max-pooled to the shape grid.
+    Output: both concatenated per cell, [B, C + 2 * colour_channels, h, w].
+    """
+
+    def __init__(self, cfg: CaptionConfig):
+        super().__init__()
+        blocks, cin = [], 1
+        for c in cfg.channels:
+            blocks.append(conv_block(cin, c))
+            cin = c
+        self.shape = nn.Sequential(*blocks)
+        k = cfg.colour_channels
+        self.colour = nn.Sequential(nn.Conv2d(3, 2 * k, 1), nn.ReLU(inplace=True), nn.Conv2d(2 * k, k, 1),
+                                    nn.ReLU(inplace=True))
+        self.pool = 2 ** len(cfg.channels)
+        self.register_buffer('mean', torch.tensor(cfg.mean).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(cfg.std).view(1, 3, 1, 1))
+        self.gain = cfg.ink_gain
+        self.out_channels = cin + 2 * k
+
+    def forward(self, x):  # x [B, 3, H, W] normalised -> [B, C + 2k, H/2^n, W/2^n]
+        rgb = x * self.std + self.mean                               # back to 0..1
+        ink = 1.0 - rgb.min(dim=1, keepdim=True).values              # [B, 1, H, W]
+        if self.training and self.gain > 0:
+            ink = ink * (1.0 + self.gain * (2 * torch.rand(x.shape[0], 1, 1, 1, device=x.device) - 1))
+        s = self.shape((ink - 0.5) / 0.25)
+        c = self.colour(x)
+        return torch.cat([s, F.avg_pool2d(c, self.pool), F.max_pool2d(c, self.pool)], 1)
+
+
 class Captioner(nn.Module):
     def __init__(self, cfg: CaptionConfig, backbone_weights: str | None = None):
         super().__init__()
         self.cfg = cfg
         self.cnn, cnn_out, cells = build_backbone(cfg, backbone_weights)
+        if cfg.factorized:
+            if cfg.backbone != 'scratch':
+                raise SystemExit('Expected --factorized with the scratch backbone only')
+            self.cnn = FactorizedCNN(cfg)
+            cnn_out = self.cnn.out_channels
         Fd, Hd, L = cfg.feature_dim, cfg.hidden_size, cfg.num_layers
         if cfg.pool not in ('flatten', 'avg'):
             raise SystemExit(f'Expected pool flatten | avg, got {cfg.pool!r}')

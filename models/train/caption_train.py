@@ -62,6 +62,9 @@ def parse_args(argv=None):
     ap.add_argument('--num-layers', type=int, default=1)
     ap.add_argument('--dropout', type=float, default=0.2)
     ap.add_argument('--attention', action='store_true')
+    ap.add_argument('--factorized', action='store_true',
+                    help='scratch encoder in two streams: shapes from a colour-blind ink map, colours per pixel')
+    ap.add_argument('--colour-channels', type=int, default=16, help='width of the --factorized colour stream')
     ap.add_argument('--word-dropout', type=float, default=0.0,
                     help='share of teacher-forced input words replaced by <unk>: the next word must then come from '
                          'the picture, not from the previous word (helps unseen colour-shape combinations)')
@@ -250,6 +253,7 @@ def main(argv=None):
         cfg = CaptionConfig(vocab_size=len(vocab), image_size=tuple(args.image_size), channels=tuple(args.channels),
                             feature_dim=args.feature_dim, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
                             num_layers=args.num_layers, dropout=args.dropout, attention=args.attention,
+                            factorized=args.factorized, colour_channels=args.colour_channels,
                             backbone=args.backbone, pool=args.pool, mean=tuple(args.mean), std=tuple(args.std),
                             max_length=args.max_length, beam_size=args.beam_size)
     torch.manual_seed(args.seed)
