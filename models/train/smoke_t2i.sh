@@ -32,6 +32,20 @@ for f in model_index.json scheduler/scheduler_config.json tokenizer/vocab.json t
   [ -f "$OUT/export/$f" ] || { echo "FAIL: $f missing"; exit 1; }
 done
 
+echo "== decoder fine-tune (encoder frozen), export"
+python3 models/train/vae_decoder_ft.py --ckpt "$OUT/run/t2i.pt" --data "$DATA" --out "$OUT/dec" --limit 64 --batch 4 \
+  --max-steps 5 --log-seconds 0 2>&1 | grep -v NNPACK | tail -n 2
+python3 - "$OUT/run/t2i.pt" "$OUT/dec/t2i.pt" <<'PY'
+import sys, torch
+a, b = (torch.load(p, map_location='cpu', weights_only=False)['vae'] for p in sys.argv[1:3])
+enc = [k for k in a if k.startswith(('encoder.', 'quant_conv.'))]
+dec = [k for k in a if k.startswith(('decoder.', 'post_quant_conv.')) and a[k].is_floating_point()]
+assert enc and all(torch.equal(a[k], b[k]) for k in enc), 'the encoder changed'
+assert any(not torch.equal(a[k], b[k]) for k in dec), 'the decoder did not change'
+print(f'decoder fine-tune: {len(enc)} encoder tensors unchanged, decoder changed')
+PY
+python3 models/train/export_t2i.py --ckpt "$OUT/dec/t2i.pt" --out "$OUT/export-dec" 2>&1 | grep -v NNPACK | tail -n 1
+
 echo "== reference sampler"
 python3 models/train/sample_ddim.py --ckpt "$OUT/run/t2i.pt" --prompt "a big red circle" --steps 4 --guidance 7.5 \
   --seed 1 --repeat 2 --json 2>&1 | grep -v NNPACK

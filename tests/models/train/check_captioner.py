@@ -144,4 +144,25 @@ with tempfile.TemporaryDirectory() as tmp:
           not np.array_equal(logits[0], other))
     r = subprocess.run(base + ['--shared-input-words', 'red', 'nosuchword'], capture_output=True, text=True, timeout=120)
     check('an unknown shared word is refused by name', r.returncode != 0 and 'unknown nosuchword' in r.stderr, r.stderr[-500:])
+# 7. --factorized: the shape stream sees only ink, so a recoloured object with the same darkest channel gives the
+#    same shape features; the colour stream tells the two apart; the export reproduces PyTorch
+torch.manual_seed(0)
+cfg = CaptionConfig(vocab_size=20, image_size=(32, 32), channels=(8, 8), feature_dim=12, embed_dim=6, hidden_size=10,
+                    dropout=0.0, factorized=True, colour_channels=4)
+m = Captioner(cfg).eval()
+mean, std = torch.tensor(cfg.mean).view(1, 3, 1, 1), torch.tensor(cfg.std).view(1, 3, 1, 1)
+canvas = torch.full((2, 3, 32, 32), 0.93)                        # a light background
+canvas[0, :, 8:20, 10:22] = torch.tensor([220, 35, 35]).view(3, 1, 1) / 255    # a red square
+canvas[1, :, 8:20, 10:22] = torch.tensor([35, 160, 55]).view(3, 1, 1) / 255    # the same square, green
+with torch.no_grad():
+    shape = m.cnn.shape(((1 - canvas.min(1, keepdim=True).values) - 0.5) / 0.25)
+    grid = m.cnn((canvas - mean) / std)
+check('factorized: a recoloured object gives the same shape features', torch.allclose(shape[0], shape[1], atol=1e-6))
+check('factorized: the colour stream tells the colours apart',
+      not torch.allclose(grid[0, shape.shape[1]:], grid[1, shape.shape[1]:], atol=1e-4))
+check('factorized: the encoder grid holds both streams', grid.shape[1] == 8 + 2 * 4, grid.shape)
+with tempfile.TemporaryDirectory() as tmp:
+    export(m, ['<pad>', '<bos>', '<eos>', '<unk>'] + [f'w{i}' for i in range(16)], os.path.join(tmp, 'cap'))
+    conf = json.load(open(os.path.join(tmp, 'cap', 'config.json')))
+    check('factorized: exported and checked against PyTorch', conf['architecture'] == 'cnn-lstm', conf)
 print('captioner: all checks passed')
