@@ -46,6 +46,7 @@ export function formatReport(report: EvalReport): string {
       lines.push(`  ${attribute.padEnd(26)}${cells.join('')}`);
     }
     lines.push(`  ${'judge ceiling (drawn)'.padEnd(26)}${['single', 'pair', 'compositional'].map((c) => fmt(m[`t2i_judge_ceiling_${c}`]).padStart(9)).join('')}`);
+    lines.push(`  ${'autoencoder ceiling'.padEnd(26)}${['single', 'pair', 'compositional'].map((c) => fmt(m[`t2i_autoencoder_ceiling_${c}`]).padStart(9)).join('')}`);
     lines.push(`  ${'cycle agreement'.padEnd(26)}${['single', 'pair', 'compositional'].map((c) => fmt(m[`cycle_agreement_${c}`]).padStart(9)).join('')}`);
   }
   lines.push('', `counts   ${Object.entries(report.counts).map(([k, v]) => `${k}=${v}`).join(' ')}`);

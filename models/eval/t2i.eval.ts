@@ -5,7 +5,11 @@
  * The recognizer's all-correct rate on the DRAWN images of the same scenes is reported beside each category: the
  * judge's own ceiling (a generator cannot score above the judge's accuracy on perfect pictures, except by luck).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodePng, imageToTensor } from '../../inference/image.codec.js';
 import type { ImageToText } from '../../inference/image-to-text.pipeline.js';
+import { openModel, type TensorValue } from '../../inference/onnx.backend.js';
 import type { TextToImage } from '../../inference/text-to-image.pipeline.js';
 import type { ImagineSettings, SchedulerName } from '../../inference/types.js';
 import { parseCaption } from '../world/parser.js';
@@ -52,6 +56,30 @@ function putRates(metrics: Record<string, number | null>, applied: Record<string
   applied[group] = rates.counts;
 }
 
+/**
+ * The drawn pictures through the folder's own autoencoder: vae_encoder (pictalk's exports give the posterior mean,
+ * unscaled) then vae_decoder. What the recognizer reads in them bounds what any UNet can reach with this decoder.
+ * Null when the folder has no vae_encoder.
+ */
+async function autoencoderRoundTrip(t2i: TextToImage, pngs: readonly Buffer[]): Promise<Buffer[] | null> {
+  const encoderPath = join(t2i.folder.dir, 'vae_encoder', 'model.onnx');
+  if (!existsSync(encoderPath)) return null;
+  const [encoder, decoder] = [await openModel(encoderPath), await openModel(t2i.folder.vaeDecoderPath)];
+  try {
+    const { width, height } = t2i.folder.defaults;
+    const out: Buffer[] = [];
+    for (const png of pngs) {
+      const sample = await imageToTensor(png, { size: [height, width], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+      const latents = (await encoder.run({ sample: { data: sample, dims: [1, 3, height, width] } }))[encoder.outputNames[0]!] as TensorValue<Float32Array>;
+      const decoded = (await decoder.run({ latent_sample: latents }))[decoder.outputNames[0]!] as TensorValue<Float32Array>;
+      out.push(await encodePng(decoded.data, width, height));
+    }
+    return out;
+  } finally {
+    await Promise.all([encoder.dispose(), decoder.dispose()]);
+  }
+}
+
 export async function evaluateTextToImage(
   t2i: TextToImage, recognizer: Recognizer, prompts: readonly EvalPrompt[],
   options: { overrides: GenerationOverrides; captioner?: ImageToText; beam?: number; renderer: WorldRenderer; evalSeed: number },
@@ -85,6 +113,8 @@ export async function evaluateTextToImage(
   // the judge's ceiling: the recognizer on the drawn pictures of the same scenes
   const drawn = await Promise.all(prompts.map((p) => drawImage(options.renderer, options.evalSeed, p.split, p.index)));
   const drawnSeen = await recognizer.recognize(drawn.map((d) => d.png));
+  const roundTrip = await autoencoderRoundTrip(t2i, drawn.map((d) => d.png));
+  const roundTripSeen = roundTrip ? await recognizer.recognize(roundTrip) : null;
 
   const metrics: Record<string, number | null> = {};
   const applied: Record<string, Record<string, number>> = {};
@@ -99,6 +129,7 @@ export async function evaluateTextToImage(
     putRates(metrics, applied, category, attributeRates(idx.map((i) => judgements[i]!)));
     metrics[`cycle_agreement_${category}`] = share(idx.map((i) => cycles[i]!));
     metrics[`t2i_judge_ceiling_${category}`] = share(idx.map((i) => judgeScene(prompts[i]!.scene, drawnSeen[i]!).all));
+    metrics[`t2i_autoencoder_ceiling_${category}`] = roundTripSeen ? share(idx.map((i) => judgeScene(prompts[i]!.scene, roundTripSeen[i]!).all)) : null;
   }
   const { steps, guidance, scheduler, width, height, candidates } = resolved;
   return {

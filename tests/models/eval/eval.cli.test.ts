@@ -34,11 +34,12 @@ const RATE_KEYS = [
   'caption_bleu1', 'caption_bleu2', 'caption_bleu3', 'caption_bleu4', 'caption_bleu4_ceiling', 'caption_exact', 'caption_exact_compositional',
   'recognizer_accuracy_gt', 't2i_all_correct_single', 't2i_all_correct_pair', 't2i_all_correct_compositional', 't2i_all_correct',
   't2i_object', 't2i_count', 't2i_color', 't2i_size', 't2i_position', 'cycle_agreement',
+  't2i_autoencoder_ceiling_single', 't2i_autoencoder_ceiling_pair', 't2i_autoencoder_ceiling_compositional',
 ];
 
 describe('eval command line', () => {
   it('prints one JSON object with every metric in [0, 1], counts, settings and timings (tiny fixtures)', async () => {
-    const { code, stdout, stderr } = await runMain([...FIXTURES, '--json', '--count', '6', '--t2i-count', '2', '--steps', '2', '--seed', '77']);
+    const { code, stdout, stderr } = await runMain([...FIXTURES, '--json', '--count', '6', '--t2i-count', '2', '--steps', '2', '--seed', '77', '--candidates', '2']);
     expect(stderr).toMatch(/drawing 6 test \+ 3 compositional images \(seed 77\)/);
     expect(code).toBe(0);
     const lines = stdout.trim().split('\n');
@@ -53,7 +54,7 @@ describe('eval command line', () => {
     expect(report.caption_bleu4_ceiling).toBeGreaterThan(0.3);
     expect(report.caption_cider_d_ceiling).toBeGreaterThan(report.caption_cider_d as number);
     expect(report.counts).toMatchObject({ test_images: 6, compositional_images: 3, t2i_prompts: 6, t2i_prompts_per_category: 2 });
-    expect(report.settings).toMatchObject({ seed: 77, beam: 3, t2i: { steps: 2, guidance: 7.5, scheduler: 'pndm', width: 32, height: 32 } });
+    expect(report.settings).toMatchObject({ seed: 77, beam: 3, t2i: { steps: 2, guidance: 7.5, scheduler: 'pndm', width: 32, height: 32, candidates: 2 } });
     expect(report.models).toEqual({ t2i: 'tests/fixtures/tiny-sd', captioner: 'tests/fixtures/tiny-captioner', recognizer: 'tests/models/eval/fixtures/tiny-recognizer' });
     const timings = report.timings_ms as Record<string, number>;
     for (const key of ['load', 'draw', 'caption', 'recognizer', 't2i', 'total']) expect(timings[key]).toBeGreaterThanOrEqual(0);
@@ -88,6 +89,8 @@ describe('eval command line', () => {
     expect(() => parseEvalArgs(['--guidance', 'lots'])).toThrow('Expected `--guidance` to be a number from 0 to 30');
     expect(() => parseEvalArgs(['--scheduler', 'karras'])).toThrow(/one of pndm, ddim/);
     expect(() => parseEvalArgs(['--only', 'speech'])).toThrow(/--only/);
+    expect(parseEvalArgs(['--candidates', '4'])).toMatchObject({ candidates: 4 });
+    expect(() => parseEvalArgs(['--candidates', '5'])).toThrow('Expected `--candidates` to be an integer from 1 to 4');
     expect(() => parseEvalArgs(['--colour'])).toThrow('Unknown option `--colour`');
     expect(() => parseEvalArgs(['--json', '--json'])).toThrow(/twice/);
     expect(parseEvalArgs(['--help'])).toBe('help');
