@@ -71,6 +71,11 @@ export interface TextToImageDefaults {
   height: number;
   /** Pictures drawn per image asked for, the one the captioner finds closest to the prompt kept (1: no ranking). */
   candidates: number;
+  /**
+   * When candidates are ranked, as a share of the steps (0 to 1): 1 ranks the finished pictures; below 1, a
+   * memoryless sampler's (euler-a, ddim, lcm) predicted clean pictures after that share, and only the kept ones go on.
+   */
+  rankAt: number;
 }
 
 export interface TextToImageFolder {
@@ -153,6 +158,7 @@ export function readTextToImageFolder(dirIn: string): TextToImageFolder {
     width,
     height,
     candidates: num(extra, 'candidates', extraWhere, (n) => isPositiveInt(n) && n <= MAX_CANDIDATES, `an integer from 1 to ${MAX_CANDIDATES}`, 1),
+    rankAt: num(extra, 'rank_at', extraWhere, (n) => n > 0 && n <= 1, 'a number above 0 and at most 1', 1),
   };
   const maxSize = num(extra, 'max_size', extraWhere, isSide, `a positive multiple of ${latentFactor}`, 2 * Math.max(width, height));
   const name = typeof extra.name === 'string' ? extra.name

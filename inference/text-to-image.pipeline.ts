@@ -64,12 +64,22 @@ class BatchNoise implements NoiseSource {
     this.sources = seeds.map((seed) => gaussianNoise(seed, stream));
   }
 
+  /** The streams of the given pictures only, each going on from where it is. */
+  keep(rows: readonly number[]): BatchNoise {
+    const kept = Object.create(BatchNoise.prototype) as BatchNoise;
+    (kept as unknown as { sources: NoiseSource[] }).sources = rows.map((r) => this.sources[r]!);
+    return kept;
+  }
+
   fill(out: Float32Array): Float32Array {
     const per = out.length / this.sources.length;
     this.sources.forEach((source, i) => source.fill(out.subarray(i * per, (i + 1) * per)));
     return out;
   }
 }
+
+/** Samplers whose step holds no state from earlier steps, so candidates can be dropped between two steps. */
+const MEMORYLESS: ReadonlySet<string> = new Set(['euler-a', 'ddim', 'lcm']);
 
 const isInt = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value);
 
@@ -249,21 +259,22 @@ function createPipeline(
     let mark = started;
     const lap = (name: string): void => { const now = performance.now(); timingsMs[name] = now - mark; mark = now; };
 
-    // encode prompt: [uncond x pictures, cond x pictures] with guidance, [cond x pictures] without
+    // encode prompt: [uncond x n, cond x n] with guidance, [cond x n] without, for the n pictures in flight
     const guided = guidance > 1;
     const [cond, uncond] = await embed(guided ? [settings.prompt, settings.negativePrompt] : [settings.prompt]);
     const textSize = cond!.length;                      // L * D
-    const batch = guided ? 2 * pictures : pictures;
-    const context = new Float32Array(batch * textSize); // [batch, L, D]
-    for (let i = 0; i < pictures; i += 1) {
-      if (guided) {
-        context.set(uncond!, i * textSize);
-        context.set(cond!, (pictures + i) * textSize);
-      } else {
-        context.set(cond!, i * textSize);
+    const contextFor = (n: number): Float32Array<ArrayBuffer> => {
+      const context = new Float32Array((guided ? 2 * n : n) * textSize); // [batch, L, D]
+      for (let i = 0; i < n; i += 1) {
+        if (guided) {
+          context.set(uncond!, i * textSize);
+          context.set(cond!, (n + i) * textSize);
+        } else {
+          context.set(cond!, i * textSize);
+        }
       }
-    }
-    const hiddenDims = [batch, textLength, textSize / textLength] as const;
+      return context;
+    };
     lap('encode');
     checkAbort();
 
@@ -271,64 +282,41 @@ function createPipeline(
     const scheduler = createScheduler(settings.scheduler, folder.schedulerConfig, folder.schedulerConfigPath);
     scheduler.setTimesteps(steps);
     const seeds = Array.from({ length: pictures }, (_, j) => seed + j);
-    let latents = new Float32Array(latentSize);
+    let latents: Float32Array = new Float32Array(latentSize);
     if (request.latents) latents.set(request.latents);
     else new BatchNoise(seeds, 0).fill(latents);
     if (scheduler.initNoiseSigma !== 1) for (let i = 0; i < latentSize; i += 1) latents[i]! *= scheduler.initNoiseSigma;
-    const stepNoise = new BatchNoise(seeds, 1);
+    let stepNoise = new BatchNoise(seeds, 1);
     lap('latents');
 
-    // denoise: one UNet call per step over the whole batch; buffers reused across steps
-    const sample = new Float32Array(batch * perImage);              // [batch, C, h, w]
-    const timestepData = timestepType === 'int64' ? new BigInt64Array(timestepPerRow ? batch : 1) : new Float32Array(timestepPerRow ? batch : 1);
-    const eps = new Float32Array(batch * perImage);                // [batch, C, h, w]
+    // Candidates are ranked on their finished pictures, or, with a memoryless sampler and pictalk.json `rank_at`
+    // below 1, on the clean pictures the sampler predicts after that share of the steps; then only the kept one of
+    // each image is denoised to the end. Its noise stream goes on as it would have, so it ends as it would alone.
     const total = scheduler.timesteps.length;
-    for (const [index, t] of scheduler.timesteps.entries()) {
-      checkAbort();
-      const input = scheduler.scaleModelInput(latents, t);
-      sample.set(input, 0);
-      if (guided) sample.set(input, latentSize);
-      // Euler's timesteps are fractional: int64 exports truncate, as NumPy's astype does
-      if (timestepData instanceof BigInt64Array) timestepData.fill(BigInt(Math.trunc(t)));
-      else timestepData.fill(t);
-      await batcher.run({
-        sample, timestep: timestepData, context, out: eps,
-        sampleDims: [batch, channels, h, w], contextDims: hiddenDims,
-      });
-      // classifier-free guidance, in place into the unconditional half: eps_u + g * (eps_c - eps_u)
-      if (guided) {
-        for (let i = 0; i < latentSize; i += 1) {
-          const u = eps[i]!;
-          eps[i] = u + guidance * (eps[latentSize + i]! - u);
-        }
-      }
-      latents = scheduler.step(guided ? eps.subarray(0, latentSize) : eps, t, latents, stepNoise).prevSample;
-      run.onProgress?.({ stage: 'denoise', step: index + 1, total });
-    }
-    lap('denoise');
-    checkAbort();
-
-    // decode: latents / scaling_factor -> [pictures, 3, H, W] in [-1, 1]
-    for (let i = 0; i < latentSize; i += 1) latents[i]! /= scalingFactor;
-    const decoded = await vaeDecoder.run({ latent_sample: { data: latents, dims: [pictures, channels, h, w] } }, [vaeDecoder.outputNames[0]!]);
-    const pixels = decoded[vaeDecoder.outputNames[0]!] as TensorValue<Float32Array>;
-    if (pixels.dims[1] !== 3 || pixels.dims[2] !== height || pixels.dims[3] !== width) {
-      throw new PictalkError('model.invalid', `Expected ${vaeDecoder.path} to output [${pictures}, 3, ${height}, ${width}], got [${pixels.dims.join(', ')}]`,
-        { path: vaeDecoder.path });
-    }
-    run.onProgress?.({ stage: 'decode', step: 1, total: 1 });
-    lap('decode');
-
-    // rank: each image keeps the candidate the scorer finds closest to the prompt (first on a tie)
-    const kept = Array.from({ length: count }, (_, i) => i * candidates);
+    const rankStep = candidates > 1 && MEMORYLESS.has(settings.scheduler) && defaults.rankAt < 1
+      ? Math.min(total, Math.max(1, Math.round(defaults.rankAt * total))) : total;
+    let live = seeds.map((_, j) => j);                              // the pictures still in flight
+    let kept = Array.from({ length: count }, (_, i) => i * candidates);
     const fits: Array<number | undefined> = kept.map(() => undefined);
-    if (candidates > 1) {
-      const plain = await Promise.all(seeds.map((_, j) => encodePng(pixels.data, width, height, {}, j * 3 * width * height)));
+    /** Decode [n, C, h, w] latents (unscaled by scaling_factor here) to [n, 3, H, W] pixels in [-1, 1]. */
+    const decode = async (z: Float32Array, n: number): Promise<Float32Array> => {
+      for (let i = 0; i < z.length; i += 1) z[i]! /= scalingFactor;
+      const decoded = await vaeDecoder.run({ latent_sample: { data: z, dims: [n, channels, h, w] } }, [vaeDecoder.outputNames[0]!]);
+      const out = decoded[vaeDecoder.outputNames[0]!] as TensorValue<Float32Array>;
+      if (out.dims[1] !== 3 || out.dims[2] !== height || out.dims[3] !== width) {
+        throw new PictalkError('model.invalid', `Expected ${vaeDecoder.path} to output [${n}, 3, ${height}, ${width}], got [${out.dims.join(', ')}]`,
+          { path: vaeDecoder.path });
+      }
+      return out.data;
+    };
+    /** Keep, per image, the candidate whose picture the scorer ranks first (the first on a tie). */
+    const rank = async (pixels: Float32Array): Promise<void> => {
+      const plain = await Promise.all(live.map((_, r) => encodePng(pixels, width, height, {}, r * 3 * width * height)));
       checkAbort();
       for (let i = 0; i < count; i += 1) {
         const group = plain.slice(i * candidates, (i + 1) * candidates);
         const scores = await options.scorer!(group, settings.prompt, { ...(run.signal ? { signal: run.signal } : {}) });
-        if (scores.length !== candidates || scores.some((score) => typeof score !== 'number' || Number.isNaN(score))) {
+        if (!Array.isArray(scores) || scores.length !== candidates || scores.some((score) => typeof score !== 'number' || Number.isNaN(score))) {
           throw new PictalkError('inference.failed', `Expected ${candidates} scores from the ranking captioner, got ${describe(scores)}`);
         }
         let best = 0;
@@ -337,12 +325,75 @@ function createPipeline(
         fits[i] = scores[best];
       }
       run.onProgress?.({ stage: 'rank', step: 1, total: 1 });
+    };
+
+    // denoise: one UNet call per step over every picture in flight; buffers reused across steps
+    let batch = 0;
+    let context = new Float32Array(0);
+    let sample = new Float32Array(0);
+    let eps = new Float32Array(0);
+    let timestepData: BigInt64Array | Float32Array = new Float32Array(0);
+    let inFlight = 0;
+    for (const [index, t] of scheduler.timesteps.entries()) {
+      checkAbort();
+      const n = live.length;
+      const size = n * perImage;
+      if (n !== inFlight) {                                          // first step, or after the draft ranking
+        inFlight = n;
+        batch = guided ? 2 * n : n;
+        context = contextFor(n);
+        sample = new Float32Array(batch * perImage);                 // [batch, C, h, w]
+        eps = new Float32Array(batch * perImage);                    // [batch, C, h, w]
+        timestepData = timestepType === 'int64' ? new BigInt64Array(timestepPerRow ? batch : 1) : new Float32Array(timestepPerRow ? batch : 1);
+      }
+      const input = scheduler.scaleModelInput(latents, t);
+      sample.set(input, 0);
+      if (guided) sample.set(input, size);
+      // Euler's timesteps are fractional: int64 exports truncate, as NumPy's astype does
+      if (timestepData instanceof BigInt64Array) timestepData.fill(BigInt(Math.trunc(t)));
+      else timestepData.fill(t);
+      await batcher.run({
+        sample, timestep: timestepData, context, out: eps,
+        sampleDims: [batch, channels, h, w], contextDims: [batch, textLength, textSize / textLength],
+      });
+      // classifier-free guidance, in place into the unconditional half: eps_u + g * (eps_c - eps_u)
+      if (guided) {
+        for (let i = 0; i < size; i += 1) {
+          const u = eps[i]!;
+          eps[i] = u + guidance * (eps[size + i]! - u);
+        }
+      }
+      const stepped = scheduler.step(guided ? eps.subarray(0, size) : eps, t, latents, stepNoise);
+      latents = stepped.prevSample;
+      run.onProgress?.({ stage: 'denoise', step: index + 1, total });
+      if (index + 1 === rankStep && rankStep < total && stepped.predOriginal) {
+        await rank(await decode(stepped.predOriginal, n));
+        const rows = kept.map((j) => live.indexOf(j));
+        const next = new Float32Array(rows.length * perImage);
+        rows.forEach((r, i) => next.set(latents.subarray(r * perImage, (r + 1) * perImage), i * perImage));
+        latents = next;
+        stepNoise = stepNoise.keep(rows);
+        live = [...kept];
+        lap('rank');
+      }
+    }
+    lap('denoise');
+    checkAbort();
+
+    // decode: latents / scaling_factor -> [pictures in flight, 3, H, W] in [-1, 1]
+    const pixels = await decode(latents, live.length);
+    run.onProgress?.({ stage: 'decode', step: 1, total: 1 });
+    lap('decode');
+
+    // rank the finished pictures (unless the drafts were ranked)
+    if (live.length > count) {
+      await rank(pixels);
       lap('rank');
     }
 
     // encode PNG, with the settings that reproduce each image and the AI-generated marker
     const images: GeneratedImage[] = await Promise.all(kept.map(async (j, i) => ({
-      png: await encodePng(pixels.data, width, height, {
+      png: await encodePng(pixels, width, height, {
         aiGenerated: true,
         upscale,
         text: {
@@ -360,7 +411,7 @@ function createPipeline(
             ranking: `kept candidate ${j - i * candidates + 1} of ${candidates} (seed ${seeds[j]} with candidates 1 draws it alone), ranked by the captioner`,
           } : {}),
         },
-      }, j * 3 * width * height),
+      }, live.indexOf(j) * 3 * width * height),
       seed: seeds[i * candidates]!,
       width: width * upscale,
       height: height * upscale,

@@ -20,7 +20,7 @@ describe('text-to-image on the tiny diffusers folder', () => {
   afterAll(async () => { await pipeline.dispose(); });
 
   it('reads its defaults from the folder', () => {
-    expect(pipeline.folder.defaults).toEqual({ scheduler: 'pndm', steps: 20, guidance: 7.5, width: 32, height: 32, candidates: 1 });
+    expect(pipeline.folder.defaults).toEqual({ scheduler: 'pndm', steps: 20, guidance: 7.5, width: 32, height: 32, candidates: 1, rankAt: 1 });
     expect(pipeline.folder).toMatchObject({ latentFactor: 4, latentChannels: 4, scalingFactor: 0.5 });
   });
 
@@ -281,6 +281,53 @@ describe('ranking candidates with a scorer', () => {
       writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ candidates: 9 }));
       await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/candidates.*1 to 4.*9/) });
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('with rank_at, ranks the drafts a memoryless sampler predicts and finishes only the kept ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pictalk-t2i-'));
+    const seen: number[][] = [];
+    const recording: TextScorer = async (images, text) => {
+      const scores = await brightness(images, text);
+      seen.push(scores);
+      return scores;
+    };
+    const spy = jest.spyOn(OnnxModel.prototype, 'run');
+    try {
+      cpSync(FIXTURE, dir, { recursive: true });
+      writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ candidates: 3, rank_at: 0.5, scheduler: 'euler-a', steps: 6 }));
+      const draft = await loadTextToImage(dir, { scorer: recording });
+      try {
+        spy.mockClear();
+        const events: string[] = [];
+        const result = await draft.imagine({ prompt: PROMPT, seed: 70, count: 2 }, { onProgress: (p) => events.push(`${p.stage} ${p.step}`) });
+        expect(events).toEqual(['denoise 1', 'denoise 2', 'denoise 3', 'rank 1', 'denoise 4', 'denoise 5', 'denoise 6', 'decode 1']);
+        // UNet rows: both guidance halves of 2 images x 3 candidates for three steps, of the 2 kept ones after
+        const unetRows = spy.mock.calls.map(([feeds]) => (feeds as Feeds).sample?.dims[0]).filter((rows) => rows !== undefined);
+        expect(unetRows).toEqual([12, 12, 12, 4, 4, 4]);
+        expect(seen).toHaveLength(2);
+        for (const [i, image] of result.images.entries()) {
+          const best = seen[i]!.indexOf(Math.max(...seen[i]!));
+          expect(image.ranking).toMatchObject({ candidates: 3, kept: best, keptSeed: 70 + 3 * i + best });
+          // the kept picture ends as it would have alone: its noise stream went on where it was
+          const alone = await plain.imagine({ prompt: PROMPT, seed: 70 + 3 * i + best, steps: 6, scheduler: 'euler-a' });
+          const [x, y] = await Promise.all([decodeImage(image.png), decodeImage(alone.images[0]!.png)]);
+          let worst = 0;
+          for (let k = 0; k < x.data.length; k += 1) worst = Math.max(worst, Math.abs(x.data[k]! - y.data[k]!));
+          expect(worst).toBeLessThanOrEqual(2);
+        }
+        // a sampler with memory (PNDM) ranks the finished pictures instead
+        events.length = 0;
+        await draft.imagine({ prompt: PROMPT, seed: 70, scheduler: 'pndm' }, { onProgress: (p) => events.push(`${p.stage} ${p.step}`) });
+        expect(events.slice(-2)).toEqual(['decode 1', 'rank 1']);
+      } finally {
+        await draft.dispose();
+      }
+      writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ rank_at: 0 }));
+      await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining('rank_at') });
+    } finally {
+      spy.mockRestore();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
