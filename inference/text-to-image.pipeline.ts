@@ -296,7 +296,7 @@ function createPipeline(
     const rankStep = candidates > 1 && MEMORYLESS.has(settings.scheduler) && defaults.rankAt < 1
       ? Math.min(total, Math.max(1, Math.round(defaults.rankAt * total))) : total;
     let live = seeds.map((_, j) => j);                              // the pictures still in flight
-    let kept = Array.from({ length: count }, (_, i) => i * candidates);
+    const kept = Array.from({ length: count }, (_, i) => i * candidates);
     const fits: Array<number | undefined> = kept.map(() => undefined);
     /** Decode [n, C, h, w] latents (unscaled by scaling_factor here) to [n, 3, H, W] pixels in [-1, 1]. */
     const decode = async (z: Float32Array, n: number): Promise<Float32Array> => {
