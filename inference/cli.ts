@@ -2,7 +2,8 @@
  * The `pictalk` command line: one inbound adapter of the inference core for a terminal.
  *
  *   pictalk imagine "<prompt>" --out FILE.png [--seed N] [--steps N] [--guidance X] [--width W --height H]
- *                   [--scheduler NAME] [--negative "..."] [--count N] [--latents FILE.npy] [--upscale N] [--model DIR]
+ *                   [--scheduler NAME] [--negative "..."] [--count N] [--candidates N] [--latents FILE.npy] [--upscale N]
+ *                   [--model DIR] [--captioner DIR]
  *   pictalk caption FILE... [--beam N] [--json] [--captioner DIR]
  *   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
  *   pictalk start                     (the bot; bin/pictalk.js hands in the starter, since inference/ never imports bot/)
@@ -31,8 +32,8 @@ class UsageError extends Error {}
 
 const USAGE = `Usage:
   pictalk imagine "<prompt>" --out FILE.png [--seed N] [--steps N] [--guidance X] [--width W] [--height H]
-                  [--scheduler ${SCHEDULER_NAMES.join('|')}] [--negative "..."] [--count N] [--latents FILE.npy]
-                  [--upscale N] [--model DIR]
+                  [--scheduler ${SCHEDULER_NAMES.join('|')}] [--negative "..."] [--count N] [--candidates N]
+                  [--latents FILE.npy] [--upscale N] [--model DIR] [--captioner DIR]
   pictalk caption FILE... [--beam N] [--json] [--captioner DIR]
   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
   pictalk start
@@ -114,7 +115,7 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
     seed: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
     width: { type: 'string' }, height: { type: 'string' }, scheduler: { type: 'string' },
     negative: { type: 'string' }, count: { type: 'string' }, latents: { type: 'string' },
-    upscale: { type: 'string' }, model: { type: 'string' },
+    upscale: { type: 'string' }, model: { type: 'string' }, candidates: { type: 'string' }, captioner: { type: 'string' },
   }, 'imagine');
   if (positionals.length !== 1) {
     throw new UsageError(`pictalk imagine: expected one prompt (quote it), got ${positionals.length} arguments`);
@@ -135,6 +136,7 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
     height: integer(values, 'height'),
     scheduler: scheduler as SchedulerName | undefined,
     count: integer(values, 'count'),
+    candidates: integer(values, 'candidates'),
     upscale: integer(values, 'upscale'),
   };
   const latentsPath = str(values, 'latents');
@@ -146,7 +148,15 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
   }
   const dir = modelDir(str(values, 'model'), io.env.PICTALK_T2I_MODEL, 'text-to-image', io.cwd);
   const { loadTextToImage } = await import('./text-to-image.pipeline.js');
-  const pipeline = await loadTextToImage(dir);
+  const { readTextToImageFolder } = await import('./model-folder.js');
+  // as the bot does: the captioner ranks candidates when the folder or --candidates asks for more than one
+  const captionerDir = modelDir(str(values, 'captioner'), io.env.PICTALK_CAPTIONER, 'captioner', io.cwd);
+  const ranks = (request.candidates ?? readTextToImageFolder(dir).defaults.candidates) > 1 && existsSync(join(captionerDir, 'config.json'));
+  const captioner = ranks ? await (await import('./image-to-text.pipeline.js')).loadImageToText(captionerDir) : undefined;
+  const pipeline = await loadTextToImage(dir, captioner ? { scorer: captioner.scoreText } : {}).catch(async (error: unknown) => {
+    await captioner?.dispose();
+    throw error;
+  });
   try {
     const result = await pipeline.imagine(request);
     const { settings } = result;
@@ -155,10 +165,11 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
       writeFileSync(path, image.png);
       io.stdout(`${path}\t${image.width}x${image.height}\tseed ${image.seed}\n`);
     });
-    io.stderr(`${settings.steps} steps, ${settings.scheduler}, guidance ${settings.guidance}, model ${result.model.name} `
+    io.stderr(`${settings.steps} steps, ${settings.scheduler}, guidance ${settings.guidance}, `
+      + `${settings.candidates > 1 ? `best of ${settings.candidates} by the captioner, ` : ''}model ${result.model.name} `
       + `(${result.model.hash.slice(0, 12)}), ${Math.round(result.timingsMs.total ?? 0)} ms\n`);
   } finally {
-    await pipeline.dispose();
+    await Promise.all([pipeline.dispose(), captioner?.dispose()]);
   }
   return 0;
 }
