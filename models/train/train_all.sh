@@ -44,15 +44,18 @@ QUANT=() T2I_QUANT=()   # the quantizers' own defaults, but in the smoke run
 if [ "$SMOKE" = 1 ]; then
   T2I_QUANT=(--calibration 2 --check 2 --steps 4 --max-error 100)   # a 20-step UNet predicts noise: mechanics only
   T2I=(--max-steps 20 --limit 256 --vae-batch 8 --batch 8 --grid 0 --log-seconds 5)
+  DEC=(--max-steps 5 --limit 256 --batch 8 --log-seconds 5)
   CAP=(--max-steps 20 --batch-size 8 --eval-every 10)
   QUANT=(--calibration 16 --check 8 --max-changed 1)   # a 20-step captioner's words are noise: check the mechanics only
   REC=(--max-steps 20 --batch-size 8 --target 0)
 elif [ "$DEVICE" = cuda ]; then
   T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1)
+  DEC=(--device cuda --batch 128 --lr 6e-4 --minutes 2 --ckpt-minutes 1)
   CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 6 --eval-every 200)
   REC=(--threads 6 --minutes 30)    # CPU minutes: about 5 minutes on six of the GPU machine's cores
 else
-  T2I=(--threads 1 --vae-minutes 30 --unet-minutes 110)
+  T2I=(--threads 1 --vae-minutes 30 --unet-minutes 95)
+  DEC=(--threads 1 --minutes 25)
   CAP=(--threads 1 --minutes 80 --eval-every 250)
   REC=(--threads 1 --minutes 30)
 fi
@@ -76,8 +79,13 @@ fi
 
 status=0
 wait "$T2I_PID" || { echo "text-to-image training failed: see $RUNS/t2i.log" >&2; status=1; }
+# then the VAE decoder alone, its encoder (the UNet's latent space) frozen: the decoder of stage 1 blurs small objects
 if [ $status = 0 ]; then
-  python3 models/train/export_t2i.py --ckpt "$RUNS/t2i/t2i.pt" --out "$EXPORT/text-to-image" > "$RUNS/t2i-export.log" 2>&1 \
+  python3 models/train/vae_decoder_ft.py --ckpt "$RUNS/t2i/t2i.pt" --data "$DATA" --out "$RUNS/t2i-decoder" "${DEC[@]}" > "$RUNS/t2i-decoder.log" 2>&1 \
+    || { echo "decoder fine-tune failed: see $RUNS/t2i-decoder.log" >&2; status=1; }
+fi
+if [ $status = 0 ]; then
+  python3 models/train/export_t2i.py --ckpt "$RUNS/t2i-decoder/t2i.pt" --out "$EXPORT/text-to-image" > "$RUNS/t2i-export.log" 2>&1 \
     || { echo "text-to-image export failed: see $RUNS/t2i-export.log" >&2; status=1; }
 fi
 if [ $status = 0 ]; then

@@ -11,7 +11,8 @@ Decoded from posterior samples (mean + std * noise), as the UNet's training targ
     python3 models/train/vae_decoder_ft.py --ckpt runs/t2i/t2i.pt --data data/world --out runs/vae-dec --minutes 40
 
 Checkpoints (`vae_dec.pt`) every --ckpt-minutes carry the optimizer and the step; after `kill -9` the same command
-resumes. The budget is CPU time on the CPU (a busy machine slows the run instead of shortening it). At the end
+resumes. The budget is CPU time on the CPU (a busy machine slows the run instead of shortening it), wall time on
+CUDA. At the end
 `t2i.pt` in --out is the input checkpoint with the new decoder, ready for export_t2i.py.
 """
 from __future__ import annotations
@@ -70,8 +71,11 @@ def main(argv=None) -> None:
     p.add_argument('--log-seconds', type=float, default=60)
     p.add_argument('--limit', type=int, default=0, help='use only the first N training pictures (smoke runs)')
     p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--seed', type=int, default=1)
     a = p.parse_args(argv)
+    if a.device == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: expected a CUDA device, torch sees none')
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
     base = torch.load(a.ckpt, map_location='cpu', weights_only=False)
@@ -79,6 +83,7 @@ def main(argv=None) -> None:
         raise SystemExit(f'Expected a train_t2i.py checkpoint with vae and vae_config in {a.ckpt}')
     vae = AutoencoderKL(config_from_dict(VAEConfig, base['vae_config']))
     vae.load_state_dict(base['vae'])
+    vae.to(a.device)
     frozen = [vae.encoder, vae.quant_conv]
     for m in frozen:
         m.eval().requires_grad_(False)
@@ -89,7 +94,7 @@ def main(argv=None) -> None:
     if os.path.exists(path):
         ck = torch.load(path, map_location='cpu', weights_only=False)
         vae.load_state_dict(ck['vae'])
-        opt.load_state_dict(ck['opt'])
+        opt.load_state_dict(ck['opt'])                                         # its state follows the params' device
         step, spent = ck['step'], ck['elapsed']
         log(f'resuming {path} at step {step} ({spent / 60:.1f} min spent)')
     train = world_data.load_split(a.data, 'train', cache_dir=os.path.join(a.out, 'cache'), limit=a.limit)
@@ -98,11 +103,12 @@ def main(argv=None) -> None:
         f'{a.object_weight}, {a.minutes} CPU min')
 
     def snapshot() -> dict:
-        return {'vae': vae.state_dict(), 'opt': opt.state_dict(), 'step': step, 'elapsed': spent + used(),
+        return {'vae': {k: v.cpu() for k, v in vae.state_dict().items()}, 'opt': opt.state_dict(), 'step': step, 'elapsed': spent + used(),
                 'args': vars(a)}
 
-    t0 = time.process_time()
-    used = lambda: time.process_time() - t0  # noqa: E731
+    clock = time.process_time if a.device == 'cpu' else time.time
+    t0 = clock()
+    used = lambda: clock() - t0  # noqa: E731
     last_ckpt, last_log, acc, n = time.time(), time.time(), torch.zeros(2), 0
     vae.post_quant_conv.train()
     vae.decoder.train()
@@ -115,17 +121,17 @@ def main(argv=None) -> None:
             g['lr'] = lr
         gen = torch.Generator().manual_seed(a.seed * 1_000_003 + step)             # resumable: a function of the step
         idx = torch.randint(0, images.shape[0], (a.batch,), generator=gen)
-        x = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0                  # [B, 3, 64, 64]
+        x = images[idx].to(a.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0     # [B, 3, 64, 64]
         with torch.no_grad():
             mean, logvar = vae.encode(x)                                            # [B, 4, 16, 16] x2
-            z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen).to(a.device)
         loss, l1 = recon_loss(vae.decode(z), x, a.object_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        acc += torch.stack([loss.detach(), l1.detach()])
+        acc += torch.stack([loss.detach(), l1.detach()]).cpu()
         n += 1
         if time.time() - last_log >= a.log_seconds:
             m = (acc / n).tolist()
@@ -136,7 +142,7 @@ def main(argv=None) -> None:
             last_ckpt = time.time()
     save_atomic(snapshot(), path)
     out = dict(base)
-    out['vae'] = {k: v.clone() for k, v in vae.state_dict().items()}
+    out['vae'] = {k: v.detach().cpu().clone() for k, v in vae.state_dict().items()}
     out['vae_decoder_finetune'] = {'from': os.path.basename(a.ckpt), 'steps': step, 'args': vars(a)}
     save_atomic(out, os.path.join(a.out, 't2i.pt'))
     log(f'done: {step} steps; {os.path.join(a.out, "t2i.pt")} holds the new decoder (encoder unchanged)')
