@@ -360,7 +360,8 @@ def main() -> None:
         raise SystemExit(f'{a.ckpt}: expected a text-to-image checkpoint with a trained unet, '
                          f'got keys {sorted(ckpt)} (a stage-1 VAE checkpoint?)')
     m = T2I(ckpt, 'cpu', use_ema=not a.no_ema)
-    print(f'exporting to {a.out}')
+    print(f'exporting {a.ckpt or "a random tiny model"} to {a.out}'
+          + (f" (decoder fine-tuned for {ckpt['vae_decoder_finetune']['steps']} steps)" if 'vae_decoder_finetune' in ckpt else ''))
     export(m, a.out, a.timestep_dtype or ('float32' if a.random_tiny else 'int64'),
            defaults=None if a.random_tiny else SAMPLING_DEFAULTS)
     if a.parity_out:

@@ -30,6 +30,9 @@ describe('models/train/train_all.sh --smoke', () => {
       const extra = JSON.parse(readFileSync(path.join(dir, 'export', 'text-to-image', 'pictalk.json'), 'utf8')) as { unet_quantization?: { quantized?: string } };
       expect(extra.unet_quantization?.quantized).toMatch(/Conv/);
       expect(existsSync(path.join(dir, 'world-judge', 'compositionalImages.txt'))).toBe(true);
+      // the decoder was fine-tuned after the UNet, and the export took its checkpoint
+      expect(readFileSync(path.join(dir, 'runs', 't2i-decoder.log'), 'utf8')).toMatch(/done: 5 steps/);
+      expect(readFileSync(path.join(dir, 'runs', 't2i-export.log'), 'utf8')).toMatch(/t2i-decoder\/t2i.pt to .*decoder fine-tuned for 5 steps/);
       const recognizer = JSON.parse(readFileSync(path.join(dir, 'export', 'recognizer', 'config.json'), 'utf8')) as { trained_on: string };
       expect(recognizer.trained_on).toContain('world-judge');
     } finally {
