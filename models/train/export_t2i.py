@@ -164,9 +164,9 @@ def check(path: str, module, feeds: dict, name: str) -> float:
 
 # The sampling defaults written into pictalk.json for a trained model: the best of a sweep over scheduler x guidance
 # x steps on a tuning seed (models/EVAL.md, "Choosing the defaults"). A small model over-saturates at SD's 7.5.
-# chosen on the tuning seed 555 (models/EVAL.md): Euler ancestral at guidance 3; four candidates per image ranked by
-# the captioner on their drafts halfway through the steps (when the bot has a captioner)
-SAMPLING_DEFAULTS = {'scheduler': 'euler-a', 'steps': 20, 'guidance': 3.0, 'candidates': 4, 'rank_at': 0.5}
+# chosen on the tuning seed 555 (models/EVAL.md): Euler ancestral at guidance 3; three candidates per image ranked by
+# the captioner on their drafts at 0.4 of the steps (when the bot has a captioner)
+SAMPLING_DEFAULTS = {'scheduler': 'euler-a', 'steps': 20, 'guidance': 3.0, 'candidates': 3, 'rank_at': 0.4}
 
 
 def export(m: T2I, out: str, timestep_dtype: str = 'int64', seed: int = 0, defaults: dict | None = None) -> dict:

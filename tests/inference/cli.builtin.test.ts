@@ -34,8 +34,8 @@ const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
     expect(await decodeImage(a)).toMatchObject({ width: 64, height: 64 });
     expect(await decodeImage(readFileSync(join(dir, 'c.png')))).toMatchObject({ width: 128, height: 128 });
     const text = readPngText(a);
-    expect(text).toMatchObject({ prompt, seed: '11', scheduler: 'euler-a', guidance: '3', steps: '20', model: 'pictalk-builtin-t2i', candidates: '4' });
-    expect(first.stderr).toContain('best of 4 by the captioner');
+    expect(text).toMatchObject({ prompt, seed: '11', scheduler: 'euler-a', guidance: '3', steps: '20', model: 'pictalk-builtin-t2i', candidates: '3' });
+    expect(first.stderr).toContain('best of 3 by the captioner');
 
     const caption = pictalk(['caption', 'a.png', 'c.png', '--json']);
     expect(caption.status).toBe(0);
