@@ -28,16 +28,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import world_data  # noqa: E402
 from sd_model import AutoencoderKL, VAEConfig, config_from_dict  # noqa: E402
-
-
-def log(msg: str) -> None:
-    print(f'[{time.strftime("%H:%M:%S")}] {msg}', flush=True)
-
-
-def save_atomic(obj: dict, path: str) -> None:
-    tmp = path + '.tmp'
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+from train_t2i import log, save_atomic  # noqa: E402
 
 
 def objectness(x: torch.Tensor) -> torch.Tensor:
