@@ -143,6 +143,15 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     });
     return { settings, pixels };
   }
+  /** The encoder's three outputs, or `model.invalid` naming what it gave instead. */
+  function encoderOutputs(encoded: Record<string, TensorValue>): { features: TensorValue<Float32Array>; h0: TensorValue<Float32Array>; c0: TensorValue<Float32Array> } {
+    const { features, h0, c0 } = encoded as Record<string, TensorValue<Float32Array> | undefined>;
+    if (!features || !h0 || !c0) {
+      throw new PictalkError('model.invalid', `Expected ${encoder.path} to output features, h0 and c0, got ${Object.keys(encoded).join(', ')}`,
+        { path: encoder.path });
+    }
+    return { features, h0, c0 };
+  }
   const prefetched = new WeakMap<CaptionRequest, Promise<{ settings: SearchSettings; pixels: Float32Array }>>();
 
   function prefetch(request: CaptionRequest): void {
@@ -216,13 +225,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         const callStarted = performance.now();
         const encoded = await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } });
         encoding += performance.now() - callStarted;
-        const features = encoded.features as TensorValue<Float32Array> | undefined;
-        const h0 = encoded.h0 as TensorValue<Float32Array> | undefined;
-        const c0 = encoded.c0 as TensorValue<Float32Array> | undefined;
-        if (!features || !h0 || !c0) {
-          throw new PictalkError('model.invalid', `Expected ${encoder.path} to output features, h0 and c0, got ${Object.keys(encoded).join(', ')}`,
-            { path: encoder.path });
-        }
+        const { features, h0, c0 } = encoderOutputs(encoded);
         [layers, , hidden] = h0.dims as [number, number, number];
         featureDims = features.dims.slice(1);
         const featureSize = features.data.length / n;
@@ -391,11 +394,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const prepared = await Promise.all(images.map((image) => prepare({ image })));
     prepared.forEach((one, i) => pixels.set(one.pixels, i * plane));
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The scoring job was cancelled');
-    const encoded = await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } });
-    const features = encoded.features as TensorValue<Float32Array>;
-    let h = (encoded.h0 as TensorValue<Float32Array>).data;
-    let c = (encoded.c0 as TensorValue<Float32Array>).data;
-    const [layers, , hidden] = (encoded.h0 as TensorValue<Float32Array>).dims as [number, number, number];
+    const { features, h0, c0 } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
+    let h = h0.data;
+    let c = c0.data;
+    const [layers, , hidden] = h0.dims as [number, number, number];
     const sums = new Float64Array(n);
     const logp = new Float64Array(vocab.length);
     let previous = config.bosId;

@@ -59,16 +59,15 @@ export interface TextToImage {
 
 /** Per image i, noise from its own stream (seed + i), so image i of a batch is reproducible with count 1. */
 class BatchNoise implements NoiseSource {
-  private readonly sources: NoiseSource[];
-  constructor(seeds: readonly number[], stream: number) {
-    this.sources = seeds.map((seed) => gaussianNoise(seed, stream));
+  private constructor(private readonly sources: readonly NoiseSource[]) {}
+
+  static of(seeds: readonly number[], stream: number): BatchNoise {
+    return new BatchNoise(seeds.map((seed) => gaussianNoise(seed, stream)));
   }
 
   /** The streams of the given pictures only, each going on from where it is. */
   keep(rows: readonly number[]): BatchNoise {
-    const kept = Object.create(BatchNoise.prototype) as BatchNoise;
-    (kept as unknown as { sources: NoiseSource[] }).sources = rows.map((r) => this.sources[r]!);
-    return kept;
+    return new BatchNoise(rows.map((r) => this.sources[r]!));
   }
 
   fill(out: Float32Array): Float32Array {
@@ -284,9 +283,9 @@ function createPipeline(
     const seeds = Array.from({ length: pictures }, (_, j) => seed + j);
     let latents: Float32Array = new Float32Array(latentSize);
     if (request.latents) latents.set(request.latents);
-    else new BatchNoise(seeds, 0).fill(latents);
+    else BatchNoise.of(seeds, 0).fill(latents);
     if (scheduler.initNoiseSigma !== 1) for (let i = 0; i < latentSize; i += 1) latents[i]! *= scheduler.initNoiseSigma;
-    let stepNoise = new BatchNoise(seeds, 1);
+    let stepNoise = BatchNoise.of(seeds, 1);
     lap('latents');
 
     // Candidates are ranked on their finished pictures, or, with a memoryless sampler and pictalk.json `rank_at`
