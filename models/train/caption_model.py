@@ -36,6 +36,8 @@ class CaptionConfig:
     factorized: bool = False                      # two streams: shape from ink only, colour per pixel only
     colour_channels: int = 16                     # the colour stream's width (factorized only)
     ink_gain: float = 0.15                        # training-time random gain on the ink map (factorized only)
+    split_proj: bool = False                      # factorized + attention: shape -> first half of F, colour -> second
+    colour_words: tuple[int, ...] = ()            # split_proj: ids of the words only the colour half chooses
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     pad_id: int = 0
@@ -165,6 +167,15 @@ class Captioner(nn.Module):
         else:
             fan_in = cnn_out * cells if cfg.pool == 'flatten' else cnn_out
             self.proj = nn.Sequential(nn.Linear(fan_in, Fd), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout))
+        if cfg.split_proj:
+            if not (cfg.factorized and cfg.attention):
+                raise SystemExit('Expected --split-proj with --factorized --attention only')
+            # block-diagonal projection: each cell's feature keeps the shape stream (first half) apart from the
+            # colour stream (second half), so a colour never enters the features a shape word is read from
+            mask = torch.zeros(Fd, cnn_out)
+            mask[: Fd // 2, : cfg.channels[-1]] = 1
+            mask[Fd // 2:, cfg.channels[-1]:] = 1
+            self.register_buffer('proj_mask', mask, persistent=False)
         self.init_h = nn.Linear(Fd, L * Hd)
         self.init_c = nn.Linear(Fd, L * Hd)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=cfg.pad_id)
@@ -172,12 +183,44 @@ class Captioner(nn.Module):
                             dropout=cfg.dropout if L > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(Hd, cfg.vocab_size)
+        if cfg.colour_words:
+            if not cfg.split_proj:
+                raise SystemExit('Expected --colour-words with --split-proj')
+            # the colour half of the context reaches the words through this layer only, and only the colour words:
+            # the LSTM, its initial state and the attention read the shape half, so no other word depends on a colour
+            self.colour_head = nn.Linear(Fd - Fd // 2, cfg.vocab_size)
+            rows = torch.zeros(cfg.vocab_size, 1)
+            rows[list(cfg.colour_words)] = 1
+            self.register_buffer('colour_rows', rows, persistent=False)
         if cfg.attention:
             A = cfg.attention_dim
             self.att_f = nn.Linear(Fd, A)
             self.att_h = nn.Linear(Hd, A)
             self.att_v = nn.Linear(A, 1)
             self.att_gate = nn.Linear(Hd, Fd)          # beta = sigmoid(f_beta(h)), SAT 4.2.1
+        self.apply_masks()
+
+    def apply_masks(self) -> None:
+        """Zero the weights --split-proj and --colour-words keep out (at init; the trainer, after every step)."""
+        cfg = self.cfg
+        with torch.no_grad():
+            if cfg.split_proj:
+                self.proj[0].weight.mul_(self.proj_mask)
+            if cfg.colour_words:
+                half = cfg.feature_dim // 2
+                self.lstm.weight_ih_l0[:, cfg.embed_dim + half:] = 0    # the LSTM reads no colour
+                self.init_h.weight[:, half:] = 0
+                self.init_c.weight[:, half:] = 0
+                self.att_f.weight[:, half:] = 0                         # nor where to look
+                self.colour_head.weight.mul_(self.colour_rows)          # and the colour half no other word
+                self.colour_head.bias.mul_(self.colour_rows[:, 0])
+                cw = list(cfg.colour_words)                             # the LSTM says "a colour now", one score
+                self.head.weight[cw] = self.head.weight[cw].mean(0)     # for all: which one is the colour half's
+                self.head.bias[cw] = self.head.bias[cw].mean()
+
+    def colour_logits(self, ctx):
+        """ctx [..., F] -> the colour half's share of the logits [..., V] (zero but for the colour words)."""
+        return self.colour_head(ctx[..., self.cfg.feature_dim // 2:])
 
     # ---- encoder -------------------------------------------------------------------------------------------------
     def encode(self, pixel_values):
@@ -214,6 +257,8 @@ class Captioner(nn.Module):
         x = torch.cat([emb, ctx], dim=1).unsqueeze(1)  # [B, 1, E+F]
         out, (h2, c2) = self.lstm(x, (h, c))           # out [B, 1, Hd]
         logits = self.head(self.drop(out[:, 0]))       # [B, V]
+        if self.cfg.colour_words:
+            logits = logits + self.colour_logits(ctx)
         return logits, h2, c2
 
     def forward(self, pixel_values, input_ids, captions_per_image: int = 1):
@@ -230,13 +275,17 @@ class Captioner(nn.Module):
             x = torch.cat([emb, feats.unsqueeze(1).expand(-1, T, -1)], 2)  # [BK, T, E+F]
             out, _ = self.lstm(x, (h, c))              # [BK, T, Hd], same weights as step()
             return self.head(self.drop(out))           # [BK, T, V]
-        outs = []
+        outs, ctxs = [], []
         for t in range(input_ids.shape[1]):
             ctx, _ = self.context(feats, h[-1])        # [BK, F]
             x = torch.cat([emb[:, t], ctx], 1).unsqueeze(1)
             out, (h, c) = self.lstm(x, (h, c))
             outs.append(out[:, 0])
-        return self.head(self.drop(torch.stack(outs, 1)))  # [BK, T, V]
+            ctxs.append(ctx)
+        logits = self.head(self.drop(torch.stack(outs, 1)))  # [BK, T, V]
+        if self.cfg.colour_words:
+            logits = logits + self.colour_logits(torch.stack(ctxs, 1))
+        return logits
 
 
 def count_params(m: nn.Module) -> int:

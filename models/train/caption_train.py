@@ -94,6 +94,20 @@ def parse_args(argv=None):
     ap.add_argument('--init-from', default=None,
                     help='start from an exported captioner/ folder (its model and vocabulary; BatchNorm stays frozen, '
                          'as the export folded it into the convolutions) or a checkpoint .pt of this script')
+    ap.add_argument('--encoder-from', default=None,
+                    help='start the CNN from this checkpoint .pt of this script or captioner/ folder (same CNN '
+                         'settings); the rest starts fresh. Stage 2 of the builtin recipe: the encoder a --factorized '
+                         'run learned, under an attention decoder')
+    ap.add_argument('--freeze-encoder', action='store_true',
+                    help='keep the CNN as it is (needs --encoder-from): its grid is computed once per image '
+                         '(cached in --out), and only the projection and decoder train')
+    ap.add_argument('--split-proj', action='store_true',
+                    help='with --factorized --attention: a block-diagonal projection keeps each cell\'s shape '
+                         'features apart from its colour features')
+    ap.add_argument('--colour-words', nargs='*', default=[], metavar='WORD',
+                    help='with --split-proj: these words are chosen by the colour half of the attended features '
+                         'alone, through an output layer of their own, and the LSTM reads only the shape half, so '
+                         'a shape word never depends on the colour it was seen in')
     ap.add_argument('--export', default=None, help='export the best checkpoint to this captioner/ folder at the end')
     args = ap.parse_args(argv)
     if args.smoke:
@@ -104,6 +118,8 @@ def parse_args(argv=None):
         args.export = os.path.join(args.out, 'captioner') if args.export is None else args.export
     if not args.data:
         ap.error('--data is required (or --smoke)')
+    if args.freeze_encoder and not args.encoder_from:
+        ap.error('--freeze-encoder needs --encoder-from (the encoder to keep)')
     if args.image_size is None:
         args.image_size = {'scratch': [64, 64], 'vgg16': [224, 224], 'xception': [299, 299]}[args.backbone]
     if args.backbone == 'scratch':
@@ -143,13 +159,17 @@ class Split:
                 ids[i, k, : len(seq)] = seq
         self.ids = torch.from_numpy(ids)                            # [N, K, T+1]
         self.files = [r.file for r in records]
+        self.grid = None                                            # --freeze-encoder: the CNN's outputs [N, C, h, w]
 
     def __len__(self):
         return self.images.shape[0]
 
     def batch(self, idx, mean, std, device):
-        x = self.images[idx.to(self.images.device)].to(device).permute(0, 3, 1, 2).float() / 255.0  # [B, 3, H, W]
-        x = (x - mean) / std
+        if self.grid is not None:                                   # a frozen encoder's cached grid
+            x = self.grid[idx.to(self.grid.device)].to(device).float()
+        else:
+            x = self.images[idx.to(self.images.device)].to(device).permute(0, 3, 1, 2).float() / 255.0  # [B,3,H,W]
+            x = (x - mean) / std
         seq = self.ids[idx]                                         # [B, K, T+1]
         L = int((seq != PAD).sum(-1).max())                         # trim to the longest caption in the batch
         seq = seq[:, :, :L].reshape(-1, L).to(device)               # [B*K, L]
@@ -179,6 +199,43 @@ class SceneHeads(torch.nn.Module):
         out = (self.count(pooled), self.axis(pooled), s[..., :self.nn_], s[..., self.nn_:self.nn_ + self.nc],
                s[..., self.nn_ + self.nc:])
         return self.rec.loss_fn(out, self.y[idx.to(self.y.device)])
+
+
+def load_encoder(path: str, model) -> None:
+    """Copy the CNN of a checkpoint or exported folder into `model` (--encoder-from)."""
+    if os.path.isdir(path):
+        from caption_onnx_weights import load_folder
+        src, _ = load_folder(path)
+    else:
+        from caption_export import load_checkpoint
+        src, _, _ = load_checkpoint(path)
+    try:
+        model.cnn.load_state_dict(src.cnn.state_dict())
+    except RuntimeError as e:
+        raise SystemExit(f'Expected --encoder-from {path} to have this run\'s encoder (--factorized, --channels, '
+                         f'--colour-channels as there), got: {str(e).splitlines()[0]}')
+    print(f'encoder from {path}', flush=True)
+
+
+def encoder_grid(cnn, split, name: str, out: str, mean, std, device):
+    """The frozen CNN's outputs for every image of a split, float16 [N, C, h, w]; cached in `out` under a key of
+    the CNN's weights, so a resume reads them back instead of recomputing."""
+    key = [len(split), list(split.images.shape[1:3])] + [round(float(t.double().abs().sum()), 6)
+                                                         for t in cnn.state_dict().values()]
+    path = os.path.join(out, f'encoder-{name}.pt')
+    if os.path.exists(path):
+        saved = torch.load(path, map_location='cpu', weights_only=False)
+        if saved['key'] == key:
+            return saved['grid'].to(device)
+    started, outs = time.time(), []
+    with torch.no_grad():
+        for s in range(0, len(split), 32):                     # small batches: several times faster on CPU
+            x = split.images[s: s + 32].to(device).permute(0, 3, 1, 2).float() / 255.0
+            outs.append(cnn((x - mean) / std).half())
+    grid = torch.cat(outs)
+    atomic_save({'key': key, 'grid': grid.cpu()}, path)
+    print(f'encoded {len(split)} {name} images with the frozen encoder ({time.time() - started:.0f} s)', flush=True)
+    return grid
 
 
 def evaluate(model, split, args, mean, std, device, limit, remap):
@@ -234,6 +291,9 @@ def main(argv=None):
     if missing:
         raise SystemExit(f'Expected every --shared-input-words word in the vocabulary, got unknown {", ".join(missing)}')
     shared = [index[w] for w in args.shared_input_words]
+    unknown = [w for w in args.colour_words if w not in index]
+    if unknown:
+        raise SystemExit(f'Expected every --colour-words word in the vocabulary, got unknown {", ".join(unknown)}')
     remap = torch.arange(len(vocab), device=device)               # input id -> the id whose embedding it reads
     if shared:
         remap[shared[1:]] = shared[0]
@@ -254,8 +314,10 @@ def main(argv=None):
                             feature_dim=args.feature_dim, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
                             num_layers=args.num_layers, dropout=args.dropout, attention=args.attention,
                             factorized=args.factorized, colour_channels=args.colour_channels,
-                            backbone=args.backbone, pool=args.pool, mean=tuple(args.mean), std=tuple(args.std),
-                            max_length=args.max_length, beam_size=args.beam_size)
+                            split_proj=args.split_proj, colour_words=tuple(index[w] for w in args.colour_words),
+                            backbone=args.backbone, pool=args.pool,
+                            mean=tuple(args.mean), std=tuple(args.std), max_length=args.max_length,
+                            beam_size=args.beam_size)
     torch.manual_seed(args.seed)
     model = Captioner(cfg, None if resume else args.backbone_weights).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -263,6 +325,8 @@ def main(argv=None):
              'frozen_bn': bool(init_model is not None and os.path.isdir(args.init_from))}
     if init_model is not None:
         model.load_state_dict(init_model.state_dict())
+    if args.encoder_from and not resume:
+        load_encoder(args.encoder_from, model)
     if resume:
         model.load_state_dict(resume['model'])
         opt.load_state_dict(resume['optimizer'])
@@ -294,10 +358,28 @@ def main(argv=None):
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
     steps_per_epoch = max(1, len(train) // args.batch_size)
+    frozen = None
+    if args.freeze_encoder:
+        # the CNN runs once per image, here; training then reads its grid (model.cnn is an identity meanwhile)
+        frozen = model.cnn.eval()
+        for p in frozen.parameters():
+            p.requires_grad_(False)
+        for sp, name in ((train, 'train'), (val, 'val')):
+            if sp is not None:
+                sp.grid = encoder_grid(frozen, sp, name, args.out, mean, std, device)
+        model.cnn = torch.nn.Identity()
+
+    def model_state():
+        if frozen is None:
+            return model.state_dict()
+        model.cnn = frozen                                         # the checkpoint holds the whole captioner
+        sd = model.state_dict()
+        model.cnn = torch.nn.Identity()
+        return sd
 
     def checkpoint(path):
         tie()
-        atomic_save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'model_config': cfg.to_dict(),
+        atomic_save({'model': model_state(), 'optimizer': opt.state_dict(), 'model_config': cfg.to_dict(),
                      **({'aux': aux.state_dict()} if aux is not None else {}),
                      'vocab': vocab, 'state': dict(state), 'args': vars(args),
                      'rng': {'torch': torch.get_rng_state(), 'python': random.getstate()}}, path)
@@ -355,6 +437,7 @@ def main(argv=None):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
+            model.apply_masks()
             state['step'] += 1
             state['pos'] += args.batch_size
             tokens += int((tgt != PAD).sum())

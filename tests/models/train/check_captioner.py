@@ -165,4 +165,62 @@ with tempfile.TemporaryDirectory() as tmp:
     export(m, ['<pad>', '<bos>', '<eos>', '<unk>'] + [f'w{i}' for i in range(16)], os.path.join(tmp, 'cap'))
     conf = json.load(open(os.path.join(tmp, 'cap', 'config.json')))
     check('factorized: exported and checked against PyTorch', conf['architecture'] == 'cnn-lstm', conf)
+# 8. the two-stage recipe: --encoder-from a --factorized run, --freeze-encoder keeps its CNN bit for bit while the
+#    attention decoder trains on the cached grid, --split-proj keeps shape and colour apart in the projection, the
+#    export reproduces PyTorch; a resume reads the cache back; an encoder of other settings is refused
+with tempfile.TemporaryDirectory() as tmp:
+    s1, s2 = os.path.join(tmp, 's1'), os.path.join(tmp, 's2')
+    base = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--smoke', '--factorized']
+    r = subprocess.run(base + ['--out', s1, '--export', ''], capture_output=True, text=True, timeout=180)
+    check('stage 1 exits 0', r.returncode == 0, r.stderr[-1500:])
+    colours = ['red', 'green', 'blue']
+    stage2 = base + ['--out', s2, '--attention', '--split-proj', '--encoder-from', os.path.join(s1, 'ckpt.pt'),
+                     '--freeze-encoder', '--export', os.path.join(tmp, 'cap'), '--colour-words', *colours,
+                     '--shared-input-words', *colours]
+    r = subprocess.run(stage2, capture_output=True, text=True, timeout=180)
+    check('stage 2 exits 0 and exports', r.returncode == 0 and 'exported' in r.stdout and
+          'encoded' in r.stdout, (r.stdout[-800:], r.stderr[-1500:]))
+    one = torch.load(os.path.join(s1, 'ckpt.pt'), weights_only=False)['model']
+    two = torch.load(os.path.join(s2, 'ckpt.pt'), weights_only=False)
+    cnn = [k for k in one if k.startswith('cnn.')]
+    check('frozen encoder: the CNN is the stage 1 CNN, bit for bit',
+          len(cnn) > 10 and all(torch.equal(one[k], two['model'][k]) for k in cnn))
+    check('stage 2 trained its own projection and decoder', 'proj.0.weight' in two['model'] and
+          two['model_config']['attention'] and not torch.equal(one['head.weight'], two['model']['head.weight']))
+    W, c = two['model']['proj.0.weight'], two['model_config']['channels'][-1]
+    check('split projection: shape and colour stay in their own halves',
+          W[: W.shape[0] // 2, c:].abs().sum() == 0 and W[W.shape[0] // 2:, :c].abs().sum() == 0 and
+          W[: W.shape[0] // 2, :c].abs().sum() > 0 and W[W.shape[0] // 2:, c:].abs().sum() > 0)
+    from caption_export import load_checkpoint  # noqa: E402
+    m, vocab, _ = load_checkpoint(os.path.join(s2, 'ckpt.pt'))
+    torch.manual_seed(0)
+    px, ids = torch.randn(2, 3, 64, 64), torch.randint(4, len(vocab), (4, 6))
+    with torch.no_grad():
+        full = m(px, ids, captions_per_image=2)
+        f, h, c = m.encode(px)
+        f, h, c = f.repeat_interleave(2, 0), h.repeat_interleave(2, 1), c.repeat_interleave(2, 1)
+        steps, h1, c1 = [], h, c
+        for t in range(ids.shape[1]):
+            lg, h1, c1 = m.step(ids[:, t], h1, c1, f)
+            steps.append(lg)
+        check('colour words: teacher forcing == step loop', torch.allclose(full, torch.stack(steps, 1), atol=1e-5))
+        half = m.cfg.feature_dim // 2
+        recoloured = f.clone()
+        recoloured[..., half:] += torch.randn_like(recoloured[..., half:])
+        a_, _, _ = m.step(ids[:, 0], h, c, f)
+        b_, _, _ = m.step(ids[:, 0], h, c, recoloured)
+    moved = {vocab[i] for i in torch.nonzero((a_ - b_).abs().max(0).values > 1e-6).flatten().tolist()}
+    check('colour words: other colour features move the colour words only', moved == set(colours), moved)
+    # --smoke starts fresh; the same settings without it resume, and read the cached grid back
+    resume = [a for a in stage2 if a not in ('--smoke', '--export', os.path.join(tmp, 'cap'))]
+    resume += ['--data', os.path.join(ROOT, 'tests', 'fixtures', 'caption-datasets', 'world-mini'), '--channels',
+               '8', '16', '16', '16', '--feature-dim', '32', '--hidden-size', '32', '--embed-dim', '16',
+               '--batch-size', '8', '--max-steps', str(two['state']['step'] + 4)]
+    r = subprocess.run(resume, capture_output=True, text=True, timeout=180)
+    check('stage 2 resumes from its cache', r.returncode == 0 and f"resumed at step {two['state']['step']}" in r.stdout and
+          'encoded' not in r.stdout, (r.stdout[-800:], r.stderr[-1500:]))
+    r = subprocess.run(stage2 + ['--colour-channels', '8'], capture_output=True, text=True,
+                       timeout=180)
+    check('an encoder of other settings is refused', r.returncode != 0 and '--encoder-from' in r.stderr,
+          r.stderr[-500:])
 print('captioner: all checks passed')
