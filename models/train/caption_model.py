@@ -38,6 +38,7 @@ class CaptionConfig:
     ink_gain: float = 0.15                        # training-time random gain on the ink map (factorized only)
     split_proj: bool = False                      # factorized + attention: shape -> first half of F, colour -> second
     colour_words: tuple[int, ...] = ()            # split_proj: ids of the words only the colour half chooses
+    colour_blind_words: tuple[int, ...] = ()      # colour_words: ids of the words no colour feature reaches
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     pad_id: int = 0
@@ -183,14 +184,16 @@ class Captioner(nn.Module):
                             dropout=cfg.dropout if L > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(Hd, cfg.vocab_size)
+        if cfg.colour_blind_words and not cfg.colour_words:
+            raise SystemExit('Expected --colour-blind-words with --colour-words')
         if cfg.colour_words:
             if not cfg.split_proj:
                 raise SystemExit('Expected --colour-words with --split-proj')
-            # the colour half of the context reaches the words through this layer only, and only the colour words:
-            # the LSTM, its initial state and the attention read the shape half, so no other word depends on a colour
+            # the colour half of the context reaches the words through this layer only, added to their logits, and
+            # never the colour-blind words: the LSTM, its initial state and the attention read the shape half only
             self.colour_head = nn.Linear(Fd - Fd // 2, cfg.vocab_size)
-            rows = torch.zeros(cfg.vocab_size, 1)
-            rows[list(cfg.colour_words)] = 1
+            rows = torch.ones(cfg.vocab_size, 1)
+            rows[list(cfg.colour_blind_words)] = 0
             self.register_buffer('colour_rows', rows, persistent=False)
         if cfg.attention:
             A = cfg.attention_dim
@@ -212,14 +215,14 @@ class Captioner(nn.Module):
                 self.init_h.weight[:, half:] = 0
                 self.init_c.weight[:, half:] = 0
                 self.att_f.weight[:, half:] = 0                         # nor where to look
-                self.colour_head.weight.mul_(self.colour_rows)          # and the colour half no other word
+                self.colour_head.weight.mul_(self.colour_rows)          # and the colour half no colour-blind word
                 self.colour_head.bias.mul_(self.colour_rows[:, 0])
                 cw = list(cfg.colour_words)                             # the LSTM says "a colour now", one score
                 self.head.weight[cw] = self.head.weight[cw].mean(0)     # for all: which one is the colour half's
                 self.head.bias[cw] = self.head.bias[cw].mean()
 
     def colour_logits(self, ctx):
-        """ctx [..., F] -> the colour half's share of the logits [..., V] (zero but for the colour words)."""
+        """ctx [..., F] -> the colour half's share of the logits [..., V] (zero for the colour-blind words)."""
         return self.colour_head(ctx[..., self.cfg.feature_dim // 2:])
 
     # ---- encoder -------------------------------------------------------------------------------------------------

@@ -105,9 +105,12 @@ def parse_args(argv=None):
                     help='with --factorized --attention: a block-diagonal projection keeps each cell\'s shape '
                          'features apart from its colour features')
     ap.add_argument('--colour-words', nargs='*', default=[], metavar='WORD',
-                    help='with --split-proj: these words are chosen by the colour half of the attended features '
-                         'alone, through an output layer of their own, and the LSTM reads only the shape half, so '
-                         'a shape word never depends on the colour it was seen in')
+                    help='with --split-proj: these words are told apart by the colour half of the attended features '
+                         'alone (the LSTM gives them one score), through an output layer of their own; the LSTM, '
+                         'its initial state and the attention read only the shape half')
+    ap.add_argument('--colour-blind-words', nargs='*', default=[], metavar='WORD',
+                    help='with --colour-words: no colour feature reaches these words\' scores, so a shape word '
+                         'never depends on the colour it was seen in (other words, the emoji names, may use colour)')
     ap.add_argument('--export', default=None, help='export the best checkpoint to this captioner/ folder at the end')
     args = ap.parse_args(argv)
     if args.smoke:
@@ -291,9 +294,10 @@ def main(argv=None):
     if missing:
         raise SystemExit(f'Expected every --shared-input-words word in the vocabulary, got unknown {", ".join(missing)}')
     shared = [index[w] for w in args.shared_input_words]
-    unknown = [w for w in args.colour_words if w not in index]
+    unknown = [w for w in args.colour_words + args.colour_blind_words if w not in index]
     if unknown:
-        raise SystemExit(f'Expected every --colour-words word in the vocabulary, got unknown {", ".join(unknown)}')
+        raise SystemExit(f'Expected every --colour-words and --colour-blind-words word in the vocabulary, got unknown '
+                         f'{", ".join(unknown)}')
     remap = torch.arange(len(vocab), device=device)               # input id -> the id whose embedding it reads
     if shared:
         remap[shared[1:]] = shared[0]
@@ -315,6 +319,7 @@ def main(argv=None):
                             num_layers=args.num_layers, dropout=args.dropout, attention=args.attention,
                             factorized=args.factorized, colour_channels=args.colour_channels,
                             split_proj=args.split_proj, colour_words=tuple(index[w] for w in args.colour_words),
+                            colour_blind_words=tuple(index[w] for w in args.colour_blind_words),
                             backbone=args.backbone, pool=args.pool,
                             mean=tuple(args.mean), std=tuple(args.std), max_length=args.max_length,
                             beam_size=args.beam_size)

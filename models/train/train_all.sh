@@ -46,34 +46,52 @@ if [ "$SMOKE" = 1 ]; then
   T2I=(--max-steps 20 --limit 256 --vae-batch 8 --batch 8 --grid 0 --log-seconds 5)
   DEC=(--max-steps 5 --limit 256 --batch 8 --log-seconds 5)
   CAP=(--max-steps 20 --batch-size 8 --eval-every 10)
+  CAP2=(--max-steps 20 --batch-size 8 --eval-every 10)
   QUANT=(--calibration 16 --check 8 --max-changed 1)   # a 20-step captioner's words are noise: check the mechanics only
   REC=(--max-steps 20 --batch-size 8 --target 0)
 elif [ "$DEVICE" = cuda ]; then
   T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1)
   DEC=(--device cuda --batch 128 --lr 6e-4 --minutes 2 --ckpt-minutes 1)
   CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 6 --eval-every 200)
+  CAP2=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 3 --eval-every 200)
   REC=(--threads 6 --minutes 30)    # CPU minutes: about 5 minutes on six of the GPU machine's cores
 else
   T2I=(--threads 1 --vae-minutes 30 --unet-minutes 95)
   DEC=(--threads 1 --minutes 25)
-  CAP=(--threads 1 --minutes 80 --eval-every 250)
+  CAP=(--threads 1 --minutes 70 --eval-every 250)
+  CAP2=(--threads 1 --minutes 30 --eval-every 250)
   REC=(--threads 1 --minutes 30)
 fi
+
+# The captioner trains in two stages. Stage 1: the factorized encoder (shapes from a colour-blind ink map, colours per
+# pixel) under the plain CNN-LSTM. Stage 2: that encoder frozen, an attention decoder in which only the colour words
+# choose a colour, and no shape word reads a colour, so colour-shape pairs held out of training are described like
+# the seen ones.
+COLOURS=(red green blue yellow purple orange) SHAPES=(circle square triangle heart star diamond)
+caption_stages() {
+  python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner-encoder" --factorized \
+    --shared-input-words "${COLOURS[@]}" "${CAP[@]}" > "$RUNS/captioner.log" 2>&1 &&
+  python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" --cache "$RUNS/captioner-encoder" \
+    --factorized --attention --split-proj --colour-words "${COLOURS[@]}" --colour-blind-words "${SHAPES[@]}" \
+    --shared-input-words "${COLOURS[@]}" \
+    --encoder-from "$RUNS/captioner-encoder/best.pt" --freeze-encoder "${CAP2[@]}" --export "$EXPORT/captioner" \
+    >> "$RUNS/captioner.log" 2>&1
+}
 
 echo "== $(date -u +%T) training on $DEVICE: logs in $RUNS/{t2i,captioner,recognizer}.log"
 python3 models/train/train_t2i.py --data "$DATA" --out "$RUNS/t2i" "${T2I[@]}" > "$RUNS/t2i.log" 2>&1 &
 T2I_PID=$!
 # The captioner and then the recognizer share the second core on CPU; on a GPU machine they run side by side.
 if [ "$DEVICE" = cuda ]; then
-  ( python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1
+  ( caption_stages
     python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1 ) &
   CAP_PID=$!
   python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" "${REC[@]}" --extra "$JUDGE" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 &
   REC_PID=$!
 else
-  ( python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" "${CAP[@]}" --export "$EXPORT/captioner" > "$RUNS/captioner.log" 2>&1
+  ( caption_stages
     python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1
-    python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" --cache "$RUNS/captioner" "${REC[@]}" --extra "$JUDGE" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 ) &
+    python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" --cache "$RUNS/captioner-encoder" "${REC[@]}" --extra "$JUDGE" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 ) &
   CAP_PID=$! REC_PID=
 fi
 

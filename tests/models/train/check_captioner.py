@@ -173,10 +173,10 @@ with tempfile.TemporaryDirectory() as tmp:
     base = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--smoke', '--factorized']
     r = subprocess.run(base + ['--out', s1, '--export', ''], capture_output=True, text=True, timeout=180)
     check('stage 1 exits 0', r.returncode == 0, r.stderr[-1500:])
-    colours = ['red', 'green', 'blue']
+    colours, blind = ['red', 'green', 'blue'], ['circle', 'square', 'triangle']
     stage2 = base + ['--out', s2, '--attention', '--split-proj', '--encoder-from', os.path.join(s1, 'ckpt.pt'),
                      '--freeze-encoder', '--export', os.path.join(tmp, 'cap'), '--colour-words', *colours,
-                     '--shared-input-words', *colours]
+                     '--colour-blind-words', *blind, '--shared-input-words', *colours]
     r = subprocess.run(stage2, capture_output=True, text=True, timeout=180)
     check('stage 2 exits 0 and exports', r.returncode == 0 and 'exported' in r.stdout and
           'encoded' in r.stdout, (r.stdout[-800:], r.stderr[-1500:]))
@@ -210,7 +210,11 @@ with tempfile.TemporaryDirectory() as tmp:
         a_, _, _ = m.step(ids[:, 0], h, c, f)
         b_, _, _ = m.step(ids[:, 0], h, c, recoloured)
     moved = {vocab[i] for i in torch.nonzero((a_ - b_).abs().max(0).values > 1e-6).flatten().tolist()}
-    check('colour words: other colour features move the colour words only', moved == set(colours), moved)
+    check('colour words: other colour features move the colour words, never the colour-blind ones',
+          set(colours) <= moved and not moved & set(blind), moved)
+    cw = [vocab.index(w) for w in colours]
+    check('colour words: the LSTM gives them one score', all(torch.equal(m.head.weight[cw[0]], m.head.weight[i]) and
+                                                           m.head.bias[cw[0]] == m.head.bias[i] for i in cw[1:]))
     # --smoke starts fresh; the same settings without it resume, and read the cached grid back
     resume = [a for a in stage2 if a not in ('--smoke', '--export', os.path.join(tmp, 'cap'))]
     resume += ['--data', os.path.join(ROOT, 'tests', 'fixtures', 'caption-datasets', 'world-mini'), '--channels',

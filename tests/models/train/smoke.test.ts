@@ -33,6 +33,12 @@ describe('models/train/train_all.sh --smoke', () => {
       // the decoder was fine-tuned after the UNet, and the export took its checkpoint
       expect(readFileSync(path.join(dir, 'runs', 't2i-decoder.log'), 'utf8')).toMatch(/done: 5 steps/);
       expect(readFileSync(path.join(dir, 'runs', 't2i-export.log'), 'utf8')).toMatch(/t2i-decoder\/t2i.pt to .*decoder fine-tuned for 5 steps/);
+      // the captioner trained in two stages: stage 2 froze stage 1's encoder under an attention decoder
+      const captionerLog = readFileSync(path.join(dir, 'runs', 'captioner.log'), 'utf8');
+      expect(captionerLog).toMatch(/encoder from .*captioner-encoder\/best\.pt/);
+      expect(captionerLog).toMatch(/encoded \d+ train images with the frozen encoder/);
+      const captioner = JSON.parse(readFileSync(path.join(dir, 'export', 'captioner', 'config.json'), 'utf8')) as { num_positions: number | null };
+      expect(captioner.num_positions).toBeGreaterThan(0);
       const recognizer = JSON.parse(readFileSync(path.join(dir, 'export', 'recognizer', 'config.json'), 'utf8')) as { trained_on: string };
       expect(recognizer.trained_on).toContain('world-judge');
     } finally {
