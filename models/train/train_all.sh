@@ -53,20 +53,20 @@ elif [ "$DEVICE" = cuda ]; then
   T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1)
   DEC=(--device cuda --batch 128 --lr 6e-4 --minutes 2 --ckpt-minutes 1)
   CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 6 --eval-every 200)
-  CAP2=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 3 --eval-every 200)
+  CAP2=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --dropout 0.1 --minutes 3 --eval-every 200)
   REC=(--threads 6 --minutes 30)    # CPU minutes: about 5 minutes on six of the GPU machine's cores
 else
   T2I=(--threads 1 --vae-minutes 30 --unet-minutes 95)
   DEC=(--threads 1 --minutes 25)
   CAP=(--threads 1 --minutes 70 --eval-every 250)
-  CAP2=(--threads 1 --minutes 30 --eval-every 250)
+  CAP2=(--threads 1 --minutes 38 --lr 3e-3 --dropout 0.1 --eval-every 250)
   REC=(--threads 1 --minutes 30)
 fi
 
 # The captioner trains in two stages. Stage 1: the factorized encoder (shapes from a colour-blind ink map, colours per
-# pixel) under the plain CNN-LSTM. Stage 2: that encoder frozen, an attention decoder in which only the colour words
-# choose a colour, and no shape word reads a colour, so colour-shape pairs held out of training are described like
-# the seen ones.
+# pixel) under the plain CNN-LSTM. Stage 2: that encoder frozen, an attention decoder in which only the colour
+# features choose among the colour words, and no shape word reads a colour, so colour-shape pairs held out of
+# training are described like the seen ones. It decodes with a beam of 8 (models/EVAL.md, "Two stages").
 COLOURS=(red green blue yellow purple orange) SHAPES=(circle square triangle heart star diamond)
 caption_stages() {
   python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner-encoder" --factorized \
@@ -74,7 +74,7 @@ caption_stages() {
   python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" --cache "$RUNS/captioner-encoder" \
     --factorized --attention --split-proj --colour-words "${COLOURS[@]}" --colour-blind-words "${SHAPES[@]}" \
     --shared-input-words "${COLOURS[@]}" \
-    --encoder-from "$RUNS/captioner-encoder/best.pt" --freeze-encoder "${CAP2[@]}" --export "$EXPORT/captioner" \
+    --encoder-from "$RUNS/captioner-encoder/best.pt" --freeze-encoder --beam-size 8 "${CAP2[@]}" --export "$EXPORT/captioner" \
     >> "$RUNS/captioner.log" 2>&1
 }
 
