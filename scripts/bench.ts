@@ -17,7 +17,6 @@ import { isPictalkError } from '../inference/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createMetricsRegistry } from '../inference/metrics.js';
 import type { BackendOptions } from '../inference/onnx.backend.js';
-import { readCaptionerFolder } from '../inference/model-folder.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import type { ImagineRequest, JobKind } from '../inference/types.js';
@@ -93,7 +92,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       const result = await captioner.caption({ image: images[Math.abs(i) % images.length]!, beam: CAPTION_BEAM });
       if (i >= 0) { captionTimings.push(result.timingsMs); lastCaption = result.caption; }
     });
-    const folderBeam = readCaptionerFolder(options.captionerDir).config.beamSize;
+    const folderBeam = captioner.folder.config.beamSize;
     log(`caption: ${cheapRuns} runs at the folder's beam ${folderBeam}`);
     const captionAtFolderBeam = await timeRuns(cheapRuns, warmup, async (i) => {
       await captioner.caption({ image: images[Math.abs(i) % images.length]! });

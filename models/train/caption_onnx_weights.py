@@ -63,7 +63,12 @@ def load_folder(folder: str) -> tuple[Captioner, list[str]]:
     if len(conv_modules) != len(convs) or len(bn_modules) != len(convs):
         raise SystemExit(f'Expected {len(conv_modules)} convolutions in the encoder, found {len(convs)}')
     with torch.no_grad():
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise SystemExit(f'Expected {folder} to hold the plain from-scratch CNN-LSTM (a --factorized or attention '
+                             f'export is not read back; start from its checkpoint .pt instead), got: '
+                             f'{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}')
         for conv, bn, (w, b) in zip(conv_modules, bn_modules, convs):
             conv.weight.copy_(torch.from_numpy(w))
             bn.weight.fill_(1.0)

@@ -204,14 +204,19 @@ class SceneHeads(torch.nn.Module):
         return self.rec.loss_fn(out, self.y[idx.to(self.y.device)])
 
 
-def load_encoder(path: str, model) -> None:
-    """Copy the CNN of a checkpoint or exported folder into `model` (--encoder-from)."""
+def load_captioner(path: str):
+    """(model, vocabulary) of an exported captioner/ folder or a checkpoint .pt of this script."""
     if os.path.isdir(path):
         from caption_onnx_weights import load_folder
-        src, _ = load_folder(path)
-    else:
-        from caption_export import load_checkpoint
-        src, _, _ = load_checkpoint(path)
+        return load_folder(path)
+    from caption_export import load_checkpoint
+    model, vocab, _ = load_checkpoint(path)
+    return model, vocab
+
+
+def load_encoder(path: str, model) -> None:
+    """Copy the CNN of a checkpoint or exported folder into `model` (--encoder-from)."""
+    src, _ = load_captioner(path)
     try:
         model.cnn.load_state_dict(src.cnn.state_dict())
     except RuntimeError as e:
@@ -276,12 +281,7 @@ def main(argv=None):
     if resume:
         vocab = resume['vocab']
     elif args.init_from:
-        if os.path.isdir(args.init_from):
-            from caption_onnx_weights import load_folder
-            init_model, vocab = load_folder(args.init_from)
-        else:
-            from caption_export import load_checkpoint
-            init_model, vocab, _ = load_checkpoint(args.init_from)
+        init_model, vocab = load_captioner(args.init_from)
         print(f'starting from {args.init_from} ({count_params(init_model) / 1e6:.2f}M params, vocabulary {len(vocab)})', flush=True)
     else:
         vocab, counts = build_vocab((tokenize(c) for r in train_recs for c in r.captions), args.min_count)
