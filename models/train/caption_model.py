@@ -39,6 +39,7 @@ class CaptionConfig:
     split_proj: bool = False                      # factorized + attention: shape -> first half of F, colour -> second
     colour_words: tuple[int, ...] = ()            # split_proj: ids of the words only the colour half chooses
     colour_blind_words: tuple[int, ...] = ()      # colour_words: ids of the words no colour feature reaches
+    fine_grid: bool = False                       # factorized + attention: cells 2x finer per side (see FactorizedCNN)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     pad_id: int = 0
@@ -121,6 +122,11 @@ class FactorizedCNN(nn.Module):
       colour (0.80-0.96) and low on light backgrounds; a random gain in training hides what little colour it keeps.
     - Colour: 1x1 convolutions only (each pixel on its own, no shape), average- and max-pooled to the shape grid.
     Output: both concatenated per cell, [B, C + 2 * colour_channels, h, w].
+
+    With `fine_grid` the cells are those of the last block's input, twice as fine per side: each cell holds the
+    last block's output (upsampled, what the object is), the block before it (where in the coarse cell its ink
+    lies) and the colour pooled over that smaller cell, so two objects that share a coarse cell keep their colours
+    apart. Output [B, C_last + C_before + 2 * colour_channels, 2h, 2w].
     """
 
     def __init__(self, cfg: CaptionConfig):
@@ -133,18 +139,26 @@ class FactorizedCNN(nn.Module):
         k = cfg.colour_channels
         self.colour = nn.Sequential(nn.Conv2d(3, 2 * k, 1), nn.ReLU(inplace=True), nn.Conv2d(2 * k, k, 1),
                                     nn.ReLU(inplace=True))
-        self.pool = 2 ** len(cfg.channels)
+        self.fine = cfg.fine_grid
+        self.pool = 2 ** (len(cfg.channels) - (1 if self.fine else 0))
         self.register_buffer('mean', torch.tensor(cfg.mean).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(cfg.std).view(1, 3, 1, 1))
         self.gain = cfg.ink_gain
-        self.out_channels = cin + 2 * k
+        self.shape_channels = cin + (cfg.channels[-2] if self.fine else 0)
+        self.out_channels = self.shape_channels + 2 * k
 
     def forward(self, x):  # x [B, 3, H, W] normalised -> [B, C + 2k, H/2^n, W/2^n]
         rgb = x * self.std + self.mean                               # back to 0..1
         ink = 1.0 - rgb.min(dim=1, keepdim=True).values              # [B, 1, H, W]
         if self.training and self.gain > 0:
             ink = ink * (1.0 + self.gain * (2 * torch.rand(x.shape[0], 1, 1, 1, device=x.device) - 1))
-        s = self.shape((ink - 0.5) / 0.25)
+        s = (ink - 0.5) / 0.25
+        if self.fine:
+            before = self.shape[:-1](s)                              # [B, C_before, 2h, 2w]
+            last = F.interpolate(self.shape[-1](before), scale_factor=2.0, mode='nearest')
+            s = torch.cat([last, before], 1)
+        else:
+            s = self.shape(s)
         c = self.colour(x)
         return torch.cat([s, F.avg_pool2d(c, self.pool), F.max_pool2d(c, self.pool)], 1)
 
@@ -159,6 +173,12 @@ class Captioner(nn.Module):
                 raise SystemExit('Expected --factorized with the scratch backbone only')
             self.cnn = FactorizedCNN(cfg)
             cnn_out = self.cnn.out_channels
+            if cfg.fine_grid:
+                if not cfg.attention or len(cfg.channels) < 2:
+                    raise SystemExit('Expected --fine-grid with --factorized --attention and two or more --channels')
+                cells *= 4
+        elif cfg.fine_grid:
+            raise SystemExit('Expected --fine-grid with --factorized --attention only')
         Fd, Hd, L = cfg.feature_dim, cfg.hidden_size, cfg.num_layers
         if cfg.pool not in ('flatten', 'avg'):
             raise SystemExit(f'Expected pool flatten | avg, got {cfg.pool!r}')
@@ -174,8 +194,8 @@ class Captioner(nn.Module):
             # block-diagonal projection: each cell's feature keeps the shape stream (first half) apart from the
             # colour stream (second half), so a colour never enters the features a shape word is read from
             mask = torch.zeros(Fd, cnn_out)
-            mask[: Fd // 2, : cfg.channels[-1]] = 1
-            mask[Fd // 2:, cfg.channels[-1]:] = 1
+            mask[: Fd // 2, : self.cnn.shape_channels] = 1
+            mask[Fd // 2:, self.cnn.shape_channels:] = 1
             self.register_buffer('proj_mask', mask, persistent=False)
         self.init_h = nn.Linear(Fd, L * Hd)
         self.init_c = nn.Linear(Fd, L * Hd)
@@ -244,11 +264,13 @@ class Captioner(nn.Module):
         return feats, h0, c0
 
     # ---- decoder -------------------------------------------------------------------------------------------------
-    def context(self, feats, h_top):
-        """feats [B, F] or [B, N, F], h_top [B, Hd] -> context [B, F] (and alpha [B, N] with attention)."""
+    def context(self, feats, h_top, keys=None):
+        """feats [B, F] or [B, N, F], h_top [B, Hd] -> context [B, F] (and alpha [B, N] with attention).
+        keys: att_f(feats), when the caller computes it once for many steps."""
         if not self.cfg.attention:
             return feats, None
-        e = self.att_v(torch.tanh(self.att_f(feats) + self.att_h(h_top).unsqueeze(1))).squeeze(2)  # [B, N]
+        keys = self.att_f(feats) if keys is None else keys
+        e = self.att_v(torch.tanh(keys + self.att_h(h_top).unsqueeze(1))).squeeze(2)  # [B, N]
         alpha = F.softmax(e, dim=1)                    # [B, N]
         ctx = (alpha.unsqueeze(2) * feats).sum(1)      # [B, F]
         return torch.sigmoid(self.att_gate(h_top)) * ctx, alpha
@@ -279,8 +301,9 @@ class Captioner(nn.Module):
             out, _ = self.lstm(x, (h, c))              # [BK, T, Hd], same weights as step()
             return self.head(self.drop(out))           # [BK, T, V]
         outs, ctxs = [], []
+        keys = self.att_f(feats)                       # [BK, N, A]: the same for every step
         for t in range(input_ids.shape[1]):
-            ctx, _ = self.context(feats, h[-1])        # [BK, F]
+            ctx, _ = self.context(feats, h[-1], keys)  # [BK, F]
             x = torch.cat([emb[:, t], ctx], 1).unsqueeze(1)
             out, (h, c) = self.lstm(x, (h, c))
             outs.append(out[:, 0])

@@ -104,6 +104,10 @@ def parse_args(argv=None):
     ap.add_argument('--split-proj', action='store_true',
                     help='with --factorized --attention: a block-diagonal projection keeps each cell\'s shape '
                          'features apart from its colour features')
+    ap.add_argument('--fine-grid', action='store_true',
+                    help='with --factorized --attention: attend over cells twice as fine per side (the last conv '
+                         'block\'s input grid), each with the colour of that smaller cell; the CNN\'s weights are '
+                         'the same, so a coarse run\'s encoder is read by --encoder-from as it is')
     ap.add_argument('--colour-words', nargs='*', default=[], metavar='WORD',
                     help='with --split-proj: these words are told apart by the colour half of the attended features '
                          'alone (the LSTM gives them one score), through an output layer of their own; the LSTM, '
@@ -228,7 +232,7 @@ def load_encoder(path: str, model) -> None:
 def encoder_grid(cnn, split, name: str, out: str, mean, std, device):
     """The frozen CNN's outputs for every image of a split, float16 [N, C, h, w]; cached in `out` under a key of
     the CNN's weights, so a resume reads them back instead of recomputing."""
-    key = [len(split), list(split.images.shape[1:3])] + [round(float(t.double().abs().sum()), 6)
+    key = [len(split), list(split.images.shape[1:3]), bool(getattr(cnn, 'fine', False))] + [round(float(t.double().abs().sum()), 6)
                                                          for t in cnn.state_dict().values()]
     path = os.path.join(out, f'encoder-{name}.pt')
     if os.path.exists(path):
@@ -318,7 +322,7 @@ def main(argv=None):
                             feature_dim=args.feature_dim, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
                             num_layers=args.num_layers, dropout=args.dropout, attention=args.attention,
                             factorized=args.factorized, colour_channels=args.colour_channels,
-                            split_proj=args.split_proj, colour_words=tuple(index[w] for w in args.colour_words),
+                            split_proj=args.split_proj, fine_grid=args.fine_grid, colour_words=tuple(index[w] for w in args.colour_words),
                             colour_blind_words=tuple(index[w] for w in args.colour_blind_words),
                             backbone=args.backbone, pool=args.pool,
                             mean=tuple(args.mean), std=tuple(args.std), max_length=args.max_length,

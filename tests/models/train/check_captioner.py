@@ -165,6 +165,31 @@ with tempfile.TemporaryDirectory() as tmp:
     export(m, ['<pad>', '<bos>', '<eos>', '<unk>'] + [f'w{i}' for i in range(16)], os.path.join(tmp, 'cap'))
     conf = json.load(open(os.path.join(tmp, 'cap', 'config.json')))
     check('factorized: exported and checked against PyTorch', conf['architecture'] == 'cnn-lstm', conf)
+# 7b. --fine-grid: two objects in one coarse cell but in different fine cells keep their own colours (the coarse
+#     grid mixes them); the shape part stays colour-blind
+cfg_f = CaptionConfig(**{**cfg.to_dict(), 'attention': True, 'fine_grid': True})
+mf = Captioner(cfg_f).eval()
+mf.cnn.load_state_dict(m.cnn.state_dict())
+m_att = Captioner(CaptionConfig(**{**cfg.to_dict(), 'attention': True})).eval()
+m_att.cnn.load_state_dict(m.cnn.state_dict())
+pair = torch.full((3, 3, 32, 32), 0.93)
+pair[:2, :, 0:2, 0:2] = torch.tensor([220, 35, 35]).view(3, 1, 1) / 255        # red: fine cell (0, 0), 2x2 pixels
+pair[0, :, 2:4, 2:4] = torch.tensor([35, 160, 55]).view(3, 1, 1) / 255         # green: fine cell (1, 1), same coarse cell
+pair[2, :, 0:2, 0:2] = torch.tensor([35, 160, 55]).view(3, 1, 1) / 255         # the red object's place, in green
+with torch.no_grad():
+    gf, gc = mf.cnn((pair - mean) / std), m_att.cnn((pair - mean) / std)
+sc, sf = 8, mf.cnn.shape_channels
+check('fine grid: cells twice as fine, both shape blocks and the colour stream', tuple(gf.shape) == (3, 8 + 8 + 8, 16, 16)
+      and tuple(gc.shape) == (3, 16, 8, 8), (gf.shape, gc.shape))
+check('fine grid: a neighbour in the same coarse cell leaves a fine cell\'s colour as it was',
+      torch.allclose(gf[0, sf:, 0, 0], gf[1, sf:, 0, 0], atol=1e-6) and
+      not torch.allclose(gc[0, sc:, 0, 0], gc[1, sc:, 0, 0], atol=1e-4))
+check('fine grid: the shape features are colour-blind, the colour features are not',
+      torch.allclose(gf[1, :sf], gf[2, :sf], atol=1e-6) and not torch.allclose(gf[1, sf:, 0, 0], gf[2, sf:, 0, 0], atol=1e-4))
+with tempfile.TemporaryDirectory() as tmp:
+    export(mf, ['<pad>', '<bos>', '<eos>', '<unk>'] + [f'w{i}' for i in range(16)], os.path.join(tmp, 'cap'))
+    conf = json.load(open(os.path.join(tmp, 'cap', 'config.json')))
+    check('fine grid: exported and checked against PyTorch', conf['num_positions'] == 256, conf['num_positions'])
 # 8. the two-stage recipe: --encoder-from a --factorized run, --freeze-encoder keeps its CNN bit for bit while the
 #    attention decoder trains on the cached grid, --split-proj keeps shape and colour apart in the projection, the
 #    export reproduces PyTorch; a resume reads the cache back; an encoder of other settings is refused
@@ -227,4 +252,20 @@ with tempfile.TemporaryDirectory() as tmp:
                        timeout=180)
     check('an encoder of other settings is refused', r.returncode != 0 and '--encoder-from' in r.stderr,
           r.stderr[-500:])
+    # --fine-grid reads the same stage 1 CNN, attends over 4x the cells, and splits its projection at the shape
+    # channels of both blocks it reads
+    fine = [a if a != s2 else os.path.join(tmp, 's2-fine') for a in stage2 if a not in ('--export', os.path.join(tmp, 'cap'))]
+    r = subprocess.run(fine + ['--fine-grid', '--export', os.path.join(tmp, 'cap-fine')], capture_output=True,
+                       text=True, timeout=180)
+    check('fine grid: stage 2 exits 0 and exports', r.returncode == 0 and 'exported' in r.stdout, r.stderr[-1500:])
+    coarse_n = json.load(open(os.path.join(tmp, 'cap', 'config.json')))['num_positions']
+    fine_n = json.load(open(os.path.join(tmp, 'cap-fine', 'config.json')))['num_positions']
+    check('fine grid: four times the cells', fine_n == 4 * coarse_n, (coarse_n, fine_n))
+    three = torch.load(os.path.join(tmp, 's2-fine', 'ckpt.pt'), weights_only=False)
+    check('fine grid: the CNN is the stage 1 CNN, bit for bit', all(torch.equal(one[k], three['model'][k]) for k in cnn))
+    W, ch = three['model']['proj.0.weight'], three['model_config']['channels']
+    c = ch[-1] + ch[-2]
+    check('fine grid: the split projection keeps both shape blocks in the shape half',
+          W[: W.shape[0] // 2, c:].abs().sum() == 0 and W[W.shape[0] // 2:, :c].abs().sum() == 0 and
+          W[: W.shape[0] // 2, ch[-1]:c].abs().sum() > 0)
 print('captioner: all checks passed')
