@@ -32,7 +32,10 @@ class EncoderGraph(nn.Module):
         self.m = m
 
     def forward(self, pixel_values):                   # [B, 3, H, W]
-        return self.m.encode(pixel_values)             # features [B, F] | [B, N, F], h0, c0 [L, B, Hd]
+        feats, h0, c0 = self.m.encode(pixel_values)    # [B, F] | [B, N, F], h0, c0 [L, B, Hd]
+        if self.m.cfg.attention:                       # each cell's attention key rides along: [B, N, F + A]
+            feats = torch.cat([feats, self.m.att_f(feats)], 2)
+        return feats, h0, c0
 
 
 class DecoderStepGraph(nn.Module):
@@ -40,7 +43,10 @@ class DecoderStepGraph(nn.Module):
         super().__init__()
         self.m = m
 
-    def forward(self, input_ids, h, c, features):      # [B] int64, [L, B, Hd] x2, [B, F] | [B, N, F]
+    def forward(self, input_ids, h, c, features):      # [B] int64, [L, B, Hd] x2, [B, F] | [B, N, F + A]
+        if self.m.cfg.attention:                       # the keys were computed once, by the encoder
+            F = self.m.cfg.feature_dim
+            return self.m.step(input_ids, h, c, features[..., :F], features[..., F:])
         return self.m.step(input_ids, h, c, features)  # logits [B, V], h_out, c_out
 
 
@@ -58,7 +64,8 @@ def folder_config(cfg: CaptionConfig, num_positions: int | None) -> dict:
         'hidden_size': cfg.hidden_size,
         'num_layers': cfg.num_layers,
         'feature_dim': cfg.feature_dim,
-        'num_positions': num_positions,               # N of features [B, N, F]; null without attention
+        'num_positions': num_positions,               # N of features [B, N, F + A]; null without attention
+        'attention_dim': cfg.attention_dim if cfg.attention else None,   # A: each cell's attention key, after F
         'vocab_size': cfg.vocab_size,
         'backbone': cfg.backbone,
         'preprocessing': 'RGB (alpha over white), bilinear resize to image_size only if it differs, /255, (x-mean)/std, [B,3,H,W]',
@@ -79,6 +86,8 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
         feats, h0, c0 = model.encode(px)
         ids = torch.tensor([cfg.bos_id, 4 % cfg.vocab_size, cfg.eos_id], dtype=torch.long)  # [3]
         logits, h1, c1 = model.step(ids, h0, c0, feats)
+        if cfg.attention:                                               # the graphs' layout: keys after the cells
+            feats = torch.cat([feats, model.att_f(feats)], 2)
     num_positions = feats.shape[1] if feats.dim() == 3 else None
 
     tmp = out.rstrip('/') + '.tmp'

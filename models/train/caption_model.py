@@ -275,10 +275,11 @@ class Captioner(nn.Module):
         ctx = (alpha.unsqueeze(2) * feats).sum(1)      # [B, F]
         return torch.sigmoid(self.att_gate(h_top)) * ctx, alpha
 
-    def step(self, input_ids, h, c, feats):
-        """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats -> logits [B, V], h_out, c_out."""
+    def step(self, input_ids, h, c, feats, keys=None):
+        """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats (keys: att_f(feats), or None to compute
+        them here) -> logits [B, V], h_out, c_out."""
         emb = self.embed(input_ids)                    # [B, E]
-        ctx, _ = self.context(feats, h[-1])            # [B, F]
+        ctx, _ = self.context(feats, h[-1], keys)      # [B, F]
         x = torch.cat([emb, ctx], dim=1).unsqueeze(1)  # [B, 1, E+F]
         out, (h2, c2) = self.lstm(x, (h, c))           # out [B, 1, Hd]
         logits = self.head(self.drop(out[:, 0]))       # [B, V]
