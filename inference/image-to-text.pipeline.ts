@@ -111,6 +111,12 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       }
     }
   }
+  // A step graph with `feature_rows` takes each image's features once and the image of every hypothesis by index;
+  // without it, every hypothesis carries its image's features
+  const perImage = decoder.hasInput('feature_rows');
+  if (perImage && decoder.inputType('feature_rows') !== 'int64') {
+    throw new PictalkError('model.invalid', `Expected \`feature_rows\` of ${decoder.path} to be int64, got ${decoder.inputType('feature_rows')}`, { path: decoder.path });
+  }
   const idsType = decoder.inputType('input_ids');
   if (idsType !== 'int64' && idsType !== 'int32') {
     throw new PictalkError('model.invalid', `Expected \`input_ids\` of ${decoder.path} to be int64 or int32, got ${idsType}`, { path: decoder.path });
@@ -268,6 +274,11 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     let h: Float32Array = h0;
     let c: Float32Array = c0;
     let features: Float32Array = features0;
+    // which rows `features` holds: every row of an image carries that image's features, so they change only when
+    // an image's number of live hypotheses does (a few times per search), not at every step
+    const layoutOf = (): string => searches.map((s) => s.live.length).join(',');
+    let featureLayout = layoutOf();
+    let rowFeatures: Float32Array | undefined;
     // each image's result as soon as its search ends (run.onCaption hears it then), the rest when the batch ends
     const results: Array<CaptionResult | undefined> = settings.map(() => undefined);
     const resultOf = (search: ImageSearch, endedAt: number): CaptionResult => {
@@ -308,7 +319,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         input_ids: { data: ids, dims: [rows] },
         h: { data: h, dims: [layers, rows, hidden] },
         c: { data: c, dims: [layers, rows, hidden] },
-        features: { data: features, dims: [rows, ...featureDims] },
+        ...(perImage ? {
+          features: { data: features0, dims: [batch, ...featureDims] },
+          feature_rows: { data: BigInt64Array.from(searches.flatMap((s, j) => s.live.map(() => BigInt(j)))), dims: [rows] },
+        } : { features: { data: features, dims: [rows, ...featureDims] } }),
       });
       const logits = out.logits?.data as Float32Array | undefined;
       if (!logits || logits.length !== rows * vocabSize) {
@@ -371,7 +385,19 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       if (keep.length === 0) break;
       h = gatherRows(out.h_out!.data as Float32Array, layers, rows, hidden, keep);
       c = gatherRows(out.c_out!.data as Float32Array, layers, rows, hidden, keep);
-      features = gatherRows(features, 1, rows, featureSize, keep);
+      const layout = perImage ? featureLayout : layoutOf();
+      if (layout !== featureLayout) {
+        // one buffer for the whole search, written in place: a fresh multi-megabyte array per change costs more
+        // than the decoder step itself once the features are large (64 cells with their keys, 8 images x 3 beams)
+        rowFeatures ??= new Float32Array(settings.reduce((n, s) => n + s.beam, 0) * featureSize);
+        features = rowFeatures.subarray(0, keep.length * featureSize);
+        let at = 0;
+        searches.forEach((search, j) => {
+          const one = features0.subarray(j * featureSize, (j + 1) * featureSize);
+          for (let k = 0; k < search.live.length; k += 1, at += featureSize) features.set(one, at);
+        });
+        featureLayout = layout;
+      }
     }
     const searchedAt = performance.now();
 
@@ -400,6 +426,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const [layers, , hidden] = h0.dims as [number, number, number];
     const sums = new Float64Array(n);
     const logp = new Float64Array(vocab.length);
+    const imageRows = BigInt64Array.from({ length: n }, (_, i) => BigInt(i));   // one row per image
     let previous = config.bosId;
     for (const target of targets) {
       const ids = idsType === 'int64' ? new BigInt64Array(n).fill(BigInt(previous)) : new Int32Array(n).fill(previous);
@@ -408,6 +435,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         h: { data: h, dims: [layers, n, hidden] },
         c: { data: c, dims: [layers, n, hidden] },
         features: { data: features.data, dims: features.dims },
+        ...(perImage ? { feature_rows: { data: imageRows, dims: [n] } } : {}),
       });
       const logits = out.logits!.data as Float32Array;
       for (let i = 0; i < n; i += 1) {

@@ -131,7 +131,10 @@ export async function captionStages(dir: string, backend: BackendOptions, images
         ? { data: BigInt64Array.from(ids, (id) => BigInt(id)), dims: [beam] } : { data: Int32Array.from(ids), dims: [beam] },
       h: { data: repeatRows(h0.data, layers, hidden), dims: [layers, beam, hidden] },
       c: { data: repeatRows(c0.data, layers, hidden), dims: [layers, beam, hidden] },
-      features: { data: repeatRows(features.data, 1, featureSize), dims: [beam, ...featureDims] },
+      // a step graph with `feature_rows` reads the image's features once, every row pointing at it
+      ...(decoder!.hasInput('feature_rows')
+        ? { features, feature_rows: { data: new BigInt64Array(beam), dims: [beam] } }
+        : { features: { data: repeatRows(features.data, 1, featureSize), dims: [beam, ...featureDims] } }),
     };
     const step = await timeRuns(runs, warmup, () => decoder!.run(feeds));
     return { image_decode_ms: summarize(decode), encoder_ms: summarize(encode), decoder_step_ms: summarize(step), beam };

@@ -67,6 +67,15 @@ class TorchStepper:
         return [o.numpy() for o in out]
 
 
+def step_feeds(dec, ids, h, c, feats) -> dict:
+    """The decoder step's inputs for hypotheses whose features are `feats` row by row; a graph with `feature_rows`
+    (features once per image) gets each row as its own image."""
+    feeds = {'input_ids': ids.astype(np.int64), 'h': h, 'c': c, 'features': feats}
+    if any(i.name == 'feature_rows' for i in dec.get_inputs()):
+        feeds['feature_rows'] = np.arange(feats.shape[0], dtype=np.int64)
+    return feeds
+
+
 class OnnxStepper:
     def __init__(self, folder: str):
         import onnxruntime as ort
@@ -80,8 +89,7 @@ class OnnxStepper:
         return self.enc.run(['features', 'h0', 'c0'], {'pixel_values': pixels})
 
     def step(self, ids, h, c, feats):
-        return self.dec.run(['logits', 'h_out', 'c_out'],
-                            {'input_ids': ids.astype(np.int64), 'h': h, 'c': c, 'features': feats})
+        return self.dec.run(['logits', 'h_out', 'c_out'], step_feeds(self.dec, ids, h, c, feats))
 
 
 # ---- search ------------------------------------------------------------------------------------------------------

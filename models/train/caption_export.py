@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from caption_beam import step_feeds  # noqa: E402
 from caption_model import Captioner, CaptionConfig  # noqa: E402
 
 OPSET = 17
@@ -43,11 +44,13 @@ class DecoderStepGraph(nn.Module):
         super().__init__()
         self.m = m
 
-    def forward(self, input_ids, h, c, features):      # [B] int64, [L, B, Hd] x2, [B, F] | [B, N, F + A]
-        if self.m.cfg.attention:                       # the keys were computed once, by the encoder
-            F = self.m.cfg.feature_dim
-            return self.m.step(input_ids, h, c, features[..., :F], features[..., F:])
-        return self.m.step(input_ids, h, c, features)  # logits [B, V], h_out, c_out
+    def forward(self, input_ids, h, c, features, feature_rows=None):
+        """[B] int64, [L, B, Hd] x2, features [B, F]; with attention features [I, N, F + A], one row per image, and
+        feature_rows [B] int64, the image of each hypothesis (the beams of one image share its cells, which are
+        then sent once per image instead of once per beam) -> logits [B, V], h_out, c_out."""
+        if feature_rows is not None:
+            features = features.index_select(0, feature_rows)
+        return self.m.step(input_ids, h, c, features)
 
 
 def folder_config(cfg: CaptionConfig, num_positions: int | None) -> dict:
@@ -101,11 +104,14 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
                           dynamic_axes={'pixel_values': {0: 'batch'}, 'features': feat_axes,
                                         'h0': {1: 'batch'}, 'c0': {1: 'batch'}},
                           opset_version=OPSET, dynamo=False)
-        torch.onnx.export(DecoderStepGraph(model), (ids, h0, c0, feats), os.path.join(tmp, 'decoder_step.onnx'),
-                          input_names=['input_ids', 'h', 'c', 'features'], output_names=['logits', 'h_out', 'c_out'],
+        rows = (torch.arange(3),) if cfg.attention else ()
+        torch.onnx.export(DecoderStepGraph(model), (ids, h0, c0, feats, *rows), os.path.join(tmp, 'decoder_step.onnx'),
+                          input_names=['input_ids', 'h', 'c', 'features'] + (['feature_rows'] if rows else []),
+                          output_names=['logits', 'h_out', 'c_out'],
                           dynamic_axes={'input_ids': {0: 'batch'}, 'h': {1: 'batch'}, 'c': {1: 'batch'},
-                                        'features': feat_axes, 'logits': {0: 'batch'},
-                                        'h_out': {1: 'batch'}, 'c_out': {1: 'batch'}},
+                                        'features': {0: 'images'} if rows else feat_axes, 'logits': {0: 'batch'},
+                                        'h_out': {1: 'batch'}, 'c_out': {1: 'batch'},
+                                        **({'feature_rows': {0: 'batch'}} if rows else {})},
                           opset_version=OPSET, dynamo=False)
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
         json.dump(folder_config(cfg, num_positions), f, indent=2)
@@ -124,13 +130,16 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
     diffs = {}
     for B in (3, 2):
         e = enc.run(None, {'pixel_values': px[:B].numpy()})
-        d = dec.run(None, {'input_ids': ids[:B].numpy(), 'h': h0[:, :B].numpy(), 'c': c0[:, :B].numpy(),
-                           'features': feats[:B].numpy()})
+        d = dec.run(None, step_feeds(dec, ids[:B].numpy(), h0[:, :B].numpy(), c0[:, :B].numpy(), feats[:B].numpy()))
         for n, a, b in (('features', e[0], feats[:B]), ('h0', e[1], h0[:, :B]), ('c0', e[2], c0[:, :B]),
                         ('logits', d[0], logits[:B]), ('h_out', d[1], h1[:, :B]), ('c_out', d[2], c1[:, :B])):
             if a.shape != tuple(b.shape):
                 raise SystemExit(f'{n}: expected shape {tuple(b.shape)} from onnxruntime, got {a.shape}')
             diffs[f'{n}@{B}'] = float(np.abs(a - b.numpy()).max())
+    if cfg.attention:                                                   # rows (2, 0) read images 2 and 0
+        d = dec.run(None, {'input_ids': ids[[2, 0]].numpy(), 'h': h0[:, [2, 0]].numpy(), 'c': c0[:, [2, 0]].numpy(),
+                           'features': feats.numpy(), 'feature_rows': np.array([2, 0], np.int64)})
+        diffs['logits@rows'] = float(np.abs(d[0] - logits[[2, 0]].numpy()).max())
     worst = max(diffs.values())
     print(f'export check: max abs difference onnxruntime vs PyTorch = {worst:.3e} (tolerance {TOLERANCE:g})')
     if not worst <= TOLERANCE:

@@ -2,7 +2,8 @@
 
     python3 models/train/caption_fixture.py --out tests/fixtures/tiny-captioner
 
-writes the plain CNN-LSTM at the root of --out and the attention variant (features [B, N, F + A]: the cells, then their attention keys) in --out/attention/.
+writes the plain CNN-LSTM at the root of --out and the attention variant (features [B, N, F + A]: the cells, then their attention keys; its step graph reads them once
+per image through `feature_rows`) in --out/attention/.
 
 Deterministic: fixed seed, fixed vocabulary, two small PNGs drawn here at the model's image_size (so no resize
 happens on either side). parity.json holds, per image, the preprocessed pixel statistics, the first encoder

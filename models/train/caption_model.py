@@ -266,18 +266,22 @@ class Captioner(nn.Module):
     # ---- decoder -------------------------------------------------------------------------------------------------
     def context(self, feats, h_top, keys=None):
         """feats [B, F] or [B, N, F], h_top [B, Hd] -> context [B, F] (and alpha [B, N] with attention).
-        keys: att_f(feats), when the caller computes it once for many steps."""
+        keys: att_f(feats), when the caller computes it once for many steps. feats may also carry each cell's key
+        after its F features ([B, N, F + A], the exported layout); the context is then read from the first F."""
         if not self.cfg.attention:
             return feats, None
-        keys = self.att_f(feats) if keys is None else keys
+        Fd = self.cfg.feature_dim
+        if keys is None:
+            keys = feats[..., Fd:] if feats.shape[-1] > Fd else self.att_f(feats)
         e = self.att_v(torch.tanh(keys + self.att_h(h_top).unsqueeze(1))).squeeze(2)  # [B, N]
         alpha = F.softmax(e, dim=1)                    # [B, N]
-        ctx = (alpha.unsqueeze(2) * feats).sum(1)      # [B, F]
+        # one matrix product over the cells, no [B, N, F] temporary; a packed layout's keys are dropped after it
+        ctx = torch.matmul(alpha.unsqueeze(1), feats).squeeze(1)[:, :Fd]   # [B, F]
         return torch.sigmoid(self.att_gate(h_top)) * ctx, alpha
 
     def step(self, input_ids, h, c, feats, keys=None):
-        """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats (keys: att_f(feats), or None to compute
-        them here) -> logits [B, V], h_out, c_out."""
+        """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats (keys: att_f(feats), or None to read them
+        from a packed feats or compute them here) -> logits [B, V], h_out, c_out."""
         emb = self.embed(input_ids)                    # [B, E]
         ctx, _ = self.context(feats, h[-1], keys)      # [B, F]
         x = torch.cat([emb, ctx], dim=1).unsqueeze(1)  # [B, 1, E+F]

@@ -23,6 +23,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from caption_beam import step_feeds  # noqa: E402
 from datasets import load_dataset  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def greedy(enc, dec, px: np.ndarray, conf: dict) -> list[int]:
     feats, h, c = enc.run(None, {'pixel_values': px})
     ids, token = [], conf['bos_id']
     for _ in range(conf['max_length']):
-        logits, h, c = dec.run(None, {'input_ids': np.array([token], np.int64), 'h': h, 'c': c, 'features': feats})
+        logits, h, c = dec.run(None, step_feeds(dec, np.array([token], np.int64), h, c, feats))
         token = int(logits[0].argmax())
         if token == conf['eos_id']:
             break

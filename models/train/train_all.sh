@@ -59,20 +59,22 @@ else
   T2I=(--threads 1 --vae-minutes 30 --unet-minutes 95)
   DEC=(--threads 1 --minutes 25)
   CAP=(--threads 1 --minutes 70 --eval-every 250)
-  CAP2=(--threads 1 --minutes 38 --lr 3e-3 --dropout 0.1 --eval-every 250)
+  CAP2=(--threads 1 --minutes 40 --lr 3e-3 --dropout 0.1 --eval-every 250)
   REC=(--threads 1 --minutes 30)
 fi
 
 # The captioner trains in two stages. Stage 1: the factorized encoder (shapes from a colour-blind ink map, colours per
 # pixel) under the plain CNN-LSTM. Stage 2: that encoder frozen, an attention decoder in which only the colour
 # features choose among the colour words, and no shape word reads a colour, so colour-shape pairs held out of
-# training are described like the seen ones. It decodes with a beam of 8 (models/EVAL.md, "Two stages").
+# training are described like the seen ones. It attends over an 8x8 grid of cells, each with the colour of its own
+# 8x8 pixels (--fine-grid), so two objects close together keep their colours apart. It decodes with a beam of 8
+# (models/EVAL.md, "Two stages" and "A finer grid").
 COLOURS=(red green blue yellow purple orange) SHAPES=(circle square triangle heart star diamond)
 caption_stages() {
   python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner-encoder" --factorized \
     --shared-input-words "${COLOURS[@]}" "${CAP[@]}" > "$RUNS/captioner.log" 2>&1 &&
   python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" --cache "$RUNS/captioner-encoder" \
-    --factorized --attention --split-proj --colour-words "${COLOURS[@]}" --colour-blind-words "${SHAPES[@]}" \
+    --factorized --attention --split-proj --fine-grid --colour-words "${COLOURS[@]}" --colour-blind-words "${SHAPES[@]}" \
     --shared-input-words "${COLOURS[@]}" \
     --encoder-from "$RUNS/captioner-encoder/best.pt" --freeze-encoder --beam-size 8 "${CAP2[@]}" --export "$EXPORT/captioner" \
     >> "$RUNS/captioner.log" 2>&1

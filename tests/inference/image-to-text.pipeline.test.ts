@@ -18,7 +18,8 @@ interface ParityImage {
   beam: ParityResult & { beam_size: number; length_penalty: number };
 }
 
-// Both variants: features [B, F] (cnn-lstm) and [B, N, F + A] (cnn-lstm-attention: cells, then attention keys).
+// Both variants: features [B, F] row by row (cnn-lstm) and [images, N, F + A] once per image with `feature_rows`
+// (cnn-lstm-attention: cells, then attention keys).
 describe.each([['cnn-lstm', FIXTURE], ['cnn-lstm-attention', join(FIXTURE, 'attention')]])('captioning with the tiny %s', (_label, folder) => {
   const parity = JSON.parse(readFileSync(join(folder, 'parity.json'), 'utf8')) as { images: ParityImage[] };
   const image = (entry: ParityImage): Buffer => readFileSync(join(folder, entry.file));

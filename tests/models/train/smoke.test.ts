@@ -38,7 +38,7 @@ describe('models/train/train_all.sh --smoke', () => {
       expect(captionerLog).toMatch(/encoder from .*captioner-encoder\/best\.pt/);
       expect(captionerLog).toMatch(/encoded \d+ train images with the frozen encoder/);
       const captioner = JSON.parse(readFileSync(path.join(dir, 'export', 'captioner', 'config.json'), 'utf8')) as { num_positions: number | null };
-      expect(captioner.num_positions).toBeGreaterThan(0);
+      expect(captioner.num_positions).toBe(64);   // --fine-grid: 8x8 cells of the 64x64 picture, not 4x4
       const recognizer = JSON.parse(readFileSync(path.join(dir, 'export', 'recognizer', 'config.json'), 'utf8')) as { trained_on: string };
       expect(recognizer.trained_on).toContain('world-judge');
     } finally {
