@@ -61,8 +61,9 @@ for sub in ('', 'attention'):
     st = OnnxStepper(folder)
     names = ([i.name for i in st.enc.get_inputs()], [o.name for o in st.enc.get_outputs()],
              [i.name for i in st.dec.get_inputs()], [o.name for o in st.dec.get_outputs()])
+    rows = ['feature_rows'] if sub == 'attention' else []      # attention: features once per image, rows index them
     check(f'fixture {sub or "plain"} graph names', names == (['pixel_values'], ['features', 'h0', 'c0'],
-                                                            ['input_ids', 'h', 'c', 'features'],
+                                                            ['input_ids', 'h', 'c', 'features'] + rows,
                                                             ['logits', 'h_out', 'c_out']), names)
     for im in parity['images']:
         px = load_pixels(os.path.join(folder, im['file']), conf['image_size'], conf['mean'], conf['std'])
