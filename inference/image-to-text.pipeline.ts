@@ -386,8 +386,8 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       h = gatherRows(out.h_out!.data as Float32Array, layers, rows, hidden, keep);
       c = gatherRows(out.c_out!.data as Float32Array, layers, rows, hidden, keep);
       // with `feature_rows` the step reads features0 as it is; otherwise each row carries its image's features
-      const layout = perImage ? '' : layoutOf();
-      if (!perImage && layout !== featureLayout) {
+      const layout = perImage ? featureLayout : layoutOf();
+      if (layout !== featureLayout) {
         // one buffer for the whole search, written in place: a fresh multi-megabyte array per change costs more
         // than the decoder step itself once the features are large (64 cells with their keys, 8 images x 3 beams)
         rowFeatures ??= new Float32Array(settings.reduce((n, s) => n + s.beam, 0) * featureSize);

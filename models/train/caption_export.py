@@ -89,8 +89,7 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
         feats, h0, c0 = model.encode(px)
         ids = torch.tensor([cfg.bos_id, 4 % cfg.vocab_size, cfg.eos_id], dtype=torch.long)  # [3]
         logits, h1, c1 = model.step(ids, h0, c0, feats)
-        if cfg.attention:                                               # the graphs' layout: keys after the cells
-            feats = torch.cat([feats, model.att_f(feats)], 2)
+        feats = EncoderGraph(model)(px)[0]                              # the graphs' layout: keys after the cells
     num_positions = feats.shape[1] if feats.dim() == 3 else None
 
     tmp = out.rstrip('/') + '.tmp'

@@ -232,8 +232,8 @@ def load_encoder(path: str, model) -> None:
 def encoder_grid(cnn, split, name: str, out: str, mean, std, device):
     """The frozen CNN's outputs for every image of a split, float16 [N, C, h, w]; cached in `out` under a key of
     the CNN's weights, so a resume reads them back instead of recomputing."""
-    key = [len(split), list(split.images.shape[1:3]), bool(getattr(cnn, 'fine', False))] + [round(float(t.double().abs().sum()), 6)
-                                                         for t in cnn.state_dict().values()]
+    key = [len(split), list(split.images.shape[1:3]), bool(getattr(cnn, 'fine', False))]
+    key += [round(float(t.double().abs().sum()), 6) for t in cnn.state_dict().values()]
     path = os.path.join(out, f'encoder-{name}.pt')
     if os.path.exists(path):
         saved = torch.load(path, map_location='cpu', weights_only=False)
@@ -322,7 +322,8 @@ def main(argv=None):
                             feature_dim=args.feature_dim, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
                             num_layers=args.num_layers, dropout=args.dropout, attention=args.attention,
                             factorized=args.factorized, colour_channels=args.colour_channels,
-                            split_proj=args.split_proj, fine_grid=args.fine_grid, colour_words=tuple(index[w] for w in args.colour_words),
+                            split_proj=args.split_proj, fine_grid=args.fine_grid,
+                            colour_words=tuple(index[w] for w in args.colour_words),
                             colour_blind_words=tuple(index[w] for w in args.colour_blind_words),
                             backbone=args.backbone, pool=args.pool,
                             mean=tuple(args.mean), std=tuple(args.std), max_length=args.max_length,
