@@ -1,12 +1,17 @@
 /**
  * CLIP's byte-level BPE tokenizer, reading a diffusers `tokenizer/` folder (vocab.json, merges.txt,
- * special_tokens_map.json, tokenizer_config.json) and giving the ids that Hugging Face's Python `CLIPTokenizer`
- * gives (its pure-Python class, on the path it takes when `ftfy` is absent), padded as Stable Diffusion pipelines
- * call it: `tokenizer(prompt, padding="max_length", max_length=model_max_length, truncation=True)`.
+ * special_tokens_map.json, tokenizer_config.json) and giving the ids that transformers' current `CLIPTokenizer`
+ * gives (transformers 5.x, backed by the tokenizers library: the class diffusers uses, which matches OpenAI's CLIP
+ * tokenizer on CJK text), padded as Stable Diffusion pipelines call it:
+ * `tokenizer(prompt, padding="max_length", max_length=model_max_length, truncation=True)`.
  *
- * No npm tokenizer fits: @huggingface/tokenizers wants a `tokenizer.json`, which diffusers folders do not carry, and
- * its CLIP normalizer differs from the Python class on control characters and CJK text.
- * @see transformers/models/clip/tokenization_clip.py (v4) and tokenization_utils.py (BasicTokenizer helpers)
+ * The steps are the tokenizers library's: added (special) tokens are split out first, on the raw text or, for tokens
+ * marked `normalized`, on the normalized text; the normalizer is NFC, each whitespace run to one space, lower case;
+ * the pre-tokenizer keeps CLIP's regex matches (letter runs, single digits, symbol runs, English contractions) and
+ * drops the rest; each word is byte-mapped and merged by BPE with `</w>` on its last symbol.
+ *
+ * No npm tokenizer fits: @huggingface/tokenizers wants a `tokenizer.json`, which diffusers folders do not carry.
+ * @see transformers/models/clip/tokenization_clip.py (v5), tokenizers' added_vocabulary.rs, normalizers, bpe
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -29,10 +34,18 @@ export interface ClipTokenizerFiles {
   tokenizerConfig: unknown;   // tokenizer_config.json
 }
 
-// The regex of the Python class: special tokens, English contractions, letter runs, single digits, other runs.
-const WORD_PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/giu;
-// Python's slow class reads at most this many merges (49152 - 256 - 2), after skipping the header line.
-const MAX_MERGES = 49152 - 256 - 2;
+// Oniguruma's `\s`, the whitespace of the class's `Replace(Regex(r"\s+"), " ")` and of its split regex. JavaScript's
+// `\s` differs: it takes U+FEFF and leaves out U+0085.
+const WHITESPACE = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WHITESPACE_RUN = new RegExp(`[${WHITESPACE}]+`, 'gu');
+// The class's split regex (case-sensitive: it runs after lower-casing): special tokens, English contractions,
+// letter runs, single digits, runs of anything else but whitespace.
+const WORD_PATTERN = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITESPACE}\\p{L}\\p{N}]+`, 'gu');
+// The byte-level pre-tokenizer then splits each match again with GPT-2's regex (`use_regex`); only the two literal
+// special-token alternatives change: `<|endoftext|>` becomes `<|`, `endoftext`, `|>`.
+const BYTE_LEVEL_PATTERN = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WHITESPACE}\\p{L}\\p{N}]+|[${WHITESPACE}]+`, 'gu');
+// The named special tokens, in the order transformers registers them: a later one sets the flags of a token it shares.
+const SPECIAL_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
 const CACHE_LIMIT = 20_000;
 
 /** GPT-2's reversible map from the 256 bytes to printable characters (space becomes `Ġ`). */
@@ -54,7 +67,8 @@ export class ClipTokenizer {
   private readonly unkId: number;
   private readonly vocab: Map<string, number>;
   private readonly ranks = new Map<string, number>();   // "first second" -> merge rank
-  private readonly specialTokens: string[];             // longest first, matched before any cleaning
+  private readonly rawSpecialTokens: string[];          // longest first, matched on the raw text
+  private readonly normalizedSpecialTokens: string[];   // longest first, matched on the normalized text
   private readonly cache = new Map<string, string[]>();
   private readonly utf8 = new TextEncoder();
 
@@ -70,23 +84,41 @@ export class ClipTokenizer {
       }
       this.vocab.set(token, id as number);
     }
-    const lines = files.merges.trim().split('\n').slice(1, 1 + MAX_MERGES);
-    lines.forEach((line, rank) => {
+    // transformers 5 reads every merge line (no cap) after the `#version` header; a repeated pair keeps its last rank
+    let rank = 0;
+    files.merges.split('\n').forEach((line, index) => {
+      if (line.startsWith('#version')) return;
       const parts = line.split(/\s+/).filter(Boolean);
       if (parts.length === 0) return;
-      if (parts.length !== 2) throw invalid(`Expected line ${rank + 2} of ${where('merges.txt')} to hold two symbols, got ${describe(line)}`, where('merges.txt'));
-      this.ranks.set(`${parts[0]} ${parts[1]}`, rank); // a repeated pair keeps its last rank, as Python's dict(zip()) does
+      if (parts.length !== 2) throw invalid(`Expected line ${index + 1} of ${where('merges.txt')} to hold two symbols, got ${describe(line)}`, where('merges.txt'));
+      this.ranks.set(`${parts[0]} ${parts[1]}`, rank++);
     });
 
-    // special_tokens_map.json overrides tokenizer_config.json, as transformers' from_pretrained does.
+    // The named special tokens and their `normalized` flags, as transformers 5's from_pretrained settles them: with an
+    // `added_tokens_decoder` in tokenizer_config.json, its entries; without one, special_tokens_map.json over
+    // tokenizer_config.json, where an object keeps its flag (default false) and a plain string is not normalized.
     const config = asObject(files.tokenizerConfig, where('tokenizer_config.json'));
     const map = asObject(files.specialTokensMap, where('special_tokens_map.json'));
-    const special = (key: string, fallback: string) => tokenText(map[key], where('special_tokens_map.json'), key)
-      ?? tokenText(config[key], where('tokenizer_config.json'), key) ?? fallback;
-    const bos = special('bos_token', '<|startoftext|>');
-    const eos = special('eos_token', '<|endoftext|>');
-    const unk = special('unk_token', '<|endoftext|>');
-    const pad = special('pad_token', '<|endoftext|>');
+    const addedDecoder = config.added_tokens_decoder;
+    const declared = new Map<string, boolean>(); // content -> normalized
+    if (typeof addedDecoder === 'object' && addedDecoder !== null) {
+      for (const entry of Object.values(addedDecoder)) {
+        const token = addedToken(entry, where('tokenizer_config.json'), 'added_tokens_decoder');
+        if (token) declared.set(token.content, token.normalized ?? !(token.special ?? false)); // AddedToken's default
+      }
+    }
+    const named = new Map<string, AddedToken>();
+    for (const key of SPECIAL_KEYS) {
+      const fromConfig = addedToken(config[key], where('tokenizer_config.json'), key);
+      const fromMap = declared.size === 0 ? addedToken(map[key], where('special_tokens_map.json'), key) : undefined;
+      const token = fromMap ?? fromConfig;
+      if (token) named.set(key, token);
+    }
+    const text = (key: string, fallback: string) => named.get(key)?.content ?? fallback;
+    const bos = text('bos_token', '<|startoftext|>');
+    const eos = text('eos_token', '<|endoftext|>');
+    const unk = text('unk_token', '<|endoftext|>');
+    const pad = text('pad_token', '<|endoftext|>');
     const idOf = (token: string, key: string) => {
       const id = this.vocab.get(token);
       if (id === undefined) throw invalid(`Expected the ${key} ${JSON.stringify(token)} to be in ${where('vocab.json')}`, where('vocab.json'));
@@ -96,11 +128,15 @@ export class ClipTokenizer {
     this.eosId = idOf(eos, 'eos_token');
     this.unkId = idOf(unk, 'unk_token');
     this.padId = idOf(pad, 'pad_token');
-    const added = config.added_tokens_decoder;
-    const addedTexts = typeof added === 'object' && added !== null
-      ? Object.values(added).map((entry) => tokenText(entry, where('tokenizer_config.json'), 'added_tokens_decoder')).filter((t): t is string => t !== undefined)
-      : [];
-    this.specialTokens = [...new Set([bos, eos, unk, pad, ...addedTexts])].filter((t) => this.vocab.has(t)).sort((a, b) => b.length - a.length);
+    const flags = new Map(declared);
+    for (const token of named.values()) {
+      // a named token that the decoder declares is that very token; otherwise the later name sets its flag
+      flags.set(token.content, declared.has(token.content) ? declared.get(token.content)! : (token.normalized ?? false));
+    }
+    const byLength = (a: string, b: string) => b.length - a.length;
+    const usable = [...flags].filter(([content]) => content.length > 0);
+    this.rawSpecialTokens = usable.filter(([, normalized]) => !normalized).map(([content]) => content).sort(byLength);
+    this.normalizedSpecialTokens = usable.filter(([, normalized]) => normalized).map(([content]) => normalize(content)).sort(byLength);
 
     const maxLength = config.model_max_length;
     if (!Number.isInteger(maxLength) || (maxLength as number) < 2 || (maxLength as number) > 4096) {
@@ -112,20 +148,31 @@ export class ClipTokenizer {
   /** The prompt's BPE tokens (strings like `cat</w>`), without bos/eos, before truncation. */
   tokenize(text: string): string[] {
     const tokens: string[] = [];
-    for (const piece of this.splitOnSpecialTokens(text)) {
-      if (piece.special) { tokens.push(piece.text); continue; }
-      for (const match of basicClean(piece.text).matchAll(WORD_PATTERN)) {
-        let mapped = '';
-        for (const byte of this.utf8.encode(match[0])) mapped += BYTE_TO_CHAR[byte];
-        tokens.push(...this.bpe(mapped));
+    for (const raw of splitOn(text, this.rawSpecialTokens)) {
+      if (raw.special) { tokens.push(raw.text); continue; }
+      for (const piece of splitOn(normalize(raw.text), this.normalizedSpecialTokens)) {
+        if (piece.special) { tokens.push(piece.text); continue; }
+        for (const match of piece.text.matchAll(WORD_PATTERN)) {
+          const words = match[0].startsWith('<|') ? Array.from(match[0].matchAll(BYTE_LEVEL_PATTERN), (m) => m[0]) : [match[0]];
+          for (const word of words) {
+            let mapped = '';
+            for (const byte of this.utf8.encode(word)) mapped += BYTE_TO_CHAR[byte];
+            tokens.push(...this.bpe(mapped));
+          }
+        }
       }
     }
     return tokens;
   }
 
+  /** A token's id (the unknown token's for one outside the vocabulary). */
+  idOf(token: string): number {
+    return this.vocab.get(token) ?? this.unkId;
+  }
+
   /** The prompt's ids, padded to `modelMaxLength` (truncation keeps bos first and eos last). */
   encode(text: string): EncodedPrompt {
-    const tokenIds = this.tokenize(text).map((token) => this.vocab.get(token) ?? this.unkId);
+    const tokenIds = this.tokenize(text).map((token) => this.idOf(token));
     const room = this.modelMaxLength - 2;
     const kept = Math.min(tokenIds.length, room);
     const ids = new Int32Array(this.modelMaxLength).fill(this.padId);
@@ -133,22 +180,6 @@ export class ClipTokenizer {
     for (let i = 0; i < kept; i++) ids[i + 1] = tokenIds[i]!;
     ids[kept + 1] = this.eosId;
     return { ids, length: kept + 2, truncated: tokenIds.length > room };
-  }
-
-  /** Split the raw text around special tokens (transformers matches added tokens before any cleaning). */
-  private splitOnSpecialTokens(text: string): { text: string; special: boolean }[] {
-    const pieces: { text: string; special: boolean }[] = [];
-    let start = 0;
-    for (let i = 0; i < text.length;) {
-      const token = this.specialTokens.find((t) => text.startsWith(t, i));
-      if (token === undefined) { i++; continue; }
-      if (i > start) pieces.push({ text: text.slice(start, i), special: false });
-      pieces.push({ text: token, special: true });
-      i += token.length;
-      start = i;
-    }
-    if (start < text.length) pieces.push({ text: text.slice(start), special: false });
-    return pieces;
   }
 
   /** Byte-level BPE of one word, `</w>` on its last symbol; lowest merge rank first, all its occurrences at once. */
@@ -205,26 +236,33 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
 }
 
 /**
- * The Python class's cleaning without ftfy (BasicTokenizer with strip_accents=False, no punctuation split):
- * drop NUL, U+FFFD and control/format characters; whitespace to spaces; spaces around CJK ideographs; NFC;
- * split on whitespace; lower-case each word; join with single spaces.
+ * The class's normalizer: NFC, each whitespace run to one space, then lower case one character at a time (Rust's
+ * `char::to_lowercase`, so a final capital sigma becomes `σ`, not the `ς` that `String.prototype.toLowerCase`
+ * picks from context). Control and format characters are kept; the byte-level BPE encodes them.
  */
-function basicClean(text: string): string {
+function normalize(text: string): string {
+  const spaced = text.normalize('NFC').replace(WHITESPACE_RUN, ' ');
+  if (!spaced.includes('\u03a3')) return spaced.toLowerCase(); // final sigma is toLowerCase's only context rule
   let out = '';
-  for (const ch of text) {
-    const cp = ch.codePointAt(0)!;
-    if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || /\p{Zs}/u.test(ch)) out += ' ';
-    else if (cp === 0 || cp === 0xfffd || /\p{C}/u.test(ch)) continue;
-    else if (isCjk(cp)) out += ` ${ch} `;
-    else out += ch;
-  }
-  return out.normalize('NFC').split(/\s+/).filter(Boolean).map((word) => word.toLowerCase()).join(' ');
+  for (const ch of spaced) out += ch.toLowerCase();
+  return out;
 }
 
-function isCjk(cp: number): boolean {
-  return (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x20000 && cp <= 0x2a6df)
-    || (cp >= 0x2a700 && cp <= 0x2b73f) || (cp >= 0x2b740 && cp <= 0x2b81f) || (cp >= 0x2b820 && cp <= 0x2ceaf)
-    || (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0x2f800 && cp <= 0x2fa1f);
+/** Split `text` around the tokens (longest first), leftmost-longest, as the tokenizers library's added vocabulary. */
+function splitOn(text: string, tokens: readonly string[]): { text: string; special: boolean }[] {
+  if (tokens.length === 0 || text.length === 0) return text.length === 0 ? [] : [{ text, special: false }];
+  const pieces: { text: string; special: boolean }[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length;) {
+    const token = tokens.find((t) => text.startsWith(t, i));
+    if (token === undefined) { i++; continue; }
+    if (i > start) pieces.push({ text: text.slice(start, i), special: false });
+    pieces.push({ text: token, special: true });
+    i += token.length;
+    start = i;
+  }
+  if (start < text.length) pieces.push({ text: text.slice(start), special: false });
+  return pieces;
 }
 
 function invalid(message: string, file: string): PictalkError {
@@ -238,10 +276,19 @@ function asObject(value: unknown, file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** A special token is a string or an AddedToken object `{ content: "..." }`; absent gives undefined. */
-function tokenText(value: unknown, file: string, key: string): string | undefined {
+interface AddedToken { content: string; normalized?: boolean; special?: boolean }
+
+/** A special token is a string or an AddedToken object `{ content, normalized?, special? }`; absent gives undefined. */
+function addedToken(value: unknown, file: string, key: string): AddedToken | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  if (typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
+  if (typeof value === 'string') return { content: value, normalized: false };
+  if (typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') {
+    const { content, normalized, special } = value as { content: string; normalized?: unknown; special?: unknown };
+    return {
+      content,
+      ...(typeof normalized === 'boolean' ? { normalized } : {}),
+      ...(typeof special === 'boolean' ? { special } : {}),
+    };
+  }
   throw invalid(`Expected ${key} in ${file} to be a string or an object with a content string, got ${describe(value)}`, file);
 }

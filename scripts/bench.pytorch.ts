@@ -55,6 +55,8 @@ export async function runPytorchReference(settings: PytorchSettings): Promise<Py
     child.on('error', fail);
     child.on('close', (exit) => done({ code: exit, stdout: out, stderr: err }));
   });
+  const missing = stderr.split('\n').find((l) => l.startsWith('missing Python package'));
+  if (code !== 0 && missing) throw new Error(missing); // models/train/needs.py: one line naming the package
   if (code !== 0) {
     // torch prints NNPACK warnings on some CPUs; show the end, where the real error is
     throw new Error(`Expected the PyTorch reference to exit 0, it exited ${code}: ${command}\n${stderr.split('\n').filter((l) => !l.includes('NNPACK')).slice(-15).join('\n')}`);

@@ -18,6 +18,9 @@ The algorithm, exactly:
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import math

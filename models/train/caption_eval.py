@@ -8,6 +8,9 @@ Prints one JSON object: per split and search, {images, parsed_equal, parsed_none
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

@@ -8,6 +8,9 @@ difference) and only then moves the folder into place.
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

@@ -12,6 +12,9 @@ outputs and first-step logits, and the greedy and beam-3 results of caption_beam
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

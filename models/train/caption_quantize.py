@@ -13,6 +13,9 @@ models/EVAL.md). Remove `encoder_file` from config.json to go back to the float 
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

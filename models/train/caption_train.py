@@ -10,6 +10,9 @@ Horizontal flips are not used as augmentation: they would swap "left" and "right
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import math

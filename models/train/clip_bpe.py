@@ -1,8 +1,8 @@
 """Train a small CLIP-format byte-level BPE tokenizer and write the four files of a diffusers `tokenizer/` folder.
 
 The files load with transformers' `CLIPTokenizer.from_pretrained(out_dir)` and with pictalk's
-inference/clip.tokenizer.ts. Words are pre-tokenized exactly as CLIP's Python tokenizer does without ftfy
-(BasicTokenizer cleaning, lower case, NFC, CLIP's regex), then mapped to GPT-2's byte characters.
+inference/clip.tokenizer.ts. Words are pre-tokenized exactly as transformers' current CLIPTokenizer does (NFC,
+whitespace runs to one space, lower case, CLIP's regex), then mapped to GPT-2's byte characters.
 
 Vocabulary layout, as OpenAI's CLIP vocabulary has it: ids 0..255 the byte characters, 256..511 the same with
 `</w>`, then one id per merge in merge order, then `<|startoftext|>` and `<|endoftext|>`. So
@@ -14,6 +14,9 @@ vocab_size = 512 + merges + 2, and training stops early when no pair occurs at l
 lines also work.
 """
 from __future__ import annotations
+
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
 
 import argparse
 import collections
@@ -28,8 +31,8 @@ BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
 PAD_TOKENS = (EOS, "!")  # SD 1.x pads with <|endoftext|>, SD 2.x with "!"
 WORD_PATTERN = regex.compile(
-    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
-    regex.IGNORECASE,
+    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|"""
+    r"""[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\p{L}\p{N}]+""",
 )
 
 
@@ -49,30 +52,27 @@ def bytes_to_unicode() -> dict[int, str]:
 BYTE_ENCODER = bytes_to_unicode()
 
 
-def _is_cjk(cp: int) -> bool:
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2B73F
-            or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+# Oniguruma's \s, the whitespace of the tokenizers library's `Replace(Regex(r"\s+"), " ")` (Python's `\s` also
+# takes U+001C..U+001F, which the current class keeps as symbols)
+WHITESPACE = regex.compile("[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 
 
-def basic_clean(text: str) -> str:
-    """transformers' BasicTokenizer(strip_accents=False, do_split_on_punc=False), joined with spaces."""
-    out = []
-    for ch in text:
-        cp = ord(ch)
-        if ch in " \t\n\r" or unicodedata.category(ch) == "Zs":
-            out.append(" ")
-        elif cp == 0 or cp == 0xFFFD or unicodedata.category(ch).startswith("C"):
-            continue
-        elif _is_cjk(cp):
-            out.append(f" {ch} ")
-        else:
-            out.append(ch)
-    return " ".join(word.lower() for word in unicodedata.normalize("NFC", "".join(out)).split())
+def normalize(text: str) -> str:
+    """The current CLIPTokenizer's normalizer: NFC, each whitespace run to one space, lower case one character at a
+    time (no final-sigma rule, as Rust's char::to_lowercase). Control characters and CJK are left as they are."""
+    return "".join(ch.lower() for ch in WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)))
+
+
+# The byte-level pre-tokenizer splits each word again with GPT-2's regex; only the literal special-token words change
+# (`<|endoftext|>` becomes `<|`, `endoftext`, `|>`).
+BYTE_LEVEL_PATTERN = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|"""
+                                   r""" ?[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\p{L}\p{N}]+""")
 
 
 def pretokenize(text: str) -> list[str]:
     """CLIP's words of `text`, each as byte characters."""
-    return ["".join(BYTE_ENCODER[b] for b in word.encode("utf-8")) for word in WORD_PATTERN.findall(basic_clean(text))]
+    words = [part for word in WORD_PATTERN.findall(normalize(text)) for part in BYTE_LEVEL_PATTERN.findall(word)]
+    return ["".join(BYTE_ENCODER[b] for b in word.encode("utf-8")) for word in words]
 
 
 def learn_merges(word_counts: dict[str, int], num_tokens: int, min_frequency: int = 2) -> list[tuple[str, str]]:
@@ -178,12 +178,27 @@ class ClipBpe:
         with open(os.path.join(tokenizer_dir, "tokenizer_config.json"), encoding="utf-8") as f:
             config = json.load(f)
         self.model_max_length = int(config["model_max_length"])
-        pad = config.get("pad_token", EOS)
+        with open(os.path.join(tokenizer_dir, "special_tokens_map.json"), encoding="utf-8") as f:
+            named = {**{k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token") if k in config}, **json.load(f)}
+        pad = named.get("pad_token", EOS)
         pad = pad["content"] if isinstance(pad, dict) else pad
         self.pad_id = self.vocab[pad]
         self.bos_id, self.eos_id = self.vocab[BOS], self.vocab[EOS]
-        # transformers splits special tokens (pad "!" included) out of the raw text before any cleaning
-        self.special = regex.compile("|".join(regex.escape(t) for t in sorted({BOS, EOS, pad}, key=len, reverse=True)))
+        # transformers 5 splits special tokens out before the normalizer runs, or after it for a token marked
+        # `normalized`; a later name sets the flag of a token it shares (a plain string is not normalized)
+        flags: dict[str, bool] = {}
+        for key in ("bos_token", "eos_token", "unk_token", "pad_token"):
+            value = named.get(key)
+            if isinstance(value, dict):
+                flags[value["content"]] = bool(value.get("normalized", False))
+            elif isinstance(value, str):
+                flags[value] = False
+
+        def alternation(tokens: list[str]) -> "regex.Pattern[str] | None":
+            tokens = sorted(tokens, key=len, reverse=True)
+            return regex.compile("|".join(regex.escape(t) for t in tokens)) if tokens else None
+        self.raw_special = alternation([t for t, n in flags.items() if not n])
+        self.normalized_special = alternation([normalize(t) for t, n in flags.items() if n])
 
     def bpe(self, word: str) -> list[str]:
         symbols = list(word[:-1]) + [word[-1] + "</w>"]
@@ -203,16 +218,27 @@ class ClipBpe:
             symbols = merged
         return symbols
 
+    def _split(self, text: str, special: "regex.Pattern[str] | None") -> list[tuple[str, bool]]:
+        if special is None:
+            return [(text, False)]
+        pieces, start = [], 0
+        for match in special.finditer(text):
+            pieces += [(text[start:match.start()], False), (match.group(), True)]
+            start = match.end()
+        return pieces + [(text[start:], False)]
+
     def encode(self, text: str) -> tuple[list[int], int]:
         """Ids padded to model_max_length, and the length before padding (bos and eos included)."""
         ids: list[int] = []
-        start = 0
-        for match in [*self.special.finditer(text), None]:
-            piece = text[start:match.start() if match else len(text)]
-            ids += [self.vocab.get(t, self.eos_id) for word in pretokenize(piece) for t in self.bpe(word)]
-            if match:
-                ids.append(self.vocab[match.group()])
-                start = match.end()
+        for raw, raw_special in self._split(text, self.raw_special):
+            if raw_special:
+                ids.append(self.vocab[raw])
+                continue
+            for piece, special in self._split(normalize(raw), self.normalized_special):
+                if special:
+                    ids.append(self.vocab[piece])
+                    continue
+                ids += [self.vocab.get(t, self.eos_id) for word in pretokenize(piece) for t in self.bpe(word)]
         ids = [self.bos_id] + ids[: self.model_max_length - 2] + [self.eos_id]
         return ids + [self.pad_id] * (self.model_max_length - len(ids)), len(ids)
 

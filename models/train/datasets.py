@@ -10,6 +10,9 @@ other than "a" dropped: they are left-overs such as the "s" of "dog's"), a minim
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import collections
 import csv

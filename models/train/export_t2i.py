@@ -16,6 +16,9 @@ made by sample_ddim.py's PyTorch sampler on the same weights.
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

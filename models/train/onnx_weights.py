@@ -18,6 +18,9 @@ Every parameter must be filled exactly once with exactly its shape, or this fail
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

@@ -19,6 +19,9 @@ vocabularies, image size and normalisation. Reloaded and compared with PyTorch (
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import math

@@ -13,6 +13,9 @@ With --json it prints {"timings_ms": {...}, ...} (median over --repeat runs afte
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

@@ -13,6 +13,9 @@ Every config is a dataclass that the checkpoints store as a dict (`asdict`), nan
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import math
 from dataclasses import dataclass, field, asdict
 

@@ -17,6 +17,9 @@ final images move. Whether the images still show what the prompt says is what `n
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import json
 import os

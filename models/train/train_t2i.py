@@ -21,6 +21,9 @@ tokenizer files and the optimizer state: after `kill -9`, the same command resum
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import math
 import os

@@ -17,6 +17,9 @@ CUDA. At the end
 """
 from __future__ import annotations
 
+import needs  # a missing package is one line naming it, before the imports that need it
+needs.require()
+
 import argparse
 import math
 import os

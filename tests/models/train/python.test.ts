@@ -21,6 +21,11 @@ async function python(args: string[], timeoutMs: number): Promise<string> {
 }
 
 describe('models/train (Python)', () => {
+  test('the training tokenizer gives transformers 5\'s CLIP ids on the parity fixture', async () => {
+    const out = await python(['tests/models/train/check_clip_bpe.py'], 60_000);
+    expect(out).toContain('clip_bpe: all checks passed');
+  }, 70_000);
+
   test('dataset loaders read Flickr8k (token and Kaggle), Flickr30k (token and csv), Karpathy JSON and the world', async () => {
     const out = await python(['tests/models/train/check_datasets.py'], 60_000);
     expect(out).toContain('datasets: all checks passed');
