@@ -8,6 +8,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild better-sqlite3 sharp
 COPY tsconfig.json tsconfig.build.json ./
+COPY common common
 COPY inference inference
 COPY bot bot
 COPY adapters adapters

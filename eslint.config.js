@@ -1,5 +1,6 @@
 // Lint rules, and the dependency rules that keep the core from importing its edges:
-// adapters → bot → inference, never the other way; each heavy dependency is imported by its one owner only.
+// adapters → bot → inference → common, never the other way; each heavy dependency is imported by its one owner only.
+// common/ holds what every layer shares (the error type) and imports nothing of the project.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -16,6 +17,10 @@ const OWNERS = {
 };
 
 const LAYER = {
+  common: {
+    group: ['**/inference/**', '**/inference', '**/bot/**', '**/bot', '**/adapters/**', '**/adapters'],
+    message: 'common/ must not import inference/, bot/ or adapters/: every layer imports it.',
+  },
   inference: { group: ['**/bot/**', '**/bot', '**/adapters/**', '**/adapters'], message: 'inference/ must not import bot/ or adapters/.' },
   bot: { group: ['**/adapters/**', '**/adapters'], message: 'bot/ must not import adapters/.' },
 };
@@ -39,6 +44,7 @@ export default tseslint.config(
     },
   },
   // General zones first; the owners' own files after them (a later block replaces the rule for its files).
+  zone(['common/**/*.ts'], { layer: 'common' }),
   zone(['inference/**/*.ts'], { layer: 'inference' }),
   zone(['bot/**/*.ts'], { layer: 'bot' }),
   zone(['adapters/**/*.ts', 'models/**/*.ts', 'scripts/**/*.ts']),

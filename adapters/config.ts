@@ -3,7 +3,7 @@
  * with `config.invalid` and a message naming every bad setting, what it expected and what came.
  * Empty values count as unset (compose files often pass `VAR=`).
  */
-import { PictalkError, describe } from '../inference/errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from '../bot/config.js';
 
 export interface DiscordSettings {

@@ -3,7 +3,7 @@
  * counted and aborted as soon as it passes the cap, so a lying `size` or `Content-Length` never makes pictalk hold more
  * than it allows.
  */
-import { PictalkError, describe } from '../inference/errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 const DOWNLOAD_TIMEOUT_MS = 20_000;
 

@@ -10,7 +10,7 @@ import { Bot } from '../bot/bot.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
 import { packageRoot } from '../inference/cli.js';
 import { InferenceCore } from '../inference/core.js';
-import { isPictalkError } from '../inference/errors.js';
+import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createInferenceMetrics, createMetricsRegistry } from '../inference/metrics.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';

@@ -4,7 +4,7 @@
  * becomes a friendly reply with its stable code, and what users should not see goes to the logger.
  */
 import { randomInt } from 'node:crypto';
-import { PictalkError, describe, isPictalkError } from '../inference/errors.js';
+import { PictalkError, describe, isPictalkError } from '../common/errors.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from './config.js';
 import type { CommandContext } from './context.js';
 import { ActiveJobs } from './jobs.js';

@@ -2,7 +2,7 @@
  * bot/'s settings, validated once up front (p-queue style: every option, one message shape).
  * adapters/config.ts reads them from the environment; tests pass a partial object.
  */
-import { PictalkError, describe } from '../inference/errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 import type { JobKind } from '../inference/types.js';
 import type { QuotaKind } from './types.js';
 

@@ -3,7 +3,7 @@
  * jobs that can still be cancelled, and job ids.
  */
 import { randomBytes } from 'node:crypto';
-import { PictalkError } from '../inference/errors.js';
+import { PictalkError } from '../common/errors.js';
 import type { JobInput, JobKind, JobOwner, JobResult, ResultOf } from '../inference/types.js';
 import type { InferencePort, JobHandle, SubmitOptions } from './ports.js';
 import type { JobStatus } from './types.js';

@@ -2,7 +2,7 @@
  * Platform-neutral reply text. Errors become friendly, ephemeral replies that keep the stable code in `Reply.error`
  * so adapters (and users reporting a problem) can tell them apart. Error texts never repeat blocked words.
  */
-import { PictalkError, isPictalkError, type ErrorCode } from '../inference/errors.js';
+import { PictalkError, isPictalkError, type ErrorCode } from '../common/errors.js';
 import type { ImagineSettings } from '../inference/types.js';
 import type { QuotaKind, Reply } from './types.js';
 

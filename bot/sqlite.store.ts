@@ -3,7 +3,7 @@
  * The only bot/ module that imports better-sqlite3, besides its migration list.
  */
 import Database from 'better-sqlite3';
-import { PictalkError } from '../inference/errors.js';
+import { PictalkError } from '../common/errors.js';
 import { MIGRATIONS, type Migration } from './sqlite.migrations.js';
 import type {
   AuditEntry, BlockEntry, BotStore, JobRecord, JobState, NewAuditEntry, NewJob, QuotaLimitRow, Reservation, UsageSummary,

@@ -2,7 +2,7 @@
  * bot/'s own words: what an adapter hands in (a platform-neutral request) and what it gets back (progress, a reply).
  * Adapters translate platform events into these and replies out of them; bot/ never sees a platform object.
  */
-import type { ErrorCode } from '../inference/errors.js';
+import type { ErrorCode } from '../common/errors.js';
 import type { SchedulerName } from '../inference/types.js';
 
 export type Platform = 'discord' | 'slack' | 'local';

@@ -15,7 +15,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { PictalkError, isPictalkError, type ErrorCode } from './errors.js';
+import { isPictalkError, type ErrorCode } from '../common/errors.js';
 import { SCHEDULER_NAMES, type CaptionResult, type ImagineRequest, type SchedulerName } from './types.js';
 
 export interface CliIo {
@@ -191,7 +191,7 @@ async function caption(args: string[], io: CliIo): Promise<number> {
       const chunk = await pipeline.captionBatch(images.slice(start, start + 16).map((image) => ({ image, beam })));
       for (const [i, result] of chunk.entries()) {
         // a bad image or option comes back in its own slot: name the file
-        if (result instanceof PictalkError) throw Object.assign(result, { message: `${files[start + i]}: ${result.message}` });
+        if (isPictalkError(result)) throw Object.assign(result, { message: `${files[start + i]}: ${result.message}` });
         results.push(result);
       }
     }

@@ -15,7 +15,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PictalkError, describe } from './errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 export interface EncodedPrompt {
   /** [modelMaxLength]: bos, the prompt's tokens (truncated to fit), eos, then the pad id. */

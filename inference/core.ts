@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import PQueue from 'p-queue';
-import { PictalkError, asInferenceError, describe, isPictalkError } from './errors.js';
+import { PictalkError, asInferenceError, describe, isPictalkError } from '../common/errors.js';
 import { FairQueue } from './fair-queue.js';
 import { createInferenceMetrics, type InferenceMetrics, type JobOutcome, type MetricsRegistry } from './metrics.js';
 import type {

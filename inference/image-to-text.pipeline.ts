@@ -6,7 +6,7 @@
  * decoder call per step. The search is the one models/train/caption_beam.py defines (Show, Attend and Tell style,
  * shrinking beam); tests/fixtures/tiny-captioner/parity.json holds its token ids and scores.
  */
-import { PictalkError, asInferenceError, describe, isPictalkError } from './errors.js';
+import { PictalkError, asInferenceError, describe, isPictalkError } from '../common/errors.js';
 import { imageToTensor, type DecodeLimits } from './image.codec.js';
 import { readCaptionerFolder, type CaptionerFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
@@ -250,7 +250,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     }
     if (decodedAt === started) decodedAt = performance.now();
     checkAbort();
-    const good = slots.flatMap((slot, i) => (slot instanceof PictalkError || slot === undefined ? [] : [i]));
+    const good = slots.flatMap((slot, i) => (isPictalkError(slot) || slot === undefined ? [] : [i]));
     const settings = good.map((i) => slots[i] as SearchSettings);
     const batch = good.length;
     if (batch === 0) return slots as PictalkError[];
@@ -403,7 +403,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const searchedAt = performance.now();
 
     for (let j = 0; j < batch; j += 1) results[j] ??= resultOf(searches[j]!, searchedAt);
-    return slots.map((slot, i) => (slot instanceof PictalkError ? slot : results[good.indexOf(i)]!));
+    return slots.map((slot, i) => (isPictalkError(slot) ? slot : results[good.indexOf(i)]!));
   }
 
   const wordIds = new Map(vocab.map((word, id) => [word, id] as const));
@@ -469,7 +469,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     },
     caption: async (request, run) => {
       const [result] = await captionBatch([request], run).catch((error: unknown) => { throw asInferenceError(error, 'Captioning'); });
-      if (result instanceof PictalkError) throw result;
+      if (isPictalkError(result)) throw result;
       return result!;
     },
     async dispose() {

@@ -9,7 +9,7 @@
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { KernelEnum, Metadata, Sharp, SharpOptions } from 'sharp';
-import { PictalkError, describe } from './errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif';
 export const IMAGE_FORMATS: readonly ImageFormat[] = ['png', 'jpeg', 'webp', 'gif'];

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { PictalkError, describe } from './errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 import { schedulerNameForClass } from './schedulers/scheduler.factory.js';
 import { SCHEDULER_NAMES, type SchedulerName } from './types.js';
 

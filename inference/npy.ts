@@ -2,7 +2,7 @@
  * NumPy .npy files of float32 in C order: read (latents given to the CLI, test fixtures) and write.
  * @see https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
  */
-import { PictalkError, describe } from './errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 export interface NpyArray {
   data: Float32Array;

@@ -5,7 +5,7 @@
  * Granule positions count 48 kHz samples and include the pre-skip; the last page's granule position marks the real
  * end of the audio, so a decoder trims the padding of the last frame.
  */
-import { PictalkError, describe } from './errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // CRC32 as Ogg defines it: polynomial 0x04C11DB7, MSB first (not reflected), initial value 0, no final xor,

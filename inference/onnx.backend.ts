@@ -10,7 +10,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import ort from 'onnxruntime-node';
-import { PictalkError, asInferenceError, describe } from './errors.js';
+import { PictalkError, asInferenceError, describe } from '../common/errors.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';

@@ -3,7 +3,7 @@
  * Encodes 48 kHz mono 16-bit PCM into 20 ms Opus packets, and decodes packets back (for checks and tests).
  */
 import { createRequire } from 'node:module';
-import { PictalkError, describe } from './errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 // opusscript is CommonJS with `export =` typings; load it through require so ESM and Jest agree on its shape.
 type OpusScriptInstance = {

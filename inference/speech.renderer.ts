@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { PictalkError, type ErrorCode } from './errors.js';
+import { PictalkError, type ErrorCode } from '../common/errors.js';
 import type { TtsVoice } from './tts.engine.js';
 
 export interface RenderedSpeech {

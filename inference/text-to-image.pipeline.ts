@@ -11,7 +11,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { loadClipTokenizer, type ClipTokenizer } from './clip.tokenizer.js';
-import { PictalkError, asInferenceError, describe } from './errors.js';
+import { PictalkError, asInferenceError, describe } from '../common/errors.js';
 import { encodePng } from './image.codec.js';
 import { MAX_CANDIDATES, hashModelFolder, readTextToImageFolder, type TextToImageFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';

@@ -3,7 +3,7 @@
  * Ogg Opus, plus the duration and the 256-value waveform a Discord voice message shows.
  * @see https://discord.com/developers/docs/reference#uploading-files (voice messages: `duration_secs`, `waveform`)
  */
-import { PictalkError, asInferenceError, describe } from './errors.js';
+import { PictalkError, asInferenceError, describe } from '../common/errors.js';
 import { encodeOpus, OPUS_SAMPLE_RATE, OPUS_VENDOR } from './opus.codec.js';
 import { writeOggOpus } from './ogg-opus.js';
 import { createSpeechRenderer, type RenderedSpeech } from './speech.renderer.js';

@@ -17,7 +17,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { PictalkError, describe } from './errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 // TypeScript declares WebAssembly in lib.dom, which this project leaves out; these are the few parts used here.
 interface WasmModule { readonly __brand?: 'WebAssembly.Module' }

@@ -5,7 +5,7 @@
  * talks to it by messages.
  */
 import { parentPort } from 'node:worker_threads';
-import { isPictalkError } from './errors.js';
+import { isPictalkError } from '../common/errors.js';
 import { renderSpeech } from './text-to-speech.pipeline.js';
 import { loadTtsEngine } from './tts.engine.js';
 import type { WorkerReply, WorkerRequest } from './speech.renderer.js';

@@ -12,7 +12,7 @@
  * - `maxRows` bounds a merged run (memory, and latency for the jobs in it).
  * - A failed run fails the calls that were in it and nothing else; the next run starts as usual.
  */
-import { PictalkError } from './errors.js';
+import { PictalkError } from '../common/errors.js';
 import type { OnnxModel, TensorValue } from './onnx.backend.js';
 
 export interface UnetCall {

@@ -2,7 +2,7 @@
  * The option reader of the models' command lines (`npm run world`, `npm run eval`): `--name value`, `--name=value`
  * and value-less flags, each option at most once, unknown ones refused with the usage line.
  */
-import { describe, PictalkError } from '../inference/errors.js';
+import { describe, PictalkError } from '../common/errors.js';
 
 export type OptionValues = Map<string, string | true>;
 

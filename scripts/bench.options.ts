@@ -1,7 +1,7 @@
 /**
  * Command-line options of the benchmark (scripts/bench.ts), validated up front with one message shape.
  */
-import { PictalkError, describe } from '../inference/errors.js';
+import { PictalkError, describe } from '../common/errors.js';
 
 export interface BenchOptions {
   /** One JSON object on stdout, nothing else; progress goes to stderr either way. */

@@ -13,7 +13,7 @@
  */
 import { DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
 import { InferenceCore } from '../inference/core.js';
-import { isPictalkError } from '../inference/errors.js';
+import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createMetricsRegistry } from '../inference/metrics.js';
 import type { BackendOptions } from '../inference/onnx.backend.js';

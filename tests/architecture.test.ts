@@ -19,6 +19,13 @@ describe('dependency rules', () => {
     expect(await problems('inference/example.ts', "import { start } from '../adapters/main.js';\nexport const s = start;\n")).toHaveLength(1);
   });
 
+  it('refuse common/ importing any layer: every layer imports it', async () => {
+    expect(await problems('common/example.ts', "import { InferenceCore } from '../inference/core.js';\nexport const c = InferenceCore;\n")).toEqual([
+      expect.stringContaining('common/ must not import inference/, bot/ or adapters/'),
+    ]);
+    expect(await problems('common/example.ts', "import { Bot } from '../bot/bot.js';\nexport const b = Bot;\n")).toHaveLength(1);
+  });
+
   it('refuse bot/ importing adapters/', async () => {
     expect(await problems('bot/example.ts', "import { loadSettings } from '../adapters/config.js';\nexport const l = loadSettings;\n")).toEqual([
       expect.stringContaining('bot/ must not import adapters/'),
@@ -38,6 +45,7 @@ describe('dependency rules', () => {
 
   it('allow the layers to point inward', async () => {
     expect(await problems('adapters/main.ts', "import { Bot } from '../bot/bot.js';\nimport { InferenceCore } from '../inference/core.js';\nexport const x = [Bot, InferenceCore];\n")).toEqual([]);
-    expect(await problems('bot/bot.ts', "import { PictalkError } from '../inference/errors.js';\nexport const e = PictalkError;\n")).toEqual([]);
+    expect(await problems('bot/bot.ts', "import { PictalkError } from '../common/errors.js';\nexport const e = PictalkError;\n")).toEqual([]);
+    expect(await problems('inference/core.ts', "import { PictalkError } from '../common/errors.js';\nexport const e = PictalkError;\n")).toEqual([]);
   });
 });

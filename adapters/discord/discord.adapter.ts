@@ -14,7 +14,7 @@ import {
   type RepliableInteraction,
 } from 'discord.js';
 import type { BotRequest, Conversation, Reply } from '../../bot/types.js';
-import { PictalkError, describe, isPictalkError } from '../../inference/errors.js';
+import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { registerCommands } from './commands.js';
 import { DiscordConversation, type Logger } from './discord.conversation.js';
 import { actorOf, translateInteraction, type Translation } from './interaction.translate.js';

@@ -11,7 +11,7 @@ import {
   type RepliableInteraction,
 } from 'discord.js';
 import type { Actor, BotCommand, QuotaKind } from '../../bot/types.js';
-import { PictalkError, describe } from '../../inference/errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
 import { toBotAttachment } from './attachment.download.js';
 import { CAPTION_MESSAGE_COMMAND } from './commands.js';

@@ -1,7 +1,7 @@
 /** A file on disk as a bot/ Attachment: size from stat, type from the extension, reading capped at `maxBytes`. */
 import { open, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { Attachment } from '../../bot/types.js';
 
 const TYPES: Record<string, string> = {

@@ -5,7 +5,7 @@
  * @see https://docs.slack.dev/interactivity/implementing-slash-commands#app_command_handling
  */
 import type { BotCommand, ImagineOptions, QuotaKind, QuotaTarget } from '../../bot/types.js';
-import { PictalkError, describe } from '../../inference/errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
 
 export const IMAGINE_USAGE =

@@ -5,7 +5,7 @@
  * @see https://docs.slack.dev/messaging/working-with-files#downloading_files
  */
 import type { Attachment } from '../../bot/types.js';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import { checkCap, downloadCapped, formatBytes, tooLarge } from '../download.js';
 
 export { formatBytes };

@@ -13,7 +13,7 @@ import { App, HTTPReceiver, LogLevel, SocketModeReceiver, type Logger as BoltLog
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Actor, BotCommand, BotRequest, Conversation, Reply } from '../../bot/types.js';
-import { PictalkError, describe, isPictalkError } from '../../inference/errors.js';
+import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { parseAutoCaption, parseImagine, parseQuota } from './command.parse.js';
 import { fileName, isImageFile, toBotAttachment, type SlackFile } from './file.download.js';
 import { ACTION_PREFIX, SlackConversation, slackError, toMrkdwn, type Logger, type SlackTarget } from './slack.conversation.js';

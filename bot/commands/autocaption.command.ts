@@ -2,7 +2,7 @@
  * Slack auto-caption: images shared in an enabled channel are captioned without a command.
  * The setting lives per space under the key `autocaption:<channelId>`.
  */
-import { PictalkError, describe } from '../../inference/errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
 import { requireModerator } from '../policy/permissions.js';
 import type { BotStore } from '../store.js';

@@ -1,5 +1,5 @@
 /** Moderator blocklist commands. Patterns are validated before they are stored; changes are audited. */
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
 import { parseBlockPattern } from '../policy/content.policy.js';
 import { requireModerator } from '../policy/permissions.js';

@@ -3,7 +3,7 @@
  * Cancel asks the core to stop; the job's own flow refunds and finishes its reply with "Cancelled".
  * Delete answers with a `delete` action: the adapter removes the messages it reported for the job.
  */
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
 import { isModerator } from '../policy/permissions.js';
 import type { JobRecord } from '../store.js';

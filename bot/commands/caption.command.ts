@@ -3,7 +3,7 @@
  * a byte cap, caption on the core, then speak the caption as a voice message. A voice failure still returns the
  * caption, with a note; decoding errors come from the pipeline as `input.unsupported` / `input.invalid`.
  */
-import { PictalkError, describe, isPictalkError } from '../../inference/errors.js';
+import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import type { CaptionResult, SpeechResult } from '../../inference/types.js';
 import { ownerOf, type CommandContext } from '../context.js';
 import { newJobId, runJob } from '../jobs.js';

@@ -10,7 +10,7 @@ import { describeSettings } from '../replies.js';
 import type { ImagineOptions, Reply, ReplyImage } from '../types.js';
 import { findJob, settleFailure, settleSuccess } from './job-lifecycle.js';
 import { validateImagineOptions, type ValidImagineOptions } from './imagine.options.js';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 
 /** Alt text is read aloud by screen readers and capped by platforms (Discord: 1024); keep it well under. */
 const MAX_ALT_CHARS = 1000;

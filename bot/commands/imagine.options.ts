@@ -2,7 +2,7 @@
  * `/imagine` options, validated up front with one message shape:
  * ``Expected `steps` to be an integer from 1 to 50, got `80` (number)``. Nothing is clamped.
  */
-import { PictalkError, describe } from '../../inference/errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
 import { checkPrompt } from '../policy/content.policy.js';
 import type { ImagineOptions } from '../types.js';

@@ -2,7 +2,7 @@
  * The end of every accepted job: charge on success, refund on failure or cancel, the job row updated, and a reply.
  * Settling is idempotent in the store (only a `reserved` row changes), so a unit is never charged and refunded both.
  */
-import { PictalkError, isPictalkError } from '../../inference/errors.js';
+import { PictalkError, isPictalkError } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
 import { errorReply } from '../replies.js';
 import type { JobRecord } from '../store.js';

@@ -1,5 +1,5 @@
 /** Moderator quota commands: set a daily limit (space default, role, user), show limits, reset a user's day. Audited. */
-import { PictalkError, describe } from '../../inference/errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
 import { requireModerator } from '../policy/permissions.js';
 import { QUOTA_LIMIT_MAX, targetLabel, utcDay } from '../policy/quota.policy.js';

@@ -3,7 +3,7 @@
  * Blocklist patterns are moderator-edited: plain words and phrases (matched as whole words, any case), or
  * `/regex/flags` (always case-insensitive), validated when added so a bad pattern never reaches a request.
  */
-import { PictalkError, describe } from '../../inference/errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 
 export const MAX_PATTERN_CHARS = 200;
 const MAX_WORD_CHARS = 64;

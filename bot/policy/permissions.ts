@@ -3,7 +3,7 @@
  * holds one of the configured moderator role ids. Checked at run time on every command, never cached, so a role
  * removed on the platform takes effect with the next request.
  */
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { BotConfig } from '../config.js';
 import type { Actor } from '../types.js';
 

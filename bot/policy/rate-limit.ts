@@ -2,7 +2,7 @@
  * Per-user token bucket: `capacity` commands in a burst, refilled continuously at capacity / windowMs.
  * In memory on purpose: a restart forgiving a burst is harmless, and a per-command database write is not free.
  */
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { RateLimitConfig } from '../config.js';
 import type { Clock } from '../ports.js';
 

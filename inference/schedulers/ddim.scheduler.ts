@@ -3,7 +3,7 @@
  * `eta` is not a diffusers config key (diffusers passes it to step()); pictalk takes it from the resolved config.
  * @see diffusers/schedulers/scheduling_ddim.py (set_timesteps, step, _get_variance)
  */
-import { PictalkError } from '../errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { NoiseSource, ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
 import { alphasCumprod, arangeDown, checkStepCount, linspace, roundHalfEven } from './scheduler.config.js';
 

@@ -4,7 +4,7 @@
  * @see diffusers/schedulers/scheduling_dpmsolver_multistep.py (set_timesteps, convert_model_output,
  *   dpm_solver_first_order_update, multistep_dpm_solver_second_order_update, step)
  */
-import { PictalkError } from '../errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
 import {
   alphasCumprod, arangeDown, checkStepCount, interpOnIndex, linspace, roundHalfEven, trainingSigmas,

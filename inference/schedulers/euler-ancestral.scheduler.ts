@@ -2,7 +2,7 @@
  * Euler ancestral (k-diffusion's sample_euler_ancestral) on the discrete SD sigmas; timesteps are fractional.
  * @see diffusers/schedulers/scheduling_euler_ancestral_discrete.py (set_timesteps, scale_model_input, step)
  */
-import { PictalkError } from '../errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { NoiseSource, ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
 import {
   alphasCumprod, arangeDown, checkStepCount, indexForTimestep, interpOnIndex, linspace, roundHalfEven, trainingSigmas,

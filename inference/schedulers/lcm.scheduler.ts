@@ -4,7 +4,7 @@
  * Its timesteps come from the `original_inference_steps` grid; `timestep_spacing` does not apply.
  * @see diffusers/schedulers/scheduling_lcm.py (set_timesteps, get_scalings_for_boundary_condition_discrete, step)
  */
-import { PictalkError, describe } from '../errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import type { NoiseSource, ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
 import { alphasCumprod, checkStepCount, indexForTimestep, linspace } from './scheduler.config.js';
 

@@ -3,7 +3,7 @@
  * stream can be split or replayed) and Box-Muller. The same seed gives the same numbers on every run; V8's
  * Math.log/cos/sin are its own deterministic ports, so machines agree too.
  */
-import { PictalkError, describe } from '../errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import type { NoiseSource } from './scheduler.js';
 
 const TWO_PI = 2 * Math.PI;

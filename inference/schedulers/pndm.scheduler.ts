@@ -2,7 +2,7 @@
  * PNDM with skip_prk_steps: the pseudo linear multistep (PLMS) part only, as Stable Diffusion 1.x configs name it.
  * @see diffusers/schedulers/scheduling_pndm.py (set_timesteps, step_plms, _get_prev_sample)
  */
-import { PictalkError } from '../errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
 import { alphasCumprod, arangeDown, checkStepCount, linspace, roundHalfEven } from './scheduler.config.js';
 

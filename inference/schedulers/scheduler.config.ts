@@ -4,7 +4,7 @@
  * it lists in `_use_default_values`; every other key takes the target class's own default.
  * @see diffusers/configuration_utils.py (extract_init_dict), schedulers/scheduling_*.py (defaults, betas)
  */
-import { PictalkError, describe } from '../errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import type { BetaSchedule, PredictionType, ResolvedSchedulerConfig, TimestepSpacing } from './scheduler.js';
 
 /** The diffusers class names pictalk implements, and each one's defaults where they differ from the common ones. */

@@ -2,7 +2,7 @@
  * Build any of pictalk's schedulers from a folder's scheduler_config.json, whichever class wrote it, the way
  * diffusers' `SchedulerClass.from_config(config)` does (e.g. an SD 1.x PNDM config driving Euler ancestral).
  */
-import { PictalkError, describe } from '../errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../types.js';
 import { DdimScheduler } from './ddim.scheduler.js';
 import { DpmSolverPlusPlus2MScheduler } from './dpmpp-2m.scheduler.js';

@@ -2,7 +2,7 @@
  * Captioning metrics on the held-out set: corpus BLEU-1..4 (coco-caption, bleu.ts) and CIDEr-D (cider.ts) against
  * the five references, the grammar's own ceiling for both, and semantic accuracy (the caption parses to the scene).
  */
-import { isPictalkError } from '../../inference/errors.js';
+import { isPictalkError } from '../../common/errors.js';
 import type { ImageToText } from '../../inference/image-to-text.pipeline.js';
 import { captionsFor, sceneToPrompt } from '../world/grammar.js';
 import { parseCaption } from '../world/parser.js';

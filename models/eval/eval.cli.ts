@@ -8,7 +8,7 @@
  * a table otherwise. What each number means: models/EVAL.md.
  */
 import { pathToFileURL } from 'node:url';
-import { isPictalkError } from '../../inference/errors.js';
+import { isPictalkError } from '../../common/errors.js';
 import { parseEvalArgs, USAGE, type EvalOptions } from './eval.options.js';
 import { formatReport } from './eval.report.js';
 import { runEval } from './eval.run.js';

@@ -1,7 +1,7 @@
 /**
  * The eval command line: parsing and validation, one message shape for every option.
  */
-import { describe, PictalkError } from '../../inference/errors.js';
+import { describe, PictalkError } from '../../common/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
 import { MAX_CANDIDATES } from '../../inference/model-folder.js';
 import { DEFAULT_EVAL_SEED } from './heldout.set.js';

@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import { loadImageToText, type ImageToText } from '../../inference/image-to-text.pipeline.js';
 import { loadTextToImage, type TextToImage } from '../../inference/text-to-image.pipeline.js';
 import type { BackendOptions } from '../../inference/onnx.backend.js';

@@ -8,7 +8,7 @@
  */
 import { join, resolve } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
-import { PictalkError, describe } from '../../inference/errors.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import { imageToTensor } from '../../inference/image.codec.js';
 import { readJson, requireFile } from '../../inference/model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from '../../inference/onnx.backend.js';

@@ -14,7 +14,7 @@
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import { describeHeldOut, HELD_OUT, heldOutIn } from './compositional.js';
 import { captionsFor, grammarWords } from './grammar.js';
 import { layoutScene, sampleScene, sampleSceneWith, type DrawSpec } from './layout.js';

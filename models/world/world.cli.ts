@@ -7,7 +7,7 @@
  * compositional split, all in one folder.
  */
 import { pathToFileURL } from 'node:url';
-import { describe, isPictalkError, PictalkError } from '../../inference/errors.js';
+import { describe, isPictalkError, PictalkError } from '../../common/errors.js';
 import { integerOption, optionText, readOptions } from '../cli-options.js';
 import { SPLIT_NAMES, writeWorld, type SplitOption, type WorldOptions } from './dataset.writer.js';
 

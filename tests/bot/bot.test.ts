@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bot } from '../../bot/bot.js';
-import { PictalkError, type ErrorCode } from '../../inference/errors.js';
+import { PictalkError, type ErrorCode } from '../../common/errors.js';
 import { errorReply } from '../../bot/replies.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
 import type { BotRequest, Conversation } from '../../bot/types.js';

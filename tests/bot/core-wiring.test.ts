@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferenceCore, type InferencePipelines } from '../../inference/core.js';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import { createMetricsRegistry } from '../../inference/metrics.js';
 import type { InferencePort } from '../../bot/ports.js';
 import { Bot } from '../../bot/bot.js';

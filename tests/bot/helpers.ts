@@ -3,7 +3,7 @@
  * a result promise, cancel), a conversation that records what the bot sent, a manual clock and request builders.
  */
 import { EventEmitter } from 'node:events';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { JobInput, JobOwner, JobResult } from '../../inference/types.js';
 import { Bot, type BotOptions } from '../../bot/bot.js';
 import type { BotConfigInput } from '../../bot/config.js';

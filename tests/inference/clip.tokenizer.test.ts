@@ -2,7 +2,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadClipTokenizer } from '../../inference/clip.tokenizer.js';
-import { isPictalkError } from '../../inference/errors.js';
+import { isPictalkError } from '../../common/errors.js';
 
 // Made by tests/fixtures/clip-tokenizer/make_fixture.py: two tokenizers trained by models/train/clip_bpe.py on a
 // multilingual corpus (pad `<|endoftext|>` as SD 1.x, pad `!` as SD 2.x), and the ids that transformers 5's

@@ -1,5 +1,5 @@
 import { InferenceCore, type InferenceCoreOptions, type InferencePipelines, type JobHandle } from '../../inference/core.js';
-import { PictalkError, isPictalkError } from '../../inference/errors.js';
+import { PictalkError, isPictalkError } from '../../common/errors.js';
 import { createMetricsRegistry, type MetricsRegistry } from '../../inference/metrics.js';
 import type {
   CaptionRequest, CaptionResult, CaptionRunOptions, ImagineRequest, ImagineResult, JobKind, JobOwner, Progress, RunOptions, SpeakRequest, SpeechResult,

@@ -5,7 +5,7 @@ import { captionWords, loadImageToText, postProcess, type ImageToText } from '..
 import { drawImage } from '../../models/eval/heldout.set.js';
 import { WorldRenderer } from '../../models/world/world.renderer.js';
 import { imageToTensor } from '../../inference/image.codec.js';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { CaptionResult } from '../../inference/types.js';
 
 const FIXTURE = join(process.cwd(), 'tests/fixtures/tiny-captioner');

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { openModel, openSessionCount } from '../../inference/onnx.backend.js';
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 
 // add_timestep.onnx: y = 2x + cast(t), x float32 [batch, 3], t int64 [1]; made by tests/fixtures/onnx-backend/make_fixture.py.
 const MODEL = join(process.cwd(), 'tests/fixtures/onnx-backend/add_timestep.onnx');

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isPictalkError } from '../../inference/errors.js';
+import { isPictalkError } from '../../common/errors.js';
 import { OGG_FLAG_EOS, oggPackets, readOggPages } from '../../inference/ogg-opus.js';
 import { OPUS_PRE_SKIP, decodeOpus } from '../../inference/opus.codec.js';
 import {

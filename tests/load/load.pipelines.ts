@@ -4,7 +4,7 @@
  * thrown errors, and hangs that only the core's job timeout ends (the hang waits for the abort signal).
  * Prompts containing `[slow]` run a longer, fault-free job with progress steps, so a cancel can catch it running.
  */
-import { PictalkError } from '../../inference/errors.js';
+import { PictalkError } from '../../common/errors.js';
 import type { InferencePipelines } from '../../inference/core.js';
 import { encodePng, sniffFormat } from '../../inference/image.codec.js';
 import { createTextToSpeech } from '../../inference/text-to-speech.pipeline.js';

@@ -5,7 +5,7 @@
  */
 import type { BotPort } from '../../../adapters/discord/discord.adapter.js';
 import type { BotRequest, Conversation, Reply } from '../../../bot/types.js';
-import { PictalkError, isPictalkError } from '../../../inference/errors.js';
+import { PictalkError, isPictalkError } from '../../../common/errors.js';
 
 import { solidPng } from '../../helpers/solid-png.js';
 

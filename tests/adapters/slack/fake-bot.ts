@@ -6,7 +6,7 @@
  */
 import type { SlackBotPort } from '../../../adapters/slack/slack.adapter.js';
 import type { BotRequest, Conversation, FinishReceipt, JobStatus, Reply } from '../../../bot/types.js';
-import { PictalkError, isPictalkError } from '../../../inference/errors.js';
+import { PictalkError, isPictalkError } from '../../../common/errors.js';
 import { solidPng } from '../../fakes/slack/fake-slack.payloads.js';
 
 /** Bytes that start like an Ogg page, enough for the fake to store and the test to compare. */

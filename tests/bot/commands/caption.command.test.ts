@@ -1,4 +1,4 @@
-import { PictalkError } from '../../../inference/errors.js';
+import { PictalkError } from '../../../common/errors.js';
 import type { Attachment } from '../../../bot/types.js';
 import { makeBot } from '../helpers.js';
 

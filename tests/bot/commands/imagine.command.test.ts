@@ -1,4 +1,4 @@
-import { PictalkError } from '../../../inference/errors.js';
+import { PictalkError } from '../../../common/errors.js';
 import type { ImagineRequest, JobResult } from '../../../inference/types.js';
 import { validateImagineOptions } from '../../../bot/commands/imagine.options.js';
 import { actor, defaultResult, makeBot } from '../helpers.js';

@@ -1,4 +1,4 @@
-import { PictalkError } from '../../../inference/errors.js';
+import { PictalkError } from '../../../common/errors.js';
 import { resolveBotConfig } from '../../../bot/config.js';
 import { effectiveLimit, nextResetMs, utcDay } from '../../../bot/policy/quota.policy.js';
 import { actor, makeBot, moderator, RecordingConversation, request } from '../helpers.js';
