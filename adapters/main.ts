@@ -105,7 +105,10 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   try {
     if (settings.discord) {
       const { token, applicationId, apiUrl, guildId } = settings.discord;
-      adapters.push(await startDiscordAdapter({ token, applicationId, bot, logger: log, ...(apiUrl ? { apiUrl } : {}), ...(guildId ? { guildId } : {}) }));
+      adapters.push(await startDiscordAdapter({
+        token, applicationId, bot, logger: log, ...(apiUrl ? { apiUrl } : {}), ...(guildId ? { guildId } : {}),
+        commandLimits: { maxPromptChars: bot.config.maxPromptChars },
+      }));
       log.info('Discord adapter connected');
     }
     if (settings.slack) {

@@ -4,6 +4,7 @@
  */
 import { PictalkError, describe } from '../common/errors.js';
 import type { JobKind } from '../inference/types.js';
+import { QUOTA_LIMIT_OPTION } from './commands/option.spec.js';
 import type { QuotaKind } from './types.js';
 
 export interface RateLimitConfig {
@@ -60,8 +61,8 @@ export function resolveBotConfig(input: BotConfigInput = {}): BotConfig {
   const config: BotConfig = {
     moderatorRoleIds: [...roles],
     defaultDailyLimits: {
-      imagine: integer('defaultDailyLimits.imagine', input.defaultDailyLimits?.imagine ?? d.defaultDailyLimits.imagine, 0, 100_000),
-      caption: integer('defaultDailyLimits.caption', input.defaultDailyLimits?.caption ?? d.defaultDailyLimits.caption, 0, 100_000),
+      imagine: integer('defaultDailyLimits.imagine', input.defaultDailyLimits?.imagine ?? d.defaultDailyLimits.imagine, 0, QUOTA_LIMIT_OPTION.max),
+      caption: integer('defaultDailyLimits.caption', input.defaultDailyLimits?.caption ?? d.defaultDailyLimits.caption, 0, QUOTA_LIMIT_OPTION.max),
     },
     rateLimit: {
       capacity: integer('rateLimit.capacity', input.rateLimit?.capacity ?? d.rateLimit.capacity, 1, 10_000),

@@ -71,7 +71,14 @@ export type JobStatus =
 
 export interface ReplyImage { name: string; png: Buffer; altText: string; seed: number }
 export interface ReplyVoice { name: string; ogg: Buffer; durationSecs: number; waveform: Uint8Array }
-export interface ReplyButton { id: string; label: string; style: 'primary' | 'secondary' | 'danger' }
+/** What a button does; pressing it sends the BotCommand of the same name for its job. */
+export type ButtonAction = 'reroll' | 'cancel' | 'delete';
+export const BUTTON_ACTIONS: readonly ButtonAction[] = ['reroll', 'cancel', 'delete'];
+/**
+ * A button, platform-neutral: each adapter encodes `{ action, jobId }` its own way (a Discord custom id, a Slack
+ * action id and value) and decodes a press back into `{ name: action, jobId }`.
+ */
+export interface ReplyButton { action: ButtonAction; jobId: string; label: string; style: 'primary' | 'secondary' | 'danger' }
 
 /** A finished reply, platform-neutral. `error` replies are friendly text plus the stable code. */
 export interface Reply {
@@ -79,7 +86,7 @@ export interface Reply {
   ephemeral?: boolean;
   images?: ReplyImage[];
   voice?: ReplyVoice;
-  buttons?: ReplyButton[];    // ids like `reroll:<jobId>`, `cancel:<jobId>`, `delete:<jobId>`
+  buttons?: ReplyButton[];
   jobId?: string;
   error?: { code: ErrorCode; retryable: boolean };
   /**

@@ -15,7 +15,7 @@ import {
 } from 'discord.js';
 import type { BotRequest, Conversation, Reply } from '../../bot/types.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
-import { registerCommands } from './commands.js';
+import { registerCommands, type CommandLimits } from './commands.js';
 import { DiscordConversation, type Logger } from './discord.conversation.js';
 import { actorOf, translateInteraction, type Translation } from './interaction.translate.js';
 
@@ -38,6 +38,8 @@ export interface DiscordAdapterOptions {
   logger?: Logger;
   /** Bulk-overwrite the command definitions after login (default true). */
   registerCommands?: boolean;
+  /** Limits the command bodies carry from the bot's settings (the prompt's length); default bot/'s defaults. */
+  commandLimits?: CommandLimits;
   /** Least time between two progress edits of one reply (default 1500 ms). */
   statusIntervalMs?: number;
   /** How long an interaction token works (default Discord's 15 minutes); later replies go to the channel. */
@@ -163,7 +165,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
     await client.login(token);
     await ready;
     if (options.registerCommands ?? true) {
-      await registerCommands(client.rest, applicationId, guildId);
+      await registerCommands(client.rest, applicationId, guildId, options.commandLimits);
       logger.info('discord: commands registered', { scope: guildId ? `guild ${guildId}` : 'global' });
     }
   } catch (error) {

@@ -23,6 +23,7 @@ import {
   type RepliableInteraction,
 } from 'discord.js';
 import type { Conversation, FinishReceipt, JobStatus, Reply, ReplyButton, ReplyVoice } from '../../bot/types.js';
+import { encodeCustomId } from './button.codec.js';
 import { formatBytes } from './attachment.download.js';
 import { StatusThrottle } from '../status-throttle.js';
 
@@ -69,7 +70,7 @@ export function renderButtons(buttons: readonly ReplyButton[]): APIActionRowComp
         type: ComponentType.Button,
         style: STYLES[button.style],
         label: button.label,
-        custom_id: button.id,
+        custom_id: encodeCustomId(button),
       })),
     });
   }
@@ -156,7 +157,7 @@ export class DiscordConversation implements Conversation {
     if (this.finishing || this.tokenExpired) return;
     // The Cancel button rides on every status edit (as on Slack): the requester's only way to stop a queued job.
     // The final edit replaces the components, so the button disappears with the status.
-    const cancel: ReplyButton = { id: `cancel:${update.jobId}`, label: 'Cancel', style: 'secondary' };
+    const cancel: ReplyButton = { action: 'cancel', jobId: update.jobId, label: 'Cancel', style: 'secondary' };
     await this.interaction.editReply({ content: renderStatus(update), components: renderButtons([cancel]) });
   }
 

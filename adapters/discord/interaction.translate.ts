@@ -10,6 +10,7 @@ import {
   type MessageContextMenuCommandInteraction,
   type RepliableInteraction,
 } from 'discord.js';
+import { decodeCustomId } from './button.codec.js';
 import type { Actor, BotCommand, QuotaKind } from '../../bot/types.js';
 import { PictalkError, describe } from '../../common/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
@@ -28,7 +29,6 @@ export type Translation =
     }
   | { kind: 'answer'; text: string };
 
-const BUTTON_ID = /^(reroll|cancel|delete):(.+)$/;
 const IMAGE_NAME = /\.(png|jpe?g|webp|gif)$/i;
 
 /** The first attachment that claims to be an image; the bytes are checked later by bot/. */
@@ -137,9 +137,9 @@ function messageCommand(interaction: MessageContextMenuCommandInteraction): Tran
 }
 
 function button(interaction: ButtonInteraction): Translation {
-  const match = BUTTON_ID.exec(interaction.customId);
-  if (!match) return { kind: 'answer', text: 'This button is no longer in use.' };
-  const [, action, jobId] = match as unknown as [string, 'reroll' | 'cancel' | 'delete', string];
+  const pressed = decodeCustomId(interaction.customId);
+  if (!pressed) return { kind: 'answer', text: 'This button is no longer in use.' };
+  const { action, jobId } = pressed;
   const message = { channelId: interaction.message.channelId, id: interaction.message.id };
   if (action === 'reroll') return { kind: 'command', command: { name: 'reroll', jobId }, ephemeral: false, message };
   return { kind: 'command', command: { name: action, jobId }, ephemeral: true, message };

@@ -65,7 +65,7 @@ class TerminalConversation implements Conversation {
       written.push(path);
       lines.push(`voice: ${path} (${reply.voice.durationSecs.toFixed(1)} s)`);
     }
-    if (reply.buttons?.length) lines.push(`next: ${reply.buttons.map((button) => `/${button.id.replace(':', ' ')}`).join('   ')}`);
+    if (reply.buttons?.length) lines.push(`next: ${reply.buttons.map((button) => `/${button.action} ${button.jobId}`).join('   ')}`);
     if (reply.action?.kind === 'delete') {
       // The local "messages" of a job are the files it wrote.
       for (const path of reply.action.messageIds) {

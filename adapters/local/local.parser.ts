@@ -5,9 +5,11 @@
  *   /quota show [default|role:<id>|user:<id>]      /quota set <imagine|caption> <limit> [default|role:<id>|user:<id>]
  *   /quota reset <user>               /blocklist add|remove <pattern>   /blocklist list
  *   /autocaption <channel> on|off     /help        /quit
- * Option values are passed on as typed (numbers when they look like numbers) so bot/ gives its usual messages.
+ * `/imagine` reads the grammar Slack reads too (bot/commands/command.text.ts); other values are passed on as typed.
  */
-import type { BotCommand, ImagineOptions, QuotaKind, QuotaTarget } from '../../bot/types.js';
+import { IMAGINE_USAGE, parseImagineText, tokenizeCommand } from '../../bot/commands/command.text.js';
+import type { BotCommand, QuotaKind, QuotaTarget } from '../../bot/types.js';
+import { isPictalkError } from '../../common/errors.js';
 
 export type ParsedLine =
   | { kind: 'command'; command: BotCommand }
@@ -19,7 +21,7 @@ export type ParsedLine =
 
 export const HELP = [
   'Commands:',
-  '  /imagine <prompt> [--seed N] [--steps N] [--guidance X] [--count N] [--scheduler NAME] [--negative "text"]',
+  `  ${IMAGINE_USAGE.replace(/^Usage: `|`$/g, '')}`,
   '  /caption <file> [--no-voice]',
   '  /reroll <job>   /cancel <job>   /delete <job>   /status',
   '  /quota show [default|role:<id>|user:<id>]',
@@ -30,39 +32,21 @@ export const HELP = [
   '  /help   /quit',
 ].join('\n');
 
-/** Split on spaces, keeping "double" or 'single' quoted parts together. */
+/** Split on spaces, keeping quoted parts together (the shared tokenizer of bot/commands/command.text.ts). */
 export function tokenize(text: string): string[] {
-  const tokens: string[] = [];
-  const pattern = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
-  for (const match of text.matchAll(pattern)) tokens.push(match[1]?.replace(/\\(.)/g, '$1') ?? match[2] ?? match[3] ?? '');
-  return tokens;
+  return tokenizeCommand(text).map((token) => token.text);
 }
 
 const numberOrText = (text: string): number | string => (/^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text);
 
-const IMAGINE_FLAGS = ['seed', 'steps', 'guidance', 'count', 'scheduler', 'negative'] as const;
-
+/** `/imagine`: the grammar Slack uses too; its refusals become this line's error. */
 function parseImagine(rest: string): ParsedLine {
-  const tokens = tokenize(rest);
-  const words: string[] = [];
-  const options: Record<string, unknown> = {};
-  for (let i = 0; i < tokens.length; i += 1) {
-    const token = tokens[i]!;
-    if (!token.startsWith('--')) {
-      words.push(token);
-      continue;
-    }
-    const flag = token.slice(2) as (typeof IMAGINE_FLAGS)[number];
-    if (!IMAGINE_FLAGS.includes(flag)) {
-      return { kind: 'error', message: `Unknown option ${token}; expected ${IMAGINE_FLAGS.map((f) => `--${f}`).join(', ')}` };
-    }
-    const value = tokens[i + 1];
-    if (value === undefined) return { kind: 'error', message: `Option ${token} needs a value` };
-    i += 1;
-    options[flag] = flag === 'scheduler' || flag === 'negative' ? value : numberOrText(value);
+  try {
+    return { kind: 'command', command: { name: 'imagine', options: parseImagineText(rest, IMAGINE_USAGE) } };
+  } catch (error) {
+    if (isPictalkError(error)) return { kind: 'error', message: error.message };
+    throw error;
   }
-  // The prompt goes to bot/ even when empty: its message for an empty prompt is the one every platform shows.
-  return { kind: 'command', command: { name: 'imagine', options: { ...options, prompt: words.join(' ') } as ImagineOptions } };
 }
 
 function parseTarget(text: string | undefined): QuotaTarget | string {

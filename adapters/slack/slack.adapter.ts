@@ -12,7 +12,7 @@
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver, type Logger as BoltLogger, type RespondFn, type webApi } from '@slack/bolt';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Actor, BotCommand, BotRequest, Conversation, Reply } from '../../bot/types.js';
+import { BUTTON_ACTIONS, type Actor, type BotCommand, type BotRequest, type ButtonAction, type Conversation, type Reply } from '../../bot/types.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { parseAutoCaption, parseImagine, parseQuota } from './command.parse.js';
 import { fileName, isImageFile, toBotAttachment, type SlackFile } from './file.download.js';
@@ -230,11 +230,12 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
   });
 
   // buttons: Re-roll, Delete (on results) and Cancel (on status messages)
-  app.action(new RegExp(`^${ACTION_PREFIX.replace('.', '\\.')}(reroll|delete|cancel)$`), async ({ action, body, ack, respond, client, context }) => {
+  app.action(new RegExp(`^${ACTION_PREFIX.replace('.', '\\.')}(${BUTTON_ACTIONS.join('|')})$`), async ({ action, body, ack, respond, client, context }) => {
     await ack();
     if (body.type !== 'block_actions' || action.type !== 'button' || !('action_id' in action)) return;
-    const verb = action.action_id.slice(ACTION_PREFIX.length) as 'reroll' | 'delete' | 'cancel';
+    const verb = action.action_id.slice(ACTION_PREFIX.length) as ButtonAction;
     const jobId = action.value ?? '';
+    if (jobId === '') return; // a button without its job (not one pictalk made) does nothing
     const channelId = body.channel?.id ?? body.container?.channel_id ?? '';
     const target: SlackTarget = { channelId, userId: body.user.id, respond };
     const messageTs = body.container?.message_ts ?? body.message?.ts;

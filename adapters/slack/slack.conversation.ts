@@ -63,15 +63,13 @@ export function renderStatus(update: JobStatus): string {
 
 type Block = types.KnownBlock;
 
-/** bot/'s button ids are `verb:jobId`; Slack gets `action_id: pictalk.verb`, `value: jobId`. */
+/** bot/'s `{ action, jobId }` as a Slack button: `action_id: pictalk.<action>`, `value: <jobId>`. */
 export function buttonElement(button: ReplyButton): types.Button {
-  const colon = button.id.indexOf(':');
-  const verb = colon < 0 ? button.id : button.id.slice(0, colon);
   const element: types.Button = {
     type: 'button',
-    action_id: `${ACTION_PREFIX}${verb}`,
+    action_id: `${ACTION_PREFIX}${button.action}`,
     text: { type: 'plain_text', text: cut(button.label, 75) },
-    value: colon < 0 ? '' : button.id.slice(colon + 1),
+    value: button.jobId,
   };
   // Block Kit has no "secondary" style: leaving it out is the default grey button.
   if (button.style !== 'secondary') element.style = button.style;
@@ -152,7 +150,7 @@ export class SlackConversation implements Conversation {
   private async sendStatus(update: JobStatus): Promise<void> {
     if (this.finishing) return;
     const text = renderStatus(update);
-    const blocks = messageBlocks(text, [{ id: `cancel:${update.jobId}`, label: 'Cancel', style: 'secondary' }]);
+    const blocks = messageBlocks(text, [{ action: 'cancel', jobId: update.jobId, label: 'Cancel', style: 'secondary' }]);
     await this.upsert(text, blocks);
   }
 

@@ -80,7 +80,7 @@ export async function captionCommand(ctx: CommandContext, attachment: Attachment
   }
   settleSuccess(ctx, jobId, { name: attachment.name, size: attachment.size, voice, caption: caption.caption });
 
-  const reply: Reply = { text: caption.caption, jobId, buttons: [{ id: `delete:${jobId}`, label: 'Delete', style: 'danger' }] };
+  const reply: Reply = { text: caption.caption, jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
   if (!voice) return reply;
 
   // speak: the caption as a voice message; its failure costs the user nothing but the voice

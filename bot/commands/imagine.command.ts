@@ -60,8 +60,8 @@ export async function imagineCommand(ctx: CommandContext, options: ImagineOption
     text: describeSettings(result.settings, result.images.map((image) => image.seed)),
     images,
     buttons: [
-      { id: `reroll:${jobId}`, label: 'Reroll', style: 'primary' },
-      { id: `delete:${jobId}`, label: 'Delete', style: 'danger' },
+      { action: 'reroll', jobId, label: 'Reroll', style: 'primary' },
+      { action: 'delete', jobId, label: 'Delete', style: 'danger' },
     ],
     jobId,
   };

@@ -1,12 +1,13 @@
 /** Moderator quota commands: set a daily limit (space default, role, user), show limits, reset a user's day. Audited. */
 import { PictalkError, describe } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
+import { QUOTA_KIND_OPTION, QUOTA_LIMIT_OPTION, checkOption } from './option.spec.js';
 import { requireModerator } from '../policy/permissions.js';
-import { QUOTA_LIMIT_MAX, targetLabel, utcDay } from '../policy/quota.policy.js';
+import { targetLabel, utcDay } from '../policy/quota.policy.js';
 import { plural } from '../replies.js';
 import type { QuotaKind, QuotaTarget, Reply } from '../types.js';
 
-const KINDS: readonly QuotaKind[] = ['imagine', 'caption'];
+const KINDS = QUOTA_KIND_OPTION.choices as readonly QuotaKind[];
 
 function checkTarget(target: unknown): QuotaTarget {
   const t = target as QuotaTarget | undefined;
@@ -18,10 +19,7 @@ function checkTarget(target: unknown): QuotaTarget {
 }
 
 function checkKind(kind: unknown): QuotaKind {
-  if (!KINDS.includes(kind as QuotaKind)) {
-    throw new PictalkError('input.invalid', `Expected \`kind\` to be one of \`imagine\`, \`caption\`, got ${describe(kind)}`);
-  }
-  return kind as QuotaKind;
+  return checkOption(QUOTA_KIND_OPTION, kind) as QuotaKind;
 }
 
 export function quotaSetCommand(ctx: CommandContext, target: QuotaTarget, kind: QuotaKind, limit: number): Reply {
@@ -29,9 +27,7 @@ export function quotaSetCommand(ctx: CommandContext, target: QuotaTarget, kind: 
   requireModerator(actor, ctx.config, 'quota.set');
   const t = checkTarget(target);
   const k = checkKind(kind);
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > QUOTA_LIMIT_MAX) {
-    throw new PictalkError('input.invalid', `Expected \`limit\` to be an integer from 0 to ${QUOTA_LIMIT_MAX}, got ${describe(limit)}`);
-  }
+  checkOption(QUOTA_LIMIT_OPTION, limit);
   const now = ctx.clock.now();
   const before = ctx.store.getLimit(actor.spaceId, t, k);
   ctx.store.setLimit(actor.spaceId, t, k, limit, actor.userId, now);

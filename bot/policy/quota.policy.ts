@@ -5,6 +5,7 @@
  * (so a "trusted" role can raise the space default, and a "new member" role alone can lower it); else the space
  * default; else the configured default.
  */
+import { QUOTA_LIMIT_OPTION } from '../commands/option.spec.js';
 import type { BotConfig } from '../config.js';
 import type { BotStore } from '../store.js';
 import type { Actor, QuotaKind, QuotaTarget } from '../types.js';
@@ -59,4 +60,4 @@ export function standing(store: BotStore, config: BotConfig, actor: Actor, kind:
 export const targetLabel = (target: QuotaTarget): string =>
   target.kind === 'default' ? 'the space default' : `${target.kind} ${target.id}`;
 
-export const QUOTA_LIMIT_MAX = 100_000;
+export const QUOTA_LIMIT_MAX = QUOTA_LIMIT_OPTION.max;

@@ -1,4 +1,7 @@
-import { COMMANDS, CAPTION_MESSAGE_COMMAND } from '../../../adapters/discord/commands.js';
+import { COMMANDS, CAPTION_MESSAGE_COMMAND, buildCommands } from '../../../adapters/discord/commands.js';
+import { IMAGINE_OPTIONS, QUOTA_LIMIT_OPTION, imagineOption } from '../../../bot/commands/option.spec.js';
+import { DEFAULT_BOT_CONFIG } from '../../../bot/config.js';
+import { QUOTA_LIMIT_MAX } from '../../../bot/policy/quota.policy.js';
 import { SCHEDULER_NAMES } from '../../../inference/types.js';
 
 type Option = { type: number; name: string; description: string; required?: boolean; options?: Option[]; choices?: Array<{ name: string; value: unknown }> };
@@ -41,13 +44,27 @@ test('every body follows the API rules for names, descriptions and option order'
   }
 });
 
-test('/imagine offers the schedulers of the core and the documented ranges', () => {
-  const options = byName('imagine').options!;
+test('/imagine offers exactly the options, ranges and schedulers of bot/\'s spec, the prompt length from the settings', () => {
+  const options = byName('imagine').options! as Array<Option & { min_value?: number; max_value?: number; max_length?: number }>;
+  expect(options.map((o) => o.name)).toEqual(IMAGINE_OPTIONS.map((spec) => spec.name));
   expect(options.find((o) => o.name === 'scheduler')!.choices!.map((c) => c.value)).toEqual([...SCHEDULER_NAMES]);
-  expect(options.find((o) => o.name === 'prompt')).toMatchObject({ type: 3, required: true });
-  expect(options.find((o) => o.name === 'steps')).toMatchObject({ type: 4, min_value: 1, max_value: 100 });
-  expect(options.find((o) => o.name === 'count')).toMatchObject({ type: 4, min_value: 1, max_value: 4 });
-  expect(options.find((o) => o.name === 'guidance')).toMatchObject({ type: 10, min_value: 0, max_value: 30 });
+  expect(options.find((o) => o.name === 'prompt')).toMatchObject({ type: 3, required: true, max_length: DEFAULT_BOT_CONFIG.maxPromptChars });
+  for (const name of ['steps', 'count', 'guidance', 'seed'] as const) {
+    const spec = imagineOption(name);
+    expect(options.find((o) => o.name === name)).toMatchObject({ type: spec.type === 'integer' ? 4 : 10, min_value: spec.min, max_value: spec.max });
+  }
+  expect(imagineOption('steps')).toMatchObject({ min: 1, max: 50 });
+  expect(imagineOption('guidance')).toMatchObject({ min: 0, max: 20 });
+  const long = buildCommands({ maxPromptChars: 9000 }).find((c) => c.name === 'imagine') as unknown as Command;
+  expect((long.options! as Array<{ name: string; max_length?: number }>).find((o) => o.name === 'prompt')!.max_length).toBe(6000); // Discord's ceiling
+});
+
+test('/quota limits are the policy\'s', () => {
+  const set = byName('quota').options!.find((o) => o.name === 'set')!;
+  for (const sub of set.options!) {
+    expect(sub.options!.find((o) => o.name === 'limit')).toMatchObject({ type: 4, min_value: 0, max_value: QUOTA_LIMIT_OPTION.max });
+  }
+  expect(QUOTA_LIMIT_OPTION.max).toBe(QUOTA_LIMIT_MAX);
 });
 
 test('moderator commands default to Manage Server; the others are open', () => {

@@ -131,8 +131,8 @@ export class FakeBot implements BotPort {
       text: `**${prompt}**\nseed 42 · 20 steps · guidance 7.5 · pndm`,
       images: [{ name: 'pictalk-42.png', png: solidPng(8, [220, 30, 30]), altText: `An image generated from the prompt: ${prompt}`, seed: 42 }],
       buttons: [
-        { id: `reroll:${jobId}`, label: 'Reroll', style: 'primary' },
-        { id: `delete:${jobId}`, label: 'Delete', style: 'danger' },
+        { action: 'reroll', jobId: jobId, label: 'Reroll', style: 'primary' },
+        { action: 'delete', jobId: jobId, label: 'Delete', style: 'danger' },
       ],
       jobId,
     };

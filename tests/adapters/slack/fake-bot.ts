@@ -78,7 +78,7 @@ export class FakeBot implements SlackBotPort {
         conversation.status({ state: 'running', jobId: `cap-${request.id}`, stage: 'download', step: 0, total: 1 });
         const bytes = await command.attachment.fetch(CAPTION_BYTE_LIMIT);
         if (bytes.length < 8 || bytes.readUInt32BE(0) !== 0x89504e47) throw new PictalkError('input.unsupported', `Expected a PNG, JPEG, WebP or GIF image, got bytes of another kind (\`${command.attachment.name}\`)`);
-        const reply: Reply = { text: 'A red square.', jobId: `cap-${request.id}`, buttons: [{ id: `delete:cap-${request.id}`, label: 'Delete', style: 'danger' }] };
+        const reply: Reply = { text: 'A red square.', jobId: `cap-${request.id}`, buttons: [{ action: 'delete', jobId: `cap-${request.id}`, label: 'Delete', style: 'danger' }] };
         this.jobRequests.set(`cap-${request.id}`, request);
         if (command.voice ?? true) reply.voice = { name: 'caption.ogg', ogg: FAKE_OGG, durationSecs: 1.25, waveform: new Uint8Array(256) };
         return reply;
@@ -122,8 +122,8 @@ export class FakeBot implements SlackBotPort {
       text: `**${prompt}**\nseed 42 · ${steps} steps · guidance 7.5 · pndm`,
       images: [{ name: 'pictalk-42.png', png: IMAGE, altText: `An image generated from the prompt: ${prompt}`, seed: 42 }],
       buttons: [
-        { id: `reroll:${jobId}`, label: 'Re-roll', style: 'primary' },
-        { id: `delete:${jobId}`, label: 'Delete', style: 'danger' },
+        { action: 'reroll', jobId: jobId, label: 'Re-roll', style: 'primary' },
+        { action: 'delete', jobId: jobId, label: 'Delete', style: 'danger' },
       ],
       jobId,
     };

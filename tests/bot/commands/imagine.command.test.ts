@@ -36,8 +36,8 @@ describe('/imagine', () => {
     expect(reply.images?.[0]?.name).toBe(`pictalk-${reply.jobId}-1.png`);
     expect(reply.text).toBe('two cats\nseeds 40, 41 · 20 steps · guidance 7.5 · pndm · 64×64');
     expect(reply.buttons).toEqual([
-      { id: `reroll:${reply.jobId}`, label: 'Reroll', style: 'primary' },
-      { id: `delete:${reply.jobId}`, label: 'Delete', style: 'danger' },
+      { action: 'reroll', jobId: reply.jobId, label: 'Reroll', style: 'primary' },
+      { action: 'delete', jobId: reply.jobId, label: 'Delete', style: 'danger' },
     ]);
     expect(reply.ephemeral).toBeUndefined();
   });
