@@ -2,6 +2,7 @@
  * The smoke version of the one command that re-trains every shipped model (models/train/train_all.sh --smoke):
  * draws a tiny world, trains the text-to-image model, the captioner and the recognizer for a few steps each,
  * exports them and reloads every graph in ONNX Runtime (the exporters fail when ONNX and PyTorch disagree).
+ * Slow (about 60 s): it trains four small models in PyTorch and exports and reloads every graph.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

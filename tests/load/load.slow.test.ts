@@ -10,6 +10,7 @@
  * the core's queue is empty at the end. A summary line goes to the console and to runs/load-summary.log.
  *
  * Seed: PICTALK_LOAD_SEED (the plan and the injected faults are seeded; thread timing still varies run to run).
+ * Slow (about 15 s): 200 commands through both fake platforms, with job timeouts that must actually expire.
  */
 import type { APIMessage } from 'discord.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';

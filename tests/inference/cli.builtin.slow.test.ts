@@ -1,6 +1,7 @@
 /**
  * The command line end to end on the shipped builtin models, as a user runs it: imagine, caption, speak.
  * (Speed lives in `npm run bench`; this checks behaviour only.)
+ * Slow (about 20 s): every command is a new Node process that loads the shipped models.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

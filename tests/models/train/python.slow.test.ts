@@ -1,6 +1,8 @@
 /**
  * The Python training code's checks (models/train/), run as plain scripts: each prints `ok <check>` lines and
  * exits non-zero on the first failure. They need python3 with torch, onnx and onnxruntime.
+ * Slow (about 80 s): each check starts python3 and imports PyTorch; the captioner checks train and export small
+ * models, and one of them kills a training run and resumes it.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';

@@ -1,6 +1,7 @@
 /**
  * models/train/onnx_weights.py: the PyTorch reference loads its weights straight from an exported ONNX folder.
  * Runs tests/models/train/check_onnx_weights.py (python3 with torch, onnx, onnxruntime) on the tiny fixture.
+ * Slow (about 10 s): python3 imports PyTorch and onnxruntime and compares a sampled image.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
