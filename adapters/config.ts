@@ -5,6 +5,7 @@
  */
 import { PictalkError, describe } from '../common/errors.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from '../bot/config.js';
+import type { ExecutionProvider } from '../inference/onnx.backend.js';
 
 export interface DiscordSettings {
   token: string;
@@ -24,16 +25,24 @@ export type SlackSettings =
   | (SlackCommon & { mode: 'socket'; appToken: string })
   | (SlackCommon & { mode: 'http'; signingSecret: string; port: number });
 
-export interface PictalkSettings {
+/** The settings of the model folders and the runtime, which the command line reads too. */
+export interface ModelSettings {
+  /** Text-to-image model folder (diffusers ONNX layout); the builtin model when absent. */
+  t2iModel?: string;
+  /** Captioner folder; the builtin captioner when absent. */
+  captioner?: string;
+  /** PICTALK_EXECUTION_PROVIDER: where onnxruntime runs the graphs (CUDA falls back to the CPU with one log line). */
+  executionProvider: ExecutionProvider;
+}
+
+export interface PictalkSettings extends ModelSettings {
   discord?: DiscordSettings;
   slack?: SlackSettings;
   dbPath: string;
   /** Port of the Prometheus /metrics server; no server when absent. */
   metricsPort?: number;
-  /** Text-to-image model folder (diffusers ONNX layout); the builtin model when absent. */
-  t2iModel?: string;
-  /** Captioner folder; the builtin captioner when absent. */
-  captioner?: string;
+  /** PICTALK_REQUIRE_PLATFORM=1 (the container image sets it): no chat platform configured is an error, not the terminal. */
+  requirePlatform: boolean;
   /**
    * Imagine jobs that run side by side; their UNet calls are merged into shared runs step by step. Unset: 4 on the
    * builtin model, 1 on an operator's model (a full-size UNet on a CPU gains nothing from merging, and four jobs
@@ -157,9 +166,38 @@ function slack(env: Env, problems: Problems): SlackSettings | undefined {
   return undefined;
 }
 
+function modelSettings(env: Env, problems: Problems): ModelSettings {
+  const provider = read(env, 'PICTALK_EXECUTION_PROVIDER')?.toLowerCase() ?? 'cpu';
+  if (provider !== 'cpu' && provider !== 'cuda') {
+    problems.add('PICTALK_EXECUTION_PROVIDER', `Expected PICTALK_EXECUTION_PROVIDER to be \`cpu\` or \`cuda\`, got ${describe(env.PICTALK_EXECUTION_PROVIDER)}`);
+  }
+  const settings: ModelSettings = { executionProvider: provider === 'cuda' ? 'cuda' : 'cpu' };
+  const t2iModel = read(env, 'PICTALK_T2I_MODEL');
+  if (t2iModel !== undefined) settings.t2iModel = t2iModel;
+  const captioner = read(env, 'PICTALK_CAPTIONER');
+  if (captioner !== undefined) settings.captioner = captioner;
+  return settings;
+}
+
+function fail(problems: Problems): never {
+  const message = problems.list.length === 1
+    ? problems.list[0]!.message
+    : `${problems.list.length} settings are wrong:\n${problems.list.map((p) => `- ${p.message}`).join('\n')}`;
+  throw new PictalkError('config.invalid', message, { settings: problems.list.map((p) => p.setting) });
+}
+
+/** The model and runtime settings alone (the command line's); throws `config.invalid` naming a malformed one. */
+export function loadModelSettings(env: Env = process.env): ModelSettings {
+  const problems = new Problems();
+  const settings = modelSettings(env, problems);
+  if (problems.list.length > 0) fail(problems);
+  return settings;
+}
+
 /** Read every setting; throws `config.invalid` naming each missing or malformed one. */
 export function loadSettings(env: Env = process.env): PictalkSettings {
   const problems = new Problems();
+  const models = modelSettings(env, problems);
   const discordSettings = discord(env, problems);
   const slackSettings = slack(env, problems);
   const metricsPort = port(env, 'PICTALK_METRICS_PORT', problems);
@@ -190,14 +228,16 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
   if (upscale !== undefined) botInput.imageUpscale = upscale;
   const imagineBatch = integer(env, 'PICTALK_IMAGINE_BATCH', problems, 1, 16);
 
-  if (problems.list.length > 0) {
-    const message = problems.list.length === 1
-      ? problems.list[0]!.message
-      : `${problems.list.length} settings are wrong:\n${problems.list.map((p) => `- ${p.message}`).join('\n')}`;
-    throw new PictalkError('config.invalid', message, { settings: problems.list.map((p) => p.setting) });
+  const requireText = read(env, 'PICTALK_REQUIRE_PLATFORM');
+  if (requireText !== undefined && requireText !== '0' && requireText !== '1') {
+    problems.add('PICTALK_REQUIRE_PLATFORM', `Expected PICTALK_REQUIRE_PLATFORM to be 0 or 1, got ${describe(requireText)}`);
   }
 
+  if (problems.list.length > 0) fail(problems);
+
   const settings: PictalkSettings = {
+    ...models,
+    requirePlatform: requireText === '1',
     dbPath: read(env, 'PICTALK_DB') ?? DEFAULT_DB_PATH,
     ...(imagineBatch !== undefined ? { imagineBatch } : {}),
     bot: resolveBotConfig(botInput),
@@ -205,10 +245,6 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
   if (discordSettings) settings.discord = discordSettings;
   if (slackSettings) settings.slack = slackSettings;
   if (metricsPort !== undefined) settings.metricsPort = metricsPort;
-  const t2iModel = read(env, 'PICTALK_T2I_MODEL');
-  if (t2iModel !== undefined) settings.t2iModel = t2iModel;
-  const captioner = read(env, 'PICTALK_CAPTIONER');
-  if (captioner !== undefined) settings.captioner = captioner;
   return settings;
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import process from 'node:process';
 import { Bot } from '../bot/bot.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
-import { packageRoot } from '../inference/cli.js';
+import { builtinModelDir } from '../common/package-root.js';
 import { InferenceCore } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
@@ -41,16 +41,16 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   try {
     settings = loadSettings(process.env);
     // In a container there is no terminal to talk to: a missing platform is a configuration error there.
-    if (process.env.PICTALK_REQUIRE_PLATFORM === '1') requirePlatform(settings);
+    if (settings.requirePlatform) requirePlatform(settings);
   } catch (error) {
     console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
 
   // models: loaded once, shared by every platform
-  const root = packageRoot();
-  const t2iDir = settings.t2iModel ?? join(root, 'models', 'builtin', 'text-to-image');
-  const captionerDir = settings.captioner ?? join(root, 'models', 'builtin', 'captioner');
+  const t2iDir = settings.t2iModel ?? builtinModelDir('text-to-image');
+  const captionerDir = settings.captioner ?? builtinModelDir('captioner');
+  const backend = { executionProvider: settings.executionProvider };
   let textToImage: TextToImage, imageToText: ImageToText | undefined;
   const speech = createTextToSpeech();
   const registry = createMetricsRegistry({ defaultMetrics: true });
@@ -58,11 +58,12 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   try {
     [textToImage, imageToText] = await Promise.all([
       loadTextToImage(t2iDir, {
+        backend,
         onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests),
         // the captioner ranks candidate pictures when the model folder asks for more than one (pictalk.json)
         scorer: (images, text, options) => imageToText!.scoreText(images, text, options),
       }),
-      loadImageToText(captionerDir),
+      loadImageToText(captionerDir, { backend }),
       speech.load(),
     ]);
   } catch (error) {

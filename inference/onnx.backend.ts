@@ -36,7 +36,7 @@ export interface ValueInfo {
 }
 
 export interface BackendOptions {
-  /** `cpu` unless set here or by PICTALK_EXECUTION_PROVIDER=cuda; CUDA falls back to CPU with one log line. */
+  /** `cpu` unless set here (adapters/config.ts reads PICTALK_EXECUTION_PROVIDER); CUDA falls back to CPU with one log line. */
   executionProvider?: ExecutionProvider;
   intraOpThreads?: number;
   interOpThreads?: number;
@@ -65,11 +65,9 @@ function validateThreads(name: string, value: number | undefined): number {
 }
 
 function resolveOptions(options: BackendOptions): ResolvedOptions {
-  const fromEnv = process.env.PICTALK_EXECUTION_PROVIDER?.trim().toLowerCase();
-  const provider = options.executionProvider ?? (fromEnv === '' ? undefined : fromEnv) ?? 'cpu';
+  const provider = options.executionProvider ?? 'cpu';
   if (provider !== 'cpu' && provider !== 'cuda') {
-    throw new PictalkError('config.invalid',
-      `Expected the execution provider (option or PICTALK_EXECUTION_PROVIDER) to be \`cpu\` or \`cuda\`, got ${describe(provider)}`);
+    throw new PictalkError('config.invalid', `Expected the execution provider to be \`cpu\` or \`cuda\`, got ${describe(provider)}`);
   }
   const graphOptimization = options.graphOptimization ?? 'all';
   if (!['disabled', 'basic', 'extended', 'all'].includes(graphOptimization)) {

@@ -4,9 +4,8 @@
  * with the same steps, guidance and thread count. Its per-image time excludes PNG encoding (it makes none).
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../common/package-root.js';
 
 export interface PytorchReference {
   command: string;
@@ -17,17 +16,6 @@ export interface PytorchReference {
   timings_ms: Record<string, number>;
   load_ms: number;
   wall_s: number;
-}
-
-/** The package root: the nearest folder above this file with a package.json (works from scripts/ and dist/scripts/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('Expected the bench to live inside the pictalk package, found no package.json above it');
-    dir = up;
-  }
-  return dir;
 }
 
 export interface PytorchSettings {

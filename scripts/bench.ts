@@ -17,6 +17,7 @@ import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createMetricsRegistry } from '../inference/metrics.js';
 import type { BackendOptions } from '../inference/onnx.backend.js';
+import { loadModelSettings } from '../adapters/config.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import type { ImagineRequest, JobKind } from '../inference/types.js';
@@ -62,7 +63,9 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
   const { runs, quick } = options;
   const warmup = quick ? 1 : 2;
   const cheapRuns = quick ? runs : 5 * runs;
-  const backend: BackendOptions = options.threads > 0 ? { intraOpThreads: options.threads } : {};
+  // PICTALK_EXECUTION_PROVIDER as the bot reads it (adapters/config.ts)
+  const { executionProvider } = loadModelSettings(process.env);
+  const backend: BackendOptions = { executionProvider, ...(options.threads > 0 ? { intraOpThreads: options.threads } : {}) };
   log(`${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}; threads ${options.threads}, runs ${runs}${quick ? ', quick' : ''}`);
 
   // inputs and pipelines
@@ -134,7 +137,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     // throughput through ONE core with the real pipelines, as the bot runs them: its default core options and
     // onnxruntime threads (`--throughput-threads`, default onnxruntime's own choice, which ran like one thread on the 2-core machine)
     const sameThreads = options.throughputThreads === options.threads;
-    const tpBackend: BackendOptions = options.throughputThreads > 0 ? { intraOpThreads: options.throughputThreads } : {};
+    const tpBackend: BackendOptions = { executionProvider, ...(options.throughputThreads > 0 ? { intraOpThreads: options.throughputThreads } : {}) };
     const tpCaptioner = sameThreads ? captioner : await loadImageToText(options.captionerDir, { backend: tpBackend });
     const tpT2i = sameThreads ? t2i : await loadTextToImage(options.t2iDir, { backend: tpBackend, scorer: tpCaptioner.scoreText });
     const coreOver = (pipelines: { t2i: TextToImage; captioner: ImageToText }, imagineBatch: number): InferenceCore => new InferenceCore({

@@ -8,6 +8,7 @@ import { PictalkError } from '../../common/errors.js';
 import { loadImageToText, type ImageToText } from '../../inference/image-to-text.pipeline.js';
 import { loadTextToImage, type TextToImage } from '../../inference/text-to-image.pipeline.js';
 import type { BackendOptions } from '../../inference/onnx.backend.js';
+import { loadModelSettings } from '../../adapters/config.js';
 import { WorldRenderer } from '../world/world.renderer.js';
 import { evaluateCaptions, type CaptionMetrics } from './caption.eval.js';
 import type { EvalOptions } from './eval.options.js';
@@ -61,7 +62,8 @@ export async function runEval(options: EvalOptions, log: (line: string) => void 
       timings[name] = Date.now() - t0;
     }
   };
-  const backend: BackendOptions = options.threads === undefined ? {} : { intraOpThreads: options.threads };
+  const { executionProvider } = loadModelSettings(process.env); // PICTALK_EXECUTION_PROVIDER, as the bot reads it
+  const backend: BackendOptions = { executionProvider, ...(options.threads === undefined ? {} : { intraOpThreads: options.threads }) };
   const { parts } = options;
   const metrics: Record<string, number | null> = {};
   const report: EvalReport = {

@@ -94,11 +94,13 @@ describe('onnx backend', () => {
     }
   });
 
-  it('validates the provider named in the environment', async () => {
+  it('validates the provider it is given, and reads no environment (adapters/config.ts does)', async () => {
+    await expect(openModel(MODEL, { executionProvider: 'tpu' as 'cpu' })).rejects.toMatchObject({ code: 'config.invalid', message: expect.stringContaining('tpu') });
     const saved = process.env.PICTALK_EXECUTION_PROVIDER;
     process.env.PICTALK_EXECUTION_PROVIDER = 'tpu';
     try {
-      await expect(openModel(MODEL)).rejects.toMatchObject({ code: 'config.invalid', message: expect.stringContaining('tpu') });
+      const model = await openModel(MODEL);
+      await model.dispose();
     } finally {
       if (saved === undefined) delete process.env.PICTALK_EXECUTION_PROVIDER; else process.env.PICTALK_EXECUTION_PROVIDER = saved;
     }

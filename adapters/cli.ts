@@ -1,29 +1,35 @@
 /**
- * The `pictalk` command line: one inbound adapter of the inference core for a terminal.
+ * The `pictalk` command line: an inbound adapter, beside the chat platforms, of the inference core (imagine, caption,
+ * speak) and of the bot (`start`). Its settings come from adapters/config.ts like every other setting.
  *
  *   pictalk imagine "<prompt>" --out FILE.png [--seed N] [--steps N] [--guidance X] [--width W --height H]
  *                   [--scheduler NAME] [--negative "..."] [--count N] [--candidates N] [--latents FILE.npy] [--upscale N]
  *                   [--model DIR] [--captioner DIR]
  *   pictalk caption FILE... [--beam N] [--json] [--captioner DIR]
  *   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
- *   pictalk start                     (the bot; bin/pictalk.js hands in the starter, since inference/ never imports bot/)
+ *   pictalk start                     (the bot: adapters/main.ts, the composition root)
  *
  * Exit codes: 0 done, 1 a model or runtime failure (the message names the path), 2 a usage error
  * (unknown option, bad value, unreadable input file).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isPictalkError, type ErrorCode } from '../common/errors.js';
-import { SCHEDULER_NAMES, type CaptionResult, type ImagineRequest, type SchedulerName } from './types.js';
+import { builtinModelDir, packageRoot } from '../common/package-root.js';
+import type { BackendOptions } from '../inference/onnx.backend.js';
+import { SCHEDULER_NAMES, type CaptionResult, type ImagineRequest, type SchedulerName } from '../inference/types.js';
+import { loadModelSettings, type ModelSettings } from './config.js';
+
+export { packageRoot };
 
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
-  /** Starts the bot and resolves with an exit code when it stops; wired by bin/pictalk.js. */
+  /** Starts the bot and resolves with an exit code when it stops; adapters/main.ts's `start` unless given. */
   start?: (argv: string[]) => Promise<number>;
 }
 
@@ -42,27 +48,13 @@ Models: --model DIR or PICTALK_T2I_MODEL (default models/builtin/text-to-image),
         --captioner DIR or PICTALK_CAPTIONER (default models/builtin/captioner).
 Execution provider: PICTALK_EXECUTION_PROVIDER=cpu|cuda (default cpu).`;
 
-/** The package root: the nearest folder above this file with pictalk's package.json (works from dist/ and from source). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'pictalk') return dir;
-      } catch { /* keep looking */ }
-    }
-    const up = dirname(dir);
-    if (up === dir) throw new Error('Could not find the pictalk package root above the CLI');
-    dir = up;
-  }
+function modelDir(option: string | undefined, setting: string | undefined, builtin: 'text-to-image' | 'captioner', cwd: string): string {
+  if (option) return resolve(cwd, option);
+  if (setting) return resolve(cwd, setting);
+  return builtinModelDir(builtin);
 }
 
-function modelDir(option: string | undefined, envValue: string | undefined, builtin: string, cwd: string): string {
-  if (option) return resolve(cwd, option);
-  if (envValue) return resolve(cwd, envValue);
-  return join(packageRoot(), 'models', 'builtin', builtin);
-}
+const backendOf = (settings: ModelSettings): BackendOptions => ({ executionProvider: settings.executionProvider });
 
 function parse<T extends ParseArgsConfig['options']>(args: string[], options: T, command: string): { values: Record<string, unknown>; positionals: string[] } {
   try {
@@ -141,19 +133,20 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
   };
   const latentsPath = str(values, 'latents');
   if (latentsPath) {
-    const { readNpy } = await import('./npy.js');
+    const { readNpy } = await import('../inference/npy.js');
     const path = resolve(io.cwd, latentsPath);
     const npy = readNpy(readInput(path, 'a .npy file of latents'), path);
     request.latents = npy.data instanceof Float32Array ? npy.data : Float32Array.from(npy.data as ArrayLike<number>);
   }
-  const dir = modelDir(str(values, 'model'), io.env.PICTALK_T2I_MODEL, 'text-to-image', io.cwd);
-  const { loadTextToImage } = await import('./text-to-image.pipeline.js');
-  const { readTextToImageFolder } = await import('./model-folder.js');
+  const settings = loadModelSettings(io.env);
+  const dir = modelDir(str(values, 'model'), settings.t2iModel, 'text-to-image', io.cwd);
+  const { loadTextToImage } = await import('../inference/text-to-image.pipeline.js');
+  const { readTextToImageFolder } = await import('../inference/model-folder.js');
   // as the bot does: the captioner ranks candidates when the folder or --candidates asks for more than one
-  const captionerDir = modelDir(str(values, 'captioner'), io.env.PICTALK_CAPTIONER, 'captioner', io.cwd);
+  const captionerDir = modelDir(str(values, 'captioner'), settings.captioner, 'captioner', io.cwd);
   const ranks = (request.candidates ?? readTextToImageFolder(dir).defaults.candidates) > 1 && existsSync(join(captionerDir, 'config.json'));
-  const captioner = ranks ? await (await import('./image-to-text.pipeline.js')).loadImageToText(captionerDir) : undefined;
-  const pipeline = await loadTextToImage(dir, captioner ? { scorer: captioner.scoreText } : {}).catch(async (error: unknown) => {
+  const captioner = ranks ? await (await import('../inference/image-to-text.pipeline.js')).loadImageToText(captionerDir, { backend: backendOf(settings) }) : undefined;
+  const pipeline = await loadTextToImage(dir, { backend: backendOf(settings), ...(captioner ? { scorer: captioner.scoreText } : {}) }).catch(async (error: unknown) => {
     await captioner?.dispose();
     throw error;
   });
@@ -182,9 +175,10 @@ async function caption(args: string[], io: CliIo): Promise<number> {
   const beam = integer(values, 'beam');
   const files = positionals.map((file) => resolve(io.cwd, file));
   const images = files.map((file) => readInput(file, 'an image file'));
-  const dir = modelDir(str(values, 'captioner'), io.env.PICTALK_CAPTIONER, 'captioner', io.cwd);
-  const { loadImageToText } = await import('./image-to-text.pipeline.js');
-  const pipeline = await loadImageToText(dir);
+  const settings = loadModelSettings(io.env);
+  const dir = modelDir(str(values, 'captioner'), settings.captioner, 'captioner', io.cwd);
+  const { loadImageToText } = await import('../inference/image-to-text.pipeline.js');
+  const pipeline = await loadImageToText(dir, { backend: backendOf(settings) });
   try {
     const results: CaptionResult[] = [];
     for (let start = 0; start < images.length; start += 16) {
@@ -211,7 +205,7 @@ async function speakCommand(args: string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`pictalk speak: expected one text (quote it), got ${positionals.length} arguments`);
   const out = str(values, 'out');
   if (!out) throw new UsageError('pictalk speak: expected --out FILE.ogg');
-  const { speak } = await import('./text-to-speech.pipeline.js');
+  const { speak } = await import('../inference/text-to-speech.pipeline.js');
   const result = await speak({ text: positionals[0]!, voice: str(values, 'voice') });
   const path = resolve(io.cwd, out);
   writeFileSync(path, result.ogg);
@@ -230,11 +224,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'caption': return await caption(rest, io);
       case 'speak': return await speakCommand(rest, io);
       case 'start':
-        if (!io.start) {
-          io.stderr('pictalk start: this build has no bot starter wired in (bin/pictalk.js passes one to main)\n');
-          return 1;
-        }
-        return await io.start(rest);
+        return await (io.start ?? (await import('./main.js')).start)(rest);
       case 'help': case '--help': case '-h':
         io.stdout(`${USAGE}\n`);
         return 0;
@@ -258,18 +248,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 }
 
 /** The process entry: bin/pictalk.js calls this. */
-export async function run(argv = process.argv.slice(2), start?: CliIo['start']): Promise<never> {
+export async function run(argv = process.argv.slice(2)): Promise<never> {
   const code = await main(argv, {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     env: process.env,
     cwd: process.cwd(),
-    start,
   });
   process.exit(code);
 }
 
-// Run directly (`tsx inference/cli.ts ...` or `node dist/inference/cli.js ...`).
+// Run directly (`tsx adapters/cli.ts ...` or `node dist/adapters/cli.js ...`).
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   void run();
 }

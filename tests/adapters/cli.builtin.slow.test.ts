@@ -20,7 +20,7 @@ const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'pictalk-cli-builtin-')); });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const pictalk = (args: string[]) => spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'inference/cli.ts'), ...args],
+  const pictalk = (args: string[]) => spawnSync(process.execPath, ['--import', TSX, join(ROOT, 'adapters/cli.ts'), ...args],
     { cwd: dir, encoding: 'utf8', timeout: 90_000 });
 
   it('imagines the same PNG for the same seed, with its settings in the metadata, and captions and speaks it', async () => {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { main, numberedPath, packageRoot, type CliIo } from '../../inference/cli.js';
+import { main, numberedPath, packageRoot, type CliIo } from '../../adapters/cli.js';
 import { readPngText } from '../../inference/image.codec.js';
 import { writeNpy } from '../../inference/npy.js';
 
@@ -121,8 +121,7 @@ describe('pictalk command line', () => {
     expect((await cli(['speak', 'x'])).code).toBe(2);
   }, 60_000);
 
-  it('says how to wire `start` when no starter is handed in, and runs the one that is', async () => {
-    expect((await cli(['start'])).code).toBe(1);
+  it('runs the starter it is handed for `start` (adapters/main.ts\'s by default)', async () => {
     const started: string[][] = [];
     const io: CliIo = { stdout: () => {}, stderr: () => {}, env: {}, cwd: ROOT, start: async (argv) => { started.push(argv); return 0; } };
     expect(await main(['start', '--platform', 'local'], io)).toBe(0);
@@ -130,10 +129,17 @@ describe('pictalk command line', () => {
     expect((await cli(['--help'])).stdout).toContain('pictalk imagine');
   });
 
+  it('reads its model settings through adapters/config.ts: a bad PICTALK_EXECUTION_PROVIDER is a usage error naming it', async () => {
+    const errors: string[] = [];
+    const io: CliIo = { stdout: () => {}, stderr: (text) => errors.push(text), env: { PICTALK_EXECUTION_PROVIDER: 'tpu' }, cwd: ROOT };
+    expect(await main(['caption', join(ROOT, 'package.json')], io)).toBe(2);
+    expect(errors.join('')).toMatch(/Expected PICTALK_EXECUTION_PROVIDER to be `cpu` or `cuda`, got `"tpu"`/);
+  });
+
   it('runs as a process and sets its exit code', () => {
     // tsx by file URL: the child runs in a temporary cwd where the bare name would not resolve
     const tsx = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-    const run = (args: string[]) => spawnSync(process.execPath, ['--import', tsx, join(ROOT, 'inference/cli.ts'), ...args],
+    const run = (args: string[]) => spawnSync(process.execPath, ['--import', tsx, join(ROOT, 'adapters/cli.ts'), ...args],
       { cwd: dir, encoding: 'utf8', timeout: 60_000 });
     const bad = run(['imagine', 'x', '--out', 'a.png', '--bogus']);
     expect(bad.status).toBe(2);
