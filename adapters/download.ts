@@ -4,11 +4,11 @@
  * than it allows.
  */
 import { PictalkError, describe } from '../common/errors.js';
+import { formatBytes } from '../common/format.js';
 
 const DOWNLOAD_TIMEOUT_MS = 20_000;
 
-export const formatBytes = (bytes: number): string =>
-  bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`;
+export { formatBytes };
 
 export function tooLarge(name: string, size: number | string, maxBytes: number): PictalkError {
   const got = typeof size === 'number' ? formatBytes(size) : size;

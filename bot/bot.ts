@@ -20,7 +20,7 @@ import { cancelCommand, deleteCommand } from './commands/cancel.command.js';
 import { statusCommand } from './commands/status.command.js';
 import { quotaResetCommand, quotaSetCommand, quotaShowCommand } from './commands/quota.command.js';
 import { blocklistAddCommand, blocklistListCommand, blocklistRemoveCommand } from './commands/blocklist.command.js';
-import { autoCaptionChannels, autoCaptionSetCommand, isAutoCaptionChannel } from './commands/autocaption.command.js';
+import { autoCaptionSetCommand, isAutoCaptionChannel } from './commands/autocaption.command.js';
 
 export interface BotOptions {
   store: BotStore;
@@ -106,10 +106,6 @@ export class Bot {
   /** Slack: should an image shared in this channel be captioned without a command? */
   isAutoCaptionChannel(spaceId: string, channelId: string): boolean {
     return isAutoCaptionChannel(this.store, spaceId, channelId);
-  }
-
-  autoCaptionChannels(spaceId: string): string[] {
-    return autoCaptionChannels(this.store, spaceId);
   }
 
   private dispatch(ctx: CommandContext, command: BotCommand): Promise<Reply> | Reply {

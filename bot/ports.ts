@@ -2,6 +2,7 @@
  * What bot/ needs from the outside, as small ports: the inference core (real one in inference/core.ts, a fake in
  * tests), a clock, a logger. bot/ never imports the concrete core, so its tests run without models.
  */
+import type { Logger as CommonLogger } from '../common/logger.js';
 import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../inference/types.js';
 
 /**
@@ -43,11 +44,8 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** Where bot/ reports what no user should see (unknown errors, a failed `finish`). */
-export interface Logger {
-  warn(message: string, details?: Record<string, unknown>): void;
-  error(message: string, details?: Record<string, unknown>): void;
-}
+/** Where bot/ reports what no user should see (unknown errors, a failed `finish`): the part of common/'s Logger it uses. */
+export type Logger = Pick<CommonLogger, 'warn' | 'error'>;
 
 export const consoleLogger: Logger = {
   warn: (message, details) => console.warn(`[pictalk] ${message}`, details ?? ''),

@@ -225,6 +225,3 @@ export function computeWaveform(pcm: Int16Array, length = WAVEFORM_LENGTH): Uint
   for (let b = 0; b < length; b++) waveform[b] = Math.round((255 * rms[b]!) / peak);
   return waveform;
 }
-
-/** Discord's `waveform` attachment field: base64 of the 256 bytes. */
-export const waveformBase64 = (waveform: Uint8Array): string => Buffer.from(waveform).toString('base64');

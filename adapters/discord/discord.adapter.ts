@@ -4,6 +4,7 @@
  * and follow-ups of the interaction's response.
  * @see https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction
  */
+import { errorReply } from '../../bot/replies.js';
 import { once } from 'node:events';
 import {
   Client,
@@ -13,7 +14,7 @@ import {
   type Interaction,
   type RepliableInteraction,
 } from 'discord.js';
-import type { BotRequest, Conversation, Reply } from '../../bot/types.js';
+import type { BotRequest, Conversation } from '../../bot/types.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { registerCommands, type CommandLimits } from './commands.js';
 import { DiscordConversation, type Logger } from './discord.conversation.js';
@@ -55,14 +56,6 @@ const DEFAULT_STATUS_INTERVAL_MS = 1500;
 // Interaction ids already taken: a resumed gateway session or a duplicate dispatch must not start a second job.
 const SEEN_LIMIT = 5000;
 
-function unknownErrorReply(error: unknown): Reply {
-  if (isPictalkError(error)) return { text: error.message, ephemeral: true, error: { code: error.code, retryable: error.retryable } };
-  return {
-    text: 'Something went wrong on pictalk\'s side. Please try again.',
-    ephemeral: true,
-    error: { code: 'inference.failed', retryable: true },
-  };
-}
 
 const SNOWFLAKE = /^\d{17,20}$/;
 
@@ -148,7 +141,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
       await bot.handle(request, conversation);
     } catch (error) {
       logger.error('discord: bot.handle failed', { interaction: interaction.id, error: String(error) });
-      if (!conversation.finished) await conversation.finish(unknownErrorReply(error));
+      if (!conversation.finished) await conversation.finish(errorReply(error));
     }
   }
 

@@ -8,6 +8,7 @@
  * refused with "Invalid Webhook Token" takes the same way.
  * @see https://discord.com/developers/docs/interactions/receiving-and-responding#followup-messages
  */
+import type { Logger } from '../../common/logger.js';
 import {
   AttachmentBuilder,
   DiscordAPIError,
@@ -27,13 +28,8 @@ import { encodeCustomId } from './button.codec.js';
 import { formatBytes } from './attachment.download.js';
 import { StatusThrottle } from '../status-throttle.js';
 
-/** Logs as `(message, fields)`; `console` fits. */
-export interface Logger {
-  debug?(message: string, fields?: Record<string, unknown>): void;
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
+/** Logs as `(message, fields)`; `console` fits (common/logger.ts). */
+export type { Logger };
 
 /** Per-file upload limit when the interaction does not say (`attachment_size_limit`): the limit of an unboosted server. */
 export const DEFAULT_ATTACHMENT_SIZE_LIMIT = 8 * 1024 * 1024;

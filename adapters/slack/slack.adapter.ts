@@ -9,10 +9,11 @@
  * @see https://docs.slack.dev/apis/events-api/#retries
  * @see https://docs.slack.dev/apis/events-api/using-socket-mode
  */
+import { errorReply } from '../../bot/replies.js';
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver, type Logger as BoltLogger, type RespondFn, type webApi } from '@slack/bolt';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { BUTTON_ACTIONS, type Actor, type BotCommand, type BotRequest, type ButtonAction, type Conversation, type Reply } from '../../bot/types.js';
+import { BUTTON_ACTIONS, type Actor, type BotCommand, type BotRequest, type ButtonAction, type Conversation } from '../../bot/types.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { parseAutoCaption, parseImagine, parseQuota } from './command.parse.js';
 import { fileName, isImageFile, toBotAttachment, type SlackFile } from './file.download.js';
@@ -163,7 +164,7 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
         await bot.handle(request, conversation);
       } catch (error) {
         logger.error('slack: bot.handle failed', { id: input.id, error: String(error) });
-        if (!conversation.finished) await conversation.finish(unknownErrorReply(error));
+        if (!conversation.finished) await conversation.finish(errorReply(error));
       }
     })().catch((error: unknown) => logger.error('slack: a request failed', { id: input.id, error: slackError(error) ?? String(error) }));
     inFlight.add(work);
@@ -271,7 +272,3 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
   };
 }
 
-function unknownErrorReply(error: unknown): Reply {
-  if (isPictalkError(error)) return { text: error.message, ephemeral: true, error: { code: error.code, retryable: error.retryable } };
-  return { text: "Something went wrong on pictalk's side. Please try again.", ephemeral: true, error: { code: 'inference.failed', retryable: true } };
-}

@@ -9,6 +9,7 @@
  *   interaction's response_url (`respond`) or chat.postEphemeral for events.
  * @see https://docs.slack.dev/messaging/working-with-files#uploading_files
  */
+import type { Logger } from '../../common/logger.js';
 import type { RespondFn, types, webApi } from '@slack/bolt';
 import type { Conversation, FinishReceipt, JobStatus, Reply, ReplyButton } from '../../bot/types.js';
 import { formatBytes } from './file.download.js';
@@ -16,13 +17,8 @@ import { StatusThrottle } from '../status-throttle.js';
 
 type WebClient = webApi.WebClient;
 
-/** Logs as `(message, fields)`; `console` fits. */
-export interface Logger {
-  debug?(message: string, fields?: Record<string, unknown>): void;
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
+/** Logs as `(message, fields)`; `console` fits (common/logger.ts). */
+export type { Logger };
 
 /** Where one request's messages go. */
 export interface SlackTarget {

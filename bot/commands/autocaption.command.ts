@@ -13,9 +13,6 @@ const PREFIX = 'autocaption:';
 export const isAutoCaptionChannel = (store: BotStore, spaceId: string, channelId: string): boolean =>
   store.getSetting(spaceId, `${PREFIX}${channelId}`) === '1';
 
-export const autoCaptionChannels = (store: BotStore, spaceId: string): string[] =>
-  store.listSettings(spaceId, PREFIX).filter((row) => row.value === '1').map((row) => row.key.slice(PREFIX.length));
-
 export function autoCaptionSetCommand(ctx: CommandContext, channelId: string, enabled: boolean): Reply {
   const { actor } = ctx.request;
   requireModerator(actor, ctx.config, 'autocaption.set');

@@ -3,6 +3,7 @@
  * a byte cap, caption on the core, then speak the caption as a voice message. A voice failure still returns the
  * caption, with a note; decoding errors come from the pipeline as `input.unsupported` / `input.invalid`.
  */
+import { formatBytes } from '../../common/format.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import type { CaptionResult, SpeechResult } from '../../inference/types.js';
 import { ownerOf, type CommandContext } from '../context.js';
@@ -15,8 +16,6 @@ const SUPPORTED_TYPES = new Set(['image/png', 'image/jpeg', 'image/jpg', 'image/
 const SUPPORTED_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'webp', 'gif']);
 const SUPPORTED_TEXT = 'PNG, JPEG, WebP or GIF images';
 
-export const formatBytes = (bytes: number): string =>
-  bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1)} MB` : bytes >= 1024 ? `${Math.round(bytes / 1024)} kB` : `${bytes} bytes`;
 
 /** What the platform declared, checked before anything is reserved or downloaded. */
 export function checkAttachment(attachment: Attachment, maxBytes: number): void {

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from checkpoint import save_atomic as atomic_save  # noqa: E402
 from caption_model import Captioner, CaptionConfig, count_params  # noqa: E402
 from datasets import BOS, EOS, PAD, UNK, build_vocab, encode, frequency_report, load_dataset, load_images, tokenize  # noqa: E402
 
@@ -143,14 +144,6 @@ def log(out: str, rec: dict) -> None:
     print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in rec.items()), flush=True)
     with open(os.path.join(out, 'log.jsonl'), 'a') as f:
         f.write(json.dumps(rec) + '\n')
-
-
-def atomic_save(obj, path: str) -> None:
-    tmp = path + '.tmp'
-    torch.save(obj, tmp)
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Split:

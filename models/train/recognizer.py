@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from checkpoint import save_atomic as atomic_save  # noqa: E402
 from caption_model import conv_block  # noqa: E402
 from datasets import load_dataset, load_images  # noqa: E402
 
@@ -196,11 +197,6 @@ def freeze_norms(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eval()
-
-
-def atomic_save(obj, path):
-    torch.save(obj, path + '.tmp')
-    os.replace(path + '.tmp', path)
 
 
 def export(model: Recognizer, conf: dict, out: str) -> float:

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checkpoint import save_atomic  # noqa: E402
 import sd_tokenizer  # noqa: E402
 import world_data  # noqa: E402
 from sd_model import (AutoencoderKL, NoiseSchedule, ScheduleConfig, TextConfig, TextEncoder, UNet,  # noqa: E402
@@ -44,12 +45,6 @@ from sd_model import (AutoencoderKL, NoiseSchedule, ScheduleConfig, TextConfig, 
 
 def log(msg: str) -> None:
     print(f'[{time.strftime("%H:%M:%S")}] {msg}', flush=True)
-
-
-def save_atomic(obj: dict, path: str) -> None:
-    tmp = path + '.tmp'
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def lr_at(base: float, step: int, frac: float, warmup: int) -> float:

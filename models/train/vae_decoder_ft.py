@@ -31,7 +31,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import world_data  # noqa: E402
 from sd_model import AutoencoderKL, VAEConfig, config_from_dict  # noqa: E402
-from train_t2i import log, save_atomic  # noqa: E402
+from checkpoint import save_atomic  # noqa: E402
+from train_t2i import log  # noqa: E402
 
 
 def objectness(x: torch.Tensor) -> torch.Tensor:

@@ -65,7 +65,7 @@ describe('/caption', () => {
     const big = image({ size: 3 * 1024 * 1024 });
     const reply = (await t.send({ name: 'caption', attachment: big })).reply;
     expect(reply.error?.code).toBe('input.too_large');
-    expect(reply.text).toBe('`photo.png` is 3.0 MB; the limit is 1 kB.');
+    expect(reply.text).toBe('`photo.png` is 3.0 MiB; the limit is 1.0 KiB.');
     expect(big.fetched).toEqual([]);
   });
 
