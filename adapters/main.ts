@@ -60,8 +60,16 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
       loadTextToImage(t2iDir, {
         backend,
         onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests),
-        // the captioner ranks candidate pictures when the model folder asks for more than one (pictalk.json)
-        scorer: (images, text, options) => imageToText!.scoreText(images, text, options),
+        // the captioner ranks candidate pictures when the model folder asks for more than one (pictalk.json); it runs
+        // inside the imagine job, outside the caption lane, so its cost is measured here (pictalk_rank_seconds)
+        scorer: async (images, text, options) => {
+          const started = performance.now();
+          try {
+            return await imageToText!.scoreText(images, text, options);
+          } finally {
+            metricsOfCore.observeRank(images.length, (performance.now() - started) / 1000);
+          }
+        },
       }),
       loadImageToText(captionerDir, { backend }),
       speech.load(),

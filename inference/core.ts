@@ -4,12 +4,14 @@
  * the same time into one `captionBatch` call, and settles every accepted job with a result or a PictalkError.
  *
  * Order is fair, not FIFO (see fair-queue.ts): round-robin over spaces, then over users, FIFO within a user.
- * p-queue runs the started work with the kind's concurrency; jobs enter it only when a slot is free, so its own
- * FIFO line stays empty and the fair line decides who goes next (it also knows every job's position, and can drop a
- * cancelled job at once).
+ * Each lane runs its jobs through a LaneRunner: how many jobs share one pipeline call (batching) and what may start
+ * before a job's turn (prefetching) are properties the lane is given, so a new kind adds a runner, not branches.
+ *
+ * No p-queue: a lane starts a call only when it has a free slot (the fair line decides who goes next, knows every
+ * job's position and drops a cancelled job at once), so p-queue's own FIFO line would always be empty and its
+ * concurrency limit never reached; what was left of it, `onIdle` at shutdown, is the set of calls in flight here.
  */
 import { randomUUID } from 'node:crypto';
-import PQueue from 'p-queue';
 import { PictalkError, asInferenceError, describe, isPictalkError } from '../common/errors.js';
 import { FairQueue } from './fair-queue.js';
 import { createInferenceMetrics, type InferenceMetrics, type JobOutcome, type MetricsRegistry } from './metrics.js';
@@ -103,18 +105,52 @@ interface Call {
   controller: AbortController;
 }
 
+/**
+ * How a lane runs its jobs. `run` returns one result per job, in order (an Error fails only its job), and may settle a
+ * job early through `settle` (a caption delivered before its batch's longest one).
+ */
+interface LaneRunner {
+  /** Jobs per pipeline call; 1 runs each job alone. */
+  maxBatch: number;
+  run(jobs: readonly Job[], options: RunOptions, settle: (index: number, result: AnyResult | Error) => void): Promise<ReadonlyArray<AnyResult | Error>>;
+  /** The model-free work of a waiting job (decoding its image), started for the jobs next in line, two calls' worth. */
+  prefetch?(job: Job): void;
+}
+
 interface Lane {
   kind: JobKind;
   queue: FairQueue<Job>;
-  executor: PQueue;
+  runner: LaneRunner;
   concurrency: number;
   calls: Set<Call>;
+  /** The calls in flight, for `close` to wait on. */
+  running: Set<Promise<void>>;
   pumpScheduled: boolean;
+}
+
+type RequestOf<K extends JobKind> = Extract<JobInput, { kind: K }>['request'];
+const requestOf = <K extends JobKind>(job: Job, _kind: K): RequestOf<K> => job.input.request as RequestOf<K>;
+
+/** The runners of the three kinds: imagine and speak one job per call; captions batched, their images prefetched. */
+function runners(pipelines: InferencePipelines, maxBatch: number): Record<JobKind, LaneRunner> {
+  return {
+    imagine: { maxBatch: 1, run: async ([job], options) => [await pipelines.imagine(requestOf(job!, 'imagine'), options)] },
+    speak: { maxBatch: 1, run: async ([job], options) => [await pipelines.speak(requestOf(job!, 'speak'), options)] },
+    caption: {
+      maxBatch,
+      run: async (jobs, options, settle) => {
+        const requests = jobs.map((job) => requestOf(job, 'caption'));
+        if (requests.length === 1 && pipelines.caption) return [await pipelines.caption(requests[0]!, options)];
+        return pipelines.captionBatch(requests, { ...options, onCaption: settle });
+      },
+      ...(pipelines.prefetchCaption ? { prefetch: (job: Job) => pipelines.prefetchCaption!(requestOf(job, 'caption')) } : {}),
+    },
+  };
 }
 
 class Job implements JobHandle {
   state: 'queued' | 'running' | 'settled' = 'queued';
-  /** A caption whose image decoding has been started ahead of its batch. */
+  /** Its model-free work (a caption's image decoding) has been started ahead of its call. */
   prefetched = false;
   readonly submittedAt = performance.now();
   startedAt = 0;
@@ -213,7 +249,6 @@ export class InferenceCore {
   private readonly metrics: InferenceMetrics;
   private readonly maxQueued: number;
   private readonly maxPerUser: number;
-  private readonly maxBatch: number;
   private readonly timeouts: Record<JobKind, number>;
   private readonly onListenerError: NonNullable<InferenceCoreOptions['onListenerError']>;
   private closed = false;
@@ -226,7 +261,7 @@ export class InferenceCore {
     }
     this.maxQueued = positiveInteger('maxQueued', options.maxQueued ?? 100);
     this.maxPerUser = positiveInteger('maxPerUser', options.maxPerUser ?? 10);
-    this.maxBatch = positiveInteger('maxBatch', options.maxBatch ?? 8);
+    const laneRunners = runners(pipelines, positiveInteger('maxBatch', options.maxBatch ?? 8));
     this.timeouts = { ...DEFAULT_TIMEOUT_MS };
     for (const kind of JOB_KINDS) {
       const ms = options.timeoutMs?.[kind];
@@ -238,7 +273,7 @@ export class InferenceCore {
     });
     const lane = (kind: JobKind): Lane => {
       const concurrency = positiveInteger(`concurrency.${kind}`, options.concurrency?.[kind] ?? 1);
-      return { kind, queue: new FairQueue<Job>(), executor: new PQueue({ concurrency }), concurrency, calls: new Set(), pumpScheduled: false };
+      return { kind, queue: new FairQueue<Job>(), runner: laneRunners[kind], concurrency, calls: new Set(), running: new Set(), pumpScheduled: false };
     };
     this.lanes = { imagine: lane('imagine'), caption: lane('caption'), speak: lane('speak') };
     for (const kind of JOB_KINDS) { this.metrics.setQueueDepth(kind, 0); this.metrics.setRunning(kind, 0); }
@@ -314,7 +349,7 @@ export class InferenceCore {
       }
       this.metrics.setQueueDepth(lane.kind, 0);
     }
-    await Promise.all(Object.values(this.lanes).map((lane) => lane.executor.onIdle()));
+    await Promise.all(Object.values(this.lanes).flatMap((lane) => [...lane.running]));
   }
 
   /** @internal JobHandle.cancel lands here. */
@@ -364,11 +399,11 @@ export class InferenceCore {
     setImmediate(() => { lane.pumpScheduled = false; this.pump(lane); });
   }
 
-  /** Start waiting jobs while the lane has free slots: one job per call, or a batch of captions. */
+  /** Start waiting jobs while the lane has free slots, up to its runner's batch per call. */
   private pump(lane: Lane): void {
     while (!this.closed && lane.calls.size < lane.concurrency && lane.queue.size > 0) {
       const jobs = [lane.queue.shift()!];
-      if (lane.kind === 'caption') while (jobs.length < this.maxBatch && lane.queue.size > 0) jobs.push(lane.queue.shift()!);
+      while (jobs.length < lane.runner.maxBatch && lane.queue.size > 0) jobs.push(lane.queue.shift()!);
       const call: Call = { jobs, controller: new AbortController() };
       lane.calls.add(call);
       for (const job of jobs) {
@@ -376,16 +411,18 @@ export class InferenceCore {
         job.start(call, this.onTimeout);
       }
       this.metrics.observeBatch(lane.kind, jobs.length);
-      void lane.executor.add(() => this.execute(lane, call)).finally(() => {
+      const running = this.execute(lane, call).finally(() => {
         lane.calls.delete(call);
+        lane.running.delete(running);
         this.metrics.setRunning(lane.kind, this.runningJobs(lane));
         this.schedulePump(lane);
       });
+      lane.running.add(running);
     }
     this.metrics.setQueueDepth(lane.kind, lane.queue.size);
     this.metrics.setRunning(lane.kind, this.runningJobs(lane));
     const order = this.updatePositions(lane);
-    if (lane.kind === 'caption' && this.pipelines.prefetchCaption) this.prefetchCaptions(order);
+    if (lane.runner.prefetch) this.prefetch(lane.runner, order);
   }
 
   private runningJobs(lane: Lane): number {
@@ -394,15 +431,15 @@ export class InferenceCore {
     return n;
   }
 
-  /** Prefetch the captions next in line, two batches' worth; each once. */
-  private prefetchCaptions(order: readonly Job[]): void {
-    for (const job of order.slice(0, 2 * this.maxBatch)) {
+  /** Start the model-free work of the jobs next in line, two calls' worth; each once. */
+  private prefetch(runner: LaneRunner, order: readonly Job[]): void {
+    for (const job of order.slice(0, 2 * runner.maxBatch)) {
       if (job.prefetched) continue;
       job.prefetched = true;
       try {
-        this.pipelines.prefetchCaption!((job.input as Extract<JobInput, { kind: 'caption' }>).request);
+        runner.prefetch!(job);
       } catch {
-        // a prefetch is only a head start: the batch that takes the job decodes it and reports any error
+        // a prefetch is only a head start: the call that takes the job does the work again and reports any error
       }
     }
   }
@@ -437,42 +474,29 @@ export class InferenceCore {
       onProgress: (progress) => { for (const job of jobs) if (job.state === 'running') job.emit('progress', progress); },
     };
     try {
-      if (lane.kind === 'caption') {
-        await this.runCaptions(jobs, options);
-      } else {
-        const [job] = jobs as [Job];
-        const result = job.input.kind === 'imagine'
-          ? await this.pipelines.imagine(job.input.request, options)
-          : await this.pipelines.speak((job.input as Extract<JobInput, { kind: 'speak' }>).request, options);
-        this.settleWith(job, result);
-      }
+      await this.runJobs(lane.runner, jobs, options);
     } catch (error) {
       for (const job of jobs) job.fail(asInferenceError(error, `The ${job.kind} job`));
     }
   }
 
-  private async runCaptions(jobs: Job[], options: RunOptions): Promise<void> {
-    const requests = jobs.map((job) => (job.input as Extract<JobInput, { kind: 'caption' }>).request);
-    if (jobs.length === 1 && this.pipelines.caption) {
-      this.settleWith(jobs[0]!, await this.pipelines.caption(requests[0]!, options));
-      return;
-    }
-    let results: ReadonlyArray<CaptionResult | Error>;
+  private async runJobs(runner: LaneRunner, jobs: Job[], options: RunOptions): Promise<void> {
+    let results: ReadonlyArray<AnyResult | Error>;
     try {
-      // each job settles as soon as its own caption is final: its user (or a client with the next image) need not
-      // wait for the batch's longest caption
-      results = await this.pipelines.captionBatch(requests, { ...options, onCaption: (i, result) => { if (jobs[i]) this.settleWith(jobs[i], result); } });
+      // each job settles as soon as its own result is final: its user (or a client with the next one) need not
+      // wait for the call's slowest job
+      results = await runner.run(jobs, options, (i, result) => { if (jobs[i]) this.settleWith(jobs[i], result); });
     } catch (error) {
-      // One bad image can make a whole batch throw: retry one by one so only its own job fails.
+      // One bad input can make a whole batch throw: retry one by one so only its own job fails.
       const blamesInput = isPictalkError(error) && error.code.startsWith('input.');
       if (jobs.length > 1 && blamesInput && !options.signal?.aborted) {
         for (const job of jobs) {
           if (job.state !== 'running') continue;
           try {
-            const [result] = await this.pipelines.captionBatch([(job.input as Extract<JobInput, { kind: 'caption' }>).request], options);
+            const [result] = await runner.run([job], options, () => undefined);
             this.settleWith(job, result);
           } catch (single) {
-            job.fail(asInferenceError(single, 'The caption job'));
+            job.fail(asInferenceError(single, `The ${job.kind} job`));
           }
         }
         return;
@@ -480,7 +504,8 @@ export class InferenceCore {
       throw error;
     }
     if (!Array.isArray(results) || results.length !== jobs.length) {
-      throw new PictalkError('inference.failed', `Expected captionBatch to return ${jobs.length} results, got ${describe(Array.isArray(results) ? results.length : results)}`);
+      const what = jobs[0]!.kind === 'caption' ? 'captionBatch' : `the ${jobs[0]!.kind} pipeline`;
+      throw new PictalkError('inference.failed', `Expected ${what} to return ${jobs.length} results, got ${describe(Array.isArray(results) ? results.length : results)}`);
     }
     jobs.forEach((job, i) => this.settleWith(job, results[i]));
   }

@@ -21,6 +21,11 @@ export interface InferenceMetrics {
   observeBatch(kind: JobKind, size: number): void;
   /** One UNet run of the text-to-image pipeline: how many imagine requests shared it. */
   observeUnetRun(requests: number): void;
+  /**
+   * One ranking of candidate pictures by the captioner inside an imagine job (its `scorer`): how many pictures it
+   * scored and how long it took. It runs outside the caption lane, so this is where its cost shows.
+   */
+  observeRank(pictures: number, seconds: number): void;
   /** One finished (or refused) job; `code` is the error code when it did not succeed. */
   countJob(kind: JobKind, outcome: JobOutcome, code?: string): void;
 }
@@ -67,6 +72,13 @@ export function createInferenceMetrics(registry: Registry = defaultRegistry): In
   const unetRuns = reuse('pictalk_unet_run_requests', () => new Histogram({
     name: 'pictalk_unet_run_requests', help: 'Imagine requests sharing one UNet run (cross-request batching)', buckets: [1, 2, 4, 8, 16], registers,
   }));
+  const rankSeconds = reuse('pictalk_rank_seconds', () => new Histogram({
+    name: 'pictalk_rank_seconds', help: 'Time the captioner spent ranking candidate pictures inside imagine jobs (outside the caption lane)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
+  }));
+  const rankPictures = reuse('pictalk_rank_pictures_total', () => new Counter({
+    name: 'pictalk_rank_pictures_total', help: 'Candidate pictures the captioner scored inside imagine jobs', registers,
+  }));
   const jobs = reuse('pictalk_jobs_total', () => new Counter({
     name: 'pictalk_jobs_total', help: 'Jobs by kind and outcome (success, failed, cancelled, timeout, rejected)', labelNames: ['kind', 'outcome'], registers,
   }));
@@ -82,6 +94,7 @@ export function createInferenceMetrics(registry: Registry = defaultRegistry): In
     observeRun: (kind, seconds) => run.observe({ kind }, seconds),
     observeBatch: (kind, size) => batch.observe({ kind }, size),
     observeUnetRun: (requests) => unetRuns.observe(requests),
+    observeRank: (pictures, seconds) => { rankSeconds.observe(seconds); rankPictures.inc(pictures); },
     countJob: (kind, outcome, code) => {
       jobs.inc({ kind, outcome });
       if (outcome !== 'success') failures.inc({ kind, code: code ?? 'unknown' });

@@ -10,6 +10,7 @@ describe('inference metrics', () => {
     metrics.observeRun('imagine', 3);
     metrics.observeBatch('caption', 5);
     metrics.observeUnetRun(3);
+    metrics.observeRank(3, 0.02);
     metrics.countJob('imagine', 'success');
     metrics.countJob('imagine', 'timeout', 'job.timeout');
     metrics.countJob('speak', 'rejected', 'queue.busy');
@@ -24,6 +25,8 @@ describe('inference metrics', () => {
     expect(body).toContain('pictalk_batch_size_sum{kind="caption"} 5');
     expect(body).toContain('pictalk_unet_run_requests_bucket{le="2"} 0');
     expect(body).toContain('pictalk_unet_run_requests_bucket{le="4"} 1');
+    expect(body).toContain('pictalk_rank_seconds_sum 0.02');
+    expect(body).toContain('pictalk_rank_pictures_total 3');
     expect(body).toContain('pictalk_jobs_total{kind="imagine",outcome="success"} 1');
     expect(body).toContain('pictalk_jobs_total{kind="imagine",outcome="timeout"} 1');
     expect(body).toContain('pictalk_job_failures_total{kind="imagine",code="job.timeout"} 1');
@@ -35,7 +38,7 @@ describe('inference metrics', () => {
     const registry = createMetricsRegistry();
     createInferenceMetrics(registry).countJob('speak', 'success');
     createInferenceMetrics(registry).countJob('speak', 'success');
-    expect(registry.getMetricsAsArray()).toHaveLength(8);
+    expect(registry.getMetricsAsArray()).toHaveLength(10);
     expect((await renderMetrics(registry)).body).toContain('pictalk_jobs_total{kind="speak",outcome="success"} 2');
   });
 
