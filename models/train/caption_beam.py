@@ -71,12 +71,10 @@ class TorchStepper:
 
 
 def step_feeds(dec, ids, h, c, feats) -> dict:
-    """The decoder step's inputs for hypotheses whose features are `feats` row by row; a graph with `feature_rows`
-    (features once per image) gets each row as its own image."""
-    feeds = {'input_ids': ids.astype(np.int64), 'h': h, 'c': c, 'features': feats}
-    if any(i.name == 'feature_rows' for i in dec.get_inputs()):
-        feeds['feature_rows'] = np.arange(feats.shape[0], dtype=np.int64)
-    return feeds
+    """The decoder step's inputs for hypotheses whose features are `feats` row by row: the graph takes features
+    once per image and `feature_rows`, the image of each row, so each row is given as its own image here."""
+    return {'input_ids': ids.astype(np.int64), 'h': h, 'c': c, 'features': feats,
+            'feature_rows': np.arange(feats.shape[0], dtype=np.int64)}
 
 
 class OnnxStepper:

@@ -47,13 +47,11 @@ class DecoderStepGraph(nn.Module):
         super().__init__()
         self.m = m
 
-    def forward(self, input_ids, h, c, features, feature_rows=None):
-        """[B] int64, [L, B, Hd] x2, features [B, F]; with attention features [I, N, F + A], one row per image, and
-        feature_rows [B] int64, the image of each hypothesis (the beams of one image share its cells, which are
-        then sent once per image instead of once per beam) -> logits [B, V], h_out, c_out."""
-        if feature_rows is not None:
-            features = features.index_select(0, feature_rows)
-        return self.m.step(input_ids, h, c, features)
+    def forward(self, input_ids, h, c, features, feature_rows):
+        """[B] int64, [L, B, Hd] x2, features one row per image ([I, F]; with attention [I, N, F + A]) and
+        feature_rows [B] int64, the image of each hypothesis (the beams of one image share its features, which are
+        sent once per image instead of once per beam) -> logits [B, V], h_out, c_out."""
+        return self.m.step(input_ids, h, c, features.index_select(0, feature_rows))
 
 
 def folder_config(cfg: CaptionConfig, num_positions: int | None) -> dict:
@@ -106,14 +104,12 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
                           dynamic_axes={'pixel_values': {0: 'batch'}, 'features': feat_axes,
                                         'h0': {1: 'batch'}, 'c0': {1: 'batch'}},
                           opset_version=OPSET, dynamo=False)
-        rows = (torch.arange(3),) if cfg.attention else ()
-        torch.onnx.export(DecoderStepGraph(model), (ids, h0, c0, feats, *rows), os.path.join(tmp, 'decoder_step.onnx'),
-                          input_names=['input_ids', 'h', 'c', 'features'] + (['feature_rows'] if rows else []),
+        torch.onnx.export(DecoderStepGraph(model), (ids, h0, c0, feats, torch.arange(3)), os.path.join(tmp, 'decoder_step.onnx'),
+                          input_names=['input_ids', 'h', 'c', 'features', 'feature_rows'],
                           output_names=['logits', 'h_out', 'c_out'],
                           dynamic_axes={'input_ids': {0: 'batch'}, 'h': {1: 'batch'}, 'c': {1: 'batch'},
-                                        'features': {0: 'images'} if rows else feat_axes, 'logits': {0: 'batch'},
-                                        'h_out': {1: 'batch'}, 'c_out': {1: 'batch'},
-                                        **({'feature_rows': {0: 'batch'}} if rows else {})},
+                                        'features': {0: 'images'}, 'logits': {0: 'batch'},
+                                        'h_out': {1: 'batch'}, 'c_out': {1: 'batch'}, 'feature_rows': {0: 'batch'}},
                           opset_version=OPSET, dynamo=False)
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
         json.dump(folder_config(cfg, num_positions), f, indent=2)
@@ -138,10 +134,10 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
             if a.shape != tuple(b.shape):
                 raise SystemExit(f'{n}: expected shape {tuple(b.shape)} from onnxruntime, got {a.shape}')
             diffs[f'{n}@{B}'] = float(np.abs(a - b.numpy()).max())
-    if cfg.attention:                                                   # rows (2, 0) read images 2 and 0
-        d = dec.run(None, {'input_ids': ids[[2, 0]].numpy(), 'h': h0[:, [2, 0]].numpy(), 'c': c0[:, [2, 0]].numpy(),
-                           'features': feats.numpy(), 'feature_rows': np.array([2, 0], np.int64)})
-        diffs['logits@rows'] = float(np.abs(d[0] - logits[[2, 0]].numpy()).max())
+    # rows (2, 0) read images 2 and 0
+    d = dec.run(None, {'input_ids': ids[[2, 0]].numpy(), 'h': h0[:, [2, 0]].numpy(), 'c': c0[:, [2, 0]].numpy(),
+                       'features': feats.numpy(), 'feature_rows': np.array([2, 0], np.int64)})
+    diffs['logits@rows'] = float(np.abs(d[0] - logits[[2, 0]].numpy()).max())
     worst = max(diffs.values())
     print(f'export check: max abs difference onnxruntime vs PyTorch = {worst:.3e} (tolerance {TOLERANCE:g})')
     if not worst <= TOLERANCE:

@@ -61,9 +61,9 @@ for sub in ('', 'attention'):
     st = OnnxStepper(folder)
     names = ([i.name for i in st.enc.get_inputs()], [o.name for o in st.enc.get_outputs()],
              [i.name for i in st.dec.get_inputs()], [o.name for o in st.dec.get_outputs()])
-    rows = ['feature_rows'] if sub == 'attention' else []      # attention: features once per image, rows index them
+    # every step graph takes features once per image and `feature_rows`, the image of each hypothesis
     check(f'fixture {sub or "plain"} graph names', names == (['pixel_values'], ['features', 'h0', 'c0'],
-                                                            ['input_ids', 'h', 'c', 'features'] + rows,
+                                                            ['input_ids', 'h', 'c', 'features', 'feature_rows'],
                                                             ['logits', 'h_out', 'c_out']), names)
     for im in parity['images']:
         px = load_pixels(os.path.join(folder, im['file']), conf['image_size'], conf['mean'], conf['std'])
@@ -138,7 +138,8 @@ with tempfile.TemporaryDirectory() as tmp:
     sess = ort.InferenceSession(os.path.join(exp, 'decoder_step.onnx'), providers=['CPUExecutionProvider'])
     rng = np.random.default_rng(0)
     fixed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-             for i in sess.get_inputs() if i.name != 'input_ids'}
+             for i in sess.get_inputs() if i.name not in ('input_ids', 'feature_rows')}
+    fixed['feature_rows'] = np.zeros(1, np.int64)                      # the one hypothesis reads image 0
     logits = [sess.run(None, {**fixed, 'input_ids': np.array([i], np.int64)})[0] for i in ids]
     other = sess.run(None, {**fixed, 'input_ids': np.array([ck['vocab'].index('a')], np.int64)})[0]
     check('the exported decoder reads shared words as one', all(np.array_equal(logits[0], x) for x in logits[1:]) and
