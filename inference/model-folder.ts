@@ -61,7 +61,7 @@ const isNonNegativeInt = (n: number): boolean => Number.isInteger(n) && n >= 0;
 // ---- text-to-image -------------------------------------------------------------------------------------------
 
 /** Most candidates per image (pictalk.json `candidates`, the request's `candidates`). */
-export const MAX_CANDIDATES = 4;
+export const MAX_CANDIDATES = 8;
 
 export interface TextToImageDefaults {
   scheduler: SchedulerName;

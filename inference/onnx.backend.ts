@@ -41,12 +41,18 @@ export interface BackendOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
   graphOptimization?: GraphOptimization;
+  /**
+   * Whether onnxruntime's intra-op threads spin while they wait for work (onnxruntime's default: yes). Spinning
+   * threads burn the cores that sharp's decoding and the other sessions need; off, they sleep between ops.
+   */
+  allowSpinning?: boolean;
   /** Where the one fallback line goes; console.warn by default. */
   log?: (line: string) => void;
 }
 
 interface ResolvedOptions {
   executionProvider: ExecutionProvider;
+  allowSpinning: boolean;
   intraOpThreads: number;      // 0 = onnxruntime's default
   interOpThreads: number;
   graphOptimization: GraphOptimization;
@@ -76,6 +82,7 @@ function resolveOptions(options: BackendOptions): ResolvedOptions {
   }
   return {
     executionProvider: provider,
+    allowSpinning: options.allowSpinning ?? true,
     intraOpThreads: validateThreads('intraOpThreads', options.intraOpThreads),
     interOpThreads: validateThreads('interOpThreads', options.interOpThreads),
     graphOptimization,
@@ -197,6 +204,7 @@ async function createSession(path: string, options: ResolvedOptions, log: (line:
     logSeverityLevel: 3,
     ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {}),
     ...(options.interOpThreads > 0 ? { interOpNumThreads: options.interOpThreads } : {}),
+    ...(options.allowSpinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
   };
   if (options.executionProvider === 'cuda') {
     try {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * Small measuring tools for the benchmark: timing summaries, a memory sampler and the machine's facts.
  */
@@ -84,6 +85,10 @@ export class MemorySampler {
 export interface MachineFacts {
   cpus: number;
   cpu_model: string;
+  /** /proc/cpuinfo's family, model and stepping, its MHz, and the flags that decide onnxruntime's kernels. */
+  cpu_id: string;
+  cpu_mhz: number | null;
+  cpu_flags: string[];
   node: string;
   platform: string;
   arch: string;
@@ -93,11 +98,36 @@ export interface MachineFacts {
   loadavg_start: number[];
 }
 
+/**
+ * The CPU flags onnxruntime's kernels are chosen by (MLAS: AVX2/FMA for float, AVX-512, VNNI and AMX for int8,
+ * F16C/BF16), as /proc/cpuinfo lists them; empty where there is no /proc/cpuinfo.
+ */
+const KERNEL_FLAGS = ['sse4_1', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx_vnni',
+  'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_int8', 'amx_bf16'];
+
+function cpuInfo(): { id: string; mhz: number | null; flags: string[] } {
+  let text = '';
+  try { text = readFileSync('/proc/cpuinfo', 'utf8'); } catch { return { id: 'unknown', mhz: null, flags: [] }; }
+  const first = text.split('\n\n')[0] ?? '';
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(first)?.[1]?.trim();
+  const have = new Set((field('flags') ?? '').split(/\s+/));
+  const mhz = Number(field('cpu MHz'));
+  return {
+    id: `family ${field('cpu family') ?? '?'} model ${field('model') ?? '?'} stepping ${field('stepping') ?? '?'}`,
+    mhz: Number.isFinite(mhz) ? Math.round(mhz) : null,
+    flags: KERNEL_FLAGS.filter((flag) => have.has(flag)),
+  };
+}
+
 export function machineFacts(): MachineFacts {
   const list = cpus();
+  const info = cpuInfo();
   return {
     cpus: list.length,
     cpu_model: list[0]?.model ?? 'unknown',
+    cpu_id: info.id,
+    cpu_mhz: info.mhz,
+    cpu_flags: info.flags,
     node: process.version,
     platform: process.platform,
     arch: process.arch,

@@ -66,7 +66,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
   // PICTALK_EXECUTION_PROVIDER as the bot reads it (adapters/config.ts)
   const { executionProvider } = loadModelSettings(process.env);
   const backend: BackendOptions = { executionProvider, ...(options.threads > 0 ? { intraOpThreads: options.threads } : {}) };
-  log(`${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}; threads ${options.threads}, runs ${runs}${quick ? ', quick' : ''}`);
+  log(`${machine.cpus} CPUs (${machine.cpu_model}; ${machine.cpu_id}, ${machine.cpu_mhz ?? '?'} MHz; flags ${machine.cpu_flags.join(' ') || 'unknown'}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}; threads ${options.threads}, runs ${runs}${quick ? ', quick' : ''}`);
 
   // inputs and pipelines
   const prompts = benchPrompts(256);
@@ -293,14 +293,15 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
 function readable(r: Record<string, unknown>): string {
   const s = r as {
     targets: Record<string, { target: string; value: number | null; met: boolean | null }>;
-    machine: { cpus: number; loadavg_start: number[]; loadavg_end: number[]; node: string };
+    machine: { cpus: number; cpu_model: string; cpu_id: string; cpu_mhz: number | null; cpu_flags: string[]; loadavg_start: number[]; loadavg_end: number[]; node: string };
     stages: Record<string, Record<string, Summary | unknown>>;
     throughput: Record<string, Record<string, ThroughputLevel>>;
     memory: { rss_peak_sampled_mb: number; max_rss_mb: number };
     pytorch: { typescript_ddim_ms: Summary; reference: { per_image_ms?: number; error?: string; skipped?: boolean } };
     duration_s: number;
   };
-  const lines = [`pictalk bench: ${s.machine.cpus} CPUs, node ${s.machine.node}, load ${s.machine.loadavg_start.join(' ')} -> ${s.machine.loadavg_end.join(' ')}, ${s.duration_s} s`];
+  const lines = [`pictalk bench: ${s.machine.cpus} CPUs, node ${s.machine.node}, load ${s.machine.loadavg_start.join(' ')} -> ${s.machine.loadavg_end.join(' ')}, ${s.duration_s} s`,
+    `  CPU: ${s.machine.cpu_model} (${s.machine.cpu_id}, ${s.machine.cpu_mhz ?? '?'} MHz); kernel flags: ${s.machine.cpu_flags.join(' ') || 'unknown'}`];
   for (const [key, t] of Object.entries(s.targets)) lines.push(`  ${key.padEnd(32)} ${String(t.value).padStart(9)}   target ${t.target}  ${t.met === null ? '-' : t.met ? 'met' : 'MISSED'}`);
   lines.push('  stages (p50 ms):');
   for (const [kind, stages] of Object.entries(s.stages)) {

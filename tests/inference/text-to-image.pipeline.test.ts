@@ -279,7 +279,7 @@ describe('ranking candidates with a scorer', () => {
         await Promise.all([withScorer.dispose(), without.dispose()]);
       }
       writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ candidates: 9 }));
-      await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/candidates.*1 to 4.*9/) });
+      await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/candidates.*1 to 8.*9/) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -333,7 +333,7 @@ describe('ranking candidates with a scorer', () => {
   }, 30_000);
 
   it('refuses bad candidate counts and fails the job when the scorer misbehaves', async () => {
-    for (const candidates of [0, 5, 1.5]) {
+    for (const candidates of [0, 9, 1.5]) {
       await expect(ranked.imagine({ prompt: PROMPT, candidates })).rejects.toMatchObject({ code: 'input.invalid', message: expect.stringContaining('`candidates`') });
     }
     await expect(ranked.imagine({ prompt: PROMPT, seed: 2 ** 32 - 3, count: 2, candidates: 2 })).rejects.toMatchObject({ code: 'input.invalid' });

@@ -59,6 +59,8 @@ describe('npm run bench -- --json --quick --runs 1 --skip-pytorch', () => {
     expect(r.memory.max_rss_mb).toBeGreaterThanOrEqual(r.memory.rss_peak_sampled_mb * 0.9);
     expect(r.machine).toMatchObject({ cpus: expect.any(Number), node: process.version });
     expect(r.machine.loadavg_start).toHaveLength(3);
+    expect(r.machine).toMatchObject({ cpu_model: expect.any(String), cpu_id: expect.any(String) });
+    expect(Array.isArray(r.machine.cpu_flags)).toBe(true);
     expect(stderr).toContain('bench: throughput at 8 clients');       // progress went to stderr
   }, 180_000);
 });

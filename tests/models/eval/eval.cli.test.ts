@@ -89,8 +89,8 @@ describe('eval command line', () => {
     expect(() => parseEvalArgs(['--guidance', 'lots'])).toThrow('Expected `--guidance` to be a number from 0 to 30');
     expect(() => parseEvalArgs(['--scheduler', 'karras'])).toThrow(/one of pndm, ddim/);
     expect(() => parseEvalArgs(['--only', 'speech'])).toThrow(/--only/);
-    expect(parseEvalArgs(['--candidates', '4'])).toMatchObject({ candidates: 4 });
-    expect(() => parseEvalArgs(['--candidates', '5'])).toThrow('Expected `--candidates` to be an integer from 1 to 4');
+    expect(parseEvalArgs(['--candidates', '8'])).toMatchObject({ candidates: 8 });
+    expect(() => parseEvalArgs(['--candidates', '9'])).toThrow('Expected `--candidates` to be an integer from 1 to 8');
     expect(() => parseEvalArgs(['--colour'])).toThrow('Unknown option `--colour`');
     expect(() => parseEvalArgs(['--json', '--json'])).toThrow(/twice/);
     expect(parseEvalArgs(['--help'])).toBe('help');
