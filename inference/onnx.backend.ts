@@ -42,8 +42,9 @@ export interface BackendOptions {
   interOpThreads?: number;
   graphOptimization?: GraphOptimization;
   /**
-   * Whether onnxruntime's intra-op threads spin while they wait for work (onnxruntime's default: yes). Spinning
-   * threads burn the cores that sharp's decoding and the other sessions need; off, they sleep between ops.
+   * Whether onnxruntime's idle pool threads spin while they wait for work (default: no; onnxruntime's own default
+   * is yes). On a small machine spinning threads burn the cores that sharp's decoding and the other sessions need:
+   * with them off, eight captioning clients got about 30% more captions a second on two cores (scripts/BENCH.md).
    */
   allowSpinning?: boolean;
   /** Where the one fallback line goes; console.warn by default. */
@@ -82,7 +83,7 @@ function resolveOptions(options: BackendOptions): ResolvedOptions {
   }
   return {
     executionProvider: provider,
-    allowSpinning: options.allowSpinning ?? true,
+    allowSpinning: options.allowSpinning ?? false,
     intraOpThreads: validateThreads('intraOpThreads', options.intraOpThreads),
     interOpThreads: validateThreads('interOpThreads', options.interOpThreads),
     graphOptimization,
