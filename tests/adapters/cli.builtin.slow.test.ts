@@ -35,8 +35,14 @@ const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
     expect(await decodeImage(a)).toMatchObject({ width: 64, height: 64 });
     expect(await decodeImage(readFileSync(join(dir, 'c.png')))).toMatchObject({ width: 128, height: 128 });
     const text = readPngText(a);
-    expect(text).toMatchObject({ prompt, seed: '11', scheduler: 'euler-a', guidance: '3', steps: '20', model: 'pictalk-builtin-t2i', candidates: '3' });
-    expect(first.stderr).toContain('best of 3 by the captioner');
+    // the folder's own defaults (pictalk.json) are what an imagine without options uses
+    const defaults = JSON.parse(readFileSync(join(ROOT, 'models/builtin/text-to-image/pictalk.json'), 'utf8')) as { scheduler: string; steps: number; guidance: number; candidates: number };
+    expect(defaults.candidates).toBeGreaterThan(1);
+    expect(text).toMatchObject({
+      prompt, seed: '11', scheduler: defaults.scheduler, guidance: String(defaults.guidance), steps: String(defaults.steps),
+      model: 'pictalk-builtin-t2i', candidates: String(defaults.candidates),
+    });
+    expect(first.stderr).toContain(`best of ${defaults.candidates} by the captioner`);
 
     const caption = pictalk(['caption', 'a.png', 'c.png', '--json']);
     expect(caption.status).toBe(0);
