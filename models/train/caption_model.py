@@ -1,8 +1,8 @@
 """The paper's captioner: a CNN encoder and an LSTM decoder (Mathew, Lal, Ganesh 2025, section on captioning).
 
 Encoder: conv+BN+ReLU blocks from scratch (or a VGG16 / Xception-like backbone when its weights file is given),
-then the grid is flattened into a fully connected layer (VGG's fc6 way, `pool='flatten'`: keeps where things are,
-which the world's left/right/above/below captions need) or globally averaged (`pool='avg'`) -> image feature F. The feature sets the LSTM's initial state (h0, c0 = tanh(Linear(F))) and is
+then the grid is flattened into a fully connected layer (VGG's fc6 way: keeps where things are, which the world's
+left/right/above/below captions need) -> image feature F. The feature sets the LSTM's initial state (h0, c0 = tanh(Linear(F))) and is
 also concatenated with the word embedding at every step ("merge" + "inject"). With `attention=True` the encoder keeps
 the spatial grid [B, N, F] and each step attends over it (Show, Attend and Tell, Xu et al. 2015, soft attention with
 the beta gate of their section 4.2.1).
@@ -32,7 +32,6 @@ class CaptionConfig:
     attention: bool = False
     attention_dim: int = 128
     backbone: str = 'scratch'                     # scratch | vgg16 | xception
-    pool: str = 'flatten'                         # flatten (fc over the grid) | avg (global average pool)
     factorized: bool = False                      # two streams: shape from ink only, colour per pixel only
     colour_channels: int = 16                     # the colour stream's width (factorized only)
     ink_gain: float = 0.15                        # training-time random gain on the ink map (factorized only)
@@ -180,13 +179,11 @@ class Captioner(nn.Module):
         elif cfg.fine_grid:
             raise SystemExit('Expected --fine-grid with --factorized --attention only')
         Fd, Hd, L = cfg.feature_dim, cfg.hidden_size, cfg.num_layers
-        if cfg.pool not in ('flatten', 'avg'):
-            raise SystemExit(f'Expected pool flatten | avg, got {cfg.pool!r}')
         if cfg.attention:
             self.proj = nn.Sequential(nn.Linear(cnn_out, Fd), nn.ReLU(inplace=True))     # per location -> F
             self.pos = nn.Parameter(torch.zeros(cells, Fd))    # [N, F] learned: where each cell is
         else:
-            fan_in = cnn_out * cells if cfg.pool == 'flatten' else cnn_out
+            fan_in = cnn_out * cells
             self.proj = nn.Sequential(nn.Linear(fan_in, Fd), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout))
         if cfg.split_proj:
             if not (cfg.factorized and cfg.attention):
@@ -255,7 +252,7 @@ class Captioner(nn.Module):
             feats = self.proj(grid) + self.pos         # [B, N, F]
             pooled = feats.mean(1)                     # [B, F]
         else:
-            flat = g.flatten(1) if self.cfg.pool == 'flatten' else g.mean((2, 3))  # [B, C*h*w] | [B, C]
+            flat = g.flatten(1)                        # [B, C*h*w]
             feats = self.proj(flat)                    # [B, F]
             pooled = feats
         L, Hd = self.cfg.num_layers, self.cfg.hidden_size

@@ -1,5 +1,5 @@
 """Read an exported captioner/ folder (encoder.onnx, decoder_step.onnx, config.json, vocab.json) back into the
-PyTorch `Captioner`, so a shipped captioner can be fine-tuned (`caption_train.py --init-from FOLDER`) when its
+PyTorch `Captioner`, so a shipped captioner can be fine-tuned (`train_caption.py --init-from FOLDER`) when its
 training checkpoint is gone.
 
 The export folds every BatchNorm into the convolution before it (eval mode). The folded weights go into the conv,
@@ -50,7 +50,7 @@ def load_folder(folder: str) -> tuple[Captioner, list[str]]:
     cfg = CaptionConfig(
         vocab_size=len(vocab), image_size=tuple(conf['image_size']), channels=channels,
         feature_dim=int(enc['m.proj.0.weight'].shape[0]), embed_dim=int(dec['m.embed.weight'].shape[1]),
-        hidden_size=int(conf['hidden_size']), num_layers=int(conf['num_layers']), attention=False, pool='flatten',
+        hidden_size=int(conf['hidden_size']), num_layers=int(conf['num_layers']), attention=False,
         mean=tuple(conf['mean']), std=tuple(conf['std']), max_length=int(conf['max_length']),
         beam_size=int(conf['beam_size']), length_penalty=float(conf.get('length_penalty', 1.0)))
     model = Captioner(cfg)

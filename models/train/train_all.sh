@@ -40,44 +40,33 @@ if [ ! -f "$JUDGE/captions.txt" ]; then
   npm run -s world -- --out "$JUDGE" --count "$JUDGE_COUNT" --seed 2 --split compositional
 fi
 
-QUANT=() T2I_QUANT=()   # the quantizers' own defaults, but in the smoke run
-if [ "$SMOKE" = 1 ]; then
-  T2I_QUANT=(--calibration 2 --check 2 --steps 4 --max-error 100)   # a 20-step UNet predicts noise: mechanics only
-  T2I=(--max-steps 20 --limit 256 --vae-batch 8 --batch 8 --grid 0 --log-seconds 5)
-  DEC=(--max-steps 5 --limit 256 --batch 8 --log-seconds 5)
-  CAP=(--max-steps 20 --batch-size 8 --eval-every 10)
-  CAP2=(--max-steps 20 --batch-size 8 --eval-every 10)
-  QUANT=(--calibration 16 --check 8 --max-changed 1)   # a 20-step captioner's words are noise: check the mechanics only
-  REC=(--max-steps 20 --batch-size 8 --target 0)
-elif [ "$DEVICE" = cuda ]; then
-  T2I=(--device cuda --batch 256 --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1)
-  DEC=(--device cuda --batch 128 --lr 6e-4 --minutes 2 --ckpt-minutes 1)
-  CAP=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --minutes 6 --eval-every 200)
-  CAP2=(--device cuda --threads 4 --batch-size 128 --lr 3e-3 --dropout 0.1 --minutes 3 --eval-every 200)
-  REC=(--threads 6 --minutes 30)    # CPU minutes: about 5 minutes on six of the GPU machine's cores
-else
-  T2I=(--threads 1 --vae-minutes 30 --unet-minutes 95)
-  DEC=(--threads 1 --minutes 25)
-  CAP=(--threads 1 --minutes 70 --eval-every 250)
-  CAP2=(--threads 1 --minutes 40 --lr 3e-3 --dropout 0.1 --eval-every 250)
-  REC=(--threads 1 --minutes 30)
-fi
+# Each step's flags come from named recipe files (models/train/recipes/README.md): STEP.args for every run, then
+# MODE/STEP.args for this hardware and budget (cpu, cuda, or smoke).
+RECIPES=models/train/recipes
+if [ "$SMOKE" = 1 ]; then MODE=smoke; else MODE=$DEVICE; fi
+recipe() {
+  local file
+  for file in "$RECIPES/$1.args" "$RECIPES/$MODE/$1.args"; do
+    if [ -f "$file" ]; then sed -e 's/#.*//' "$file" | tr -s ' \t' '\n\n' | grep -v '^$' || true; fi
+  done
+}
+mapfile -t T2I < <(recipe t2i)
+mapfile -t DEC < <(recipe t2i-decoder)
+mapfile -t T2I_QUANT < <(recipe t2i-quantize)
+mapfile -t CAP < <(recipe captioner-encoder)
+mapfile -t CAP2 < <(recipe captioner)
+mapfile -t QUANT < <(recipe captioner-quantize)
+mapfile -t REC < <(recipe recognizer)
 
-# The captioner trains in two stages. Stage 1: the factorized encoder (shapes from a colour-blind ink map, colours per
+# The captioner trains in two stages (recipes/captioner-encoder.args, recipes/captioner.args; models/EVAL.md, "Two
+# stages" and "A finer grid"). Stage 1: the factorized encoder (shapes from a colour-blind ink map, colours per
 # pixel) under the plain CNN-LSTM. Stage 2: that encoder frozen, an attention decoder in which only the colour
 # features choose among the colour words, and no shape word reads a colour, so colour-shape pairs held out of
-# training are described like the seen ones. It attends over an 8x8 grid of cells, each with the colour of its own
-# 8x8 pixels (--fine-grid), so two objects close together keep their colours apart. It decodes with a beam of 8
-# (models/EVAL.md, "Two stages" and "A finer grid").
-COLOURS=(red green blue yellow purple orange) SHAPES=(circle square triangle heart star diamond)
+# training are described like the seen ones, over an 8x8 grid of cells, decoding with a beam of 8.
 caption_stages() {
-  python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner-encoder" --factorized \
-    --shared-input-words "${COLOURS[@]}" "${CAP[@]}" > "$RUNS/captioner.log" 2>&1 &&
-  python3 models/train/caption_train.py --data "$DATA" --out "$RUNS/captioner" --cache "$RUNS/captioner-encoder" \
-    --factorized --attention --split-proj --fine-grid --colour-words "${COLOURS[@]}" --colour-blind-words "${SHAPES[@]}" \
-    --shared-input-words "${COLOURS[@]}" \
-    --encoder-from "$RUNS/captioner-encoder/best.pt" --freeze-encoder --beam-size 8 "${CAP2[@]}" --export "$EXPORT/captioner" \
-    >> "$RUNS/captioner.log" 2>&1
+  python3 models/train/train_caption.py --data "$DATA" --out "$RUNS/captioner-encoder" "${CAP[@]}" > "$RUNS/captioner.log" 2>&1 &&
+  python3 models/train/train_caption.py --data "$DATA" --out "$RUNS/captioner" --cache "$RUNS/captioner-encoder" \
+    --encoder-from "$RUNS/captioner-encoder/best.pt" "${CAP2[@]}" --export "$EXPORT/captioner" >> "$RUNS/captioner.log" 2>&1
 }
 
 echo "== $(date -u +%T) training on $DEVICE: logs in $RUNS/{t2i,captioner,recognizer}.log"

@@ -90,7 +90,7 @@ with tempfile.TemporaryDirectory() as tmp:
 # 4. kill -9 in the middle of training, then the same command resumes from the checkpoint and finishes
 with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, 'run')
-    cmd = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--smoke', '--out', out, '--max-steps', '400',
+    cmd = [sys.executable, os.path.join(TRAIN, 'train_caption.py'), '--smoke', '--out', out, '--max-steps', '400',
            '--save-seconds', '0', '--export', '']
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = os.path.join(out, 'ckpt.pt')
@@ -103,7 +103,7 @@ with tempfile.TemporaryDirectory() as tmp:
     step_killed = torch.load(ck, weights_only=False)['state']['step']
     check('checkpoint written before kill', 0 < step_killed < 400, step_killed)
     # --smoke implies --fresh; resume runs the same settings without it
-    cmd2 = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--data',
+    cmd2 = [sys.executable, os.path.join(TRAIN, 'train_caption.py'), '--data',
             os.path.join(ROOT, 'tests', 'fixtures', 'caption-datasets', 'world-mini'), '--out', out,
             '--max-steps', str(step_killed + 5), '--batch-size', '8']
     r = subprocess.run(cmd2, capture_output=True, text=True, timeout=120)
@@ -127,7 +127,7 @@ check('world parser bridge', all(p['equal'] for p in res[:-2]) and not res[-2]['
 import onnxruntime as ort  # noqa: E402
 with tempfile.TemporaryDirectory() as tmp:
     out, exp = os.path.join(tmp, 'run'), os.path.join(tmp, 'cap')
-    base = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--smoke', '--out', out, '--max-steps', '30',
+    base = [sys.executable, os.path.join(TRAIN, 'train_caption.py'), '--smoke', '--out', out, '--max-steps', '30',
             '--export', exp]
     r = subprocess.run(base + ['--shared-input-words', 'red', 'blue', 'green'], capture_output=True, text=True, timeout=180)
     check('shared-input run exits 0', r.returncode == 0, r.stderr[-1500:])
@@ -197,7 +197,7 @@ with tempfile.TemporaryDirectory() as tmp:
 #    export reproduces PyTorch; a resume reads the cache back; an encoder of other settings is refused
 with tempfile.TemporaryDirectory() as tmp:
     s1, s2 = os.path.join(tmp, 's1'), os.path.join(tmp, 's2')
-    base = [sys.executable, os.path.join(TRAIN, 'caption_train.py'), '--smoke', '--factorized']
+    base = [sys.executable, os.path.join(TRAIN, 'train_caption.py'), '--smoke', '--factorized']
     r = subprocess.run(base + ['--out', s1, '--export', ''], capture_output=True, text=True, timeout=180)
     check('stage 1 exits 0', r.returncode == 0, r.stderr[-1500:])
     colours, blind = ['red', 'green', 'blue'], ['circle', 'square', 'triangle']

@@ -40,7 +40,7 @@ describe('models/train (Python)', () => {
   }, 250_000);
 
   test('caption smoke: trains a few steps on the fixture world, exports, reloads and captions', async () => {
-    const out = await python(['models/train/caption_train.py', '--smoke', '--out', 'runs/captioner-smoke-test'], 120_000);
+    const out = await python(['models/train/train_caption.py', '--smoke', '--out', 'runs/captioner-smoke-test'], 120_000);
     expect(out).toMatch(/export check: max abs difference onnxruntime vs PyTorch = [0-9.e+-]+/);
     expect(out).toContain('smoke ok');
   }, 130_000);

@@ -1,7 +1,7 @@
 """Train the captioner: Adam, cross-entropy with teacher forcing over all five captions of each image.
 
-    nice -n 10 python3 models/train/caption_train.py --data data/world --out runs/captioner --minutes 80 --threads 1
-    python3 models/train/caption_train.py --smoke            # a few steps on the fixture world, export, reload
+    nice -n 10 python3 models/train/train_caption.py --data data/world --out runs/captioner --minutes 80 --threads 1
+    python3 models/train/train_caption.py --smoke            # a few steps on the fixture world, export, reload
 
 Resumable: `out/ckpt.pt` (model, optimizer, step, data order, RNG, elapsed time, model config, vocabulary) is
 written atomically every --save-seconds and at the end; running the same command again continues where a kill -9
@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from checkpoint import save_atomic as atomic_save  # noqa: E402
 from caption_model import Captioner, CaptionConfig, count_params  # noqa: E402
-from datasets import BOS, EOS, PAD, UNK, build_vocab, encode, frequency_report, load_dataset, load_images, tokenize  # noqa: E402
+from datasets import BOS, EOS, PAD, build_vocab, encode, frequency_report, load_dataset, load_images, tokenize  # noqa: E402
 
 SMOKE_DATA = os.path.join(HERE, '..', '..', 'tests', 'fixtures', 'caption-datasets', 'world-mini')
 
@@ -45,7 +45,6 @@ def parse_args(argv=None):
                     help='training budget in minutes across resumes (0 = none): CPU minutes of this process with '
                          '--device cpu (a busy machine slows the run instead of shortening it), wall minutes on cuda')
     ap.add_argument('--max-steps', type=int, default=0)
-    ap.add_argument('--epochs', type=float, default=0)
     # data
     ap.add_argument('--image-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
                     help='default 64 64 for scratch, 224 224 vgg16, 299 299 xception')
@@ -59,7 +58,6 @@ def parse_args(argv=None):
     ap.add_argument('--backbone', default='scratch', choices=['scratch', 'vgg16', 'xception'])
     ap.add_argument('--backbone-weights', default=None, help='local torchvision state dict for vgg16/xception')
     ap.add_argument('--channels', type=int, nargs='+', default=[32, 64, 96, 128])
-    ap.add_argument('--pool', default='flatten', choices=['flatten', 'avg'])
     ap.add_argument('--feature-dim', type=int, default=256)
     ap.add_argument('--embed-dim', type=int, default=64)
     ap.add_argument('--hidden-size', type=int, default=256)
@@ -69,18 +67,11 @@ def parse_args(argv=None):
     ap.add_argument('--factorized', action='store_true',
                     help='scratch encoder in two streams: shapes from a colour-blind ink map, colours per pixel')
     ap.add_argument('--colour-channels', type=int, default=16, help='width of the --factorized colour stream')
-    ap.add_argument('--word-dropout', type=float, default=0.0,
-                    help='share of teacher-forced input words replaced by <unk>: the next word must then come from '
-                         'the picture, not from the previous word (helps unseen colour-shape combinations)')
     ap.add_argument('--shared-input-words', nargs='*', default=[], metavar='WORD',
                     help='words the decoder reads as one (they share the first one\'s input embedding; outputs stay '
                          'distinct): with the colour words, the word after a colour cannot lean on which colour it '
                          'was, so a shape seen only with other colours still follows (unseen colour-shape '
                          'combinations). The export copies the shared row to each word, so the graph is unchanged')
-    ap.add_argument('--aux-scene', type=float, default=0.0,
-                    help='weight of an auxiliary loss (training only, not exported): the pooled image feature must '
-                         'predict the scene with one head per slot for name, colour and size, as the recognizer '
-                         'does (needs the world\'s scenes.json); factorised features generalise to unseen combinations')
     ap.add_argument('--max-length', type=int, default=30, help='generation limit (tokens, <eos> included)')
     ap.add_argument('--beam-size', type=int, default=3)
     # optimisation
@@ -177,31 +168,6 @@ class Split:
         L = int((seq != PAD).sum(-1).max())                         # trim to the longest caption in the batch
         seq = seq[:, :, :L].reshape(-1, L).to(device)               # [B*K, L]
         return x, seq[:, :-1], seq[:, 1:]                           # inputs, targets [B*K, L-1]
-
-
-class SceneHeads(torch.nn.Module):
-    """Training-only heads on the pooled image feature: count, axis, and per slot name / colour / size, with the
-    recognizer's targets (recognizer.encode_scene), so that the feature holds each attribute on its own."""
-
-    def __init__(self, data: str, files: list, dim: int):
-        super().__init__()
-        import recognizer as rec
-        path = os.path.join(data, 'scenes.json')
-        if not os.path.exists(path):
-            raise SystemExit(f'--aux-scene needs the world\'s ground truth {path}; it is missing')
-        scenes = json.load(open(path))
-        voc = rec.label_vocab(data, scenes)
-        self.rec = rec
-        self.register_buffer('y', torch.tensor([rec.encode_scene(scenes[f], voc) for f in files]))  # [N, 11]
-        self.nn_, self.nc, self.ns = len(voc['names']), len(voc['colors']), len(rec.SIZES)
-        self.count, self.axis = torch.nn.Linear(dim, 3), torch.nn.Linear(dim, 2)
-        self.slots = torch.nn.Linear(dim, rec.SLOTS * (self.nn_ + self.nc + self.ns))
-
-    def loss(self, pooled, idx):                                   # pooled [B, F], idx [B] rows of the split
-        s = self.slots(pooled).view(pooled.shape[0], self.rec.SLOTS, -1)
-        out = (self.count(pooled), self.axis(pooled), s[..., :self.nn_], s[..., self.nn_:self.nn_ + self.nc],
-               s[..., self.nn_ + self.nc:])
-        return self.rec.loss_fn(out, self.y[idx.to(self.y.device)])
 
 
 def load_captioner(path: str):
@@ -321,7 +287,7 @@ def main(argv=None):
                             split_proj=args.split_proj, fine_grid=args.fine_grid,
                             colour_words=tuple(index[w] for w in args.colour_words),
                             colour_blind_words=tuple(index[w] for w in args.colour_blind_words),
-                            backbone=args.backbone, pool=args.pool,
+                            backbone=args.backbone,
                             mean=tuple(args.mean), std=tuple(args.std), max_length=args.max_length,
                             beam_size=args.beam_size)
     torch.manual_seed(args.seed)
@@ -340,14 +306,6 @@ def main(argv=None):
         torch.set_rng_state(resume['rng']['torch'])
         random.setstate(resume['rng']['python'])
         print(f"resumed at step {state['step']} (epoch {state['epoch']}, {state['elapsed'] / 60:.1f} min)", flush=True)
-    aux = None
-    if args.aux_scene > 0:
-        aux = SceneHeads(args.data, train.files, cfg.feature_dim).to(device)
-        opt.add_param_group({'params': list(aux.parameters())})
-        if resume and 'aux' in resume:
-            aux.load_state_dict(resume['aux'])
-        captured = {}
-        model.proj.register_forward_hook(lambda _m, _i, out: captured.__setitem__('feats', out))
     def tie(start: bool = False) -> None:
         # the shared words' rows all become the first's (at a fresh start: their mean), so the model as saved and
         # exported reads them as training did
@@ -363,7 +321,6 @@ def main(argv=None):
           f'val {len(val) if val else 0}, device {device}, threads {args.threads}', flush=True)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
-    steps_per_epoch = max(1, len(train) // args.batch_size)
     frozen = None
     if args.freeze_encoder:
         # the CNN runs once per image, here; training then reads its grid (model.cnn is an identity meanwhile)
@@ -386,7 +343,6 @@ def main(argv=None):
     def checkpoint(path):
         tie()
         atomic_save({'model': model_state(), 'optimizer': opt.state_dict(), 'model_config': cfg.to_dict(),
-                     **({'aux': aux.state_dict()} if aux is not None else {}),
                      'vocab': vocab, 'state': dict(state), 'args': vars(args),
                      'rng': {'torch': torch.get_rng_state(), 'python': random.getstate()}}, path)
 
@@ -396,8 +352,6 @@ def main(argv=None):
             fr.append(state['elapsed'] / (args.minutes * 60))
         if args.max_steps:
             fr.append(state['step'] / args.max_steps)
-        if args.epochs:
-            fr.append(state['step'] / (args.epochs * steps_per_epoch))
         return max(fr) if fr else 0.0
 
     # train (BatchNorm of a folder start stays in eval mode: its statistics were folded away at export)
@@ -430,15 +384,8 @@ def main(argv=None):
             idx = order[state['pos']: state['pos'] + args.batch_size]
             x, inp, tgt = train.batch(idx, mean, std, device)          # [B,3,H,W], [B*K, L-1] x2
             inp = remap[inp]
-            if args.word_dropout > 0:                                  # never the <bos> in column 0
-                drop = torch.rand(inp.shape, device=inp.device) < args.word_dropout
-                drop[:, 0] = False
-                inp = inp.masked_fill(drop & (inp != PAD), UNK)
             logits = model(x, inp, args.captions_per_image)           # [B*K, L-1, V]
             loss = F.cross_entropy(logits.transpose(1, 2), tgt, ignore_index=PAD)
-            if aux is not None:
-                f = captured['feats']                                  # [B, F] or [B, N, F]
-                loss = loss + args.aux_scene * aux.loss(f.mean(1) if f.dim() == 3 else f, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
