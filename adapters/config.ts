@@ -4,6 +4,7 @@
  * Empty values count as unset (compose files often pass `VAR=`).
  */
 import { PictalkError, describe } from '../common/errors.js';
+import { QUOTA_LIMIT_OPTION } from '../bot/commands/option.spec.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from '../bot/config.js';
 import type { ExecutionProvider } from '../inference/onnx.backend.js';
 
@@ -209,8 +210,8 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
     if (ids.some((id) => id === '')) problems.add('PICTALK_MODERATOR_ROLE_IDS', `Expected PICTALK_MODERATOR_ROLE_IDS to be comma-separated role ids, got ${describe(roles)}`);
     else botInput.moderatorRoleIds = ids;
   }
-  const imagine = integer(env, 'PICTALK_DAILY_IMAGINE', problems, 0, 100_000);
-  const caption = integer(env, 'PICTALK_DAILY_CAPTION', problems, 0, 100_000);
+  const imagine = integer(env, 'PICTALK_DAILY_IMAGINE', problems, 0, QUOTA_LIMIT_OPTION.max);
+  const caption = integer(env, 'PICTALK_DAILY_CAPTION', problems, 0, QUOTA_LIMIT_OPTION.max);
   if (imagine !== undefined || caption !== undefined) {
     botInput.defaultDailyLimits = {};
     if (imagine !== undefined) botInput.defaultDailyLimits.imagine = imagine;
