@@ -46,7 +46,7 @@ export interface SearchHooks {
 }
 
 interface Hypothesis { ids: number[]; sum: number }
-interface ImageSearch { settings: SearchSettings; live: Hypothesis[]; finished: Hypothesis[]; done: boolean }
+interface ImageSearch { image: number; settings: SearchSettings; live: Hypothesis[]; finished: Hypothesis[]; done: boolean }
 
 /** log-softmax of one row of float32 logits, in float64: `x - max - log(sum(exp(x - max)))`. */
 export function logSoftmaxRow(logits: Float32Array, row: number, size: number, out: Float64Array): void {
@@ -73,7 +73,7 @@ function winner(search: ImageSearch): SearchResult {
 /** One search per entry of `settings` (one per image); results in image order. */
 export async function beamSearch(settings: readonly SearchSettings[], model: SearchModel, hooks: SearchHooks = {}): Promise<SearchResult[]> {
   const { vocabSize, bosId, eosId } = model;
-  const searches: ImageSearch[] = settings.map((s) => ({ settings: s, live: [{ ids: [], sum: 0 }], finished: [], done: false }));
+  const searches: ImageSearch[] = settings.map((s, image) => ({ image, settings: s, live: [{ ids: [], sum: 0 }], finished: [], done: false }));
   const results: Array<SearchResult | undefined> = settings.map(() => undefined);
   const longest = Math.max(0, ...settings.map((s) => s.maxLength));
   const logp = new Float64Array(vocabSize);
@@ -82,7 +82,7 @@ export async function beamSearch(settings: readonly SearchSettings[], model: Sea
     const active = searches.filter((s) => !s.done);
     if (active.length === 0) break;
     const lastIds = active.flatMap((s) => s.live.map((hyp) => hyp.ids.at(-1) ?? bosId));
-    const imageOfRow = active.flatMap((s) => s.live.map(() => searches.indexOf(s)));
+    const imageOfRow = active.flatMap((s) => s.live.map(() => s.image));
     const logits = await model.step(lastIds, imageOfRow);
     const keep: number[] = [];   // rows (of this step) that stay live, in the new order
     let row = 0;

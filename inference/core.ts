@@ -110,6 +110,8 @@ interface Call {
  * job early through `settle` (a caption delivered before its batch's longest one).
  */
 interface LaneRunner {
+  /** The pipeline call it makes, for error messages. */
+  name: string;
   /** Jobs per pipeline call; 1 runs each job alone. */
   maxBatch: number;
   run(jobs: readonly Job[], options: RunOptions, settle: (index: number, result: AnyResult | Error) => void): Promise<ReadonlyArray<AnyResult | Error>>;
@@ -134,9 +136,10 @@ const requestOf = <K extends JobKind>(job: Job, _kind: K): RequestOf<K> => job.i
 /** The runners of the three kinds: imagine and speak one job per call; captions batched, their images prefetched. */
 function runners(pipelines: InferencePipelines, maxBatch: number): Record<JobKind, LaneRunner> {
   return {
-    imagine: { maxBatch: 1, run: async ([job], options) => [await pipelines.imagine(requestOf(job!, 'imagine'), options)] },
-    speak: { maxBatch: 1, run: async ([job], options) => [await pipelines.speak(requestOf(job!, 'speak'), options)] },
+    imagine: { name: 'imagine', maxBatch: 1, run: async ([job], options) => [await pipelines.imagine(requestOf(job!, 'imagine'), options)] },
+    speak: { name: 'speak', maxBatch: 1, run: async ([job], options) => [await pipelines.speak(requestOf(job!, 'speak'), options)] },
     caption: {
+      name: 'captionBatch',
       maxBatch,
       run: async (jobs, options, settle) => {
         const requests = jobs.map((job) => requestOf(job, 'caption'));
@@ -504,8 +507,7 @@ export class InferenceCore {
       throw error;
     }
     if (!Array.isArray(results) || results.length !== jobs.length) {
-      const what = jobs[0]!.kind === 'caption' ? 'captionBatch' : `the ${jobs[0]!.kind} pipeline`;
-      throw new PictalkError('inference.failed', `Expected ${what} to return ${jobs.length} results, got ${describe(Array.isArray(results) ? results.length : results)}`);
+      throw new PictalkError('inference.failed', `Expected ${runner.name} to return ${jobs.length} results, got ${describe(Array.isArray(results) ? results.length : results)}`);
     }
     jobs.forEach((job, i) => this.settleWith(job, results[i]));
   }

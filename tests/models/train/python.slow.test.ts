@@ -23,15 +23,15 @@ async function python(args: string[], timeoutMs: number): Promise<string> {
 }
 
 describe('models/train (Python)', () => {
-  test('the training tokenizer gives transformers 5\'s CLIP ids on the parity fixture', async () => {
-    const out = await python(['tests/models/train/check_clip_bpe.py'], 60_000);
-    expect(out).toContain('clip_bpe: all checks passed');
-  }, 70_000);
-
-  test('dataset loaders read Flickr8k (token and Kaggle), Flickr30k (token and csv), Karpathy JSON and the world', async () => {
-    const out = await python(['tests/models/train/check_datasets.py'], 60_000);
-    expect(out).toContain('datasets: all checks passed');
-  }, 70_000);
+  // the check scripts that end with `<name>: all checks passed`
+  test.each([
+    ['the training tokenizer gives transformers 5\'s CLIP ids on the parity fixture', 'check_clip_bpe.py', 'clip_bpe', 60_000],
+    ['dataset loaders read Flickr8k (token and Kaggle), Flickr30k (token and csv), Karpathy JSON and the world', 'check_datasets.py', 'datasets', 60_000],
+    ['recognizer: scene labels, accuracy rule, smoke train and ONNX export', 'check_recognizer.py', 'recognizer', 180_000],
+  ] as const)('%s', async (_what, script, name, timeoutMs) => {
+    const out = await python([`tests/models/train/${script}`], timeoutMs);
+    expect(out).toContain(`${name}: all checks passed`);
+  }, 190_000);
 
   test('captioner: teacher forcing, fixture parity on ONNX, beam search, export errors, resume after kill -9', async () => {
     const out = await python(['tests/models/train/check_captioner.py'], 240_000);
@@ -44,9 +44,4 @@ describe('models/train (Python)', () => {
     expect(out).toMatch(/export check: max abs difference onnxruntime vs PyTorch = [0-9.e+-]+/);
     expect(out).toContain('smoke ok');
   }, 130_000);
-
-  test('recognizer: scene labels, accuracy rule, smoke train and ONNX export', async () => {
-    const out = await python(['tests/models/train/check_recognizer.py'], 180_000);
-    expect(out).toContain('recognizer: all checks passed');
-  }, 190_000);
 });
