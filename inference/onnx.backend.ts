@@ -44,7 +44,7 @@ export interface BackendOptions {
   /**
    * Whether onnxruntime's idle pool threads spin while they wait for work (default: no; onnxruntime's own default
    * is yes). On a small machine spinning threads burn the cores that sharp's decoding and the other sessions need:
-   * with them off, eight captioning clients got about 30% more captions a second on two cores (scripts/BENCH.md).
+   * with them off, eight captioning clients got about 40% more captions a second on two cores (scripts/BENCH.md).
    */
   allowSpinning?: boolean;
   /** Where the one fallback line goes; console.warn by default. */
