@@ -17,12 +17,10 @@ import { extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isPictalkError, type ErrorCode } from '../common/errors.js';
-import { builtinModelDir, packageRoot } from '../common/package-root.js';
+import { builtinModelDir } from '../common/package-root.js';
 import type { BackendOptions } from '../inference/onnx.backend.js';
 import { SCHEDULER_NAMES, type CaptionResult, type ImagineRequest, type SchedulerName } from '../inference/types.js';
 import { loadModelSettings, type ModelSettings } from './config.js';
-
-export { packageRoot };
 
 export interface CliIo {
   stdout: (text: string) => void;

@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { main, numberedPath, packageRoot, type CliIo } from '../../adapters/cli.js';
+import { main, numberedPath, type CliIo } from '../../adapters/cli.js';
+import { packageRoot } from '../../common/package-root.js';
 import { readPngText } from '../../inference/image.codec.js';
 import { writeNpy } from '../../inference/npy.js';
 
