@@ -171,12 +171,9 @@ def main():
         vocab = json.load(open(os.path.join(args.captioner, 'vocab.json')))
         stepper = OnnxStepper(args.captioner)
     elif args.checkpoint:
-        import torch
-        from caption_model import Captioner, CaptionConfig
-        ck = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
-        mc = CaptionConfig.from_dict(ck['model_config'])
-        model = Captioner(mc)
-        model.load_state_dict(ck['model'])
+        from caption_export import load_checkpoint
+        model, vocab, ck = load_checkpoint(args.checkpoint)
+        mc = model.cfg
         cfg, vocab, stepper = mc.to_dict(), ck['vocab'], TorchStepper(model)
     else:
         raise SystemExit('Expected --captioner FOLDER or --checkpoint FILE, got neither')

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from caption_beam import step_feeds  # noqa: E402
-from caption_model import Captioner, CaptionConfig  # noqa: E402
+from caption_model import Captioner, CaptionConfig, build_captioner  # noqa: E402
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -38,7 +38,7 @@ class EncoderGraph(nn.Module):
     def forward(self, pixel_values):                   # [B, 3, H, W]
         feats, h0, c0 = self.m.encode(pixel_values)    # [B, F] | [B, N, F], h0, c0 [L, B, Hd]
         if self.m.cfg.attention:                       # each cell's attention key rides along: [B, N, F + A]
-            feats = torch.cat([feats, self.m.att_f(feats)], 2)
+            feats = torch.cat([feats, self.m.keys(feats)], 2)
         return feats, h0, c0
 
 
@@ -150,7 +150,7 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
 def load_checkpoint(path: str) -> tuple[Captioner, list[str], dict]:
     ck = torch.load(path, map_location='cpu', weights_only=False)
     cfg = CaptionConfig.from_dict(ck['model_config'])
-    model = Captioner(cfg)
+    model = build_captioner(cfg)
     model.load_state_dict(ck['model'])
     return model.eval(), ck['vocab'], ck
 

@@ -1,6 +1,6 @@
 """The paper's captioner: a CNN encoder and an LSTM decoder (Mathew, Lal, Ganesh 2025, section on captioning).
 
-Encoder: conv+BN+ReLU blocks from scratch (or a VGG16 / Xception-like backbone when its weights file is given),
+Encoder: conv+BN+ReLU blocks from scratch (or torchvision's VGG16 features from a local weights file),
 then the grid is flattened into a fully connected layer (VGG's fc6 way: keeps where things are, which the world's
 left/right/above/below captions need) -> image feature F. The feature sets the LSTM's initial state (h0, c0 = tanh(Linear(F))) and is
 also concatenated with the word embedding at every step ("merge" + "inject"). With `attention=True` the encoder keeps
@@ -8,6 +8,8 @@ the spatial grid [B, N, F] and each step attends over it (Show, Attend and Tell,
 the beta gate of their section 4.2.1).
 
 The decoder is written as one `step()` so the exported `decoder_step.onnx` and the training loop share the same code.
+The builtin world's variant (a factorized encoder, colour words chosen by the colour features alone) is a subclass in
+caption_world.py; `build_captioner(cfg)` gives whichever a config describes.
 """
 from __future__ import annotations
 
@@ -31,14 +33,14 @@ class CaptionConfig:
     dropout: float = 0.3
     attention: bool = False
     attention_dim: int = 128
-    backbone: str = 'scratch'                     # scratch | vgg16 | xception
-    factorized: bool = False                      # two streams: shape from ink only, colour per pixel only
-    colour_channels: int = 16                     # the colour stream's width (factorized only)
-    ink_gain: float = 0.15                        # training-time random gain on the ink map (factorized only)
-    split_proj: bool = False                      # factorized + attention: shape -> first half of F, colour -> second
-    colour_words: tuple[int, ...] = ()            # split_proj: ids of the words only the colour half chooses
-    colour_blind_words: tuple[int, ...] = ()      # colour_words: ids of the words no colour feature reaches
-    fine_grid: bool = False                       # factorized + attention: cells 2x finer per side (see FactorizedCNN)
+    backbone: str = 'scratch'                     # scratch | vgg16 | factorized (caption_world.py)
+    # the world's settings (caption_world.py): the factorized backbone's colour stream, its ink gain and finer grid;
+    # the colour-word decoder's words
+    colour_channels: int = 16                     # the colour stream's width
+    ink_gain: float = 0.15                        # training-time random gain on the ink map
+    fine_grid: bool = False                       # with attention: cells 2x finer per side (see FactorizedCNN)
+    colour_words: tuple[int, ...] = ()            # ids of the words only the colour features choose
+    colour_blind_words: tuple[int, ...] = ()      # ids of the words no colour feature reaches
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     pad_id: int = 0
@@ -52,6 +54,8 @@ class CaptionConfig:
     @staticmethod
     def from_dict(d: dict) -> 'CaptionConfig':
         known = {f for f in CaptionConfig.__dataclass_fields__}
+        if d.get('factorized'):                   # a checkpoint of before the factorized encoder was a backbone
+            d = {**d, 'backbone': 'factorized'}
         d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
         return CaptionConfig(**d)
 
@@ -82,165 +86,112 @@ class ScratchCNN(nn.Module):
         return self.blocks(x)
 
 
+# VGG16's convolutional part (Simonyan and Zisserman 2015, configuration D): 3x3 convolutions, "M" a 2x2 max pool
+VGG16 = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M')
+
+
+def vgg16_features() -> nn.Sequential:
+    """VGG16's `features`, laid out module for module as torchvision's, so that its state dict loads as it is."""
+    layers, cin = [], 3
+    for v in VGG16:
+        if v == 'M':
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=True)]
+            cin = v
+    return nn.Sequential(*layers)
+
+
+def load_vgg16(features: nn.Sequential, path: str) -> None:
+    """Load the convolutions of a local VGG16 state dict: torchvision's whole model (`features.*` keys, the
+    classifier's are ignored) or its `features` alone. Nothing is downloaded."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if any(k.startswith('features.') for k in state):
+        state = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
+    try:
+        features.load_state_dict(state)
+    except RuntimeError as e:
+        raise SystemExit(f'Expected --backbone-weights {path} to hold VGG16 (torchvision layout), got: '
+                         f'{str(e).splitlines()[0]}')
+
+
 def build_backbone(cfg: CaptionConfig, weights_path: str | None) -> tuple[nn.Module, int, int]:
-    """Returns (module mapping [B,3,H,W] -> [B,C,h,w], C, h*w). Pretrained backbones need torchvision and a
-    local weights file (nothing is downloaded)."""
+    """Returns (module mapping [B,3,H,W] -> [B,C,h,w], C, h*w). A pretrained backbone reads a local weights file
+    (nothing is downloaded)."""
     H, W = cfg.image_size
-    if cfg.backbone == 'scratch':
-        m = ScratchCNN(cfg.channels)
+    if cfg.backbone in ('scratch', 'factorized'):
         k = 2 ** len(cfg.channels)
         if H % k or W % k:
             raise SystemExit(f'Expected image_size divisible by {k} ({len(cfg.channels)} pooling blocks), got {H}x{W}')
+        if cfg.backbone == 'factorized':
+            from caption_world import FactorizedCNN
+            m = FactorizedCNN(cfg)
+            return m, m.out_channels, m.cells
+        m = ScratchCNN(cfg.channels)
         return m, m.out_channels, (H // k) * (W // k)
-    try:
-        import torchvision  # noqa: F401  (only the pretrained backbones need it)
-        from torchvision import models as tvm
-    except ImportError as e:  # pragma: no cover - depends on the machine
-        raise SystemExit(f'backbone {cfg.backbone!r} needs torchvision (pip install torchvision), got {e}')
     if cfg.backbone == 'vgg16':
-        net = tvm.vgg16(weights=None)
+        net = vgg16_features()
         if weights_path:
-            net.load_state_dict(torch.load(weights_path, map_location='cpu'))
-        return net.features, 512, (H // 32) * (W // 32)        # 224x224 -> [B, 512, 7, 7]
-    if cfg.backbone == 'xception':
-        # torchvision has no Xception; its closest depthwise-separable relative there is Inception v3 (299x299).
-        net = tvm.inception_v3(weights=None, aux_logits=True, init_weights=False)
-        if weights_path:
-            net.load_state_dict(torch.load(weights_path, map_location='cpu'))
-        body = nn.Sequential(*[m for n, m in net.named_children()
-                               if n not in ('AuxLogits', 'avgpool', 'dropout', 'fc')])
-        return body, 2048, 64                                    # 299x299 -> [B, 2048, 8, 8]
-    raise SystemExit(f'Expected --backbone scratch | vgg16 | xception, got {cfg.backbone!r}')
-
-
-class FactorizedCNN(nn.Module):
-    """A colour-blind shape stream beside a shape-blind colour stream, so that a colour seen on some shapes and a
-    shape seen in some colours make sense together the first time they meet (green triangle, blue heart).
-
-    - Shape: the scratch CNN reads one channel, ink = 1 - min(R, G, B), which is about the same for every named
-      colour (0.80-0.96) and low on light backgrounds; a random gain in training hides what little colour it keeps.
-    - Colour: 1x1 convolutions only (each pixel on its own, no shape), average- and max-pooled to the shape grid.
-    Output: both concatenated per cell, [B, C + 2 * colour_channels, h, w].
-
-    With `fine_grid` the cells are those of the last block's input, twice as fine per side: each cell holds the
-    last block's output (upsampled, what the object is), the block before it (where in the coarse cell its ink
-    lies) and the colour pooled over that smaller cell, so two objects that share a coarse cell keep their colours
-    apart. Output [B, C_last + C_before + 2 * colour_channels, 2h, 2w].
-    """
-
-    def __init__(self, cfg: CaptionConfig):
-        super().__init__()
-        blocks, cin = [], 1
-        for c in cfg.channels:
-            blocks.append(conv_block(cin, c))
-            cin = c
-        self.shape = nn.Sequential(*blocks)
-        k = cfg.colour_channels
-        self.colour = nn.Sequential(nn.Conv2d(3, 2 * k, 1), nn.ReLU(inplace=True), nn.Conv2d(2 * k, k, 1),
-                                    nn.ReLU(inplace=True))
-        self.fine = cfg.fine_grid
-        self.pool = 2 ** (len(cfg.channels) - (1 if self.fine else 0))
-        self.register_buffer('mean', torch.tensor(cfg.mean).view(1, 3, 1, 1))
-        self.register_buffer('std', torch.tensor(cfg.std).view(1, 3, 1, 1))
-        self.gain = cfg.ink_gain
-        self.shape_channels = cin + (cfg.channels[-2] if self.fine else 0)
-        self.out_channels = self.shape_channels + 2 * k
-
-    def forward(self, x):  # x [B, 3, H, W] normalised -> [B, C + 2k, H/2^n, W/2^n]
-        rgb = x * self.std + self.mean                               # back to 0..1
-        ink = 1.0 - rgb.min(dim=1, keepdim=True).values              # [B, 1, H, W]
-        if self.training and self.gain > 0:
-            ink = ink * (1.0 + self.gain * (2 * torch.rand(x.shape[0], 1, 1, 1, device=x.device) - 1))
-        s = (ink - 0.5) / 0.25
-        if self.fine:
-            before = self.shape[:-1](s)                              # [B, C_before, 2h, 2w]
-            last = F.interpolate(self.shape[-1](before), scale_factor=2.0, mode='nearest')
-            s = torch.cat([last, before], 1)
-        else:
-            s = self.shape(s)
-        c = self.colour(x)
-        return torch.cat([s, F.avg_pool2d(c, self.pool), F.max_pool2d(c, self.pool)], 1)
+            load_vgg16(net, weights_path)
+        if H % 32 or W % 32:
+            raise SystemExit(f'Expected image_size divisible by 32 for vgg16 (five pooling blocks), got {H}x{W}')
+        return net, 512, (H // 32) * (W // 32)                # 224x224 -> [B, 512, 7, 7]
+    raise SystemExit(f'Expected --backbone scratch | vgg16 | factorized, got {cfg.backbone!r}')
 
 
 class Captioner(nn.Module):
+    """The paper's CNN-LSTM, plain or with soft attention. A subclass may narrow what the decoder reads of each
+    feature (`read_dim`: the LSTM's input, its initial state and the attention keys read the first `read_dim` of the
+    F features) and give its own projection and output layer; caption_world.py's does."""
+
     def __init__(self, cfg: CaptionConfig, backbone_weights: str | None = None):
         super().__init__()
         self.cfg = cfg
         self.cnn, cnn_out, cells = build_backbone(cfg, backbone_weights)
-        if cfg.factorized:
-            if cfg.backbone != 'scratch':
-                raise SystemExit('Expected --factorized with the scratch backbone only')
-            self.cnn = FactorizedCNN(cfg)
-            cnn_out = self.cnn.out_channels
-            if cfg.fine_grid:
-                if not cfg.attention or len(cfg.channels) < 2:
-                    raise SystemExit('Expected --fine-grid with --factorized --attention and two or more --channels')
-                cells *= 4
-        elif cfg.fine_grid:
-            raise SystemExit('Expected --fine-grid with --factorized --attention only')
         Fd, Hd, L = cfg.feature_dim, cfg.hidden_size, cfg.num_layers
+        Fr = self.read_dim = self.decoder_reads()
         if cfg.attention:
-            self.proj = nn.Sequential(nn.Linear(cnn_out, Fd), nn.ReLU(inplace=True))     # per location -> F
+            self.proj = nn.Sequential(self.projection(cnn_out), nn.ReLU(inplace=True))    # per location -> F
             self.pos = nn.Parameter(torch.zeros(cells, Fd))    # [N, F] learned: where each cell is
         else:
-            fan_in = cnn_out * cells
-            self.proj = nn.Sequential(nn.Linear(fan_in, Fd), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout))
-        if cfg.split_proj:
-            if not (cfg.factorized and cfg.attention):
-                raise SystemExit('Expected --split-proj with --factorized --attention only')
-            # block-diagonal projection: each cell's feature keeps the shape stream (first half) apart from the
-            # colour stream (second half), so a colour never enters the features a shape word is read from
-            mask = torch.zeros(Fd, cnn_out)
-            mask[: Fd // 2, : self.cnn.shape_channels] = 1
-            mask[Fd // 2:, self.cnn.shape_channels:] = 1
-            self.register_buffer('proj_mask', mask, persistent=False)
-        self.init_h = nn.Linear(Fd, L * Hd)
-        self.init_c = nn.Linear(Fd, L * Hd)
+            self.proj = nn.Sequential(self.projection(cnn_out * cells), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout))
+        self.init_h = nn.Linear(Fr, L * Hd)
+        self.init_c = nn.Linear(Fr, L * Hd)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=cfg.pad_id)
-        self.lstm = nn.LSTM(cfg.embed_dim + Fd, Hd, num_layers=L, batch_first=True,
+        self.lstm = nn.LSTM(cfg.embed_dim + Fr, Hd, num_layers=L, batch_first=True,
                             dropout=cfg.dropout if L > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(Hd, cfg.vocab_size)
-        if cfg.colour_blind_words and not cfg.colour_words:
-            raise SystemExit('Expected --colour-blind-words with --colour-words')
-        if cfg.colour_words:
-            if not cfg.split_proj:
-                raise SystemExit('Expected --colour-words with --split-proj')
-            # the colour half of the context reaches the words through this layer only, added to their logits, and
-            # never the colour-blind words: the LSTM, its initial state and the attention read the shape half only
-            self.colour_head = nn.Linear(Fd - Fd // 2, cfg.vocab_size)
-            rows = torch.ones(cfg.vocab_size, 1)
-            rows[list(cfg.colour_blind_words)] = 0
-            self.register_buffer('colour_rows', rows, persistent=False)
+        self.head = self.output_layer()
         if cfg.attention:
             A = cfg.attention_dim
-            self.att_f = nn.Linear(Fd, A)
+            self.att_f = nn.Linear(Fr, A)
             self.att_h = nn.Linear(Hd, A)
             self.att_v = nn.Linear(A, 1)
             self.att_gate = nn.Linear(Hd, Fd)          # beta = sigmoid(f_beta(h)), SAT 4.2.1
-        self.apply_masks()
 
-    def apply_masks(self) -> None:
-        """Zero the weights --split-proj and --colour-words keep out (at init; the trainer, after every step)."""
-        cfg = self.cfg
-        with torch.no_grad():
-            if cfg.split_proj:
-                self.proj[0].weight.mul_(self.proj_mask)
-            if cfg.colour_words:
-                half = cfg.feature_dim // 2
-                self.lstm.weight_ih_l0[:, cfg.embed_dim + half:] = 0    # the LSTM reads no colour
-                self.init_h.weight[:, half:] = 0
-                self.init_c.weight[:, half:] = 0
-                self.att_f.weight[:, half:] = 0                         # nor where to look
-                self.colour_head.weight.mul_(self.colour_rows)          # and the colour half no colour-blind word
-                self.colour_head.bias.mul_(self.colour_rows[:, 0])
-                cw = list(cfg.colour_words)                             # the LSTM says "a colour now", one score
-                self.head.weight[cw] = self.head.weight[cw].mean(0)     # for all: which one is the colour half's
-                self.head.bias[cw] = self.head.bias[cw].mean()
+    # ---- what a subclass may shape ------------------------------------------------------------------------------
+    def decoder_reads(self) -> int:
+        """How many of the F features the decoder reads (all of them here)."""
+        return self.cfg.feature_dim
 
-    def colour_logits(self, ctx):
-        """ctx [..., F] -> the colour half's share of the logits [..., V] (zero for the colour-blind words)."""
-        return self.colour_head(ctx[..., self.cfg.feature_dim // 2:])
+    def projection(self, fan_in: int) -> nn.Module:
+        """The CNN's grid (per cell with attention, flattened without) -> F."""
+        return nn.Linear(fan_in, self.cfg.feature_dim)
+
+    def output_layer(self) -> nn.Module:
+        return nn.Linear(self.cfg.hidden_size, self.cfg.vocab_size)
+
+    def logits(self, out, ctx):
+        """The LSTM's output [..., Hd] and the attended features [..., F] -> logits [..., V]."""
+        return self.head(self.drop(out))
+
+    def read(self, x):
+        """The part of features [..., F] the decoder reads."""
+        return x if self.read_dim == self.cfg.feature_dim else x[..., : self.read_dim]
+
+    def keys(self, feats):
+        """Each cell's attention key [B, N, A]: the same for every step, so the export computes it in the encoder."""
+        return self.att_f(self.read(feats))
 
     # ---- encoder -------------------------------------------------------------------------------------------------
     def encode(self, pixel_values):
@@ -256,6 +207,7 @@ class Captioner(nn.Module):
             feats = self.proj(flat)                    # [B, F]
             pooled = feats
         L, Hd = self.cfg.num_layers, self.cfg.hidden_size
+        pooled = self.read(pooled)
         h0 = torch.tanh(self.init_h(pooled)).view(B, L, Hd).transpose(0, 1).contiguous()  # [L, B, Hd]
         c0 = torch.tanh(self.init_c(pooled)).view(B, L, Hd).transpose(0, 1).contiguous()  # [L, B, Hd]
         return feats, h0, c0
@@ -263,13 +215,13 @@ class Captioner(nn.Module):
     # ---- decoder -------------------------------------------------------------------------------------------------
     def context(self, feats, h_top, keys=None):
         """feats [B, F] or [B, N, F], h_top [B, Hd] -> context [B, F] (and alpha [B, N] with attention).
-        keys: att_f(feats), when the caller computes it once for many steps. feats may also carry each cell's key
+        keys: `keys(feats)`, when the caller computes it once for many steps. feats may also carry each cell's key
         after its F features ([B, N, F + A], the exported layout); the context is then read from the first F."""
         if not self.cfg.attention:
             return feats, None
         Fd = self.cfg.feature_dim
         if keys is None:
-            keys = feats[..., Fd:] if feats.shape[-1] > Fd else self.att_f(feats)
+            keys = feats[..., Fd:] if feats.shape[-1] > Fd else self.keys(feats)
         e = self.att_v(torch.tanh(keys + self.att_h(h_top).unsqueeze(1))).squeeze(2)  # [B, N]
         alpha = F.softmax(e, dim=1)                    # [B, N]
         # one matrix product over the cells, no [B, N, F] temporary; a packed layout's keys are dropped after it
@@ -277,16 +229,13 @@ class Captioner(nn.Module):
         return torch.sigmoid(self.att_gate(h_top)) * ctx, alpha
 
     def step(self, input_ids, h, c, feats, keys=None):
-        """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats (keys: att_f(feats), or None to read them
+        """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats (keys: `keys(feats)`, or None to read them
         from a packed feats or compute them here) -> logits [B, V], h_out, c_out."""
         emb = self.embed(input_ids)                    # [B, E]
         ctx, _ = self.context(feats, h[-1], keys)      # [B, F]
-        x = torch.cat([emb, ctx], dim=1).unsqueeze(1)  # [B, 1, E+F]
+        x = torch.cat([emb, self.read(ctx)], dim=1).unsqueeze(1)  # [B, 1, E+F']
         out, (h2, c2) = self.lstm(x, (h, c))           # out [B, 1, Hd]
-        logits = self.head(self.drop(out[:, 0]))       # [B, V]
-        if self.cfg.colour_words:
-            logits = logits + self.colour_logits(ctx)
-        return logits, h2, c2
+        return self.logits(out[:, 0], ctx), h2, c2     # [B, V]
 
     def forward(self, pixel_values, input_ids, captions_per_image: int = 1):
         """Teacher forcing. pixel_values [B, 3, H, W]; input_ids [B*K, T] (<bos> w1 .. wn, padded), K captions
@@ -299,21 +248,29 @@ class Captioner(nn.Module):
         emb = self.drop(self.embed(input_ids))         # [BK, T, E]
         if not self.cfg.attention:
             T = input_ids.shape[1]
-            x = torch.cat([emb, feats.unsqueeze(1).expand(-1, T, -1)], 2)  # [BK, T, E+F]
+            x = torch.cat([emb, self.read(feats).unsqueeze(1).expand(-1, T, -1)], 2)  # [BK, T, E+F']
             out, _ = self.lstm(x, (h, c))              # [BK, T, Hd], same weights as step()
-            return self.head(self.drop(out))           # [BK, T, V]
+            return self.logits(out, feats.unsqueeze(1).expand(-1, T, -1))   # [BK, T, V]
         outs, ctxs = [], []
-        keys = self.att_f(feats)                       # [BK, N, A]: the same for every step
+        keys = self.keys(feats)                        # [BK, N, A]: the same for every step
         for t in range(input_ids.shape[1]):
             ctx, _ = self.context(feats, h[-1], keys)  # [BK, F]
-            x = torch.cat([emb[:, t], ctx], 1).unsqueeze(1)
+            x = torch.cat([emb[:, t], self.read(ctx)], 1).unsqueeze(1)
             out, (h, c) = self.lstm(x, (h, c))
             outs.append(out[:, 0])
             ctxs.append(ctx)
-        logits = self.head(self.drop(torch.stack(outs, 1)))  # [BK, T, V]
-        if self.cfg.colour_words:
-            logits = logits + self.colour_logits(torch.stack(ctxs, 1))
-        return logits
+        return self.logits(torch.stack(outs, 1), torch.stack(ctxs, 1))   # [BK, T, V]
+
+
+def build_captioner(cfg: CaptionConfig, backbone_weights: str | None = None) -> Captioner:
+    """The captioner a config describes: the paper's CNN-LSTM, or with `colour_words` the world's colour-word
+    variant (caption_world.py). Settings that do not go together are refused here, by name."""
+    if cfg.backbone == 'factorized' or cfg.fine_grid or cfg.colour_words or cfg.colour_blind_words:
+        from caption_world import WorldCaptioner, check_world_config
+        check_world_config(cfg)
+        if cfg.colour_words:
+            return WorldCaptioner(cfg)
+    return Captioner(cfg, backbone_weights)
 
 
 def count_params(m: nn.Module) -> int:

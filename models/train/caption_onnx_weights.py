@@ -66,7 +66,7 @@ def load_folder(folder: str) -> tuple[Captioner, list[str]]:
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
-            raise SystemExit(f'Expected {folder} to hold the plain from-scratch CNN-LSTM (a --factorized or attention '
+            raise SystemExit(f'Expected {folder} to hold the plain from-scratch CNN-LSTM (a factorized or attention '
                              f'export is not read back; start from its checkpoint .pt instead), got: '
                              f'{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}')
         for conv, bn, (w, b) in zip(conv_modules, bn_modules, convs):

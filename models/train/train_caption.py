@@ -28,7 +28,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from checkpoint import save_atomic as atomic_save  # noqa: E402
-from caption_model import Captioner, CaptionConfig, count_params  # noqa: E402
+from caption_model import CaptionConfig, build_captioner, count_params  # noqa: E402
 from datasets import BOS, EOS, PAD, build_vocab, encode, frequency_report, load_dataset, load_images, tokenize  # noqa: E402
 
 SMOKE_DATA = os.path.join(HERE, '..', '..', 'tests', 'fixtures', 'caption-datasets', 'world-mini')
@@ -47,7 +47,7 @@ def parse_args(argv=None):
     ap.add_argument('--max-steps', type=int, default=0)
     # data
     ap.add_argument('--image-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
-                    help='default 64 64 for scratch, 224 224 vgg16, 299 299 xception')
+                    help='default 64 64 for scratch and factorized, 224 224 for vgg16')
     ap.add_argument('--min-count', type=int, default=1)
     ap.add_argument('--max-words', type=int, default=29, help='captions longer than this are cut')
     ap.add_argument('--captions-per-image', type=int, default=5)
@@ -55,8 +55,11 @@ def parse_args(argv=None):
     ap.add_argument('--val-images', type=int, default=500)
     ap.add_argument('--cache', default=None, help='folder for decoded-image .npy caches (default: --out)')
     # model
-    ap.add_argument('--backbone', default='scratch', choices=['scratch', 'vgg16', 'xception'])
-    ap.add_argument('--backbone-weights', default=None, help='local torchvision state dict for vgg16/xception')
+    ap.add_argument('--backbone', default='scratch', choices=['scratch', 'factorized', 'vgg16'],
+                    help='scratch: conv blocks from scratch; factorized: the world\'s two streams, shapes from a '
+                         'colour-blind ink map, colours per pixel (caption_world.py); vgg16: VGG16\'s convolutions, '
+                         'from --backbone-weights')
+    ap.add_argument('--backbone-weights', default=None, help='local VGG16 state dict (torchvision layout: the whole model or its features) for --backbone vgg16')
     ap.add_argument('--channels', type=int, nargs='+', default=[32, 64, 96, 128])
     ap.add_argument('--feature-dim', type=int, default=256)
     ap.add_argument('--embed-dim', type=int, default=64)
@@ -64,9 +67,7 @@ def parse_args(argv=None):
     ap.add_argument('--num-layers', type=int, default=1)
     ap.add_argument('--dropout', type=float, default=0.2)
     ap.add_argument('--attention', action='store_true')
-    ap.add_argument('--factorized', action='store_true',
-                    help='scratch encoder in two streams: shapes from a colour-blind ink map, colours per pixel')
-    ap.add_argument('--colour-channels', type=int, default=16, help='width of the --factorized colour stream')
+    ap.add_argument('--colour-channels', type=int, default=16, help='width of the factorized backbone\'s colour stream')
     ap.add_argument('--shared-input-words', nargs='*', default=[], metavar='WORD',
                     help='words the decoder reads as one (they share the first one\'s input embedding; outputs stay '
                          'distinct): with the colour words, the word after a colour cannot lean on which colour it '
@@ -91,22 +92,20 @@ def parse_args(argv=None):
                          'as the export folded it into the convolutions) or a checkpoint .pt of this script')
     ap.add_argument('--encoder-from', default=None,
                     help='start the CNN from this checkpoint .pt of this script or captioner/ folder (same CNN '
-                         'settings); the rest starts fresh. Stage 2 of the builtin recipe: the encoder a --factorized '
+                         'settings); the rest starts fresh. Stage 2 of the builtin recipe: the encoder a factorized '
                          'run learned, under an attention decoder')
     ap.add_argument('--freeze-encoder', action='store_true',
                     help='keep the CNN as it is (needs --encoder-from): its grid is computed once per image '
                          '(cached in --out), and only the projection and decoder train')
-    ap.add_argument('--split-proj', action='store_true',
-                    help='with --factorized --attention: a block-diagonal projection keeps each cell\'s shape '
-                         'features apart from its colour features')
     ap.add_argument('--fine-grid', action='store_true',
-                    help='with --factorized --attention: attend over cells twice as fine per side (the last conv '
+                    help='with --backbone factorized --attention: attend over cells twice as fine per side (the last conv '
                          'block\'s input grid), each with the colour of that smaller cell; the CNN\'s weights are '
                          'the same, so a coarse run\'s encoder is read by --encoder-from as it is')
     ap.add_argument('--colour-words', nargs='*', default=[], metavar='WORD',
-                    help='with --split-proj: these words are told apart by the colour half of the attended features '
-                         'alone (the LSTM gives them one score), through an output layer of their own; the LSTM, '
-                         'its initial state and the attention read only the shape half')
+                    help='with --backbone factorized --attention: each cell\'s features are a shape half and a colour '
+                         'half; these words are told apart by the colour half alone (the LSTM gives them one score), '
+                         'through an output layer of their own; the LSTM, its initial state and the attention read '
+                         'only the shape half (caption_world.py)')
     ap.add_argument('--colour-blind-words', nargs='*', default=[], metavar='WORD',
                     help='with --colour-words: no colour feature reaches these words\' scores, so a shape word '
                          'never depends on the colour it was seen in (other words, the emoji names, may use colour)')
@@ -123,8 +122,8 @@ def parse_args(argv=None):
     if args.freeze_encoder and not args.encoder_from:
         ap.error('--freeze-encoder needs --encoder-from (the encoder to keep)')
     if args.image_size is None:
-        args.image_size = {'scratch': [64, 64], 'vgg16': [224, 224], 'xception': [299, 299]}[args.backbone]
-    if args.backbone == 'scratch':
+        args.image_size = {'scratch': [64, 64], 'factorized': [64, 64], 'vgg16': [224, 224]}[args.backbone]
+    if args.backbone in ('scratch', 'factorized'):
         args.mean, args.std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
     else:                                      # ImageNet statistics for the pretrained backbones
         args.mean, args.std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -186,7 +185,7 @@ def load_encoder(path: str, model) -> None:
     try:
         model.cnn.load_state_dict(src.cnn.state_dict())
     except RuntimeError as e:
-        raise SystemExit(f'Expected --encoder-from {path} to have this run\'s encoder (--factorized, --channels, '
+        raise SystemExit(f'Expected --encoder-from {path} to have this run\'s encoder (--backbone, --channels, '
                          f'--colour-channels as there), got: {str(e).splitlines()[0]}')
     print(f'encoder from {path}', flush=True)
 
@@ -283,15 +282,14 @@ def main(argv=None):
         cfg = CaptionConfig(vocab_size=len(vocab), image_size=tuple(args.image_size), channels=tuple(args.channels),
                             feature_dim=args.feature_dim, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
                             num_layers=args.num_layers, dropout=args.dropout, attention=args.attention,
-                            factorized=args.factorized, colour_channels=args.colour_channels,
-                            split_proj=args.split_proj, fine_grid=args.fine_grid,
+                            colour_channels=args.colour_channels, fine_grid=args.fine_grid,
                             colour_words=tuple(index[w] for w in args.colour_words),
                             colour_blind_words=tuple(index[w] for w in args.colour_blind_words),
                             backbone=args.backbone,
                             mean=tuple(args.mean), std=tuple(args.std), max_length=args.max_length,
                             beam_size=args.beam_size)
     torch.manual_seed(args.seed)
-    model = Captioner(cfg, None if resume else args.backbone_weights).to(device)
+    model = build_captioner(cfg, None if resume else args.backbone_weights).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     state = {'step': 0, 'epoch': 0, 'pos': 0, 'elapsed': 0.0, 'best_val': math.inf, 'bad_evals': 0,
              'frozen_bn': bool(init_model is not None and os.path.isdir(args.init_from))}
@@ -390,7 +388,6 @@ def main(argv=None):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
-            model.apply_masks()
             state['step'] += 1
             state['pos'] += args.batch_size
             tokens += int((tgt != PAD).sum())

@@ -16,7 +16,7 @@ TRAIN = os.path.join(ROOT, 'models', 'train')
 sys.path.insert(0, TRAIN)
 from caption_beam import OnnxStepper, TorchStepper, beam, greedy, load_pixels, log_softmax64  # noqa: E402
 from caption_export import export  # noqa: E402
-from caption_model import Captioner, CaptionConfig  # noqa: E402
+from caption_model import Captioner, CaptionConfig, build_captioner  # noqa: E402
 
 torch.set_num_threads(1)
 FIXTURE = os.path.join(ROOT, 'tests', 'fixtures', 'tiny-captioner')
@@ -146,12 +146,12 @@ with tempfile.TemporaryDirectory() as tmp:
           not np.array_equal(logits[0], other))
     r = subprocess.run(base + ['--shared-input-words', 'red', 'nosuchword'], capture_output=True, text=True, timeout=120)
     check('an unknown shared word is refused by name', r.returncode != 0 and 'unknown nosuchword' in r.stderr, r.stderr[-500:])
-# 7. --factorized: the shape stream sees only ink, so a recoloured object with the same darkest channel gives the
-#    same shape features; the colour stream tells the two apart; the export reproduces PyTorch
+# 7. --backbone factorized: the shape stream sees only ink, so a recoloured object with the same darkest channel gives
+#    the same shape features; the colour stream tells the two apart; the export reproduces PyTorch
 torch.manual_seed(0)
 cfg = CaptionConfig(vocab_size=20, image_size=(32, 32), channels=(8, 8), feature_dim=12, embed_dim=6, hidden_size=10,
-                    dropout=0.0, factorized=True, colour_channels=4)
-m = Captioner(cfg).eval()
+                    dropout=0.0, backbone='factorized', colour_channels=4)
+m = build_captioner(cfg).eval()
 mean, std = torch.tensor(cfg.mean).view(1, 3, 1, 1), torch.tensor(cfg.std).view(1, 3, 1, 1)
 canvas = torch.full((2, 3, 32, 32), 0.93)                        # a light background
 canvas[0, :, 8:20, 10:22] = torch.tensor([220, 35, 35]).view(3, 1, 1) / 255    # a red square
@@ -170,9 +170,9 @@ with tempfile.TemporaryDirectory() as tmp:
 # 7b. --fine-grid: two objects in one coarse cell but in different fine cells keep their own colours (the coarse
 #     grid mixes them); the shape part stays colour-blind
 cfg_f = CaptionConfig(**{**cfg.to_dict(), 'attention': True, 'fine_grid': True})
-mf = Captioner(cfg_f).eval()
+mf = build_captioner(cfg_f).eval()
 mf.cnn.load_state_dict(m.cnn.state_dict())
-m_att = Captioner(CaptionConfig(**{**cfg.to_dict(), 'attention': True})).eval()
+m_att = build_captioner(CaptionConfig(**{**cfg.to_dict(), 'attention': True})).eval()
 m_att.cnn.load_state_dict(m.cnn.state_dict())
 pair = torch.full((3, 3, 32, 32), 0.93)
 pair[:2, :, 0:2, 0:2] = torch.tensor([220, 35, 35]).view(3, 1, 1) / 255        # red: fine cell (0, 0), 2x2 pixels
@@ -192,16 +192,49 @@ with tempfile.TemporaryDirectory() as tmp:
     export(mf, ['<pad>', '<bos>', '<eos>', '<unk>'] + [f'w{i}' for i in range(16)], os.path.join(tmp, 'cap'))
     conf = json.load(open(os.path.join(tmp, 'cap', 'config.json')))
     check('fine grid: exported and checked against PyTorch', conf['num_positions'] == 256, conf['num_positions'])
-# 8. the two-stage recipe: --encoder-from a --factorized run, --freeze-encoder keeps its CNN bit for bit while the
-#    attention decoder trains on the cached grid, --split-proj keeps shape and colour apart in the projection, the
-#    export reproduces PyTorch; a resume reads the cache back; an encoder of other settings is refused
+# 7b'. --backbone vgg16 reads a VGG16 state dict in torchvision's layout (its classifier ignored), and exports
+with tempfile.TemporaryDirectory() as tmp:
+    from caption_model import vgg16_features  # noqa: E402
+    torch.manual_seed(1)
+    ref = vgg16_features()
+    weights = {f'features.{k}': v for k, v in ref.state_dict().items()}
+    weights['classifier.0.weight'] = torch.zeros(2, 2)
+    torch.save(weights, os.path.join(tmp, 'vgg16.pth'))
+    cfg_v = CaptionConfig(vocab_size=20, image_size=(32, 32), feature_dim=12, embed_dim=6, hidden_size=10,
+                          dropout=0.0, backbone='vgg16', mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    mv = build_captioner(cfg_v, os.path.join(tmp, 'vgg16.pth')).eval()
+    check('vgg16: the weights file is read', all(torch.equal(a, b) for a, b in
+                                                 zip(ref.state_dict().values(), mv.cnn.state_dict().values())))
+    export(mv, ['<pad>', '<bos>', '<eos>', '<unk>'] + [f'w{i}' for i in range(16)], os.path.join(tmp, 'cap'))
+    check('vgg16: exported and checked against PyTorch',
+          json.load(open(os.path.join(tmp, 'cap', 'config.json')))['backbone'] == 'vgg16')
+    torch.save({'features.0.weight': torch.zeros(1)}, os.path.join(tmp, 'bad.pth'))
+    try:
+        build_captioner(cfg_v, os.path.join(tmp, 'bad.pth'))
+        refused = ''
+    except SystemExit as e:
+        refused = str(e)
+    check('vgg16: a weights file of another network is refused by name', 'bad.pth' in refused and 'VGG16' in refused, refused)
+# 7c. settings that do not go together are refused by name, before any training
+for bad, name in (({'colour_words': (5, 6)}, '--colour-words'), ({'fine_grid': True}, '--fine-grid'),
+                  ({'attention': True, 'colour_blind_words': (7,)}, '--colour-blind-words'),
+                  ({'attention': True, 'colour_words': (5, 6), 'colour_blind_words': (6,)}, '--colour-blind-words')):
+    try:
+        build_captioner(CaptionConfig(**{**cfg.to_dict(), **bad}))
+        refused = ''
+    except SystemExit as e:
+        refused = str(e)
+    check(f'refused: {bad}', name in refused, refused)
+# 8. the two-stage recipe: --encoder-from a factorized run, --freeze-encoder keeps its CNN bit for bit while the
+#    attention decoder trains on the cached grid, the colour-word decoder keeps shape and colour apart in its layers,
+#    the export reproduces PyTorch; a resume reads the cache back; an encoder of other settings is refused
 with tempfile.TemporaryDirectory() as tmp:
     s1, s2 = os.path.join(tmp, 's1'), os.path.join(tmp, 's2')
-    base = [sys.executable, os.path.join(TRAIN, 'train_caption.py'), '--smoke', '--factorized']
+    base = [sys.executable, os.path.join(TRAIN, 'train_caption.py'), '--smoke', '--backbone', 'factorized']
     r = subprocess.run(base + ['--out', s1, '--export', ''], capture_output=True, text=True, timeout=180)
     check('stage 1 exits 0', r.returncode == 0, r.stderr[-1500:])
     colours, blind = ['red', 'green', 'blue'], ['circle', 'square', 'triangle']
-    stage2 = base + ['--out', s2, '--attention', '--split-proj', '--encoder-from', os.path.join(s1, 'ckpt.pt'),
+    stage2 = base + ['--out', s2, '--attention', '--encoder-from', os.path.join(s1, 'ckpt.pt'),
                      '--freeze-encoder', '--export', os.path.join(tmp, 'cap'), '--colour-words', *colours,
                      '--colour-blind-words', *blind, '--shared-input-words', *colours]
     r = subprocess.run(stage2, capture_output=True, text=True, timeout=180)
@@ -212,12 +245,12 @@ with tempfile.TemporaryDirectory() as tmp:
     cnn = [k for k in one if k.startswith('cnn.')]
     check('frozen encoder: the CNN is the stage 1 CNN, bit for bit',
           len(cnn) > 10 and all(torch.equal(one[k], two['model'][k]) for k in cnn))
-    check('stage 2 trained its own projection and decoder', 'proj.0.weight' in two['model'] and
-          two['model_config']['attention'] and not torch.equal(one['head.weight'], two['model']['head.weight']))
-    W, c = two['model']['proj.0.weight'], two['model_config']['channels'][-1]
-    check('split projection: shape and colour stay in their own halves',
-          W[: W.shape[0] // 2, c:].abs().sum() == 0 and W[W.shape[0] // 2:, :c].abs().sum() == 0 and
-          W[: W.shape[0] // 2, :c].abs().sum() > 0 and W[W.shape[0] // 2:, c:].abs().sum() > 0)
+    check('stage 2 trained its own projection and decoder', 'proj.0.first.weight' in two['model'] and
+          two['model_config']['attention'] and 'head.words.weight' in two['model'] and 'head.weight' in one)
+    first, second, c = two['model']['proj.0.first.weight'], two['model']['proj.0.second.weight'], two['model_config']['channels'][-1]
+    F_ = two['model_config']['feature_dim']
+    check('split projection: the shape channels make the shape half, the colour channels the colour half',
+          tuple(first.shape) == (F_ // 2, c) and tuple(second.shape) == (F_ - F_ // 2, 2 * 16), (first.shape, second.shape))
     from caption_export import load_checkpoint  # noqa: E402
     m, vocab, _ = load_checkpoint(os.path.join(s2, 'ckpt.pt'))
     torch.manual_seed(0)
@@ -234,14 +267,18 @@ with tempfile.TemporaryDirectory() as tmp:
         half = m.cfg.feature_dim // 2
         recoloured = f.clone()
         recoloured[..., half:] += torch.randn_like(recoloured[..., half:])
-        a_, _, _ = m.step(ids[:, 0], h, c, f)
-        b_, _, _ = m.step(ids[:, 0], h, c, recoloured)
+        a_, ha, ca = m.step(ids[:, 0], h, c, f)
+        b_, hb, cb = m.step(ids[:, 0], h, c, recoloured)
+        m.head.colours.weight.zero_()
+        m.head.colours.bias.zero_()
+        plain, _, _ = m.step(ids[:, 0], h, c, f)                  # the LSTM's scores alone
     moved = {vocab[i] for i in torch.nonzero((a_ - b_).abs().max(0).values > 1e-6).flatten().tolist()}
     check('colour words: other colour features move the colour words, never the colour-blind ones',
           set(colours) <= moved and not moved & set(blind), moved)
+    check('colour words: the LSTM reads no colour feature', torch.equal(ha, hb) and torch.equal(ca, cb))
     cw = [vocab.index(w) for w in colours]
-    check('colour words: the LSTM gives them one score', all(torch.equal(m.head.weight[cw[0]], m.head.weight[i]) and
-                                                           m.head.bias[cw[0]] == m.head.bias[i] for i in cw[1:]))
+    check('colour words: the LSTM gives them one score', all(torch.equal(plain[:, cw[0]], plain[:, i]) for i in cw[1:])
+          and not torch.equal(plain[:, cw[0]], plain[:, vocab.index('a')]))
     # --smoke starts fresh; the same settings without it resume, and read the cached grid back
     resume = [a for a in stage2 if a not in ('--smoke', '--export', os.path.join(tmp, 'cap'))]
     resume += ['--data', os.path.join(ROOT, 'tests', 'fixtures', 'caption-datasets', 'world-mini'), '--channels',
@@ -265,9 +302,7 @@ with tempfile.TemporaryDirectory() as tmp:
     check('fine grid: four times the cells', fine_n == 4 * coarse_n, (coarse_n, fine_n))
     three = torch.load(os.path.join(tmp, 's2-fine', 'ckpt.pt'), weights_only=False)
     check('fine grid: the CNN is the stage 1 CNN, bit for bit', all(torch.equal(one[k], three['model'][k]) for k in cnn))
-    W, ch = three['model']['proj.0.weight'], three['model_config']['channels']
-    c = ch[-1] + ch[-2]
-    check('fine grid: the split projection keeps both shape blocks in the shape half',
-          W[: W.shape[0] // 2, c:].abs().sum() == 0 and W[W.shape[0] // 2:, :c].abs().sum() == 0 and
-          W[: W.shape[0] // 2, ch[-1]:c].abs().sum() > 0)
+    W, ch = three['model']['proj.0.first.weight'], three['model_config']['channels']
+    check('fine grid: the split projection reads both shape blocks into the shape half', W.shape[1] == ch[-1] + ch[-2],
+          W.shape)
 print('captioner: all checks passed')
