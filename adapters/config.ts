@@ -40,6 +40,8 @@ export interface PictalkSettings extends ModelSettings {
   discord?: DiscordSettings;
   slack?: SlackSettings;
   dbPath: string;
+  /** PICTALK_DATABASE_URL: the store is PostgreSQL at this URL instead of SQLite at `dbPath`. */
+  databaseUrl?: string;
   /** Port of the Prometheus /metrics server; no server when absent. */
   metricsPort?: number;
   /** PICTALK_REQUIRE_PLATFORM=1 (the container image sets it): no chat platform configured is an error, not the terminal. */
@@ -234,6 +236,11 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
     problems.add('PICTALK_REQUIRE_PLATFORM', `Expected PICTALK_REQUIRE_PLATFORM to be 0 or 1, got ${describe(requireText)}`);
   }
 
+  const databaseUrl = read(env, 'PICTALK_DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/[^/]+/.test(databaseUrl)) {
+    problems.add('PICTALK_DATABASE_URL', `Expected PICTALK_DATABASE_URL to be postgres://user:password@host:port/database, got ${describe(databaseUrl.replace(/:[^:@/]*@/, ':***@'))}`);
+  }
+
   if (problems.list.length > 0) fail(problems);
 
   const settings: PictalkSettings = {
@@ -246,6 +253,7 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
   if (discordSettings) settings.discord = discordSettings;
   if (slackSettings) settings.slack = slackSettings;
   if (metricsPort !== undefined) settings.metricsPort = metricsPort;
+  if (databaseUrl !== undefined) settings.databaseUrl = databaseUrl;
   return settings;
 }
 

@@ -7,7 +7,9 @@
 import { join } from 'node:path';
 import process from 'node:process';
 import { Bot } from '../bot/bot.js';
+import { PostgresStore } from '../bot/postgres.store.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
+import type { BotStore } from '../bot/store.js';
 import { builtinModelDir } from '../common/package-root.js';
 import { InferenceCore } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
@@ -47,6 +49,16 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
     return 2;
   }
 
+  // the store first: a database that cannot be reached stops start-up before minutes of model loading
+  let store: BotStore;
+  try {
+    store = settings.databaseUrl ? await PostgresStore.open(settings.databaseUrl) : new SqliteStore(settings.dbPath);
+  } catch (error) {
+    const setting = settings.databaseUrl ? 'PICTALK_DATABASE_URL' : 'PICTALK_DB';
+    console.error(`pictalk: ${setting}: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+
   // models: loaded once, shared by every platform
   const t2iDir = settings.t2iModel ?? builtinModelDir('text-to-image');
   const captionerDir = settings.captioner ?? builtinModelDir('captioner');
@@ -76,6 +88,7 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
     ]);
   } catch (error) {
     console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
+    await store.close();
     return isPictalkError(error) && error.code.startsWith('input.') ? 2 : 1;
   }
   log.info('models loaded', { textToImage: t2iDir, captioner: captionerDir });
@@ -88,8 +101,8 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
     speak: (request, options) => speech.speak(request, options),
   }, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
 
-  const store = new SqliteStore(settings.dbPath);
   const bot = new Bot({ store, core, config: settings.bot, logger: log });
+  await bot.recoverInterrupted();
 
   let metrics: MetricsServer | undefined;
   if (settings.metricsPort !== undefined) {
@@ -106,7 +119,7 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
     log.info('stopping: finishing the jobs in flight');
     for (const adapter of adapters) await adapter.stop().catch((error: unknown) => log.warn('adapter stop failed', { error: String(error) }));
     await core.close();
-    store.close();
+    await store.close();
     await Promise.all([textToImage.dispose(), imageToText.dispose(), speech.close()]);
     await metrics?.close();
   };

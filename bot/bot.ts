@@ -61,11 +61,18 @@ export class Bot {
     this.captioner = options.captioner;
     this.randomSeed = options.randomSeed ?? (() => randomInt(0, 2 ** 32));
     this.rateLimiter = new RateLimiter(this.config.rateLimit, this.clock);
-    // Jobs a previous process accepted but never finished: their conversations are gone, but their quota is not spent.
-    const interrupted = this.store.recoverInterrupted(this.clock.now());
+  }
+
+  /**
+   * Jobs a previous process accepted but never finished: their conversations are gone, but their quota is not spent.
+   * Fails them and refunds their reservations; the composition root calls it once at start-up, before the adapters.
+   */
+  async recoverInterrupted(): Promise<number> {
+    const interrupted = await this.store.recoverInterrupted(this.clock.now());
     if (interrupted.length > 0) {
       this.log.warn(`refunded ${interrupted.length} job(s) interrupted by a restart`, { jobIds: interrupted.map((job) => job.id) });
     }
+    return interrupted.length;
   }
 
   /** Handle one request; resolves when its one reply has been handed to `conversation.finish`. Never rejects. */
@@ -74,13 +81,13 @@ export class Bot {
     let reply: Reply;
     try {
       checkRequest(request);
-      const fresh = this.store.claimRequest({
+      const fresh = await this.store.claimRequest({
         id: request.id, spaceId: request.actor.spaceId, userId: request.actor.userId,
         command: request.command.name, receivedAt: request.receivedAt,
       });
       // A retry or a double delivery: the first delivery replies, this one must not start anything.
       if (!fresh) return { duplicate: true };
-      this.pruneRequests();
+      await this.pruneRequests();
       if (!UNLIMITED.has(request.command.name)) this.rateLimiter.take(`${request.actor.spaceId}\u0000${request.actor.userId}`);
       reply = await this.dispatch(this.context(request, safe), request.command);
     } catch (error) {
@@ -91,11 +98,11 @@ export class Bot {
     return reply.jobId ? { duplicate: false, jobId: reply.jobId } : { duplicate: false };
   }
 
-  private pruneRequests(): void {
+  private async pruneRequests(): Promise<void> {
     const now = this.clock.now();
     if (now - this.lastPrune < 3600 * 1000) return;
     this.lastPrune = now;
-    this.store.pruneRequests(now - REQUEST_MEMORY_MS);
+    await this.store.pruneRequests(now - REQUEST_MEMORY_MS);
   }
 
   /** Moderator as bot/ sees it (platform flag or a configured role): adapters may use it to show moderator commands. */
@@ -104,7 +111,7 @@ export class Bot {
   }
 
   /** Slack: should an image shared in this channel be captioned without a command? */
-  isAutoCaptionChannel(spaceId: string, channelId: string): boolean {
+  isAutoCaptionChannel(spaceId: string, channelId: string): Promise<boolean> {
     return isAutoCaptionChannel(this.store, spaceId, channelId);
   }
 
@@ -157,7 +164,7 @@ export class Bot {
     try {
       const receipt = await conversation.finish(reply);
       if (reply.jobId && receipt && Array.isArray(receipt.messageIds) && receipt.messageIds.length > 0) {
-        this.store.setJobMessages(reply.jobId, receipt.messageIds, this.clock.now());
+        await this.store.setJobMessages(reply.jobId, receipt.messageIds, this.clock.now());
       }
     } catch (error) {
       // The adapter could not deliver; there is no second channel to the user, so the log is the last resort.

@@ -58,6 +58,8 @@ function friendlyText(error: PictalkError, context: ErrorContext): string {
       return `The model is not set up correctly, so I can't do that now; an operator has to fix it.${refund}`;
     case 'platform.rate_limited':
       return 'The chat platform is slowing us down; please try again shortly.';
+    case 'store.unavailable':
+      return `pictalk is temporarily unavailable (its database cannot be reached); nothing was done, please try again shortly.${refund}`;
     case 'config.invalid':
       return 'pictalk is misconfigured; an operator has to fix it.';
   }

@@ -90,7 +90,7 @@ function prepareStatements(db: Db) {
     updateJobSettings: db.prepare('UPDATE jobs SET state = ?, error_code = ?, settings = ?, updated_at = ? WHERE id = ?'),
     setJobMessages: db.prepare('UPDATE jobs SET message_ids = ?, updated_at = ? WHERE id = ?'),
     getJob: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE id = ?'),
-    interrupted: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('queued', 'running')"),
+    interrupted: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id"),
     failInterrupted: db.prepare("UPDATE jobs SET state = 'failed', error_code = 'inference.failed', updated_at = ? WHERE id = ?"),
     resetUsage: db.prepare(`UPDATE usage_ledger SET state = 'refunded', note = ?, settled_at = ?
       WHERE space_id = ? AND user_id = ? AND day = ? AND state = 'charged'`),
@@ -156,102 +156,102 @@ export class SqliteStore implements BotStore {
     });
   }
 
-  claimRequest(r: { id: string; spaceId: string; userId: string; command: string; receivedAt: number }): boolean {
+  async claimRequest(r: { id: string; spaceId: string; userId: string; command: string; receivedAt: number }): Promise<boolean> {
     return this.s.claimRequest.run(r.id, r.spaceId, r.userId, r.command, r.receivedAt).changes === 1;
   }
 
-  pruneRequests(before: number): number {
+  async pruneRequests(before: number): Promise<number> {
     return this.s.pruneRequests.run(before).changes;
   }
 
-  acceptJob(job: NewJob, reservation: Reservation): void {
+  async acceptJob(job: NewJob, reservation: Reservation): Promise<void> {
     this.acceptTx.immediate(job, reservation);
   }
 
-  settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number): boolean {
+  async settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number): Promise<boolean> {
     return this.s.settle.run(outcome, at, jobId).changes === 1;
   }
 
-  updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): void {
+  async updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void> {
     if (change.settings) this.s.updateJobSettings.run(change.state, change.errorCode ?? null, JSON.stringify(change.settings), at, jobId);
     else this.s.updateJob.run(change.state, change.errorCode ?? null, at, jobId);
   }
 
-  setJobMessages(jobId: string, messageIds: string[], at: number): void {
+  async setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void> {
     this.s.setJobMessages.run(JSON.stringify(messageIds), at, jobId);
   }
 
-  getJob(jobId: string): JobRecord | undefined {
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
     const row = this.s.getJob.get(jobId);
     return row ? jobFromRow(row) : undefined;
   }
 
-  recoverInterrupted(at: number): JobRecord[] {
+  async recoverInterrupted(at: number): Promise<JobRecord[]> {
     return this.recoverTx.immediate(at);
   }
 
-  usage(spaceId: string, userId: string, kind: QuotaKind, day: string): UsageSummary {
+  async usage(spaceId: string, userId: string, kind: QuotaKind, day: string): Promise<UsageSummary> {
     const summary: UsageSummary = { reserved: 0, charged: 0, refunded: 0 };
     for (const row of this.s.usage.all(spaceId, userId, kind, day)) summary[row.state as keyof UsageSummary] = row.units;
     return summary;
   }
 
-  resetUsage(spaceId: string, userId: string, day: string, note: string, at: number): number {
+  async resetUsage(spaceId: string, userId: string, day: string, note: string, at: number): Promise<number> {
     return this.s.resetUsage.run(note, at, spaceId, userId, day).changes;
   }
 
-  getLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind): number | undefined {
+  async getLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind): Promise<number | undefined> {
     return this.s.getLimit.get(spaceId, ...targetColumns(target), kind)?.daily_limit;
   }
 
-  setLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind, limit: number, by: string, at: number): void {
+  async setLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind, limit: number, by: string, at: number): Promise<void> {
     this.s.setLimit.run(spaceId, ...targetColumns(target), kind, limit, by, at);
   }
 
-  listLimits(spaceId: string): QuotaLimitRow[] {
+  async listLimits(spaceId: string): Promise<QuotaLimitRow[]> {
     return this.s.listLimits.all(spaceId).map((row) => ({
       target: targetOf(row.target_kind, row.target_id), kind: row.kind as QuotaKind, limit: row.daily_limit,
       updatedBy: row.updated_by, updatedAt: row.updated_at,
     }));
   }
 
-  addBlockPattern(spaceId: string, pattern: string, by: string, at: number): boolean {
+  async addBlockPattern(spaceId: string, pattern: string, by: string, at: number): Promise<boolean> {
     return this.s.addBlock.run(spaceId, pattern, by, at).changes === 1;
   }
 
-  removeBlockPattern(spaceId: string, pattern: string): boolean {
+  async removeBlockPattern(spaceId: string, pattern: string): Promise<boolean> {
     return this.s.removeBlock.run(spaceId, pattern).changes === 1;
   }
 
-  listBlockPatterns(spaceId: string): BlockEntry[] {
+  async listBlockPatterns(spaceId: string): Promise<BlockEntry[]> {
     return this.s.listBlocks.all(spaceId).map((row) => ({ pattern: row.pattern, addedBy: row.added_by, addedAt: row.added_at }));
   }
 
-  audit(entry: NewAuditEntry): void {
+  async audit(entry: NewAuditEntry): Promise<void> {
     this.s.audit.run(entry.spaceId, entry.actorId, entry.action, entry.target, json(entry.before), json(entry.after), entry.at);
   }
 
-  listAudit(spaceId: string, limit = 50): AuditEntry[] {
+  async listAudit(spaceId: string, limit = 50): Promise<AuditEntry[]> {
     return this.s.listAudit.all(spaceId, limit).map((row) => ({
       id: row.id, spaceId: row.space_id, actorId: row.actor_id, action: row.action, target: row.target,
       before: unjson(row.before), after: unjson(row.after), at: row.at,
     }));
   }
 
-  getSetting(spaceId: string, key: string): string | undefined {
+  async getSetting(spaceId: string, key: string): Promise<string | undefined> {
     return this.s.getSetting.get(spaceId, key)?.value;
   }
 
-  setSetting(spaceId: string, key: string, value: string | undefined, by: string, at: number): void {
+  async setSetting(spaceId: string, key: string, value: string | undefined, by: string, at: number): Promise<void> {
     if (value === undefined) this.s.deleteSetting.run(spaceId, key);
     else this.s.setSetting.run(spaceId, key, value, by, at);
   }
 
-  listSettings(spaceId: string, prefix: string): Array<{ key: string; value: string }> {
+  async listSettings(spaceId: string, prefix: string): Promise<Array<{ key: string; value: string }>> {
     return this.s.listSettings.all({ spaceId, prefix });
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

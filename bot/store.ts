@@ -1,10 +1,14 @@
 /**
  * What bot/ keeps: quotas, the usage ledger, jobs, seen request ids, blocklists, the audit log and settings.
  *
- * One implementation, SQLite (bot/sqlite.store.ts); tests open it on ':memory:' rather than keep a second, in-memory
- * store that could drift from it. The interface stays because bot logic should depend on what it needs, not on
- * better-sqlite3. Every method is synchronous (better-sqlite3 is), so each one is atomic inside one Node process:
- * no other request runs between a quota check and the reservation it guards.
+ * Two implementations, one contract (tests/bot/store.contract.ts runs against both): SQLite (bot/sqlite.store.ts), the
+ * embedded default, and PostgreSQL (bot/postgres.store.ts) for several processes sharing one store. Tests open SQLite
+ * on ':memory:' and a private PostgreSQL rather than keep an in-memory store that could drift from them.
+ *
+ * Every method is asynchronous, and what must be atomic is atomic in the database, not by the grace of one Node
+ * process: the quota check and its reservation are one transaction (serialised per user, kind and day), a request id
+ * is claimed by a conditional insert, and a reservation settles by a conditional update, so each holds across
+ * connections and processes.
  */
 import type { JobKind } from '../inference/types.js';
 import type { Platform, QuotaKind, QuotaTarget } from './types.js';
@@ -77,42 +81,42 @@ export type NewAuditEntry = Omit<AuditEntry, 'id'>;
 
 export interface BotStore {
   /** Record a request id; false when it was seen before (a retry or a double delivery). */
-  claimRequest(request: { id: string; spaceId: string; userId: string; command: string; receivedAt: number }): boolean;
+  claimRequest(request: { id: string; spaceId: string; userId: string; command: string; receivedAt: number }): Promise<boolean>;
   /** Forget request ids received before `before` (platforms stop retrying within minutes). Returns how many. */
-  pruneRequests(before: number): number;
+  pruneRequests(before: number): Promise<number>;
 
   /**
    * Reserve quota and create the job in one transaction. Throws `quota.exceeded` (details: used, limit, units)
    * when used + units would pass the limit; nothing is written then.
    */
-  acceptJob(job: NewJob, reservation: Reservation): void;
+  acceptJob(job: NewJob, reservation: Reservation): Promise<void>;
   /** reserved -> charged or refunded. Returns false if the reservation was already settled (settling is idempotent). */
-  settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number): boolean;
-  updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): void;
-  setJobMessages(jobId: string, messageIds: string[], at: number): void;
-  getJob(jobId: string): JobRecord | undefined;
+  settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number): Promise<boolean>;
+  updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void>;
+  setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void>;
+  getJob(jobId: string): Promise<JobRecord | undefined>;
   /** Jobs left queued or running by a previous process: fail them and refund their reservations. Returns them. */
-  recoverInterrupted(at: number): JobRecord[];
+  recoverInterrupted(at: number): Promise<JobRecord[]>;
 
   /** Units reserved or charged today (what counts against the limit), by state. */
-  usage(spaceId: string, userId: string, kind: QuotaKind, day: string): UsageSummary;
+  usage(spaceId: string, userId: string, kind: QuotaKind, day: string): Promise<UsageSummary>;
   /** Refund every charged unit of the day (a moderator's reset); reserved units stay so in-flight jobs settle exactly. */
-  resetUsage(spaceId: string, userId: string, day: string, note: string, at: number): number;
+  resetUsage(spaceId: string, userId: string, day: string, note: string, at: number): Promise<number>;
 
-  getLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind): number | undefined;
-  setLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind, limit: number, by: string, at: number): void;
-  listLimits(spaceId: string): QuotaLimitRow[];
+  getLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind): Promise<number | undefined>;
+  setLimit(spaceId: string, target: QuotaTarget, kind: QuotaKind, limit: number, by: string, at: number): Promise<void>;
+  listLimits(spaceId: string): Promise<QuotaLimitRow[]>;
 
-  addBlockPattern(spaceId: string, pattern: string, by: string, at: number): boolean;
-  removeBlockPattern(spaceId: string, pattern: string): boolean;
-  listBlockPatterns(spaceId: string): BlockEntry[];
+  addBlockPattern(spaceId: string, pattern: string, by: string, at: number): Promise<boolean>;
+  removeBlockPattern(spaceId: string, pattern: string): Promise<boolean>;
+  listBlockPatterns(spaceId: string): Promise<BlockEntry[]>;
 
-  audit(entry: NewAuditEntry): void;
-  listAudit(spaceId: string, limit?: number): AuditEntry[];
+  audit(entry: NewAuditEntry): Promise<void>;
+  listAudit(spaceId: string, limit?: number): Promise<AuditEntry[]>;
 
-  getSetting(spaceId: string, key: string): string | undefined;
-  setSetting(spaceId: string, key: string, value: string | undefined, by: string, at: number): void;
-  listSettings(spaceId: string, prefix: string): Array<{ key: string; value: string }>;
+  getSetting(spaceId: string, key: string): Promise<string | undefined>;
+  setSetting(spaceId: string, key: string, value: string | undefined, by: string, at: number): Promise<void>;
+  listSettings(spaceId: string, prefix: string): Promise<Array<{ key: string; value: string }>>;
 
-  close(): void;
+  close(): Promise<void>;
 }

@@ -18,13 +18,14 @@ export type ErrorCode =
   | 'content.blocked'      // the prompt matches the space's blocklist
   | 'permission.denied'    // the command needs a moderator
   | 'platform.rate_limited'// the platform answered 429
+  | 'store.unavailable'    // the database cannot be reached right now: nothing was written, try again shortly
   | 'config.invalid';      // a missing or malformed setting
 
 /** Every code, for checking one that arrives as text (a JSON error from another process). */
 export const ERROR_CODES: readonly ErrorCode[] = [
   'input.invalid', 'input.too_large', 'input.unsupported', 'model.invalid', 'queue.busy', 'job.cancelled',
   'job.timeout', 'inference.failed', 'quota.exceeded', 'rate.limited', 'content.blocked', 'permission.denied',
-  'platform.rate_limited', 'config.invalid',
+  'platform.rate_limited', 'store.unavailable', 'config.invalid',
 ];
 const CODES: ReadonlySet<string> = new Set(ERROR_CODES);
 
@@ -38,7 +39,7 @@ export interface PictalkErrorJson {
 }
 
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'queue.busy', 'job.timeout', 'inference.failed', 'rate.limited', 'platform.rate_limited',
+  'queue.busy', 'job.timeout', 'inference.failed', 'rate.limited', 'platform.rate_limited', 'store.unavailable',
 ]);
 
 export class PictalkError extends Error {

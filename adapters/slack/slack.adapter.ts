@@ -26,7 +26,7 @@ export type { Logger } from './slack.conversation.js';
 export interface SlackBotPort {
   handle(request: BotRequest, conversation: Conversation): Promise<unknown>;
   /** Auto-captioning: is it on in this channel (`/pictalk-caption on`)? Without it, shared images are not captioned. */
-  isAutoCaptionChannel?(spaceId: string, channelId: string): boolean;
+  isAutoCaptionChannel?(spaceId: string, channelId: string): Promise<boolean> | boolean;
 }
 
 export interface SlackAdapterOptions {
@@ -222,7 +222,7 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     const image = (message.files ?? []).find(isImageFile);
     if (!image) return;
     const teamId = (body as { team_id?: string }).team_id ?? context.teamId ?? '';
-    if (!bot.isAutoCaptionChannel?.(teamId, message.channel)) return;
+    if (!(await bot.isAutoCaptionChannel?.(teamId, message.channel))) return;
     accept({
       id: (body as { event_id: string }).event_id, retryNum: context.retryNum, teamId, userId: message.user, client,
       command: { name: 'caption', attachment: toBotAttachment(image, botToken) },

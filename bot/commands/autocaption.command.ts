@@ -10,10 +10,10 @@ import type { Reply } from '../types.js';
 
 const PREFIX = 'autocaption:';
 
-export const isAutoCaptionChannel = (store: BotStore, spaceId: string, channelId: string): boolean =>
-  store.getSetting(spaceId, `${PREFIX}${channelId}`) === '1';
+export const isAutoCaptionChannel = async (store: BotStore, spaceId: string, channelId: string): Promise<boolean> =>
+  (await store.getSetting(spaceId, `${PREFIX}${channelId}`)) === '1';
 
-export function autoCaptionSetCommand(ctx: CommandContext, channelId: string, enabled: boolean): Reply {
+export async function autoCaptionSetCommand(ctx: CommandContext, channelId: string, enabled: boolean): Promise<Reply> {
   const { actor } = ctx.request;
   requireModerator(actor, ctx.config, 'autocaption.set');
   if (typeof channelId !== 'string' || channelId.trim() === '') {
@@ -22,8 +22,8 @@ export function autoCaptionSetCommand(ctx: CommandContext, channelId: string, en
   if (typeof enabled !== 'boolean') throw new PictalkError('input.invalid', `Expected \`enabled\` to be true or false, got ${describe(enabled)}`);
   const channel = channelId.trim();
   const now = ctx.clock.now();
-  const before = isAutoCaptionChannel(ctx.store, actor.spaceId, channel);
-  ctx.store.setSetting(actor.spaceId, `${PREFIX}${channel}`, enabled ? '1' : undefined, actor.userId, now);
-  ctx.store.audit({ spaceId: actor.spaceId, actorId: actor.userId, action: 'autocaption.set', target: `channel ${channel}`, before: { enabled: before }, after: { enabled }, at: now });
+  const before = await isAutoCaptionChannel(ctx.store, actor.spaceId, channel);
+  await ctx.store.setSetting(actor.spaceId, `${PREFIX}${channel}`, enabled ? '1' : undefined, actor.userId, now);
+  await ctx.store.audit({ spaceId: actor.spaceId, actorId: actor.userId, action: 'autocaption.set', target: `channel ${channel}`, before: { enabled: before }, after: { enabled }, at: now });
   return { text: `Auto-caption is now ${enabled ? 'on' : 'off'} in channel ${channel}${before === enabled ? ' (unchanged)' : ''}.`, ephemeral: true };
 }

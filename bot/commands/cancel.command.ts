@@ -19,28 +19,28 @@ function requireRequesterOrModerator(ctx: CommandContext, job: JobRecord, verb: 
   });
 }
 
-function auditForeign(ctx: CommandContext, job: JobRecord, action: string): void {
-  ctx.store.audit({
+async function auditForeign(ctx: CommandContext, job: JobRecord, action: string): Promise<void> {
+  await ctx.store.audit({
     spaceId: job.spaceId, actorId: ctx.request.actor.userId, action, target: `job ${job.id} of user ${job.requesterId}`,
     before: { state: job.state }, after: action === 'job.cancel' ? { state: 'cancelled' } : { deleted: true }, at: ctx.clock.now(),
   });
 }
 
-export function cancelCommand(ctx: CommandContext, jobId: string): Reply {
-  const job = findJob(ctx, jobId);
+export async function cancelCommand(ctx: CommandContext, jobId: string): Promise<Reply> {
+  const job = await findJob(ctx, jobId);
   const asModerator = requireRequesterOrModerator(ctx, job, 'cancel');
   if (!ctx.jobs.cancel(job.id)) {
     return { text: `Job ${job.id} has already finished (${job.state}); nothing to cancel.`, ephemeral: true };
   }
-  if (asModerator) auditForeign(ctx, job, 'job.cancel');
+  if (asModerator) await auditForeign(ctx, job, 'job.cancel');
   return { text: `Cancelling job ${job.id}; its quota will be refunded.`, ephemeral: true };
 }
 
-export function deleteCommand(ctx: CommandContext, jobId: string): Reply {
-  const job = findJob(ctx, jobId);
+export async function deleteCommand(ctx: CommandContext, jobId: string): Promise<Reply> {
+  const job = await findJob(ctx, jobId);
   const asModerator = requireRequesterOrModerator(ctx, job, 'delete');
   // Deleting a job that is still running cancels it too: nobody should get the result of a message they removed.
   ctx.jobs.cancel(job.id);
-  if (asModerator) auditForeign(ctx, job, 'job.delete');
+  if (asModerator) await auditForeign(ctx, job, 'job.delete');
   return { text: 'Deleted.', ephemeral: true, action: { kind: 'delete', jobId: job.id, messageIds: [...job.messageIds] } };
 }

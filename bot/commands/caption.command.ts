@@ -51,8 +51,8 @@ export async function captionCommand(ctx: CommandContext, attachment: Attachment
   // accept: one caption reserved
   const jobId = newJobId();
   const now = ctx.clock.now();
-  const { limit } = effectiveLimit(ctx.store, ctx.config, actor, 'caption');
-  ctx.store.acceptJob(
+  const { limit } = await effectiveLimit(ctx.store, ctx.config, actor, 'caption');
+  await ctx.store.acceptJob(
     {
       id: jobId, requestId: ctx.request.id, platform: actor.platform, requesterId: actor.userId, spaceId: actor.spaceId,
       channelId: ctx.request.channelId, kind: 'caption', createdAt: now,
@@ -73,11 +73,11 @@ export async function captionCommand(ctx: CommandContext, attachment: Attachment
       onStatus: (status) => ctx.conversation.status(status), active,
     });
   } catch (error) {
-    return settleFailure(ctx, jobId, error);
+    return await settleFailure(ctx, jobId, error);
   } finally {
     ctx.jobs.remove(jobId);
   }
-  settleSuccess(ctx, jobId, { name: attachment.name, size: attachment.size, voice, caption: caption.caption });
+  await settleSuccess(ctx, jobId, { name: attachment.name, size: attachment.size, voice, caption: caption.caption });
 
   const reply: Reply = { text: caption.caption, jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
   if (!voice) return reply;

@@ -17,7 +17,7 @@ const MAX_ALT_CHARS = 1000;
 
 export async function imagineCommand(ctx: CommandContext, options: ImagineOptions, parentJobId?: string): Promise<Reply> {
   const { actor } = ctx.request;
-  const blocklist = ctx.store.listBlockPatterns(actor.spaceId).map((entry) => entry.pattern);
+  const blocklist = (await ctx.store.listBlockPatterns(actor.spaceId)).map((entry) => entry.pattern);
   const valid = validateImagineOptions(options, ctx.config.maxPromptChars, blocklist);
   // The seed is drawn here, not in the core, so the jobs table can always reproduce the request.
   const withSeed: ValidImagineOptions = { ...valid, seed: valid.seed ?? ctx.randomSeed() };
@@ -25,8 +25,8 @@ export async function imagineCommand(ctx: CommandContext, options: ImagineOption
   // accept: reserve quota and record the job in one transaction
   const jobId = newJobId();
   const now = ctx.clock.now();
-  const { limit } = effectiveLimit(ctx.store, ctx.config, actor, 'imagine');
-  ctx.store.acceptJob(
+  const { limit } = await effectiveLimit(ctx.store, ctx.config, actor, 'imagine');
+  await ctx.store.acceptJob(
     {
       id: jobId, requestId: ctx.request.id, platform: actor.platform, requesterId: actor.userId, spaceId: actor.spaceId,
       channelId: ctx.request.channelId, kind: 'imagine', settings: { options: withSeed }, createdAt: now,
@@ -45,11 +45,11 @@ export async function imagineCommand(ctx: CommandContext, options: ImagineOption
     });
     if (result.images.length === 0) throw new PictalkError('inference.failed', 'The text-to-image pipeline returned no images');
   } catch (error) {
-    return settleFailure(ctx, jobId, error);
+    return await settleFailure(ctx, jobId, error);
   } finally {
     ctx.jobs.remove(jobId);
   }
-  settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model });
+  await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model });
 
   // describe: alt text from the captioner, the prompt when it fails
   const altTexts = await describeImages(ctx, jobId, result.images, withSeed.prompt);
@@ -69,7 +69,7 @@ export async function imagineCommand(ctx: CommandContext, options: ImagineOption
 
 /** The reroll button: the stored settings of a job of this space, with a new seed, charged to whoever pressed it. */
 export async function rerollCommand(ctx: CommandContext, jobId: string): Promise<Reply> {
-  const job = findJob(ctx, jobId);
+  const job = await findJob(ctx, jobId);
   const stored = job.settings.options as ValidImagineOptions | undefined;
   if (job.kind !== 'imagine' || !stored) {
     throw new PictalkError('input.invalid', `Job \`${jobId}\` is not an image job, so it cannot be rerolled`, { jobId });

@@ -8,24 +8,24 @@ import { errorReply } from '../replies.js';
 import type { JobRecord } from '../store.js';
 import type { Reply } from '../types.js';
 
-export function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>): void {
+export async function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>): Promise<void> {
   const now = ctx.clock.now();
-  ctx.store.settleJob(jobId, 'charged', now);
-  ctx.store.updateJob(jobId, settings ? { state: 'succeeded', settings } : { state: 'succeeded' }, now);
+  await ctx.store.settleJob(jobId, 'charged', now);
+  await ctx.store.updateJob(jobId, settings ? { state: 'succeeded', settings } : { state: 'succeeded' }, now);
 }
 
-export function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Reply {
+export async function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Promise<Reply> {
   const now = ctx.clock.now();
-  const refunded = ctx.store.settleJob(jobId, 'refunded', now);
+  const refunded = await ctx.store.settleJob(jobId, 'refunded', now);
   const code = isPictalkError(error) ? error.code : 'inference.failed';
-  ctx.store.updateJob(jobId, { state: code === 'job.cancelled' ? 'cancelled' : 'failed', errorCode: code }, now);
+  await ctx.store.updateJob(jobId, { state: code === 'job.cancelled' ? 'cancelled' : 'failed', errorCode: code }, now);
   if (!isPictalkError(error)) ctx.log.error('job failed with an unexpected error', { jobId, error: String((error as Error)?.stack ?? error) });
   return { ...errorReply(error, { refunded }), jobId };
 }
 
 /** A job of this space, or `input.invalid` (another space's job ids are not revealed). */
-export function findJob(ctx: CommandContext, jobId: string): JobRecord {
-  const job = typeof jobId === 'string' && jobId.length > 0 ? ctx.store.getJob(jobId) : undefined;
+export async function findJob(ctx: CommandContext, jobId: string): Promise<JobRecord> {
+  const job = typeof jobId === 'string' && jobId.length > 0 ? await ctx.store.getJob(jobId) : undefined;
   if (!job || job.spaceId !== ctx.request.actor.spaceId) {
     throw new PictalkError('input.invalid', `No job \`${String(jobId)}\` here`, { jobId });
   }

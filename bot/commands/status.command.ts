@@ -6,7 +6,7 @@ import type { Reply } from '../types.js';
 
 const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, n) => sum + n, 0);
 
-export function statusCommand(ctx: CommandContext): Reply {
+export async function statusCommand(ctx: CommandContext): Promise<Reply> {
   const { actor } = ctx.request;
   const now = ctx.clock.now();
   const lines: string[] = [];
@@ -19,8 +19,9 @@ export function statusCommand(ctx: CommandContext): Reply {
     lines.push(`Your ${job.kind} job ${job.id}: ${where}.`);
   }
   if (mine.length === 0) lines.push('You have no jobs in the queue.');
-  const imagine = standing(ctx.store, ctx.config, actor, 'imagine', now);
-  const caption = standing(ctx.store, ctx.config, actor, 'caption', now);
+  const [imagine, caption] = await Promise.all([
+    standing(ctx.store, ctx.config, actor, 'imagine', now), standing(ctx.store, ctx.config, actor, 'caption', now),
+  ]);
   lines.push(`Today you have used ${imagine.used} of ${plural(imagine.limit, 'imagine')} and ${caption.used} of ${plural(caption.limit, 'caption')}; ` +
     `it resets at 00:00 UTC (in ${formatDuration(imagine.resetsAt - now)}).`);
   return { text: lines.join('\n'), ephemeral: true };

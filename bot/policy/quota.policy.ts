@@ -26,16 +26,16 @@ export interface EffectiveLimit {
   roleId?: string;
 }
 
-export function effectiveLimit(store: BotStore, config: BotConfig, actor: Actor, kind: QuotaKind): EffectiveLimit {
-  const own = store.getLimit(actor.spaceId, { kind: 'user', id: actor.userId }, kind);
+export async function effectiveLimit(store: BotStore, config: BotConfig, actor: Actor, kind: QuotaKind): Promise<EffectiveLimit> {
+  const own = await store.getLimit(actor.spaceId, { kind: 'user', id: actor.userId }, kind);
   if (own !== undefined) return { limit: own, source: 'user' };
   let best: EffectiveLimit | undefined;
   for (const roleId of actor.roleIds) {
-    const limit = store.getLimit(actor.spaceId, { kind: 'role', id: roleId }, kind);
+    const limit = await store.getLimit(actor.spaceId, { kind: 'role', id: roleId }, kind);
     if (limit !== undefined && (best === undefined || limit > best.limit)) best = { limit, source: 'role', roleId };
   }
   if (best) return best;
-  const space = store.getLimit(actor.spaceId, { kind: 'default' }, kind);
+  const space = await store.getLimit(actor.spaceId, { kind: 'default' }, kind);
   if (space !== undefined) return { limit: space, source: 'space' };
   return { limit: config.defaultDailyLimits[kind], source: 'config' };
 }
@@ -50,9 +50,9 @@ export interface QuotaStanding {
   resetsAt: number;
 }
 
-export function standing(store: BotStore, config: BotConfig, actor: Actor, kind: QuotaKind, now: number): QuotaStanding {
-  const { limit, source } = effectiveLimit(store, config, actor, kind);
-  const usage = store.usage(actor.spaceId, actor.userId, kind, utcDay(now));
+export async function standing(store: BotStore, config: BotConfig, actor: Actor, kind: QuotaKind, now: number): Promise<QuotaStanding> {
+  const { limit, source } = await effectiveLimit(store, config, actor, kind);
+  const usage = await store.usage(actor.spaceId, actor.userId, kind, utcDay(now));
   const used = usage.reserved + usage.charged;
   return { kind, used, inFlight: usage.reserved, limit, source, remaining: Math.max(0, limit - used), resetsAt: nextResetMs(now) };
 }

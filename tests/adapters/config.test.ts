@@ -63,6 +63,13 @@ describe('loadSettings', () => {
     expect(() => loadSettings(env)).toThrow(expect.objectContaining({ code: 'config.invalid', message, details: { settings: [setting] } }));
   });
 
+  it('reads PICTALK_DATABASE_URL and refuses one that is not a postgres URL, hiding its password', () => {
+    expect(loadSettings({ PICTALK_DATABASE_URL: 'postgres://u:p@db:5432/pictalk' }).databaseUrl).toBe('postgres://u:p@db:5432/pictalk');
+    expect(loadSettings({}).databaseUrl).toBeUndefined();
+    expect(() => loadSettings({ PICTALK_DATABASE_URL: 'mysql://u:hunter2@db/pictalk' })).toThrow(
+      expect.objectContaining({ code: 'config.invalid', details: { settings: ['PICTALK_DATABASE_URL'] }, message: expect.not.stringContaining('hunter2') }));
+  });
+
   it('refuses an imagine batch outside 1..16', () => {
     expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: '0' })).toThrow('Expected PICTALK_IMAGINE_BATCH to be an integer from 1 to 16, got `"0"` (string)');
     expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: 'many' })).toThrow('PICTALK_IMAGINE_BATCH');

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { freePort } from '../helpers/postgres.server.js';
 
 const ROOT = process.cwd();
 const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
@@ -22,6 +23,17 @@ describe('pictalk start', () => {
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('DISCORD_APPLICATION_ID');
     expect(result.stderr).toContain('PICTALK_METRICS_PORT');
+  }, 70_000);
+
+  it('stops at start-up naming PICTALK_DATABASE_URL when PostgreSQL cannot be reached', async () => {
+    const port = await freePort();
+    const result = spawnSync(process.execPath, ['--import', TSX, '--input-type=module', '-e', SCRIPT], {
+      cwd: ROOT, encoding: 'utf8', env: { ...CLEAN_ENV, PICTALK_DATABASE_URL: `postgres://pictalk:secret@127.0.0.1:${port}/pictalk` }, timeout: 60_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('PICTALK_DATABASE_URL');
+    expect(result.stderr).toContain(`127.0.0.1:${port}/pictalk`);
+    expect(result.stderr).not.toContain('secret');
   }, 70_000);
 
   (existsSync(join(ROOT, 'models/builtin/text-to-image/model_index.json')) ? it : it.skip)(

@@ -19,7 +19,7 @@ describe('idempotency', () => {
     expect(b).toEqual({ duplicate: true });
     expect(second.replies).toEqual([]);
     expect(t.core.of('imagine')).toHaveLength(1);
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').charged).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).charged).toBe(1);
     // ... also after the first has finished (a late Slack retry)
     expect(await t.bot.handle(req, new RecordingConversation())).toEqual({ duplicate: true });
   });
@@ -29,7 +29,7 @@ describe('idempotency', () => {
     const req = request({ name: 'blocklist.add', pattern: 'x' }, moderator(), 'interaction-9');
     await t.bot.handle(req, new RecordingConversation());
     await t.bot.handle(req, new RecordingConversation());
-    expect(t.store.listAudit('space1')).toHaveLength(1);
+    expect((await t.store.listAudit('space1'))).toHaveLength(1);
   });
 
   it('forgets request ids after a day', async () => {
@@ -43,9 +43,9 @@ describe('idempotency', () => {
     expect(again.replies).toHaveLength(1);
   });
 
-  it('remembers request ids across a restart', () => {
+  it('remembers request ids across a restart', async () => {
     const store = new SqliteStore(':memory:');
-    expect(store.claimRequest({ id: 'r', spaceId: 's', userId: 'u', command: 'status', receivedAt: 1 })).toBe(true);
+    expect((await store.claimRequest({ id: 'r', spaceId: 's', userId: 'u', command: 'status', receivedAt: 1 }))).toBe(true);
     const bot = new Bot({ store, core: new FakeCore() });
     const conversation = new RecordingConversation();
     return bot.handle({ id: 'r', actor: actor(), channelId: 'c', command: { name: 'status' }, receivedAt: 1 }, conversation)
@@ -73,13 +73,13 @@ describe('never throws, never loses a request', () => {
     };
     await expect(t.bot.handle(request({ name: 'imagine', options: { prompt: 'x' } }), conversation)).resolves.toMatchObject({ duplicate: false });
     expect(errors).toEqual(['conversation.finish failed; the reply was not delivered']);
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').charged).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).charged).toBe(1);
   });
 
   it('answers even when the store fails, and logs it', async () => {
     const errors: string[] = [];
     const t = makeBot({}, { logger: { warn: () => undefined, error: (message) => errors.push(message) } });
-    t.store.close();
+    await t.store.close();
     const conversation = new RecordingConversation();
     await t.bot.handle(request({ name: 'status' }), conversation);
     expect(conversation.reply.error?.code).toBe('inference.failed');
@@ -87,15 +87,16 @@ describe('never throws, never loses a request', () => {
     expect(errors).toEqual(['unexpected error in a command']);
   });
 
-  it('refunds jobs a previous process accepted but never finished', () => {
+  it('refunds jobs a previous process accepted but never finished', async () => {
     const store = new SqliteStore(':memory:');
-    store.acceptJob(
+    await store.acceptJob(
       { id: 'j1', requestId: 'r1', platform: 'slack', requesterId: 'u1', spaceId: 's', channelId: 'c', kind: 'imagine', settings: {}, createdAt: 1 },
       { spaceId: 's', userId: 'u1', kind: 'imagine', day: '2025-06-01', units: 4, limit: 20 },
     );
     const warnings: string[] = [];
-    new Bot({ store, core: new FakeCore(), clock: new ManualClock(), logger: { warn: (m) => warnings.push(m), error: () => undefined } });
-    expect(store.usage('s', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 4 });
+    const bot = new Bot({ store, core: new FakeCore(), clock: new ManualClock(), logger: { warn: (m) => warnings.push(m), error: () => undefined } });
+    expect(await bot.recoverInterrupted()).toBe(1);
+    expect((await store.usage('s', 'u1', 'imagine', '2025-06-01'))).toEqual({ reserved: 0, charged: 0, refunded: 4 });
     expect(warnings).toEqual(['refunded 1 job(s) interrupted by a restart']);
   });
 

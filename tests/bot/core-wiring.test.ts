@@ -51,23 +51,27 @@ describe('bot/ on the real InferenceCore', () => {
   });
 
   it('cancels a queued job through the core and refunds it', async () => {
-    const core = new InferenceCore(pipelines(20), { registry: createMetricsRegistry() });
+    const core = new InferenceCore(pipelines(20), { registry: createMetricsRegistry(), concurrency: { imagine: 1 } });
     const store = new SqliteStore(':memory:');
     const bot = new Bot({ store, core, clock: new ManualClock(), logger: silentLogger });
     const running = new RecordingConversation();
     const waiting = new RecordingConversation();
+    const until = async (done: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !done(); i += 1) await sleep(1);
+    };
     const first = bot.handle(request({ name: 'imagine', options: { prompt: 'a' } }), running);
+    await until(() => running.statuses.some((s) => s.state === 'running'));
     const second = bot.handle(request({ name: 'imagine', options: { prompt: 'b' } }), waiting);
-    await sleep(5);
+    await until(() => waiting.statuses.length > 0);
     const jobId = waiting.statuses[0]!.jobId;
-    // Second in line at submit time, next once the first one started.
-    expect(waiting.statuses.slice(0, 2)).toEqual([{ state: 'queued', jobId, position: 2 }, { state: 'queued', jobId, position: 1 }]);
+    // next in line behind the running first job, and still waiting when the cancel comes
+    expect(waiting.statuses).toEqual([{ state: 'queued', jobId, position: 1 }]);
     const cancel = new RecordingConversation();
     await bot.handle(request({ name: 'cancel', jobId }, actor()), cancel);
     await Promise.all([first, second]);
     expect(waiting.reply.error?.code).toBe('job.cancelled');
     expect(running.reply.images).toHaveLength(1);
-    expect(store.usage('space1', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 1, refunded: 1 });
+    expect((await store.usage('space1', 'u1', 'imagine', '2025-06-01'))).toEqual({ reserved: 0, charged: 1, refunded: 1 });
     await core.close();
   });
 });

@@ -9,6 +9,7 @@ import { Bot, type BotOptions } from '../../bot/bot.js';
 import type { BotConfigInput } from '../../bot/config.js';
 import type { InferencePort, JobHandle, QueueStats, SubmitOptions } from '../../bot/ports.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
+import type { BotStore } from '../../bot/store.js';
 import type { Actor, BotCommand, BotRequest, Conversation, FinishReceipt, JobStatus, Reply } from '../../bot/types.js';
 
 export type Behaviour = (input: JobInput) => JobResult | Promise<JobResult>;
@@ -129,10 +130,11 @@ export class FakeCore implements InferencePort {
 
   /** Wait until `n` jobs have been submitted (commands submit after a few awaits). */
   async waitForJobs(n: number, kind?: JobInput['kind']): Promise<FakeJob[]> {
-    for (let i = 0; i < 200; i += 1) {
+    // a few turns of the event loop for an in-memory store; up to five seconds for a store over the network
+    for (let i = 0; i < 1200; i += 1) {
       const jobs = kind ? this.of(kind) : this.jobs;
       if (jobs.length >= n) return jobs;
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => (i < 200 ? setImmediate(resolve) : setTimeout(resolve, 5)));
     }
     throw new Error(`expected ${n} ${kind ?? ''} jobs, got ${(kind ? this.of(kind) : this.jobs).length}`);
   }
@@ -184,14 +186,14 @@ export function request(command: BotCommand, who: Actor = actor(), id = `req-${+
 export interface TestBot {
   bot: Bot;
   core: FakeCore;
-  store: SqliteStore;
+  store: BotStore;
   clock: ManualClock;
   /** Handle a request and return its conversation once `handle` resolved. */
   send(command: BotCommand, who?: Actor, id?: string): Promise<RecordingConversation>;
 }
 
 export function makeBot(config: BotConfigInput = {}, options: Partial<BotOptions> = {}): TestBot {
-  const store = new SqliteStore(':memory:');
+  const store = options.store ?? new SqliteStore(':memory:');
   const core = new FakeCore();
   const clock = new ManualClock();
   let seed = 1000;

@@ -7,7 +7,7 @@ let accepted = 0;
 for (let i = 0; i < attempts; i += 1) {
   const id = `w${worker}-${i}`;
   try {
-    store.acceptJob(
+    await store.acceptJob(
       { id, requestId: id, platform: 'slack', requesterId: 'u1', spaceId: 's1', channelId: 'c', kind: 'imagine', settings: {}, createdAt: i },
       { spaceId: 's1', userId: 'u1', kind: 'imagine', day: '2025-06-01', units: 1, limit },
     );
@@ -16,5 +16,5 @@ for (let i = 0; i < attempts; i += 1) {
     if ((error as { code?: string }).code !== 'quota.exceeded') throw error;
   }
 }
-store.close();
+await store.close();
 process.send?.(accepted);

@@ -13,7 +13,7 @@ describe('reservations from several processes on one database file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pictalk-conc-'));
     try {
       const path = join(dir, 'db.sqlite');
-      new SqliteStore(path).close(); // migrate once up front
+      await new SqliteStore(path).close(); // migrate once up front
       const run = (worker: number) => new Promise<number>((resolve, reject) => {
         const child = fork(join(here, 'reserve.worker.ts'), [path, String(worker), '80', '100'], { execArgv: ['--import', 'tsx'] });
         child.once('message', (accepted) => resolve(accepted as number));
@@ -23,8 +23,8 @@ describe('reservations from several processes on one database file', () => {
       const accepted = await Promise.all([0, 1].map(run));
       expect(accepted.reduce((a, b) => a + b, 0)).toBe(100);
       const store = new SqliteStore(path);
-      expect(store.usage('s1', 'u1', 'imagine', '2025-06-01').reserved).toBe(100);
-      store.close();
+      expect((await store.usage('s1', 'u1', 'imagine', '2025-06-01')).reserved).toBe(100);
+      await store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -70,7 +70,7 @@ export class RecordingBot {
     return outcome;
   }
 
-  isAutoCaptionChannel(spaceId: string, channelId: string): boolean {
+  isAutoCaptionChannel(spaceId: string, channelId: string): Promise<boolean> {
     return this.bot.isAutoCaptionChannel(spaceId, channelId);
   }
 }
@@ -187,7 +187,7 @@ export async function startWorld(options: WorldOptions): Promise<LoadWorld> {
       await core.close();
       await slack.stop();
       await discord.stop();
-      try { store.close(); } catch { /* closed by the test already */ }
+      try { (await store.close()); } catch { /* closed by the test already */ }
       rmSync(dir, { recursive: true, force: true });
     },
   };

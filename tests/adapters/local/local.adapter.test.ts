@@ -77,7 +77,7 @@ describe('local terminal adapter', () => {
     s.input.end('/quota set imagine 3\n/quota show\n');
     await s.done;
     expect(s.text()).toContain('Daily imagine limit for the space default is now 3 (not set before).');
-    expect(s.t.store.listAudit('local')[0]).toMatchObject({ actorId: 'local', action: 'quota.set' });
+    expect((await s.t.store.listAudit('local'))[0]).toMatchObject({ actorId: 'local', action: 'quota.set' });
   });
 
   it('cancels a running job while it waits', async () => {

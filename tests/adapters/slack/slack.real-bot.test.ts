@@ -68,7 +68,7 @@ test('/pictalk-caption on, then a shared image is captioned with a voice file; i
   const [captions, speeches] = [core.of('caption').length, core.of('speak').length];
   fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk-caption', 'on', fake.users.admin, fake.channels.art));
   await ephemeral(since, 'Auto-caption is now on');
-  expect(bot.isAutoCaptionChannel(fake.teamId, fake.channels.art.id)).toBe(true);
+  expect(await bot.isAutoCaptionChannel(fake.teamId, fake.channels.art.id)).toBe(true);
 
   const message = fake.userMessage(fake.users.alice, fake.channels.art, '', [fake.hostFile('photo.png', solidPng(4, [1, 2, 3]))]);
   const first = fake.socket.deliver('events_api', fake.messageEvent(message, fake.channels.art));

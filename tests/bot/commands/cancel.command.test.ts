@@ -13,8 +13,8 @@ describe('cancel', () => {
     expect(original.error?.code).toBe('job.cancelled');
     expect(original.text).toBe('Cancelled. Your quota was refunded.');
     expect(original.jobId).toBe(job!.id);
-    expect(t.store.getJob(job!.id)?.state).toBe('cancelled');
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 3 });
+    expect((await t.store.getJob(job!.id))?.state).toBe('cancelled');
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01'))).toEqual({ reserved: 0, charged: 0, refunded: 3 });
   });
 
   it('honours a cancel that races the result', async () => {
@@ -22,11 +22,11 @@ describe('cancel', () => {
     t.core.manual = true;
     const pending = t.send({ name: 'imagine', options: { prompt: 'x' } });
     const [job] = await t.core.waitForJobs(1);
-    job!.resolve();                     // the result is on its way ...
-    job!.cancel = () => true;           // ... so this core can no longer cancel it
+    job!.cancel = () => true;           // the result is on its way, so this core can no longer cancel it ...
     await t.send({ name: 'cancel', jobId: job!.id });
+    job!.resolve();                     // ... and it arrives after the user was told the job is cancelled
     expect((await pending).reply.error?.code).toBe('job.cancelled');
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').refunded).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).refunded).toBe(1);
   });
 
   it('denies other users and lets a moderator cancel, audited', async () => {
@@ -40,7 +40,7 @@ describe('cancel', () => {
     const mod = actor('m1', { roleIds: ['mods'] });
     expect((await t.send({ name: 'cancel', jobId: job!.id }, mod)).reply.error).toBeUndefined();
     expect((await pending).reply.error?.code).toBe('job.cancelled');
-    expect(t.store.listAudit('space1')[0]).toMatchObject({ actorId: 'm1', action: 'job.cancel', target: `job ${job!.id} of user u1` });
+    expect((await t.store.listAudit('space1'))[0]).toMatchObject({ actorId: 'm1', action: 'job.cancel', target: `job ${job!.id} of user u1` });
   });
 
   it('says when there is nothing left to cancel', async () => {
@@ -58,7 +58,7 @@ describe('delete', () => {
     c.receipt = { messageIds: ['m-100', 'm-101'] };
     await t.bot.handle(request({ name: 'imagine', options: { prompt: 'x' } }), c);
     const jobId = c.reply.jobId!;
-    expect(t.store.getJob(jobId)?.messageIds).toEqual(['m-100', 'm-101']);
+    expect((await t.store.getJob(jobId))?.messageIds).toEqual(['m-100', 'm-101']);
     const reply = (await t.send({ name: 'delete', jobId })).reply;
     expect(reply.action).toEqual({ kind: 'delete', jobId, messageIds: ['m-100', 'm-101'] });
     expect(reply.ephemeral).toBe(true);
@@ -71,6 +71,6 @@ describe('delete', () => {
     expect(denied.error?.code).toBe('permission.denied');
     expect(denied.action).toBeUndefined();
     expect((await t.send({ name: 'delete', jobId }, moderator())).reply.action?.kind).toBe('delete');
-    expect(t.store.listAudit('space1')[0]).toMatchObject({ action: 'job.delete', actorId: 'mod' });
+    expect((await t.store.listAudit('space1'))[0]).toMatchObject({ action: 'job.delete', actorId: 'mod' });
   });
 });

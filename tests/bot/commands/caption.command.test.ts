@@ -22,7 +22,7 @@ describe('/caption', () => {
     expect(attachment.fetched).toEqual([8 * 1024 * 1024]);
     expect(t.core.of('speak')[0]!.input).toEqual({ kind: 'speak', request: { text: 'A drawing of a red circle.' } });
     expect(conversation.statuses.map((s) => s.state === 'running' ? s.stage : s.state)).toContain('voice');
-    expect(t.store.usage('space1', 'u1', 'caption', '2025-06-01').charged).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'caption', '2025-06-01')).charged).toBe(1);
   });
 
   it('still returns the caption, with a note, when the voice fails', async () => {
@@ -32,7 +32,7 @@ describe('/caption', () => {
     expect(reply.text).toBe('A drawing of a red circle.\n(No voice message this time: the voice engine failed.)');
     expect(reply.voice).toBeUndefined();
     expect(reply.error).toBeUndefined();
-    expect(t.store.usage('space1', 'u1', 'caption', '2025-06-01').charged).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'caption', '2025-06-01')).charged).toBe(1);
   });
 
   it('skips the voice when asked', async () => {
@@ -49,7 +49,7 @@ describe('/caption', () => {
     expect(reply.error).toEqual({ code: 'input.unsupported', retryable: false });
     expect(reply.text).toBe('`report.pdf` is not an image (application/pdf); I can caption PNG, JPEG, WebP or GIF images.');
     expect(pdf.fetched).toEqual([]);
-    expect(t.store.usage('space1', 'u1', 'caption', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 0 });
+    expect((await t.store.usage('space1', 'u1', 'caption', '2025-06-01'))).toEqual({ reserved: 0, charged: 0, refunded: 0 });
   });
 
   it('refuses an image type it cannot read, and guesses from the name when no type is declared', async () => {
@@ -74,7 +74,7 @@ describe('/caption', () => {
     const reply = (await t.send({ name: 'caption', attachment: image({ size: 3 }) })).reply;
     expect(reply.error?.code).toBe('input.too_large');
     expect(reply.text).toContain('Your quota was refunded.');
-    expect(t.store.usage('space1', 'u1', 'caption', '2025-06-01').refunded).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'caption', '2025-06-01')).refunded).toBe(1);
   });
 
   it('passes a decoding error from the pipeline through, refunded', async () => {

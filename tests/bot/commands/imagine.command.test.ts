@@ -58,7 +58,7 @@ describe('/imagine', () => {
     const reply = (await t.send({ name: 'imagine', options: { prompt: 'a blue square' } })).reply;
     expect(reply.images?.[0]?.altText).toBe('a blue square');
     expect(reply.error).toBeUndefined();
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').charged).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).charged).toBe(1);
   });
 
   it('uses a plugged-in captioner instead of the core', async () => {
@@ -88,7 +88,7 @@ describe('/imagine', () => {
     expect(job!.id).toBe(reply.jobId);
     expect(job!.options).toEqual({ jobId: reply.jobId }); // no timeout configured: the core's default applies
     expect(job!.input.request).toEqual({ prompt: 'x', negativePrompt: 'blur', seed: 1000, steps: 10, guidance: 3, scheduler: 'ddim', count: 1, upscale: 4 });
-    const stored = t.store.getJob(reply.jobId!)!;
+    const stored = (await t.store.getJob(reply.jobId!))!;
     expect(stored.state).toBe('succeeded');
     expect(stored.settings.options).toEqual({ prompt: 'x', negative: 'blur', seed: 1000, steps: 10, guidance: 3, scheduler: 'ddim', count: 1 });
   });
@@ -99,8 +99,8 @@ describe('/imagine', () => {
     const reply = (await t.send({ name: 'imagine', options: { prompt: 'x' } })).reply;
     expect(reply.error).toEqual({ code: 'queue.busy', retryable: true });
     expect(reply.text).toBe('The queue is full right now; please try again in a minute. Your quota was refunded.');
-    expect(t.store.getJob(reply.jobId!)?.state).toBe('failed');
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 1 });
+    expect((await t.store.getJob(reply.jobId!))?.state).toBe('failed');
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01'))).toEqual({ reserved: 0, charged: 0, refunded: 1 });
   });
 
   it('refunds a timeout and says so', async () => {
@@ -108,7 +108,7 @@ describe('/imagine', () => {
     t.core.behaviour.imagine = () => { throw new PictalkError('job.timeout', 'ran past 120000 ms'); };
     const reply = (await t.send({ name: 'imagine', options: { prompt: 'x' } })).reply;
     expect(reply.text).toBe('That took too long and was stopped. Your quota was refunded. Please try again.');
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').refunded).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).refunded).toBe(1);
   });
 
   it('turns an unknown error from the core into a generic reply and still refunds', async () => {
@@ -117,7 +117,7 @@ describe('/imagine', () => {
     const reply = (await t.send({ name: 'imagine', options: { prompt: 'x' } })).reply;
     expect(reply.error?.code).toBe('inference.failed');
     expect(reply.text).not.toContain('undefined is not a function');
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01').refunded).toBe(1);
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).refunded).toBe(1);
   });
 
   it('refuses a result of the wrong kind', async () => {
@@ -137,8 +137,8 @@ describe('reroll', () => {
     expect(again.jobId).not.toBe(first.jobId);
     const request = t.core.of('imagine')[1]!.input.request as ImagineRequest;
     expect(request).toEqual({ prompt: 'a red circle', steps: 12, count: 2, seed: 1000 });
-    expect(t.store.getJob(again.jobId!)?.parentJobId).toBe(first.jobId);
-    expect(t.store.usage('space1', 'u2', 'imagine', '2025-06-01').charged).toBe(2);
+    expect((await t.store.getJob(again.jobId!))?.parentJobId).toBe(first.jobId);
+    expect((await t.store.usage('space1', 'u2', 'imagine', '2025-06-01')).charged).toBe(2);
   });
 
   it('checks the blocklist again', async () => {

@@ -18,8 +18,8 @@ describe('moderator commands', () => {
     expect(reply.error).toEqual({ code: 'permission.denied', retryable: false });
     expect(reply.text).toBe(`Only moderators can use \`${name}\`.`);
     expect(reply.ephemeral).toBe(true);
-    expect(t.store.listAudit('space1')).toEqual([]);
-    expect(t.store.listLimits('space1')).toEqual([]);
+    expect((await t.store.listAudit('space1'))).toEqual([]);
+    expect((await t.store.listLimits('space1'))).toEqual([]);
   });
 
   it('accepts a configured moderator role as well as the platform flag', async () => {
@@ -36,7 +36,7 @@ describe('moderator commands', () => {
       .toBe('Daily imagine limit for role r1 is now 10 (not set before).');
     expect((await t.send({ name: 'quota.set', target: { kind: 'role', id: 'r1' }, kind: 'imagine', limit: 12 }, mod)).reply.text)
       .toBe('Daily imagine limit for role r1 is now 12 (was 10).');
-    expect(t.store.listAudit('space1')).toEqual([
+    expect((await t.store.listAudit('space1'))).toEqual([
       { id: 2, spaceId: 'space1', actorId: 'm1', action: 'quota.set', target: 'role r1 imagine', before: { limit: 10 }, after: { limit: 12 }, at: 1_750_000_000_000 },
       { id: 1, spaceId: 'space1', actorId: 'm1', action: 'quota.set', target: 'role r1 imagine', before: null, after: { limit: 10 }, at: 1_750_000_000_000 },
     ]);
@@ -55,7 +55,7 @@ describe('moderator commands', () => {
     expect((await t.send({ name: 'imagine', options: { prompt: 'b' } })).reply.error?.code).toBe('quota.exceeded');
     const reply = (await t.send({ name: 'quota.reset', target: { kind: 'user', id: 'u1' } }, moderator())).reply;
     expect(reply.text).toBe("Reset today's usage for user u1 (2 images, 0 captions given back).");
-    expect(t.store.listAudit('space1')[0]).toMatchObject({ action: 'quota.reset', target: 'user u1', before: { imagine: 2, caption: 0 }, after: { imagine: 0, caption: 0 } });
+    expect((await t.store.listAudit('space1'))[0]).toMatchObject({ action: 'quota.reset', target: 'user u1', before: { imagine: 2, caption: 0 }, after: { imagine: 0, caption: 0 } });
     expect((await t.send({ name: 'imagine', options: { prompt: 'c' } })).reply.images).toHaveLength(1);
   });
 
@@ -78,7 +78,7 @@ describe('moderator commands', () => {
     expect((await t.send({ name: 'blocklist.add', pattern: 'Dragon' }, mod)).reply.text).toBe('Added `dragon` to the blocklist (word).');
     expect((await t.send({ name: 'blocklist.add', pattern: 'dragon' }, mod)).reply.text).toBe('`dragon` is already on the blocklist.');
     await t.send({ name: 'blocklist.remove', pattern: 'dragon' }, mod);
-    expect(t.store.listAudit('space1').map((entry) => [entry.action, entry.target, entry.before, entry.after])).toEqual([
+    expect((await t.store.listAudit('space1')).map((entry) => [entry.action, entry.target, entry.before, entry.after])).toEqual([
       ['blocklist.remove', 'dragon', { pattern: 'dragon' }, null],
       ['blocklist.add', 'dragon', null, { pattern: 'dragon' }],
     ]);
@@ -88,11 +88,11 @@ describe('moderator commands', () => {
     const t = makeBot();
     const mod = moderator();
     expect((await t.send({ name: 'autocaption.set', channelId: 'C1', enabled: true }, mod)).reply.text).toBe('Auto-caption is now on in channel C1.');
-    expect(t.bot.isAutoCaptionChannel('space1', 'C1')).toBe(true);
-    expect(t.bot.isAutoCaptionChannel('space2', 'C1')).toBe(false);
+    expect(await t.bot.isAutoCaptionChannel('space1', 'C1')).toBe(true);
+    expect(await t.bot.isAutoCaptionChannel('space2', 'C1')).toBe(false);
     await t.send({ name: 'autocaption.set', channelId: 'C1', enabled: false }, mod);
-    expect(t.bot.isAutoCaptionChannel('space1', 'C1')).toBe(false);
-    expect(t.store.listAudit('space1')[0]).toMatchObject({ action: 'autocaption.set', target: 'channel C1', before: { enabled: true }, after: { enabled: false } });
+    expect(await t.bot.isAutoCaptionChannel('space1', 'C1')).toBe(false);
+    expect((await t.store.listAudit('space1'))[0]).toMatchObject({ action: 'autocaption.set', target: 'channel C1', before: { enabled: true }, after: { enabled: false } });
   });
 });
 

@@ -51,7 +51,7 @@ describe('blocklist in the bot', () => {
     expect(reply.ephemeral).toBe(true);
     expect(reply.text.toLowerCase()).not.toContain('forbidden');
     expect(t.core.jobs).toHaveLength(0);
-    expect(t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 0 });
+    expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01'))).toEqual({ reserved: 0, charged: 0, refunded: 0 });
   });
 
   it('checks the negative prompt too, and only in the space that blocked it', async () => {

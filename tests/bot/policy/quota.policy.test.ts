@@ -18,7 +18,7 @@ describe('daily quotas', () => {
     expect(t.core.of('imagine')).toHaveLength(20); // never a 21st reservation
     const refused = conversations.filter((c) => c.replies[0]?.error?.code === 'quota.exceeded');
     expect(refused).toHaveLength(10);
-    expect(t.store.usage('space1', 'busy', 'imagine', today(t.clock.now()))).toEqual({ reserved: 20, charged: 0, refunded: 0 });
+    expect((await t.store.usage('space1', 'busy', 'imagine', today(t.clock.now())))).toEqual({ reserved: 20, charged: 0, refunded: 0 });
 
     // 12 succeed, 5 fail in the model, 3 are cancelled by their requester
     jobs.slice(0, 12).forEach((job) => job.resolve());
@@ -26,7 +26,7 @@ describe('daily quotas', () => {
     const cancels = jobs.slice(17).map((job) => t.send({ name: 'cancel', jobId: job.id }, user));
     await Promise.all([...handled, ...cancels]);
 
-    expect(t.store.usage('space1', 'busy', 'imagine', today(t.clock.now()))).toEqual({ reserved: 0, charged: 12, refunded: 8 });
+    expect((await t.store.usage('space1', 'busy', 'imagine', today(t.clock.now())))).toEqual({ reserved: 0, charged: 12, refunded: 8 });
     const replies = conversations.map((c) => c.reply);
     expect(replies.filter((r) => r.images?.length === 1)).toHaveLength(12);
     expect(replies.filter((r) => r.error?.code === 'inference.failed')).toHaveLength(5);
@@ -37,7 +37,7 @@ describe('daily quotas', () => {
     const again = await Promise.all(Array.from({ length: 10 }, (_, i) => t.send({ name: 'imagine', options: { prompt: `dog ${i}` } }, user)));
     expect(again.filter((c) => c.reply.images)).toHaveLength(8);
     expect(again.filter((c) => c.reply.error?.code === 'quota.exceeded')).toHaveLength(2);
-    expect(t.store.usage('space1', 'busy', 'imagine', today(t.clock.now()))).toEqual({ reserved: 0, charged: 20, refunded: 8 });
+    expect((await t.store.usage('space1', 'busy', 'imagine', today(t.clock.now())))).toEqual({ reserved: 0, charged: 20, refunded: 8 });
   });
 
   it('counts every image of a multi-image request and says how many are left', async () => {
@@ -84,9 +84,9 @@ describe('which limit applies', () => {
 
   it('uses the configured default, then the space default', async () => {
     const { t, mod } = setup();
-    expect(effectiveLimit(t.store, t.bot.config, actor('u'), 'imagine')).toEqual({ limit: 20, source: 'config' });
+    expect(await effectiveLimit(t.store, t.bot.config, actor('u'), 'imagine')).toEqual({ limit: 20, source: 'config' });
     await t.send({ name: 'quota.set', target: { kind: 'default' }, kind: 'imagine', limit: 5 }, mod);
-    expect(effectiveLimit(t.store, t.bot.config, actor('u'), 'imagine')).toEqual({ limit: 5, source: 'space' });
+    expect(await effectiveLimit(t.store, t.bot.config, actor('u'), 'imagine')).toEqual({ limit: 5, source: 'space' });
   });
 
   it('gives the most generous of the user roles that have a limit, even below the space default', async () => {
@@ -95,9 +95,9 @@ describe('which limit applies', () => {
     await t.send({ name: 'quota.set', target: { kind: 'role', id: 'trusted' }, kind: 'imagine', limit: 50 }, mod);
     await t.send({ name: 'quota.set', target: { kind: 'role', id: 'newcomer' }, kind: 'imagine', limit: 2 }, mod);
     const limitOf = (roleIds: string[]) => effectiveLimit(t.store, t.bot.config, actor('u', { roleIds }), 'imagine');
-    expect(limitOf(['newcomer', 'trusted', 'no-limit-role'])).toEqual({ limit: 50, source: 'role', roleId: 'trusted' });
-    expect(limitOf(['newcomer'])).toEqual({ limit: 2, source: 'role', roleId: 'newcomer' });
-    expect(limitOf(['no-limit-role'])).toEqual({ limit: 5, source: 'space' });
+    expect(await limitOf(['newcomer', 'trusted', 'no-limit-role'])).toEqual({ limit: 50, source: 'role', roleId: 'trusted' });
+    expect(await limitOf(['newcomer'])).toEqual({ limit: 2, source: 'role', roleId: 'newcomer' });
+    expect(await limitOf(['no-limit-role'])).toEqual({ limit: 5, source: 'space' });
   });
 
   it('lets a user override win over every role', async () => {
@@ -105,14 +105,14 @@ describe('which limit applies', () => {
     await t.send({ name: 'quota.set', target: { kind: 'role', id: 'trusted' }, kind: 'imagine', limit: 50 }, mod);
     await t.send({ name: 'quota.set', target: { kind: 'user', id: 'u' }, kind: 'imagine', limit: 1 }, mod);
     const user = actor('u', { roleIds: ['trusted'] });
-    expect(effectiveLimit(t.store, t.bot.config, user, 'imagine')).toEqual({ limit: 1, source: 'user' });
+    expect(await effectiveLimit(t.store, t.bot.config, user, 'imagine')).toEqual({ limit: 1, source: 'user' });
     await t.send({ name: 'imagine', options: { prompt: 'a' } }, user);
     expect((await t.send({ name: 'imagine', options: { prompt: 'b' } }, user)).reply.error?.code).toBe('quota.exceeded');
   });
 
-  it('is per space', () => {
+  it('is per space', async () => {
     const { t } = setup();
-    t.store.setLimit('space1', { kind: 'default' }, 'imagine', 3, 'mod', 1);
-    expect(effectiveLimit(t.store, resolveBotConfig(), actor('u', { spaceId: 'other' }), 'imagine').limit).toBe(20);
+    await t.store.setLimit('space1', { kind: 'default' }, 'imagine', 3, 'mod', 1);
+    expect((await effectiveLimit(t.store, resolveBotConfig(), actor('u', { spaceId: 'other' }), 'imagine')).limit).toBe(20);
   });
 });

@@ -236,7 +236,7 @@ with tempfile.TemporaryDirectory() as tmp:
     colours, blind = ['red', 'green', 'blue'], ['circle', 'square', 'triangle']
     stage2 = base + ['--out', s2, '--attention', '--encoder-from', os.path.join(s1, 'ckpt.pt'),
                      '--freeze-encoder', '--export', os.path.join(tmp, 'cap'), '--colour-words', *colours,
-                     '--colour-blind-words', *blind, '--shared-input-words', *colours]
+                     '--colour-blind-words', *blind]
     r = subprocess.run(stage2, capture_output=True, text=True, timeout=180)
     check('stage 2 exits 0 and exports', r.returncode == 0 and 'exported' in r.stdout and
           'encoded' in r.stdout, (r.stdout[-800:], r.stderr[-1500:]))
@@ -269,14 +269,24 @@ with tempfile.TemporaryDirectory() as tmp:
         recoloured[..., half:] += torch.randn_like(recoloured[..., half:])
         a_, ha, ca = m.step(ids[:, 0], h, c, f)
         b_, hb, cb = m.step(ids[:, 0], h, c, recoloured)
-        m.head.colours.weight.zero_()
-        m.head.colours.bias.zero_()
+        cw = [vocab.index(w) for w in colours]
+        # which colour: read from the next step's glimpse, the one the shape word after it is read from
+        glimpse, _ = m.context(f, ha[-1])
+        q = torch.log_softmax(m.head.choose(glimpse[..., half:]), -1)
+        chosen = a_[:, cw] - a_[:, cw[:1]]
+        said = [m.step(torch.full_like(ids[:, 0], i), h, c, f) for i in cw]
+        for layer in (m.head.colours, m.head.choose):
+            layer.weight.zero_()
+            layer.bias.zero_()
         plain, _, _ = m.step(ids[:, 0], h, c, f)                  # the LSTM's scores alone
     moved = {vocab[i] for i in torch.nonzero((a_ - b_).abs().max(0).values > 1e-6).flatten().tolist()}
     check('colour words: other colour features move the colour words, never the colour-blind ones',
           set(colours) <= moved and not moved & set(blind), moved)
     check('colour words: the LSTM reads no colour feature', torch.equal(ha, hb) and torch.equal(ca, cb))
-    cw = [vocab.index(w) for w in colours]
+    check('colour words: the colour is chosen at the next glimpse', torch.allclose(chosen, q - q[:, :1], atol=1e-5),
+          (chosen - (q - q[:, :1])).abs().max())
+    check('colour words: read as one word, so which colour was said changes nothing after it',
+          all(torch.equal(said[0][k], x[k]) for x in said[1:] for k in range(3)))
     check('colour words: the LSTM gives them one score', all(torch.equal(plain[:, cw[0]], plain[:, i]) for i in cw[1:])
           and not torch.equal(plain[:, cw[0]], plain[:, vocab.index('a')]))
     # --smoke starts fresh; the same settings without it resume, and read the cached grid back

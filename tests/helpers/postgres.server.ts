@@ -1,0 +1,107 @@
+/**
+ * A private PostgreSQL for tests: its own cluster in a temporary folder (initdb), on a free loopback port, no system
+ * service; `stop()` shuts it down and removes the folder. Debian's `postgresql` package provides the binaries
+ * (scripts/setup.sh installs it); PostgreSQL refuses to run as root, so under root the server runs as the `postgres`
+ * user the package creates. Missing binaries fail the test with a message: the tests skip nothing.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+export interface PostgresServer {
+  port: number;
+  /** A URL of a fresh, empty database on this server (each call creates another). */
+  createDatabase(name?: string): Promise<string>;
+  /** Stop the server (immediately, as a crash would) and remove its folder. */
+  stop(): Promise<void>;
+  /** Stop the server and start it again on the same port and data (a restart). */
+  restart(): Promise<void>;
+  /** Stop the server, keeping its data (start it again with `start`). */
+  halt(): void;
+  start(): void;
+}
+
+/** The folder of initdb, pg_ctl and postgres: PICTALK_PG_BIN, Debian's newest /usr/lib/postgresql/N/bin, or PATH. */
+function binDir(): string {
+  if (process.env.PICTALK_PG_BIN) return process.env.PICTALK_PG_BIN;
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+    if (versions[0]) return join(root, versions[0], 'bin');
+  }
+  const found = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' }).stdout.trim();
+  if (found) return found.replace(/\/initdb$/, '');
+  throw new Error('PostgreSQL is not installed (no initdb): run scripts/setup.sh, which installs Debian\'s postgresql package');
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = binDir();
+  const dir = mkdtempSync(join(tmpdir(), 'pictalk-pg-'));
+  const data = join(dir, 'data');
+  const log = join(dir, 'server.log');
+  // root may not run PostgreSQL: the package's `postgres` user runs it, owning the folder
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(dir, uid, gid);
+    chmodSync(dir, 0o700);
+  }
+  const run = (tool: string, args: string[]): void => {
+    const [command, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]] : [join(bin, tool), args];
+    const result = spawnSync(command, argv, { encoding: 'utf8', timeout: 60_000 });
+    if (result.status !== 0) {
+      const serverLog = existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : '';
+      throw new Error(`${tool} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.stdout}\n${serverLog}`);
+    }
+  };
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'pictalk', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  const port = await freePort();
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  const start = (): void => run('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', options]);
+  const halt = (): void => run('pg_ctl', ['stop', '-m', 'immediate', '-w', '-D', data]);
+  start();
+  let running = true;
+  let databases = 0;
+  const admin = `postgres://pictalk@127.0.0.1:${port}/postgres`;
+  return {
+    port,
+    async createDatabase(name = `test_${(databases += 1)}_${process.pid}`) {
+      const client = new pg.Client({ connectionString: admin });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await client.end();
+      }
+      return `postgres://pictalk@127.0.0.1:${port}/${name}`;
+    },
+    async stop() {
+      if (running) {
+        running = false;
+        try { halt(); } catch { /* already down */ }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      halt();
+      start();
+    },
+    halt() { halt(); },
+    start() { start(); },
+  };
+}
