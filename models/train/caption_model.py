@@ -181,9 +181,17 @@ class Captioner(nn.Module):
     def output_layer(self) -> nn.Module:
         return nn.Linear(self.cfg.hidden_size, self.cfg.vocab_size)
 
-    def logits(self, out, ctx):
-        """The LSTM's output [..., Hd] and the attended features [..., F] -> logits [..., V]."""
+    # with attention, whether `logits` also reads the next step's glimpse (the features the next word is read from)
+    reads_ahead = False
+
+    def logits(self, out, ctx, next_ctx=None):
+        """The LSTM's output [..., Hd], the attended features [..., F] (and, with `reads_ahead`, the next step's
+        [..., F]) -> logits [..., V]."""
         return self.head(self.drop(out))
+
+    def inputs(self, input_ids):
+        """The embedding row each input word reads (its own here)."""
+        return input_ids
 
     def read(self, x):
         """The part of features [..., F] the decoder reads."""
@@ -231,11 +239,12 @@ class Captioner(nn.Module):
     def step(self, input_ids, h, c, feats, keys=None):
         """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats (keys: `keys(feats)`, or None to read them
         from a packed feats or compute them here) -> logits [B, V], h_out, c_out."""
-        emb = self.embed(input_ids)                    # [B, E]
+        emb = self.embed(self.inputs(input_ids))       # [B, E]
         ctx, _ = self.context(feats, h[-1], keys)      # [B, F]
         x = torch.cat([emb, self.read(ctx)], dim=1).unsqueeze(1)  # [B, 1, E+F']
         out, (h2, c2) = self.lstm(x, (h, c))           # out [B, 1, Hd]
-        return self.logits(out[:, 0], ctx), h2, c2     # [B, V]
+        next_ctx = self.context(feats, h2[-1], keys)[0] if self.reads_ahead else None
+        return self.logits(out[:, 0], ctx, next_ctx), h2, c2     # [B, V]
 
     def forward(self, pixel_values, input_ids, captions_per_image: int = 1):
         """Teacher forcing. pixel_values [B, 3, H, W]; input_ids [B*K, T] (<bos> w1 .. wn, padded), K captions
@@ -245,7 +254,7 @@ class Captioner(nn.Module):
         if K > 1:                                      # one encoder pass per image, K captions each
             feats = feats.repeat_interleave(K, 0)
             h, c = h.repeat_interleave(K, 1), c.repeat_interleave(K, 1)
-        emb = self.drop(self.embed(input_ids))         # [BK, T, E]
+        emb = self.drop(self.embed(self.inputs(input_ids)))   # [BK, T, E]
         if not self.cfg.attention:
             T = input_ids.shape[1]
             x = torch.cat([emb, self.read(feats).unsqueeze(1).expand(-1, T, -1)], 2)  # [BK, T, E+F']
@@ -259,7 +268,11 @@ class Captioner(nn.Module):
             out, (h, c) = self.lstm(x, (h, c))
             outs.append(out[:, 0])
             ctxs.append(ctx)
-        return self.logits(torch.stack(outs, 1), torch.stack(ctxs, 1))   # [BK, T, V]
+        ctx = torch.stack(ctxs, 1)                     # [BK, T, F]
+        next_ctx = None
+        if self.reads_ahead:                           # step t + 1's glimpse, for each t
+            next_ctx = torch.cat([ctx[:, 1:], self.context(feats, h[-1], keys)[0].unsqueeze(1)], 1)
+        return self.logits(torch.stack(outs, 1), ctx, next_ctx)   # [BK, T, V]
 
 
 def build_captioner(cfg: CaptionConfig, backbone_weights: str | None = None) -> Captioner:

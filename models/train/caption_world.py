@@ -6,7 +6,9 @@ the first time they meet (green triangle, blue heart; models/EVAL.md, "Two stage
 - `WorldCaptioner`, a config with `colour_words`: each cell's features are F/2 shape features (from the shape stream
   only) and F/2 colour features (from the colour stream only). The LSTM, its initial state and the attention read the
   shape half; the colour words are told apart by the colour half alone, through an output layer of their own, and the
-  colour-blind words (the shapes) get nothing from it. The LSTM gives all colour words one score: "a colour now".
+  colour-blind words (the shapes) get nothing from it. The LSTM gives all colour words one score: "a colour now";
+  which colour is read from the glimpse of the step after it, the one its shape word is read from, so a colour and
+  its shape come from the same place.
 
 `check_world_config` refuses the settings that do not go together, naming them; `build_captioner` calls it.
 """
@@ -96,40 +98,60 @@ class SplitLinear(nn.Module):
 
 
 class ColourWordHead(nn.Module):
-    """The output layer of the colour-word decoder: logits [..., V] from the LSTM's output and the attended colour
-    features.
+    """The output layer of the colour-word decoder: logits [..., V] from the LSTM's output, the colour features of
+    this step's glimpse and those of the next step's.
 
-    - `words`: the LSTM's scores, one row per word that is not a colour word and one row shared by every colour word.
-    - `colours`: the colour features' scores, one row per word that is not colour-blind; a colour-blind word reads a
-      constant zero.
-    Each vocabulary id picks its rows by index (`word_row`, `colour_row`): structure, not masked weights.
+    - `words`: the LSTM's scores, one row per word that is not a colour word and one row shared by every colour word:
+      "a colour now".
+    - `colours`: this glimpse's colour features -> a score for each word that may use colour (not a colour word, not
+      colour-blind: the emoji names); the colour-blind words read a constant zero.
+    - `choose`: which colour, from the colour features of the next step's glimpse, the one the shape word after the
+      colour is read from: a colour word scores "a colour now" + log q(colour | next glimpse), so that
+      p(colour) = p(a colour now) * q(colour), and a colour is taken from the object its shape is.
+    Each vocabulary id picks its rows by index (`word_row`, `colour_row`, `choice_row`): structure, not masked weights.
     """
 
     def __init__(self, hidden: int, colour_features: int, vocab_size: int, colour_words, colour_blind_words):
         super().__init__()
-        colour, blind = set(colour_words), set(colour_blind_words)
+        colour, blind = sorted(set(colour_words)), set(colour_blind_words)
         plain = [v for v in range(vocab_size) if v not in colour]
+        speaking = [v for v in plain if v not in blind]
         word_row = torch.empty(vocab_size, dtype=torch.long)
         word_row[plain] = torch.arange(len(plain))
-        word_row[sorted(colour)] = len(plain)                     # "a colour now": one score for them all
-        speaking = [v for v in range(vocab_size) if v not in blind]
-        colour_row = torch.full((vocab_size,), len(speaking), dtype=torch.long)   # the zero column
+        word_row[colour] = len(plain)                             # "a colour now": one score for them all
+        colour_row = torch.full((vocab_size,), len(speaking), dtype=torch.long)   # len(...): the zero column
         colour_row[speaking] = torch.arange(len(speaking))
+        choice_row = torch.full((vocab_size,), len(colour), dtype=torch.long)
+        choice_row[colour] = torch.arange(len(colour))
         self.register_buffer('word_row', word_row, persistent=False)
         self.register_buffer('colour_row', colour_row, persistent=False)
+        self.register_buffer('choice_row', choice_row, persistent=False)
         self.words = nn.Linear(hidden, len(plain) + 1)
         self.colours = nn.Linear(colour_features, len(speaking))
+        self.choose = nn.Linear(colour_features, len(colour))
 
-    def forward(self, out, colour_ctx):
-        """out [..., Hd] (after dropout), colour_ctx [..., F - F/2] -> logits [..., V]."""
+    def forward(self, out, colour_now, colour_next):
+        """out [..., Hd] (after dropout), colour features of this glimpse and of the next [..., F - F/2] -> [..., V]."""
         words = self.words(out).index_select(-1, self.word_row)
-        colours = F.pad(self.colours(colour_ctx), (0, 1)).index_select(-1, self.colour_row)
-        return words + colours
+        colours = F.pad(self.colours(colour_now), (0, 1)).index_select(-1, self.colour_row)
+        choice = F.pad(F.log_softmax(self.choose(colour_next), -1), (0, 1)).index_select(-1, self.choice_row)
+        return words + colours + choice
 
 
 class WorldCaptioner(Captioner):
     """The attention CNN-LSTM over the factorized backbone, with the colour words chosen by the colour features
-    alone (module docstring). Each cell's feature is [shape half | colour half]; `read_dim` is the shape half."""
+    alone (module docstring). Each cell's feature is [shape half | colour half]; `read_dim` is the shape half. The
+    colour words are read as one word (the first's embedding), so which colour was said changes nothing after it, and
+    the next step's glimpse, which picks the colour, is the same whichever colour it picks."""
+
+    reads_ahead = True
+
+    def __init__(self, cfg: CaptionConfig):
+        super().__init__(cfg)
+        colour = sorted(set(cfg.colour_words))
+        input_row = torch.arange(cfg.vocab_size)
+        input_row[colour] = colour[0]
+        self.register_buffer('input_row', input_row, persistent=False)
 
     def decoder_reads(self) -> int:
         return self.cfg.feature_dim // 2
@@ -143,5 +165,9 @@ class WorldCaptioner(Captioner):
         return ColourWordHead(cfg.hidden_size, cfg.feature_dim - cfg.feature_dim // 2, cfg.vocab_size,
                               cfg.colour_words, cfg.colour_blind_words)
 
-    def logits(self, out, ctx):
-        return self.head(self.drop(out), ctx[..., self.read_dim:])
+    def inputs(self, input_ids):
+        return self.input_row[input_ids]
+
+    def logits(self, out, ctx, next_ctx=None):
+        half = self.read_dim
+        return self.head(self.drop(out), ctx[..., half:], next_ctx[..., half:])
