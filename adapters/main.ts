@@ -18,6 +18,7 @@ import { createInferenceMetrics, createMetricsRegistry } from '../inference/metr
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import { imagineBatchOf, loadSettings, requirePlatform, type PictalkSettings } from './config.js';
+import { corePort } from './core.port.js';
 import { startDiscordAdapter } from './discord/discord.adapter.js';
 import { startLocalAdapter } from './local/local.adapter.js';
 import { startMetricsServer, type MetricsServer } from './metrics.server.js';
@@ -101,7 +102,7 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
     speak: (request, options) => speech.speak(request, options),
   }, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
 
-  const bot = new Bot({ store, core, config: settings.bot, logger: log });
+  const bot = new Bot({ store, core: corePort(core), config: settings.bot, logger: log });
   await bot.recoverInterrupted();
 
   let metrics: MetricsServer | undefined;

@@ -42,12 +42,15 @@ export class ActiveJobs {
     return [...this.jobs.values()].filter((job) => job.spaceId === spaceId && job.requesterId === userId);
   }
 
-  /** Mark cancelled and ask the core to stop; the job's own flow sees the rejection and refunds. */
+  /**
+   * Mark cancelled and ask the core to stop; the job's own flow sees the rejection and refunds. A job whose submit
+   * is still on its way is cancelled by `runJob` as soon as its handle arrives.
+   */
   cancel(id: string): boolean {
     const job = this.jobs.get(id);
     if (!job) return false;
     job.cancelled = true;
-    job.handle?.cancel();
+    job.handle?.cancel().catch(() => undefined);   // a queue that cannot be reached: the job times out instead
     return true;
   }
 }
@@ -77,18 +80,22 @@ export async function runJob<K extends JobKind>(
   };
   const submitOptions: SubmitOptions = { jobId: options.coreJobId };
   if (options.timeoutMs !== undefined) submitOptions.timeoutMs = options.timeoutMs;
-  const handle = core.submit(owner, input, submitOptions);
+  const handle = await core.submit(owner, input, submitOptions);
   if (options.active) {
     options.active.handle = handle;
-    if (options.active.cancelled) handle.cancel();
+    if (options.active.cancelled) await handle.cancel();
   }
-  // The position at submit time, then the core's events (they come asynchronously, after `submit` returned).
+  // The position at submit time, then the core's events (they come asynchronously, after `submit` resolved); an
+  // event that came first wins over the initial position read after it.
   // Positions: 1.. waiting (1 = next), 0 running (a `start` event follows, which reports it), -1 settled.
-  const initial = handle.position();
-  if (initial > 0) report({ state: 'queued', jobId, position: initial });
+  let heard = false;
   handle.on('position', (position) => {
+    heard = true;
     if (position > 0) report({ state: 'queued', jobId, position });
   });
+  handle.on('start', () => { heard = true; });
+  const initial = await handle.position();
+  if (initial > 0 && !heard) report({ state: 'queued', jobId, position: initial });
   handle.on('start', () => report({ state: 'running', jobId, stage: 'starting', step: 0, total: 1 }));
   handle.on('progress', (p) => report({ state: 'running', jobId, stage: p.stage, step: p.step, total: p.total }));
   const result: JobResult = await handle.result;

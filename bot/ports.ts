@@ -6,18 +6,20 @@ import type { Logger as CommonLogger } from '../common/logger.js';
 import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../inference/types.js';
 
 /**
- * A submitted job, the shape inference/core.ts hands back. `result` rejects with a PictalkError
- * (`job.cancelled`, `job.timeout`, `inference.failed`, ...).
+ * A submitted job. `result` rejects with a PictalkError (`job.cancelled`, `job.timeout`, `inference.failed`, ...);
+ * recognise it by its shape (`isPictalkError`), since it may have crossed a process boundary as JSON. Everything that
+ * asks the queue is asynchronous: the queue may live in another process (the cluster's Redis-backed queue).
  */
 export interface JobHandle {
   readonly id: string;
   /** 1.. while waiting (1 = next), 0 while running, -1 once settled. */
-  position(): number;
+  position(): Promise<number>;
   on(event: 'position', listener: (position: number) => void): unknown;
   on(event: 'start', listener: () => void): unknown;
   on(event: 'progress', listener: (progress: Progress) => void): unknown;
   readonly result: Promise<JobResult>;
-  cancel(): unknown;
+  /** Ask the queue to stop the job; false when it had already settled. */
+  cancel(): Promise<boolean>;
 }
 
 export interface SubmitOptions {
@@ -32,10 +34,16 @@ export interface QueueStats {
   running: Record<JobKind, number>;
 }
 
-/** "Submit a job and get a handle". `submit` may throw `queue.busy` synchronously. */
+/**
+ * "Submit a job and get a handle": the one port bot/ runs jobs through, in-process (adapters/core.port.ts over
+ * inference/core.ts) or across processes. tests/bot/port.contract.ts is its contract.
+ */
 export interface InferencePort {
-  submit(owner: JobOwner, input: JobInput, options?: SubmitOptions): JobHandle;
-  stats?(): QueueStats;
+  /** Accept a job; rejects with `queue.busy` when the line is full (for everyone, or for this user). */
+  submit(owner: JobOwner, input: JobInput, options?: SubmitOptions): Promise<JobHandle>;
+  /** Cancel a job by its id, from any process: false when no job of that id is waiting or running. */
+  cancel(jobId: string): Promise<boolean>;
+  stats?(): Promise<QueueStats>;
 }
 
 export interface Clock {

@@ -355,6 +355,12 @@ export class InferenceCore {
     await Promise.all(Object.values(this.lanes).flatMap((lane) => [...lane.running]));
   }
 
+  /** Cancel the waiting or running job of this id (a cancel that names the job, not its handle); false if none. */
+  cancelById(jobId: string, reason = 'by its requester'): boolean {
+    const job = this.active.get(jobId);
+    return job ? this.cancel(job, reason) : false;
+  }
+
   /** @internal JobHandle.cancel lands here. */
   cancel(job: Job, reason: string): boolean {
     if (job.state === 'settled') return false;

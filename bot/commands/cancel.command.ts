@@ -26,10 +26,20 @@ async function auditForeign(ctx: CommandContext, job: JobRecord, action: string)
   });
 }
 
+/**
+ * Stop a job: through its handle when this process runs its command, else by its id through the port (a job another
+ * process accepted; its own process then refunds it and finishes its reply).
+ */
+async function stop(ctx: CommandContext, job: JobRecord): Promise<boolean> {
+  if (ctx.jobs.cancel(job.id)) return true;
+  if (job.state !== 'queued' && job.state !== 'running') return false;
+  return ctx.core.cancel(job.id);
+}
+
 export async function cancelCommand(ctx: CommandContext, jobId: string): Promise<Reply> {
   const job = await findJob(ctx, jobId);
   const asModerator = requireRequesterOrModerator(ctx, job, 'cancel');
-  if (!ctx.jobs.cancel(job.id)) {
+  if (!(await stop(ctx, job))) {
     return { text: `Job ${job.id} has already finished (${job.state}); nothing to cancel.`, ephemeral: true };
   }
   if (asModerator) await auditForeign(ctx, job, 'job.cancel');
@@ -40,7 +50,7 @@ export async function deleteCommand(ctx: CommandContext, jobId: string): Promise
   const job = await findJob(ctx, jobId);
   const asModerator = requireRequesterOrModerator(ctx, job, 'delete');
   // Deleting a job that is still running cancels it too: nobody should get the result of a message they removed.
-  ctx.jobs.cancel(job.id);
+  await stop(ctx, job);
   if (asModerator) await auditForeign(ctx, job, 'job.delete');
   return { text: 'Deleted.', ephemeral: true, action: { kind: 'delete', jobId: job.id, messageIds: [...job.messageIds] } };
 }

@@ -10,11 +10,11 @@ export async function statusCommand(ctx: CommandContext): Promise<Reply> {
   const { actor } = ctx.request;
   const now = ctx.clock.now();
   const lines: string[] = [];
-  const stats = ctx.core.stats?.();
+  const stats = await ctx.core.stats?.();
   if (stats) lines.push(`Queue: ${total(stats.queued)} waiting, ${total(stats.running)} running.`);
   const mine = ctx.jobs.of(actor.spaceId, actor.userId);
   for (const job of mine) {
-    const position = job.handle?.position();
+    const position = await job.handle?.position();
     const where = position === undefined || position < 0 ? 'finishing' : position === 0 ? 'running' : `waiting, position ${position}`;
     lines.push(`Your ${job.kind} job ${job.id}: ${where}.`);
   }

@@ -8,6 +8,7 @@ import { PictalkError } from '../../common/errors.js';
 import { createMetricsRegistry } from '../../inference/metrics.js';
 import type { InferencePort } from '../../bot/ports.js';
 import { Bot } from '../../bot/bot.js';
+import { corePort } from '../../adapters/core.port.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
 import { actor, ManualClock, RecordingConversation, request, silentLogger } from './helpers.js';
 
@@ -39,7 +40,7 @@ function pipelines(delayMs = 5): InferencePipelines {
 describe('bot/ on the real InferenceCore', () => {
   it('is an InferencePort, and runs imagine with the unified-loop alt text', async () => {
     const core = new InferenceCore(pipelines(), { registry: createMetricsRegistry() });
-    const port: InferencePort = core; // the type check is half of this test
+    const port: InferencePort = corePort(core); // the type check is half of this test
     const bot = new Bot({ store: new SqliteStore(':memory:'), core: port, clock: new ManualClock(), logger: silentLogger });
     const conversation = new RecordingConversation();
     await bot.handle(request({ name: 'imagine', options: { prompt: 'green star', seed: 3 } }), conversation);
@@ -53,7 +54,7 @@ describe('bot/ on the real InferenceCore', () => {
   it('cancels a queued job through the core and refunds it', async () => {
     const core = new InferenceCore(pipelines(20), { registry: createMetricsRegistry(), concurrency: { imagine: 1 } });
     const store = new SqliteStore(':memory:');
-    const bot = new Bot({ store, core, clock: new ManualClock(), logger: silentLogger });
+    const bot = new Bot({ store, core: corePort(core), clock: new ManualClock(), logger: silentLogger });
     const running = new RecordingConversation();
     const waiting = new RecordingConversation();
     const until = async (done: () => boolean): Promise<void> => {

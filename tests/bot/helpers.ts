@@ -56,7 +56,7 @@ export class FakeJob extends EventEmitter implements JobHandle {
     this.result.catch(() => undefined); // a rejection nobody awaited yet must not crash the test run
   }
 
-  position(): number {
+  async position(): Promise<number> {
     return this.pos;
   }
 
@@ -72,7 +72,8 @@ export class FakeJob extends EventEmitter implements JobHandle {
     this.rejectResult(error);
   }
 
-  cancel(): boolean {
+  async cancel(): Promise<boolean> {
+    if (this.settled) return false;
     this.cancelled = true;
     this.fail(new PictalkError('job.cancelled', `Job ${this.id} was cancelled`));
     return true;
@@ -91,7 +92,7 @@ export class FakeCore implements InferencePort {
   behaviour: Partial<Record<JobInput['kind'], Behaviour>> = {};
   private counter = 0;
 
-  submit(owner: JobOwner, input: JobInput, options: SubmitOptions = {}): JobHandle {
+  async submit(owner: JobOwner, input: JobInput, options: SubmitOptions = {}): Promise<JobHandle> {
     if (this.busy) throw new PictalkError('queue.busy', 'The queue is full');
     const id = options.jobId ?? `core-${++this.counter}`;
     const job = new FakeJob(id, owner, input, options, this.pending().length + 1);
@@ -101,7 +102,12 @@ export class FakeCore implements InferencePort {
     return job;
   }
 
-  stats(): QueueStats {
+  async cancel(jobId: string): Promise<boolean> {
+    const job = this.jobs.find((j) => j.id === jobId && !j.settled);
+    return job ? job.cancel() : false;
+  }
+
+  async stats(): Promise<QueueStats> {
     return { queued: { imagine: this.pending().length, caption: 0, speak: 0 }, running: { imagine: 0, caption: 0, speak: 0 } };
   }
 

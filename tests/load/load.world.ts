@@ -15,6 +15,7 @@ import type { BotRequest, Conversation, FinishReceipt, HandleOutcome, Reply } fr
 import { InferenceCore, type InferenceCoreOptions } from '../../inference/core.js';
 import { createMetricsRegistry } from '../../inference/metrics.js';
 import type { JobInput, JobKind, JobOwner } from '../../inference/types.js';
+import { corePort } from '../../adapters/core.port.js';
 import { startDiscordAdapter, type DiscordAdapter } from '../../adapters/discord/discord.adapter.js';
 import { startSlackAdapter, type SlackAdapter } from '../../adapters/slack/slack.adapter.js';
 import { FakeDiscord, type FakeMember } from '../fakes/discord/fake-discord.js';
@@ -80,29 +81,36 @@ export interface SubmitRecord {
   kind: JobKind;
   userId: string;
   at: number;
-  /** `submit` threw synchronously (queue.busy): no job was started. */
+  /** `submit` was refused (queue.busy): no job was started. */
   refused?: string;
 }
 
-/** Between bot/ and the core: records every submitted job id. */
+/** Between bot/ and the core's port (the one the bot runs on): records every submitted job id. */
 export class CountingCore implements InferencePort {
   readonly submits: SubmitRecord[] = [];
+  private readonly port: InferencePort;
 
-  constructor(readonly core: InferenceCore) {}
+  constructor(readonly core: InferenceCore) {
+    this.port = corePort(core);
+  }
 
-  submit(owner: JobOwner, input: JobInput, options?: SubmitOptions): JobHandle {
+  async submit(owner: JobOwner, input: JobInput, options?: SubmitOptions): Promise<JobHandle> {
     const record: SubmitRecord = { jobId: options?.jobId ?? '?', kind: input.kind, userId: owner.userId, at: Date.now() };
     this.submits.push(record);
     try {
-      return this.core.submit(owner, input, options);
+      return await this.port.submit(owner, input, options);
     } catch (error) {
       record.refused = String(error);
       throw error;
     }
   }
 
-  stats(): QueueStats {
-    return this.core.stats();
+  cancel(jobId: string): Promise<boolean> {
+    return this.port.cancel(jobId);
+  }
+
+  async stats(): Promise<QueueStats> {
+    return this.port.stats!();
   }
 }
 

@@ -22,7 +22,7 @@ describe('cancel', () => {
     t.core.manual = true;
     const pending = t.send({ name: 'imagine', options: { prompt: 'x' } });
     const [job] = await t.core.waitForJobs(1);
-    job!.cancel = () => true;           // the result is on its way, so this core can no longer cancel it ...
+    job!.cancel = async () => true;           // the result is on its way, so this core can no longer cancel it ...
     await t.send({ name: 'cancel', jobId: job!.id });
     job!.resolve();                     // ... and it arrives after the user was told the job is cancelled
     expect((await pending).reply.error?.code).toBe('job.cancelled');
