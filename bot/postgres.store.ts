@@ -20,8 +20,8 @@ import type { Migration } from './sqlite.migrations.js';
 import type {
   AuditEntry, BlockEntry, BotStore, JobRecord, JobState, NewAuditEntry, NewJob, QuotaLimitRow, Reservation, UsageSummary,
 } from './store.js';
-import type { Platform, QuotaKind, QuotaTarget } from './types.js';
-import type { JobKind } from '../inference/types.js';
+import type { QuotaKind, QuotaTarget } from './types.js';
+import { jobFromRow, json, targetColumns, targetOf, unjson, type JobRow } from './store.rows.js';
 
 export interface PostgresStoreOptions {
   /** Replaces the shipped migrations (tests of the migration runner). */
@@ -65,33 +65,6 @@ function unavailable(error: unknown, where: string): unknown {
   if (!down) return error;
   return new PictalkError('store.unavailable', `The database at ${where} cannot be reached: ${message}`, { where }, { cause: error });
 }
-
-const targetColumns = (target: QuotaTarget): [string, string] =>
-  target.kind === 'default' ? ['default', ''] : [target.kind, target.id];
-
-const targetOf = (kind: string, id: string): QuotaTarget =>
-  kind === 'default' ? { kind: 'default' } : { kind: kind as 'user' | 'role', id };
-
-interface JobRow {
-  id: string; request_id: string; platform: string; requester_id: string; space_id: string; channel_id: string;
-  kind: string; settings: string; state: string; error_code: string | null; message_ids: string;
-  parent_job_id: string | null; created_at: number; updated_at: number;
-}
-
-function jobFromRow(row: JobRow): JobRecord {
-  const job: JobRecord = {
-    id: row.id, requestId: row.request_id, platform: row.platform as Platform, requesterId: row.requester_id,
-    spaceId: row.space_id, channelId: row.channel_id, kind: row.kind as JobKind,
-    settings: JSON.parse(row.settings) as Record<string, unknown>, state: row.state as JobState,
-    messageIds: JSON.parse(row.message_ids) as string[], createdAt: row.created_at, updatedAt: row.updated_at,
-  };
-  if (row.error_code !== null) job.errorCode = row.error_code;
-  if (row.parent_job_id !== null) job.parentJobId = row.parent_job_id;
-  return job;
-}
-
-const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
-const unjson = (text: string | null): unknown => (text === null ? undefined : JSON.parse(text));
 
 /** Apply the migrations the database has not seen, under an advisory lock. Returns the versions applied. */
 export async function migratePostgres(pool: pg.Pool, migrations: readonly Migration[] = PG_MIGRATIONS): Promise<number[]> {

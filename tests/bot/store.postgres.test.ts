@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { PostgresStore, migratePostgres } from '../../bot/postgres.store.js';
+import { SqliteStore } from '../../bot/sqlite.store.js';
 import { PG_MIGRATIONS } from '../../bot/postgres.migrations.js';
 import { freePort, startPostgres, type PostgresServer } from '../helpers/postgres.server.js';
 import { storeContract } from './store.contract.js';
@@ -41,6 +42,22 @@ describe('PostgreSQL migrations and faults', () => {
     await store.close();
     await (await PostgresStore.open(url, { migrations: [...PG_MIGRATIONS, { version: 99, name: 'future', sql: 'SELECT 1' }] })).close();
     await expect(PostgresStore.open(url)).rejects.toMatchObject({ code: 'config.invalid', message: expect.stringMatching(/schema version 99/) });
+  });
+
+  it('has the tables and columns of the SQLite schema (the two dialects are written side by side)', async () => {
+    const store = await PostgresStore.open(await server.createDatabase());
+    const sqlite = new SqliteStore(':memory:');
+    try {
+      const pgColumns = (await store.pool.query<{ table_name: string; column_name: string }>(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position")).rows
+        .map((r) => `${r.table_name}.${r.column_name}`);
+      const tables = (sqlite.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
+      const sqliteColumns = tables.flatMap((table) => (sqlite.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => `${table}.${c.name}`));
+      expect(pgColumns).toEqual(sqliteColumns);
+    } finally {
+      await store.close();
+      await sqlite.close();
+    }
   });
 
   it('says the database cannot be reached, naming where, without the password', async () => {
