@@ -87,7 +87,8 @@ export class Bot {
       });
       // A retry or a double delivery: the first delivery replies, this one must not start anything.
       if (!fresh) return { duplicate: true };
-      await this.pruneRequests();
+      // housekeeping off the request's path: a request is not held up (or reordered) by the hourly prune
+      this.pruneRequests().catch((error: unknown) => this.log.warn('pruning old request ids failed', { error: String(error) }));
       if (!UNLIMITED.has(request.command.name)) this.rateLimiter.take(`${request.actor.spaceId}\u0000${request.actor.userId}`);
       reply = await this.dispatch(this.context(request, safe), request.command);
     } catch (error) {
