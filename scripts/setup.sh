@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the tests and the bench need beyond npm: opusinfo (Debian's opus-tools) to check the Ogg Opus files the voice
-# pipeline writes, PostgreSQL (Debian's postgresql, for the store's tests), and the Python packages of models/train/requirements.txt (CPU builds of PyTorch, onnx and
-# onnxruntime, transformers 5 for the CLIP tokenizer, regex, numpy, pillow) for the training code's checks, the smoke
-# runs, the tokenizer fixtures and the bench's PyTorch reference.
+# pipeline writes, PostgreSQL and Redis (Debian's postgresql and redis-server, which the tests start as private
+# servers), and the Python packages of models/train/requirements.txt (CPU builds of PyTorch, onnx and onnxruntime,
+# transformers 5 for the CLIP tokenizer, regex, numpy, pillow) for the training code's checks, the smoke runs, the
+# tokenizer fixtures and the bench's PyTorch reference.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,16 +13,31 @@ if ! command -v opusinfo >/dev/null 2>&1; then
   $SUDO apt-get install -y --no-install-recommends opus-tools \
     || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends opus-tools; }
 fi
-# PostgreSQL's binaries for the store's tests, which start private servers themselves (tests/helpers/postgres.server.ts):
-# no cluster is created and no service is started here.
+# PostgreSQL's and Redis's binaries for the tests, which start private servers themselves (tests/helpers/): no
+# PostgreSQL cluster is created, and neither package's service is started (policy-rc.d refuses it during the install).
+apt_install() {
+  local refuse=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    refuse=1
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+  fi
+  local status=0
+  if ! $SUDO apt-get install -y --no-install-recommends "$@"; then
+    if ! { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "$@"; }; then status=1; fi
+  fi
+  if [ -n "$refuse" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+  return $status
+}
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   $SUDO mkdir -p /etc/postgresql-common/createcluster.d
   echo 'create_main_cluster = false' | $SUDO tee /etc/postgresql-common/createcluster.d/pictalk.conf >/dev/null
-  $SUDO apt-get install -y --no-install-recommends postgresql \
-    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends postgresql; }
+  apt_install postgresql
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
 fi
 if ! python3 models/train/needs.py >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r models/train/requirements.txt
 fi
 python3 models/train/needs.py
-echo "setup: opusinfo, PostgreSQL and the Python packages are present"
+echo "setup: opusinfo, PostgreSQL, Redis and the Python packages are present"

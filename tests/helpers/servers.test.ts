@@ -1,0 +1,52 @@
+/**
+ * The private servers the tests start (tests/helpers): each on a free loopback port in a temporary folder, no system
+ * service, and nothing left running or on disk after `stop`.
+ */
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import pg from 'pg';
+import { redisCommand, startRedis } from './redis.server.js';
+import { startPostgres } from './postgres.server.js';
+
+const ours = (prefix: string): string[] => readdirSync(tmpdir()).filter((name) => name.startsWith(prefix));
+const refused = (port: number): Promise<boolean> => redisCommand(port, 'PING').then(() => false, () => true);
+
+describe('a private Redis', () => {
+  it('answers on loopback, keeps what was written across a restart, and leaves nothing behind', async () => {
+    const before = ours('pictalk-redis-');
+    const redis = await startRedis();
+    try {
+      expect(redis.url).toBe(`redis://127.0.0.1:${redis.port}/0`);
+      expect(await redisCommand(redis.port, 'SET', 'pictalk:test', 'kept')).toBe('OK');
+      expect(await redisCommand(redis.port, 'CONFIG', 'GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+      await redis.halt();
+      expect(await refused(redis.port)).toBe(true);
+      await redis.start();
+      expect(await redisCommand(redis.port, 'GET', 'pictalk:test')).toBe('kept');
+    } finally {
+      await redis.stop();
+    }
+    expect(await refused(redis.port)).toBe(true);
+    expect(ours('pictalk-redis-')).toEqual(before);
+  }, 30_000);
+});
+
+describe('a private PostgreSQL', () => {
+  it('creates databases on loopback and leaves nothing behind', async () => {
+    const before = ours('pictalk-pg-');
+    const server = await startPostgres();
+    let url = '';
+    try {
+      url = await server.createDatabase('servers_test');
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      expect((await client.query('SELECT 1 + 1 AS two')).rows[0].two).toBe(2);
+      await client.end();
+    } finally {
+      await server.stop();
+    }
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+    await expect(client.connect()).rejects.toThrow();
+    expect(ours('pictalk-pg-')).toEqual(before);
+  }, 120_000);
+});
