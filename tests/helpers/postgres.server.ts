@@ -13,6 +13,8 @@ import pg from 'pg';
 
 export interface PostgresServer {
   port: number;
+  /** Its temporary folder (data, socket, log); gone after `stop`. */
+  dir: string;
   /** A URL of a fresh, empty database on this server (each call creates another). */
   createDatabase(name?: string): Promise<string>;
   /** Stop the server (immediately, as a crash would) and remove its folder. */
@@ -80,6 +82,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   const admin = `postgres://pictalk@127.0.0.1:${port}/postgres`;
   return {
     port,
+    dir,
     async createDatabase(name = `test_${(databases += 1)}_${process.pid}`) {
       const client = new pg.Client({ connectionString: admin });
       await client.connect();

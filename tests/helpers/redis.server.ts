@@ -14,6 +14,8 @@ import { freePort } from './postgres.server.js';
 
 export interface RedisServer {
   port: number;
+  /** Its temporary folder (append-only file, log); gone after `stop`. */
+  dir: string;
   url: string;
   /** Stop the server, keeping its data (as a crash or an operator would); `start` brings it back on the same port. */
   halt(): Promise<void>;
@@ -120,6 +122,7 @@ export async function startRedis(): Promise<RedisServer> {
   await start();
   return {
     port,
+    dir,
     url: `redis://127.0.0.1:${port}/0`,
     halt,
     start,

@@ -2,18 +2,16 @@
  * The private servers the tests start (tests/helpers): each on a free loopback port in a temporary folder, no system
  * service, and nothing left running or on disk after `stop`.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import pg from 'pg';
 import { redisCommand, startRedis } from './redis.server.js';
 import { startPostgres } from './postgres.server.js';
 
-const ours = (prefix: string): string[] => readdirSync(tmpdir()).filter((name) => name.startsWith(prefix));
 const refused = (port: number): Promise<boolean> => redisCommand(port, 'PING').then(() => false, () => true);
 
 describe('a private Redis', () => {
   it('answers on loopback, keeps what was written across a restart, and leaves nothing behind', async () => {
-    const before = ours('pictalk-redis-');
     const redis = await startRedis();
     try {
       expect(redis.url).toBe(`redis://127.0.0.1:${redis.port}/0`);
@@ -27,13 +25,13 @@ describe('a private Redis', () => {
       await redis.stop();
     }
     expect(await refused(redis.port)).toBe(true);
-    expect(ours('pictalk-redis-')).toEqual(before);
+    expect(redis.dir.startsWith(tmpdir())).toBe(true);
+    expect(existsSync(redis.dir)).toBe(false);
   }, 30_000);
 });
 
 describe('a private PostgreSQL', () => {
   it('creates databases on loopback and leaves nothing behind', async () => {
-    const before = ours('pictalk-pg-');
     const server = await startPostgres();
     let url = '';
     try {
@@ -47,6 +45,7 @@ describe('a private PostgreSQL', () => {
     }
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
     await expect(client.connect()).rejects.toThrow();
-    expect(ours('pictalk-pg-')).toEqual(before);
+    expect(server.dir.startsWith(tmpdir())).toBe(true);
+    expect(existsSync(server.dir)).toBe(false);
   }, 120_000);
 });
