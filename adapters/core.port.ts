@@ -13,7 +13,7 @@ export function corePort(core: InferenceCore): InferencePort {
       return {
         id: handle.id,
         position: async () => handle.position(),
-        on: ((event: 'position' | 'start' | 'progress', listener: (...args: never[]) => void) => handle.on(event, listener as never)) as JobHandle['on'],
+        on: handle.on.bind(handle) as JobHandle['on'],
         result: handle.result,
         cancel: async () => handle.cancel(),
       };

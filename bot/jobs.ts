@@ -85,19 +85,21 @@ export async function runJob<K extends JobKind>(
     options.active.handle = handle;
     if (options.active.cancelled) await handle.cancel();
   }
-  // The position at submit time, then the core's events (they come asynchronously, after `submit` resolved); an
-  // event that came first wins over the initial position read after it.
+  // The core's events (they come asynchronously, after `submit` resolved), listened to before the position at submit
+  // time is asked for; an event that came while it was asked wins over it.
   // Positions: 1.. waiting (1 = next), 0 running (a `start` event follows, which reports it), -1 settled.
   let heard = false;
   handle.on('position', (position) => {
     heard = true;
     if (position > 0) report({ state: 'queued', jobId, position });
   });
-  handle.on('start', () => { heard = true; });
+  handle.on('start', () => {
+    heard = true;
+    report({ state: 'running', jobId, stage: 'starting', step: 0, total: 1 });
+  });
+  handle.on('progress', (p) => report({ state: 'running', jobId, stage: p.stage, step: p.step, total: p.total }));
   const initial = await handle.position();
   if (initial > 0 && !heard) report({ state: 'queued', jobId, position: initial });
-  handle.on('start', () => report({ state: 'running', jobId, stage: 'starting', step: 0, total: 1 }));
-  handle.on('progress', (p) => report({ state: 'running', jobId, stage: p.stage, step: p.step, total: p.total }));
   const result: JobResult = await handle.result;
   if (options.active?.cancelled) {
     // The cancel came while the result was on its way: the user was told it is cancelled, so honour that.

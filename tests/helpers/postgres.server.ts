@@ -17,11 +17,9 @@ export interface PostgresServer {
   dir: string;
   /** A URL of a fresh, empty database on this server (each call creates another). */
   createDatabase(name?: string): Promise<string>;
-  /** Stop the server (immediately, as a crash would) and remove its folder. */
+  /** Stop the server and remove its folder. */
   stop(): Promise<void>;
-  /** Stop the server and start it again on the same port and data (a restart). */
-  restart(): Promise<void>;
-  /** Stop the server, keeping its data (start it again with `start`). */
+  /** Stop the server (its connections cut, its data kept); `start` brings it back on the same port. */
   halt(): void;
   start(): void;
 }
@@ -75,7 +73,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
   const start = (): void => run('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', options]);
-  const halt = (): void => run('pg_ctl', ['stop', '-m', 'immediate', '-w', '-D', data]);
+  const halt = (): void => run('pg_ctl', ['stop', '-m', 'fast', '-w', '-D', data]);
   start();
   let running = true;
   let databases = 0;
@@ -99,10 +97,6 @@ export async function startPostgres(): Promise<PostgresServer> {
         try { halt(); } catch { /* already down */ }
       }
       rmSync(dir, { recursive: true, force: true });
-    },
-    async restart() {
-      halt();
-      start();
     },
     halt() { halt(); },
     start() { start(); },

@@ -31,19 +31,29 @@ describe('a private Redis', () => {
 });
 
 describe('a private PostgreSQL', () => {
-  it('creates databases on loopback and leaves nothing behind', async () => {
+  it('creates databases on loopback, keeps them across a restart, and leaves nothing behind', async () => {
     const server = await startPostgres();
     let url = '';
     try {
       url = await server.createDatabase('servers_test');
       const client = new pg.Client({ connectionString: url });
       await client.connect();
-      expect((await client.query('SELECT 1 + 1 AS two')).rows[0].two).toBe(2);
+      await client.query('CREATE TABLE kept (x INTEGER); INSERT INTO kept VALUES (2)');
       await client.end();
+      server.halt();
+      const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+      probe.on('error', () => undefined);
+      await expect(probe.connect()).rejects.toThrow();
+      server.start();
+      const again = new pg.Client({ connectionString: url });
+      await again.connect();
+      expect((await again.query('SELECT x FROM kept')).rows).toEqual([{ x: 2 }]);
+      await again.end();
     } finally {
       await server.stop();
     }
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+    client.on('error', () => undefined);
     await expect(client.connect()).rejects.toThrow();
     expect(server.dir.startsWith(tmpdir())).toBe(true);
     expect(existsSync(server.dir)).toBe(false);
