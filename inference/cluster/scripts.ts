@@ -1,0 +1,193 @@
+/**
+ * The cluster's shared state in Redis, changed only by these Lua scripts, so each change is atomic across every front
+ * and worker: a job's record, pictalk's fair line per kind, and the counts that bound the queue.
+ *
+ * Keys, under a prefix P (default `pictalk`):
+ *   P:job:<id>           hash: kind, space, user, state (queued | dispatched | running | settled), timeoutMs,
+ *                        submittedAt, startedAt, attempts, worker, outcome (ok | error), cancel
+ *   P:input:<id>         the encoded input, until the job settles
+ *   P:result:<id>        the encoded result or error JSON, for `resultTtl` seconds after the job settled
+ *   P:line:<kind>        list of space ids in round-robin order; P:line:<kind>:s:<space> the space's users in order;
+ *                        P:line:<kind>:u:<len>:<space>:<user> the user's waiting job ids, oldest first
+ *   P:waiting            jobs accepted and not started (the line plus those handed to BullMQ), all kinds together
+ *   P:waiting:kinds, P:running:kinds   hashes kind -> count
+ *   P:users              hash user -> unfinished jobs (waiting or running), for the per-user bound
+ *   P:dispatched         sorted set id -> when it was handed to BullMQ (a worker re-adds one that a crash lost)
+ * Channels: P:events (JSON: line, start, progress, settled), P:wake (a kind has work), P:cancel (a job id to abort).
+ *
+ * The fair rule is the in-process core's (fair-queue.ts): round-robin over spaces, then over the users of a space,
+ * FIFO within a user; serving a user moves it to the back of its space, serving a space to the back of all spaces.
+ */
+
+const COMMON = `
+local P = ARGV[1]
+local function jobKey(id) return P .. ':job:' .. id end
+local function lineKey(kind) return P .. ':line:' .. kind end
+local function spaceKey(kind, space) return lineKey(kind) .. ':s:' .. space end
+local function userKey(kind, space, user) return lineKey(kind) .. ':u:' .. #space .. ':' .. space .. ':' .. user end
+local function lineChanged(kind) redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'line', kind = kind })) end
+
+local function lineRemove(kind, space, user, id)
+  local U = userKey(kind, space, user)
+  if redis.call('LREM', U, 1, id) == 0 then return end
+  if redis.call('LLEN', U) == 0 then
+    local S = spaceKey(kind, space)
+    redis.call('LREM', S, 1, user)
+    if redis.call('LLEN', S) == 0 then redis.call('LREM', lineKey(kind), 1, space) end
+  end
+  lineChanged(kind)
+end
+
+-- settle a job once: free its place in the counts, keep its outcome for ttl seconds, tell every front
+local function settle(id, outcome, payload, ttl)
+  local J = jobKey(id)
+  local f = redis.call('HMGET', J, 'state', 'kind', 'space', 'user')
+  local state, kind, space, user = f[1], f[2], f[3], f[4]
+  if not state or state == 'settled' then return 0 end
+  if state == 'queued' then lineRemove(kind, space, user, id) end
+  if state == 'queued' or state == 'dispatched' then
+    redis.call('DECR', P .. ':waiting')
+    redis.call('HINCRBY', P .. ':waiting:kinds', kind, -1)
+    redis.call('ZREM', P .. ':dispatched', id)
+  elseif state == 'running' then
+    redis.call('HINCRBY', P .. ':running:kinds', kind, -1)
+  end
+  if redis.call('HINCRBY', P .. ':users', user, -1) <= 0 then redis.call('HDEL', P .. ':users', user) end
+  redis.call('HSET', J, 'state', 'settled', 'outcome', outcome)
+  redis.call('EXPIRE', J, ttl)
+  redis.call('SET', P .. ':result:' .. id, payload, 'EX', ttl)
+  redis.call('DEL', P .. ':input:' .. id)
+  redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'settled', id = id }))
+  return 1
+end
+`;
+
+/** ARGV: P, id, kind, space, user, input, maxQueued, maxPerUser, timeoutMs, now, inputTtl. → {'ok'} | {'duplicate'} | {'total'|'user', n} */
+export const SUBMIT = `${COMMON}
+local id, kind, space, user = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local maxQueued, maxPerUser = tonumber(ARGV[7]), tonumber(ARGV[8])
+if redis.call('EXISTS', jobKey(id)) == 1 then return { 'duplicate' } end
+local waiting = tonumber(redis.call('GET', P .. ':waiting') or '0')
+if waiting >= maxQueued then return { 'total', waiting } end
+local mine = tonumber(redis.call('HGET', P .. ':users', user) or '0')
+if mine >= maxPerUser then return { 'user', mine } end
+redis.call('HSET', jobKey(id), 'kind', kind, 'space', space, 'user', user, 'state', 'queued', 'timeoutMs', ARGV[9],
+  'submittedAt', ARGV[10], 'attempts', 0)
+redis.call('SET', P .. ':input:' .. id, ARGV[6], 'EX', tonumber(ARGV[11]))
+local U = userKey(kind, space, user)
+if redis.call('RPUSH', U, id) == 1 then
+  local S = spaceKey(kind, space)
+  if redis.call('RPUSH', S, user) == 1 then redis.call('RPUSH', lineKey(kind), space) end
+end
+redis.call('INCR', P .. ':waiting')
+redis.call('HINCRBY', P .. ':waiting:kinds', kind, 1)
+redis.call('HINCRBY', P .. ':users', user, 1)
+redis.call('PUBLISH', P .. ':wake', kind)
+lineChanged(kind)
+return { 'ok' }
+`;
+
+/** The next job of a kind in fair order, marked as handed to BullMQ. ARGV: P, kind, now. → id | false */
+export const POP = `${COMMON}
+local kind, now = ARGV[2], tonumber(ARGV[3])
+local L = lineKey(kind)
+local space = redis.call('LPOP', L)
+if not space then return false end
+local S = spaceKey(kind, space)
+local user = redis.call('LPOP', S)
+local U = userKey(kind, space, user)
+local id = redis.call('LPOP', U)
+if redis.call('LLEN', U) > 0 then redis.call('RPUSH', S, user) end
+if redis.call('LLEN', S) > 0 then redis.call('RPUSH', L, space) end
+redis.call('HSET', jobKey(id), 'state', 'dispatched')
+redis.call('ZADD', P .. ':dispatched', now, id)
+lineChanged(kind)
+return id
+`;
+
+/**
+ * A worker starts a job BullMQ gave it. ARGV: P, id, worker, now.
+ * → {'run', input, timeoutMs, attempts, owner space, owner user} | {'gone'} (settled meanwhile: cancelled, failed)
+ */
+export const START = `${COMMON}
+local id = ARGV[2]
+local J = jobKey(id)
+local f = redis.call('HMGET', J, 'state', 'kind', 'space', 'user', 'timeoutMs')
+local state, kind = f[1], f[2]
+if not state or state == 'settled' or state == 'queued' then return { 'gone' } end
+local input = redis.call('GET', P .. ':input:' .. id)
+if not input then return { 'gone' } end
+if state == 'dispatched' then
+  redis.call('DECR', P .. ':waiting')
+  redis.call('HINCRBY', P .. ':waiting:kinds', kind, -1)
+  redis.call('HINCRBY', P .. ':running:kinds', kind, 1)
+  redis.call('ZREM', P .. ':dispatched', id)
+end
+redis.call('HSET', J, 'state', 'running', 'worker', ARGV[3], 'startedAt', ARGV[4])
+local attempts = redis.call('HINCRBY', J, 'attempts', 1)
+redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'start', id = id, attempt = attempts }))
+return { 'run', input, f[5], attempts, f[3], f[4] }
+`;
+
+/** ARGV: P, id, outcome (ok | error), payload, ttl. → 1 when this call settled it, 0 when it had settled already */
+export const SETTLE = `${COMMON}
+return settle(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]))
+`;
+
+/**
+ * Cancel from any process: settles the job as cancelled at once and, when a worker runs it, tells that worker to
+ * abort between steps. ARGV: P, id, error JSON, ttl. → 1 | 0 (no unsettled job of that id)
+ */
+export const CANCEL = `${COMMON}
+local id = ARGV[2]
+local state = redis.call('HGET', jobKey(id), 'state')
+if state == 'running' then
+  redis.call('HSET', jobKey(id), 'cancel', 1)
+  redis.call('PUBLISH', P .. ':cancel', id)
+end
+return settle(id, 'error', ARGV[3], tonumber(ARGV[4]))
+`;
+
+/**
+ * Places in line of some jobs of one kind: 1.. waiting (1 = next; a job handed to BullMQ counts as next), 0
+ * running, -1 settled or unknown. ARGV: P, kind, id...
+ */
+export const POSITIONS = `${COMMON}
+local kind = ARGV[2]
+-- walk the fair line as POP would take it: spaces round-robin, users round-robin, FIFO within a user
+local spaces = {}
+for _, space in ipairs(redis.call('LRANGE', lineKey(kind), 0, -1)) do
+  local users = {}
+  for _, user in ipairs(redis.call('LRANGE', spaceKey(kind, space), 0, -1)) do
+    table.insert(users, { items = redis.call('LRANGE', userKey(kind, space, user), 0, -1), next = 1 })
+  end
+  table.insert(spaces, users)
+end
+local order = {}
+local n = 0
+local queue = spaces
+while #queue > 0 do
+  local rest = {}
+  for _, users in ipairs(queue) do
+    local user = table.remove(users, 1)
+    n = n + 1
+    order[user.items[user.next]] = n
+    user.next = user.next + 1
+    if user.next <= #user.items then table.insert(users, user) end
+    if #users > 0 then table.insert(rest, users) end
+  end
+  queue = rest
+end
+local inLine = n
+local dispatched = tonumber(redis.call('HGET', P .. ':waiting:kinds', kind) or '0') - inLine
+if dispatched < 0 then dispatched = 0 end
+local out = {}
+for i = 3, #ARGV do
+  local state = redis.call('HGET', jobKey(ARGV[i]), 'state')
+  if state == 'queued' and order[ARGV[i]] then table.insert(out, order[ARGV[i]] + dispatched)
+  elseif state == 'dispatched' then table.insert(out, 1)
+  elseif state == 'running' then table.insert(out, 0)
+  else table.insert(out, -1) end
+end
+return out
+`;

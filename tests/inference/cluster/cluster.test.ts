@@ -1,0 +1,207 @@
+/**
+ * The cluster queue beyond the port contract: fairness with two busy workers, cancel from another front, caption
+ * batching on a worker, a worker killed with SIGKILL mid-job (run again, one result; past the retry limit a clear
+ * failure), and Redis stopped and started again. Real Redis, real worker processes for the kills.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ClusterClient, type ClusterHandle } from '../../../inference/cluster/client.js';
+import { ClusterWorker } from '../../../inference/cluster/worker.js';
+import type { InferencePipelines } from '../../../inference/core.js';
+import { createInferenceMetrics, createMetricsRegistry } from '../../../inference/metrics.js';
+import type { CaptionRequest, JobOwner } from '../../../inference/types.js';
+import { steeredPipelines } from '../../bot/port.contract.js';
+import { redisCommand, startRedis, type RedisServer } from '../../helpers/redis.server.js';
+
+let redis: RedisServer;
+beforeAll(async () => { redis = await startRedis(); });
+afterAll(async () => { await redis?.stop(); });
+
+const quiet = { warn: () => undefined };
+const owner = (userId: string, spaceId = 's1'): JobOwner => ({ userId, spaceId });
+const imagine = (prompt: string) => ({ kind: 'imagine' as const, request: { prompt, seed: 1 } });
+let n = 0;
+const prefix = (): string => `cluster${++n}`;
+const closers: Array<() => Promise<unknown>> = [];
+afterEach(async () => { for (const close of closers.splice(0).reverse()) await close().catch(() => undefined); });
+
+async function worker(p: string, pipelines: InferencePipelines, options: { lockMs?: number; onStart?: (id: string, attempt: number) => void; imagine?: number } = {}): Promise<ClusterWorker> {
+  const w = await ClusterWorker.open(pipelines, {
+    redisUrl: redis.url, prefix: p, lockMs: options.lockMs ?? 2000, concurrency: { imagine: options.imagine ?? 1 }, log: quiet,
+    metrics: createInferenceMetrics(createMetricsRegistry()), ...(options.onStart ? { onStart: options.onStart } : {}),
+  });
+  closers.push(() => w.close());
+  return w;
+}
+
+async function client(p: string, options: { maxQueued?: number; maxPerUser?: number } = {}): Promise<ClusterClient> {
+  const c = await ClusterClient.open({ redisUrl: redis.url, prefix: p, maxQueued: 100, maxPerUser: 50, log: quiet, ...options });
+  closers.push(() => c.close());
+  return c;
+}
+
+/** A worker in its own process, to be killed with SIGKILL. */
+async function childWorker(p: string, lockMs: number, stepMs: number, steps: number): Promise<{ child: ChildProcess; starts: string[] }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tests/inference/cluster/worker.child.ts', redis.url, p, String(lockMs), String(stepMs), String(steps)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  closers.push(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await new Promise((r) => child.once('exit', r)); } });
+  const starts: string[] = [];
+  let buffer = '';
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the worker exited with ${code}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        if (line === 'ready') resolve();
+        else if (line.startsWith('start ')) starts.push(line.slice(6));
+      }
+    });
+  });
+  return { child, starts };
+}
+
+async function until(done: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(5);
+  }
+}
+
+describe('the cluster queue', () => {
+  it('starts the one job of a user who waited behind 40 of another user\'s among the next two, with two workers busy', async () => {
+    const p = prefix();
+    const starts: string[] = [];
+    const record = (id: string): void => { starts.push(id); };
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const quick = steeredPipelines({ stepMs: 2, steps: 1 });
+    // the first two jobs hold both workers until every job is in line
+    const pipelines: InferencePipelines = { ...quick, imagine: async (request, options) => { if (request.prompt === 'hold') await held; return quick.imagine(request, options); } };
+    await worker(p, pipelines, { onStart: record });
+    await worker(p, pipelines, { onStart: record });
+    const front = await client(p);
+    const other = await client(p);
+    // both workers busy
+    const busy = [await front.submit(owner('z', 's0'), imagine('hold'), { jobId: 'z1' }), await front.submit(owner('y', 's0'), imagine('hold'), { jobId: 'y1' })];
+    await until(() => starts.length === 2);
+    const jobs: ClusterHandle[] = [...busy];
+    for (let i = 0; i < 40; i += 1) jobs.push(await front.submit(owner('a'), imagine(`a${i}`), { jobId: `a${i}` }));
+    jobs.push(await other.submit(owner('b'), imagine('b0'), { jobId: 'b0' }));   // from another front
+    expect(starts).toHaveLength(2);
+    release();
+    await Promise.all(jobs.map((j) => j.result));
+    const next = starts.slice(2);
+    expect(next.indexOf('b0')).toBeGreaterThanOrEqual(0);
+    expect(next.indexOf('b0')).toBeLessThanOrEqual(1);
+    expect(new Set(starts).size).toBe(43);   // every job started once
+  });
+
+  it('cancels from another front a job that a worker runs, within a second, between steps', async () => {
+    const p = prefix();
+    await worker(p, steeredPipelines({ stepMs: 50, steps: 100 }));
+    const front = await client(p);
+    const other = await client(p);
+    const job = await front.submit(owner('a'), imagine('long'), { jobId: 'long' });
+    const steps: number[] = [];
+    job.on('progress', (pr) => steps.push(pr.step));
+    await until(() => steps.length >= 2);
+    const at = Date.now();
+    expect(await other.cancel('long')).toBe(true);
+    await expect(job.result).rejects.toMatchObject({ code: 'job.cancelled' });
+    expect(Date.now() - at).toBeLessThan(1000);
+    const stepsAtCancel = Math.max(...steps);
+    await sleep(300);
+    expect(Math.max(...steps)).toBeLessThanOrEqual(stepsAtCancel + 1);
+    expect(await front.stats()).toMatchObject({ queued: { imagine: 0 }, running: { imagine: 0 } });
+  });
+
+  it('batches caption jobs that wait at the same time on one worker', async () => {
+    const p = prefix();
+    const batches: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const pipelines: InferencePipelines = {
+      ...steeredPipelines({ stepMs: 1, steps: 1 }),
+      async captionBatch(requests: CaptionRequest[]) {
+        batches.push(requests.length);
+        if (batches.length === 1) await gate;
+        return requests.map((r) => ({ kind: 'caption' as const, caption: `A ${r.image.toString()}.`, tokens: [], score: 0, timingsMs: {} }));
+      },
+    };
+    await worker(p, pipelines);
+    const front = await client(p);
+    const first = await front.submit(owner('u0'), { kind: 'caption', request: { image: Buffer.from('first') } });
+    await until(() => batches.length === 1);
+    const rest = [];
+    for (let i = 1; i <= 6; i += 1) rest.push(await front.submit(owner(`u${i}`), { kind: 'caption', request: { image: Buffer.from(`img${i}`) } }));
+    await sleep(100);
+    release();
+    const results = await Promise.all([first, ...rest].map((j) => j.result));
+    expect(results.map((r) => (r as { caption: string }).caption)).toEqual(['A first.', ...[1, 2, 3, 4, 5, 6].map((i) => `A img${i}.`)]);
+    expect(batches[0]).toBe(1);
+    expect(Math.max(...batches.slice(1))).toBeGreaterThan(1);
+  });
+
+  it('runs again on another worker a job whose worker was killed with SIGKILL, with one result', async () => {
+    const p = prefix();
+    const doomed = await childWorker(p, 1000, 40, 50);
+    const front = await client(p);
+    const job = await front.submit(owner('a'), imagine('survivor'), { jobId: 'survivor' });
+    const starts: number[] = [];
+    job.on('start', () => starts.push(Date.now()));
+    await until(() => doomed.starts.length === 1);
+    await sleep(200);
+    doomed.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const attempts: number[] = [];
+    await worker(p, steeredPipelines({ stepMs: 5, steps: 3 }), { lockMs: 1000, onStart: (_id, attempt) => attempts.push(attempt) });
+    const result = await job.result;
+    expect(result).toMatchObject({ kind: 'imagine', images: [{ png: Buffer.from('png:survivor') }] });
+    expect(attempts).toEqual([2]);
+    expect(Date.now() - killedAt).toBeLessThan(5000);      // noticed after about the lock time
+    expect(await front.stats()).toMatchObject({ queued: { imagine: 0 }, running: { imagine: 0 } });
+    expect(await redisCommand(redis.port, 'HGET', `${p}:job:survivor`, 'outcome')).toBe('ok');
+  });
+
+  it('fails with a clear message a job whose workers were killed twice', async () => {
+    const p = prefix();
+    const front = await client(p);
+    const first = await childWorker(p, 800, 50, 100);
+    const job = await front.submit(owner('a'), imagine('cursed'), { jobId: 'cursed' });
+    await until(() => first.starts.length === 1);
+    first.child.kill('SIGKILL');
+    const second = await childWorker(p, 800, 50, 100);
+    await until(() => second.starts.length === 1, 10_000);
+    expect(second.starts[0]).toBe('cursed 2');
+    second.child.kill('SIGKILL');
+    await worker(p, steeredPipelines({ stepMs: 5, steps: 2 }), { lockMs: 800 });  // it notices the second stall
+    const error = await job.result.then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: 'inference.failed', message: expect.stringContaining('interrupted twice') });
+    expect(await front.stats()).toMatchObject({ queued: { imagine: 0 }, running: { imagine: 0 } });
+  }, 30_000);
+
+  it('answers busy while Redis is down, crashes nothing, and resumes waiting jobs after Redis is back', async () => {
+    const p = prefix();
+    const starts: string[] = [];
+    await worker(p, steeredPipelines({ stepMs: 20, steps: 10 }), { onStart: (id) => starts.push(id) });
+    const front = await client(p);
+    const running = await front.submit(owner('a'), imagine('before'), { jobId: 'before' });
+    const waiting = await front.submit(owner('b'), imagine('waiting'), { jobId: 'waiting' });
+    await until(() => starts.length === 1);
+    await redis.halt();
+    const at = Date.now();
+    await expect(front.submit(owner('c'), imagine('during'))).rejects.toMatchObject({ code: 'queue.busy', retryable: true });
+    expect(Date.now() - at).toBeLessThan(2500);         // within a platform's three-second ack deadline
+    await sleep(1500);
+    await redis.start();
+    const results = await Promise.all([running.result, waiting.result]);
+    expect(results.map((r) => r.kind)).toEqual(['imagine', 'imagine']);
+    const after = await front.submit(owner('c'), imagine('after'));
+    await expect(after.result).resolves.toMatchObject({ kind: 'imagine' });
+    expect(await front.stats()).toMatchObject({ queued: { imagine: 0 }, running: { imagine: 0 } });
+  }, 30_000);
+});
