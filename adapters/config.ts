@@ -42,6 +42,10 @@ export interface PictalkSettings extends ModelSettings {
   dbPath: string;
   /** PICTALK_DATABASE_URL: the store is PostgreSQL at this URL instead of SQLite at `dbPath`. */
   databaseUrl?: string;
+  /** PICTALK_REDIS_URL: jobs go through BullMQ on this Redis (the cluster queue) instead of the in-process core. */
+  redisUrl?: string;
+  /** PICTALK_WORKER_LOCK_MS: how long a worker's claim on a running job lasts without renewal. */
+  workerLockMs: number;
   /** Port of the Prometheus /metrics server; no server when absent. */
   metricsPort?: number;
   /** PICTALK_REQUIRE_PLATFORM=1 (the container image sets it): no chat platform configured is an error, not the terminal. */
@@ -56,6 +60,28 @@ export interface PictalkSettings extends ModelSettings {
 }
 
 export const DEFAULT_DB_PATH = './pictalk.sqlite';
+export const DEFAULT_WORKER_LOCK_MS = 30_000;
+
+/** What one `pictalk start` process does: everything (the default), the platforms and policy, or the models. */
+export type Role = 'all' | 'front' | 'worker';
+export const ROLES: readonly Role[] = ['all', 'front', 'worker'];
+
+/** `pictalk start [--role all|front|worker]`; anything else is `config.invalid` naming it. */
+export function parseStartArgs(argv: readonly string[]): { role: Role } {
+  let role: Role = 'all';
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    const value = arg.startsWith('--role=') ? arg.slice('--role='.length) : arg === '--role' ? argv[++i] : undefined;
+    if (value === undefined && arg !== '--role') {
+      throw new PictalkError('config.invalid', `Unknown option ${describe(arg)} for \`pictalk start\`; expected --role all|front|worker`);
+    }
+    if (!ROLES.includes(value as Role)) {
+      throw new PictalkError('config.invalid', `Expected --role to be one of ${ROLES.join(', ')}, got ${describe(value)}`);
+    }
+    role = value as Role;
+  }
+  return { role };
+}
 export const DEFAULT_SLACK_PORT = 3000;
 /** Imagine jobs side by side on the builtin model when PICTALK_IMAGINE_BATCH is unset. */
 export const DEFAULT_IMAGINE_BATCH = 4;
@@ -197,8 +223,11 @@ export function loadModelSettings(env: Env = process.env): ModelSettings {
   return settings;
 }
 
-/** Read every setting; throws `config.invalid` naming each missing or malformed one. */
-export function loadSettings(env: Env = process.env): PictalkSettings {
+/**
+ * Read every setting; throws `config.invalid` naming each missing or malformed one. A `front` or `worker` needs
+ * PICTALK_REDIS_URL (the queue they share).
+ */
+export function loadSettings(env: Env = process.env, role: Role = 'all'): PictalkSettings {
   const problems = new Problems();
   const models = modelSettings(env, problems);
   const discordSettings = discord(env, problems);
@@ -241,10 +270,19 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
     problems.add('PICTALK_DATABASE_URL', `Expected PICTALK_DATABASE_URL to be postgres://user:password@host:port/database, got ${describe(databaseUrl.replace(/:[^:@/]*@/, ':***@'))}`);
   }
 
+  const redisUrl = read(env, 'PICTALK_REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^/]+(\/\d+)?$/.test(redisUrl)) {
+    problems.add('PICTALK_REDIS_URL', `Expected PICTALK_REDIS_URL to be redis://host:port/db, got ${describe(redisUrl.replace(/:[^:@/]*@/, ':***@'))}`);
+  } else if (redisUrl === undefined && role !== 'all') {
+    problems.add('PICTALK_REDIS_URL', `The ${role} role needs PICTALK_REDIS_URL (redis://host:port/db): fronts and workers share their jobs through Redis`);
+  }
+  const workerLockMs = integer(env, 'PICTALK_WORKER_LOCK_MS', problems, 100, 3_600_000) ?? DEFAULT_WORKER_LOCK_MS;
+
   if (problems.list.length > 0) fail(problems);
 
   const settings: PictalkSettings = {
     ...models,
+    workerLockMs,
     requirePlatform: requireText === '1',
     dbPath: read(env, 'PICTALK_DB') ?? DEFAULT_DB_PATH,
     ...(imagineBatch !== undefined ? { imagineBatch } : {}),
@@ -254,6 +292,7 @@ export function loadSettings(env: Env = process.env): PictalkSettings {
   if (slackSettings) settings.slack = slackSettings;
   if (metricsPort !== undefined) settings.metricsPort = metricsPort;
   if (databaseUrl !== undefined) settings.databaseUrl = databaseUrl;
+  if (redisUrl !== undefined) settings.redisUrl = redisUrl;
   return settings;
 }
 

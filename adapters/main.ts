@@ -10,14 +10,18 @@ import { Bot } from '../bot/bot.js';
 import { PostgresStore } from '../bot/postgres.store.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
 import type { BotStore } from '../bot/store.js';
+import type { InferencePort } from '../bot/ports.js';
 import { builtinModelDir } from '../common/package-root.js';
-import { InferenceCore } from '../inference/core.js';
+import { ClusterClient } from '../inference/cluster/client.js';
+import { createClusterMetrics } from '../inference/cluster/metrics.js';
+import { ClusterWorker } from '../inference/cluster/worker.js';
+import { InferenceCore, type InferencePipelines } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
-import { createInferenceMetrics, createMetricsRegistry } from '../inference/metrics.js';
+import { createInferenceMetrics, createMetricsRegistry, type InferenceMetrics, type MetricsRegistry } from '../inference/metrics.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
-import { imagineBatchOf, loadSettings, requirePlatform, type PictalkSettings } from './config.js';
+import { imagineBatchOf, loadSettings, parseStartArgs, requirePlatform, type PictalkSettings, type Role } from './config.js';
 import { corePort } from './core.port.js';
 import { startDiscordAdapter } from './discord/discord.adapter.js';
 import { startLocalAdapter } from './local/local.adapter.js';
@@ -39,92 +43,101 @@ const log = {
 interface Stoppable { stop(): Promise<void> }
 
 /** Start pictalk; resolves with the exit code once it has stopped (a signal, or the terminal session ending). */
-export async function start(_argv: readonly string[] = []): Promise<number> {
+export async function start(argv: readonly string[] = []): Promise<number> {
   let settings: PictalkSettings;
+  let role: Role;
   try {
-    settings = loadSettings(process.env);
+    ({ role } = parseStartArgs(argv));
+    settings = loadSettings(process.env, role);
     // In a container there is no terminal to talk to: a missing platform is a configuration error there.
-    if (settings.requirePlatform) requirePlatform(settings);
+    if (settings.requirePlatform && role !== 'worker') requirePlatform(settings);
   } catch (error) {
     console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
+  const runsPlatforms = role !== 'worker';
+  const runsModels = role !== 'front';
+  const cleanup: Array<() => Promise<unknown>> = [];
+  const stopAll = async (): Promise<void> => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch((error: unknown) => log.warn('stopping failed', { error: String(error) }));
+  };
 
   // the store first: a database that cannot be reached stops start-up before minutes of model loading
-  let store: BotStore;
+  let store: BotStore | undefined;
+  if (runsPlatforms) {
+    try {
+      store = settings.databaseUrl ? await PostgresStore.open(settings.databaseUrl) : new SqliteStore(settings.dbPath);
+    } catch (error) {
+      const setting = settings.databaseUrl ? 'PICTALK_DATABASE_URL' : 'PICTALK_DB';
+      console.error(`pictalk: ${setting}: ${error instanceof Error ? error.message : String(error)}`);
+      return 1;
+    }
+    const opened = store;
+    cleanup.push(() => opened.close());
+  }
+
+  const registry = createMetricsRegistry({ defaultMetrics: true });
+  const metricsOfCore = createInferenceMetrics(registry);
+  let pipelines: InferencePipelines | undefined;
+  if (runsModels) {
+    try {
+      pipelines = await loadPipelines(settings, metricsOfCore, cleanup);
+    } catch (error) {
+      console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
+      await stopAll();
+      return isPictalkError(error) && error.code.startsWith('input.') ? 2 : 1;
+    }
+  }
+
+  // the one queue: in this process, or the cluster's on Redis
+  let port: InferencePort | undefined;
+  let health: () => Promise<Record<string, unknown>>;
   try {
-    store = settings.databaseUrl ? await PostgresStore.open(settings.databaseUrl) : new SqliteStore(settings.dbPath);
+    if (settings.redisUrl) {
+      const cluster = await startCluster(settings, role, pipelines, metricsOfCore, registry, cleanup);
+      port = cluster.port;
+      health = cluster.health;
+      log.info(`role ${role}: jobs go through Redis`, { worker: cluster.workerId });
+    } else {
+      const core = new InferenceCore(pipelines!, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
+      cleanup.push(() => core.close());
+      port = corePort(core);
+      health = async () => ({ queue: core.stats() });
+    }
   } catch (error) {
-    const setting = settings.databaseUrl ? 'PICTALK_DATABASE_URL' : 'PICTALK_DB';
-    console.error(`pictalk: ${setting}: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
+    await stopAll();
     return 1;
   }
 
-  // models: loaded once, shared by every platform
-  const t2iDir = settings.t2iModel ?? builtinModelDir('text-to-image');
-  const captionerDir = settings.captioner ?? builtinModelDir('captioner');
-  const backend = { executionProvider: settings.executionProvider };
-  let textToImage: TextToImage, imageToText: ImageToText | undefined;
-  const speech = createTextToSpeech();
-  const registry = createMetricsRegistry({ defaultMetrics: true });
-  const metricsOfCore = createInferenceMetrics(registry);
-  try {
-    [textToImage, imageToText] = await Promise.all([
-      loadTextToImage(t2iDir, {
-        backend,
-        onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests),
-        // the captioner ranks candidate pictures when the model folder asks for more than one (pictalk.json); it runs
-        // inside the imagine job, outside the caption lane, so its cost is measured here (pictalk_rank_seconds)
-        scorer: async (images, text, options) => {
-          const started = performance.now();
-          try {
-            return await imageToText!.scoreText(images, text, options);
-          } finally {
-            metricsOfCore.observeRank(images.length, (performance.now() - started) / 1000);
-          }
-        },
-      }),
-      loadImageToText(captionerDir, { backend }),
-      speech.load(),
-    ]);
-  } catch (error) {
-    console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);
-    await store.close();
-    return isPictalkError(error) && error.code.startsWith('input.') ? 2 : 1;
-  }
-  log.info('models loaded', { textToImage: t2iDir, captioner: captionerDir });
-
-  // the one queue
-  const core = new InferenceCore({
-    imagine: (request, options) => textToImage.imagine(request, options),
-    captionBatch: (requests, options) => imageToText.captionBatch(requests, options),
-    prefetchCaption: (request) => imageToText.prefetch(request),
-    speak: (request, options) => speech.speak(request, options),
-  }, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
-
-  const bot = new Bot({ store, core: corePort(core), config: settings.bot, logger: log });
-  await bot.recoverInterrupted();
-
   let metrics: MetricsServer | undefined;
   if (settings.metricsPort !== undefined) {
-    metrics = await startMetricsServer({ port: settings.metricsPort, registry, health: () => ({ queue: core.stats() }) });
+    metrics = await startMetricsServer({ port: settings.metricsPort, registry, health: () => health() });
+    const server = metrics;
+    cleanup.push(() => server.close());
     log.info(`metrics on :${metrics.port}/metrics, health on /healthz`);
   }
-
-  const adapters: Stoppable[] = [];
-  let stopping = false;
   const shutdown = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
     metrics?.setReady(false);
     log.info('stopping: finishing the jobs in flight');
-    for (const adapter of adapters) await adapter.stop().catch((error: unknown) => log.warn('adapter stop failed', { error: String(error) }));
-    await core.close();
-    await store.close();
-    await Promise.all([textToImage.dispose(), imageToText.dispose(), speech.close()]);
-    await metrics?.close();
+    await stopAll();
   };
 
+  if (!runsPlatforms) {
+    log.info('worker ready: taking jobs');
+    await signal();
+    await shutdown();
+    return 0;
+  }
+
+  const bot = new Bot({ store: store!, core: port!, config: settings.bot, logger: log });
+  await bot.recoverInterrupted();
+
+  const adapters: Stoppable[] = [];
+  // adapters stop first (no new requests), then the queue finishes what is in flight
+  cleanup.push(async () => {
+    for (const adapter of adapters) await adapter.stop().catch((error: unknown) => log.warn('adapter stop failed', { error: String(error) }));
+  });
   try {
     if (settings.discord) {
       const { token, applicationId, apiUrl, guildId } = settings.discord;
@@ -161,6 +174,87 @@ export async function start(_argv: readonly string[] = []): Promise<number> {
   await signal();
   await shutdown();
   return 0;
+}
+
+/** Load the models once, shared by every platform; their disposal joins `cleanup`. */
+async function loadPipelines(settings: PictalkSettings, metricsOfCore: InferenceMetrics, cleanup: Array<() => Promise<unknown>>): Promise<InferencePipelines> {
+  const t2iDir = settings.t2iModel ?? builtinModelDir('text-to-image');
+  const captionerDir = settings.captioner ?? builtinModelDir('captioner');
+  const backend = { executionProvider: settings.executionProvider };
+  const speech = createTextToSpeech();
+  // the scorer runs after loading, once the captioner is there
+  const loadedCaptioner: { current?: ImageToText } = {};
+  const loaded = await Promise.allSettled([
+    loadTextToImage(t2iDir, {
+      backend,
+      onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests),
+      // the captioner ranks candidate pictures when the model folder asks for more than one (pictalk.json); it runs
+      // inside the imagine job, outside the caption lane, so its cost is measured here (pictalk_rank_seconds)
+      scorer: async (images, text, options) => {
+        const started = performance.now();
+        try {
+          return await loadedCaptioner.current!.scoreText(images, text, options);
+        } finally {
+          metricsOfCore.observeRank(images.length, (performance.now() - started) / 1000);
+        }
+      },
+    }),
+    loadImageToText(captionerDir, { backend }),
+    speech.load(),
+  ]);
+  const [t2i, i2t] = loaded;
+  if (t2i.status === 'fulfilled') cleanup.push(() => t2i.value.dispose());
+  if (i2t.status === 'fulfilled') cleanup.push(() => i2t.value.dispose());
+  cleanup.push(() => speech.close());
+  const failed = loaded.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const textToImage = (t2i as PromiseFulfilledResult<TextToImage>).value;
+  const captioner = (i2t as PromiseFulfilledResult<ImageToText>).value;
+  loadedCaptioner.current = captioner;
+  log.info('models loaded', { textToImage: t2iDir, captioner: captionerDir });
+  return {
+    imagine: (request, options) => textToImage.imagine(request, options),
+    captionBatch: (requests, options) => captioner.captionBatch(requests, options),
+    prefetchCaption: (request) => captioner.prefetch(request),
+    speak: (request, options) => speech.speak(request, options),
+  };
+}
+
+/**
+ * The cluster queue on Redis: a worker over this process's models (roles all and worker) and a client for bot/
+ * (roles all and front). Their closing joins `cleanup`: the client first (no new jobs), then the worker finishes its own.
+ */
+async function startCluster(
+  settings: PictalkSettings, role: Role, pipelines: InferencePipelines | undefined, metricsOfCore: InferenceMetrics,
+  registry: MetricsRegistry, cleanup: Array<() => Promise<unknown>>,
+): Promise<{ port?: InferencePort; health: () => Promise<Record<string, unknown>>; workerId?: string }> {
+  const redisUrl = settings.redisUrl!;
+  let worker: ClusterWorker | undefined;
+  let client: ClusterClient | undefined;
+  if (pipelines) {
+    worker = await ClusterWorker.open(pipelines, {
+      redisUrl, lockMs: settings.workerLockMs, metrics: metricsOfCore, log,
+      concurrency: { imagine: imagineBatchOf(settings) },
+    });
+    const opened = worker;
+    cleanup.push(() => opened.close());
+  }
+  if (role !== 'worker') {
+    client = await ClusterClient.open({ redisUrl, log });
+    const opened = client;
+    cleanup.push(() => opened.close());
+  }
+  createClusterMetrics(registry, { client, worker });
+  return {
+    ...(client ? { port: client } : {}),
+    ...(worker ? { workerId: worker.id } : {}),
+    health: async () => {
+      const redis = await (client ?? worker)!.ping();
+      const figures: Record<string, unknown> = { role, redis, healthy: redis };
+      if (worker) figures.worker = { id: worker.id, modelsLoaded: true, running: worker.busy() };
+      return figures;
+    },
+  };
 }
 
 function signal(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * The operator's HTTP endpoints: `/metrics` for Prometheus and `/healthz` for the container health check.
- * /healthz answers 200 while the process can take work, 503 once it is shutting down.
+ * /healthz answers 200 while the process can take work, 503 once it is shutting down or when `health` says it cannot
+ * (its role's dependencies do not answer: Redis, the database, models not loaded).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +16,8 @@ export interface MetricsServer {
 export async function startMetricsServer(options: {
   port: number;
   registry: MetricsRegistry;
-  health?: () => Record<string, unknown>;
+  /** Figures for /healthz; `healthy: false` makes it answer 503. */
+  health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   host?: string;
 }): Promise<MetricsServer> {
   let ready = true;
@@ -26,8 +28,14 @@ export async function startMetricsServer(options: {
       return;
     }
     if (path === '/healthz') {
-      const body = JSON.stringify({ status: ready ? 'ok' : 'stopping', ...(options.health?.() ?? {}) });
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+      Promise.resolve(options.health?.() ?? {}).then(
+        (figures) => {
+          const ok = ready && figures.healthy !== false;
+          res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ status: !ready ? 'stopping' : ok ? 'ok' : 'unhealthy', ...figures }));
+        },
+        (error: unknown) => res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'unhealthy', error: String(error) })),
+      );
       return;
     }
     if (path === '/metrics') {

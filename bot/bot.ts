@@ -66,9 +66,12 @@ export class Bot {
   /**
    * Jobs a previous process accepted but never finished: their conversations are gone, but their quota is not spent.
    * Fails them and refunds their reservations; the composition root calls it once at start-up, before the adapters.
+   * Jobs that the queue says are still unfinished (a cluster's, run by a live worker) are left alone.
    */
   async recoverInterrupted(): Promise<number> {
-    const interrupted = await this.store.recoverInterrupted(this.clock.now());
+    // a queue shared by a cluster still runs the jobs other (or earlier) fronts submitted: those are not interrupted
+    const alive = (await this.core.unfinished?.()) ?? [];
+    const interrupted = await this.store.recoverInterrupted(this.clock.now(), alive);
     if (interrupted.length > 0) {
       this.log.warn(`refunded ${interrupted.length} job(s) interrupted by a restart`, { jobIds: interrupted.map((job) => job.id) });
     }

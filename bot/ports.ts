@@ -44,6 +44,11 @@ export interface InferencePort {
   /** Cancel a job by its id, from any process: false when no job of that id is waiting or running. */
   cancel(jobId: string): Promise<boolean>;
   stats?(): Promise<QueueStats>;
+  /**
+   * The ids of the jobs the queue has accepted and not yet settled, when it outlives this process (the cluster's):
+   * a restarting front must not fail those as interrupted.
+   */
+  unfinished?(): Promise<string[]>;
 }
 
 export interface Clock {

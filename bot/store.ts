@@ -95,8 +95,11 @@ export interface BotStore {
   updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void>;
   setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
-  /** Jobs left queued or running by a previous process: fail them and refund their reservations. Returns them. */
-  recoverInterrupted(at: number): Promise<JobRecord[]>;
+  /**
+   * Jobs left queued or running by a previous process: fail them and refund their reservations. Returns them. `keep`
+   * names jobs to leave alone: in a cluster, those the queue still runs for a live front or worker.
+   */
+  recoverInterrupted(at: number, keep?: readonly string[]): Promise<JobRecord[]>;
 
   /** Units reserved or charged today (what counts against the limit), by state. */
   usage(spaceId: string, userId: string, kind: QuotaKind, day: string): Promise<UsageSummary>;

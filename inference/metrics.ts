@@ -101,3 +101,48 @@ export function createInferenceMetrics(registry: Registry = defaultRegistry): In
     },
   };
 }
+
+/** What the cluster's metrics read when Prometheus scrapes: the queue as Redis holds it, this worker's own counts. */
+export interface ClusterMetricsSource {
+  /** Jobs waiting and running per kind in the whole cluster (one figure, whichever process is scraped). */
+  stats(): Promise<{ queued: Record<JobKind, number>; running: Record<JobKind, number> }>;
+  /** This worker's counts since it started, when the process is a worker. */
+  workerCounts?(): { started: number; retried: number; stalled: number; failedStalled: number };
+}
+
+/**
+ * The cluster's metrics, collected at scrape time: `pictalk_cluster_queue_depth` and `pictalk_cluster_jobs_running`
+ * from Redis (the same on every process: chart one process's, or `max by (kind)`), and per worker the jobs it started,
+ * ran again after another worker stopped (`retries`), found stalled, and failed after a second stall. Per-worker run
+ * times are `pictalk_job_run_seconds` of each worker process.
+ */
+export function createClusterMetrics(registry: Registry, source: ClusterMetricsSource): void {
+  const registers = [registry];
+  const kinds: JobKind[] = ['imagine', 'caption', 'speak'];
+  let pending: Promise<Awaited<ReturnType<ClusterMetricsSource['stats']>> | undefined> | undefined;
+  // one Redis read per scrape for both gauges
+  const read = () => (pending ??= source.stats().catch(() => undefined).finally(() => { setTimeout(() => { pending = undefined; }, 100); }));
+  new Gauge({
+    name: 'pictalk_cluster_queue_depth', help: 'Jobs waiting in the cluster queue (Redis), by job kind', labelNames: ['kind'], registers,
+    async collect() {
+      const stats = await read();
+      if (stats) for (const kind of kinds) this.set({ kind }, stats.queued[kind]);
+    },
+  });
+  new Gauge({
+    name: 'pictalk_cluster_jobs_running', help: 'Jobs running on the cluster\'s workers (Redis), by job kind', labelNames: ['kind'], registers,
+    async collect() {
+      const stats = await read();
+      if (stats) for (const kind of kinds) this.set({ kind }, stats.running[kind]);
+    },
+  });
+  const counts = source.workerCounts;
+  if (!counts) return;
+  const counter = (name: string, help: string, key: keyof ReturnType<NonNullable<ClusterMetricsSource['workerCounts']>>): void => {
+    new Gauge({ name, help, registers, collect() { this.set(counts()[key]); } });
+  };
+  counter('pictalk_worker_jobs_started_total', 'Jobs this worker started', 'started');
+  counter('pictalk_worker_retries_total', 'Jobs this worker ran again after the worker running them stopped', 'retried');
+  counter('pictalk_worker_stalled_total', 'Stalled jobs (a worker stopped renewing its lock) this worker found and put back', 'stalled');
+  counter('pictalk_worker_stalled_failed_total', 'Jobs this worker failed because they stalled a second time', 'failedStalled');
+}

@@ -12,7 +12,7 @@ import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { JOB_KINDS } from '../core.js';
 import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../types.js';
 import { decodeResult, encode } from './codec.js';
-import { DEFAULT_PREFIX, closeQuietly, connect, keys, ready, scripts, unreachable, type RedisLog, type Scripts } from './redis.js';
+import { DEFAULT_PREFIX, closeQuietly, connect, keys, readStats, ready, scripts, unreachable, type RedisLog, type Scripts } from './redis.js';
 
 export interface ClusterClientOptions {
   redisUrl: string;
@@ -209,11 +209,13 @@ export class ClusterClient {
   }
 
   /** Jobs waiting and running per kind in the whole cluster, read from Redis. */
-  async stats(): Promise<{ queued: Record<JobKind, number>; running: Record<JobKind, number> }> {
-    const [waiting, running] = await Promise.all([this.redis.hgetall(this.keys.waitingKinds), this.redis.hgetall(this.keys.runningKinds)]);
-    const count = (hash: Record<string, string>): Record<JobKind, number> =>
-      Object.fromEntries(JOB_KINDS.map((kind) => [kind, Math.max(0, Number(hash[kind] ?? 0))])) as Record<JobKind, number>;
-    return { queued: count(waiting), running: count(running) };
+  stats(): Promise<{ queued: Record<JobKind, number>; running: Record<JobKind, number> }> {
+    return readStats(this.redis, this.keys);
+  }
+
+  /** The ids of every job the cluster has accepted and not settled, whichever front submitted it. */
+  async unfinished(): Promise<string[]> {
+    try { return await this.redis.smembers(this.keys.unfinished); } catch (error) { throw unreachable(error); }
   }
 
   /** Whether Redis answers now (for /healthz). */

@@ -4,7 +4,10 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { PictalkError } from '../../common/errors.js';
+import type { JobKind } from '../types.js';
 import { CANCEL, POP, POSITIONS, SETTLE, START, SUBMIT } from './scripts.js';
+
+const JOB_KINDS: readonly JobKind[] = ['imagine', 'caption', 'speak'];
 
 export const DEFAULT_PREFIX = 'pictalk';
 
@@ -111,11 +114,20 @@ export const keys = (prefix: string) => ({
   wake: `${prefix}:wake`,
   cancel: `${prefix}:cancel`,
   dispatched: `${prefix}:dispatched`,
+  unfinished: `${prefix}:unfinished`,
   waitingKinds: `${prefix}:waiting:kinds`,
   runningKinds: `${prefix}:running:kinds`,
   /** BullMQ's queue name for a kind (under BullMQ's own prefix, the same P). */
   queue: (kind: string) => `jobs-${kind}`,
 });
+
+/** Jobs waiting and running per kind in the whole cluster. */
+export async function readStats(redis: Redis, k: ReturnType<typeof keys>): Promise<{ queued: Record<JobKind, number>; running: Record<JobKind, number> }> {
+  const [waiting, running] = await Promise.all([redis.hgetall(k.waitingKinds), redis.hgetall(k.runningKinds)]);
+  const count = (hash: Record<string, string>): Record<JobKind, number> =>
+    Object.fromEntries(JOB_KINDS.map((kind) => [kind, Math.max(0, Number(hash[kind] ?? 0))])) as Record<JobKind, number>;
+  return { queued: count(waiting), running: count(running) };
+}
 
 /** Redis away, as the user hears it: retryable, so the bot says "try again in a moment". */
 export function unreachable(error: unknown): PictalkError {

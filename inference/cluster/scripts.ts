@@ -12,6 +12,7 @@
  *   P:waiting            jobs accepted and not started (the line plus those handed to BullMQ), all kinds together
  *   P:waiting:kinds, P:running:kinds   hashes kind -> count
  *   P:users              hash user -> unfinished jobs (waiting or running), for the per-user bound
+ *   P:unfinished         set of the ids of jobs accepted and not settled (a restarted front keeps their records)
  *   P:dispatched         sorted set id -> when it was handed to BullMQ (a worker re-adds one that a crash lost)
  * Channels: P:events (JSON: line, start, progress, settled), P:wake (a kind has work), P:cancel (a job id to abort).
  *
@@ -57,6 +58,7 @@ local function settle(id, outcome, payload, ttl)
   redis.call('EXPIRE', J, ttl)
   redis.call('SET', P .. ':result:' .. id, payload, 'EX', ttl)
   redis.call('DEL', P .. ':input:' .. id)
+  redis.call('SREM', P .. ':unfinished', id)
   redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'settled', id = id }))
   return 1
 end
@@ -82,6 +84,7 @@ end
 redis.call('INCR', P .. ':waiting')
 redis.call('HINCRBY', P .. ':waiting:kinds', kind, 1)
 redis.call('HINCRBY', P .. ':users', user, 1)
+redis.call('SADD', P .. ':unfinished', id)
 redis.call('PUBLISH', P .. ':wake', kind)
 lineChanged(kind)
 return { 'ok' }

@@ -20,7 +20,7 @@ import { InferenceCore, JOB_KINDS, type InferencePipelines } from '../core.js';
 import type { InferenceMetrics } from '../metrics.js';
 import type { JobKind } from '../types.js';
 import { decodeInput, encode } from './codec.js';
-import { DEFAULT_PREFIX, closeQuietly, connect, keys, ready, redisOptionsOf, scripts, type RedisLog, type Scripts } from './redis.js';
+import { DEFAULT_PREFIX, closeQuietly, connect, keys, readStats, ready, redisOptionsOf, scripts, type RedisLog, type Scripts } from './redis.js';
 
 export const DEFAULT_WORKER_LOCK_MS = 30_000;
 
@@ -140,8 +140,13 @@ export class ClusterWorker {
     for (const kind of JOB_KINDS) this.pump(kind);
   }
 
+  /** Jobs waiting and running per kind in the whole cluster. */
+  stats(): Promise<{ queued: Record<JobKind, number>; running: Record<JobKind, number> }> {
+    return readStats(this.redis, this.keys);
+  }
+
   /** Whether this worker takes jobs and Redis answers (for /healthz). */
-  async healthy(): Promise<boolean> {
+  async ping(): Promise<boolean> {
     if (this.closing) return false;
     try { return (await this.redis.ping()) === 'PONG'; } catch { return false; }
   }

@@ -1,4 +1,4 @@
-import { imagineBatchOf, loadSettings, requirePlatform } from '../../adapters/config.js';
+import { imagineBatchOf, loadSettings, parseStartArgs, requirePlatform } from '../../adapters/config.js';
 
 describe('loadSettings', () => {
   it('uses defaults when nothing is set', () => {
@@ -79,5 +79,29 @@ describe('loadSettings', () => {
     expect(() => loadSettings({ DISCORD_TOKEN: 't', PICTALK_METRICS_PORT: 'x' })).toThrow(
       '2 settings are wrong:\n- DISCORD_TOKEN is set but DISCORD_APPLICATION_ID is not; set both to run on Discord\n' +
       '- Expected PICTALK_METRICS_PORT to be an integer from 1 to 65535, got `"x"` (string)');
+  });
+});
+
+describe('the cluster settings', () => {
+  it('reads --role, defaulting to all, and names a wrong role or option', () => {
+    expect(parseStartArgs([])).toEqual({ role: 'all' });
+    expect(parseStartArgs(['--role', 'front'])).toEqual({ role: 'front' });
+    expect(parseStartArgs(['--role=worker'])).toEqual({ role: 'worker' });
+    expect(() => parseStartArgs(['--role', 'boss'])).toThrow(/--role to be one of all, front, worker, got `"boss"`/);
+    expect(() => parseStartArgs(['--role'])).toThrow(/--role to be one of/);
+    expect(() => parseStartArgs(['--verbose'])).toThrow(/Unknown option `"--verbose"`/);
+  });
+
+  it('needs PICTALK_REDIS_URL for a front or a worker, not for the single process', () => {
+    expect(loadSettings({}).redisUrl).toBeUndefined();
+    expect(loadSettings({}).workerLockMs).toBe(30_000);
+    for (const role of ['front', 'worker'] as const) {
+      expect(() => loadSettings({}, role)).toThrow(/PICTALK_REDIS_URL/);
+    }
+    const settings = loadSettings({ PICTALK_REDIS_URL: 'redis://127.0.0.1:6380/2', PICTALK_WORKER_LOCK_MS: '1500' }, 'worker');
+    expect(settings).toMatchObject({ redisUrl: 'redis://127.0.0.1:6380/2', workerLockMs: 1500 });
+    expect(() => loadSettings({ PICTALK_REDIS_URL: 'http://127.0.0.1:6379' })).toThrow(/PICTALK_REDIS_URL to be redis:\/\/host:port\/db/);
+    expect(() => loadSettings({ PICTALK_REDIS_URL: 'redis://u:hunter2@h:1/x' })).toThrow(/\*\*\*/);
+    expect(() => loadSettings({ PICTALK_WORKER_LOCK_MS: '5' })).toThrow(/PICTALK_WORKER_LOCK_MS to be an integer from 100/);
   });
 });

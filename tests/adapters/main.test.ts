@@ -25,6 +25,17 @@ describe('pictalk start', () => {
     expect(result.stderr).toContain('PICTALK_METRICS_PORT');
   }, 70_000);
 
+  it('stops a front or worker without PICTALK_REDIS_URL, naming it, and an unknown role', () => {
+    for (const [args, pattern] of [[['--role', 'worker'], /PICTALK_REDIS_URL/], [['--role', 'front'], /PICTALK_REDIS_URL/], [['--role', 'chef'], /--role/]] as const) {
+      const script = `import(${JSON.stringify(ENTRY)}).then((m) => m.start(${JSON.stringify(args)})).then((code) => process.exit(code));`;
+      const result = spawnSync(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
+        cwd: ROOT, encoding: 'utf8', env: CLEAN_ENV, timeout: 60_000,
+      });
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(pattern);
+    }
+  }, 70_000);
+
   it('stops at start-up naming PICTALK_DATABASE_URL when PostgreSQL cannot be reached', async () => {
     const port = await freePort();
     const result = spawnSync(process.execPath, ['--import', TSX, '--input-type=module', '-e', SCRIPT], {

@@ -97,6 +97,16 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await store.recoverInterrupted(6)).toEqual([]);
     });
 
+    it('leaves alone the interrupted jobs it is told a live process still runs', async () => {
+      const { store } = t;
+      await store.acceptJob(job('a', { createdAt: 1 }), reservation(1, 10));
+      await store.acceptJob(job('b', { createdAt: 2 }), reservation(1, 10));
+      await store.updateJob('b', { state: 'running' }, 2);
+      expect((await store.recoverInterrupted(5, ['b'])).map((j) => j.id)).toEqual(['a']);
+      expect(await store.getJob('b')).toMatchObject({ state: 'running' });
+      expect(await store.usage('s1', 'u1', 'imagine', DAY)).toEqual({ reserved: 1, charged: 0, refunded: 1 });
+    });
+
     it('claims a request id once and forgets old ones', async () => {
       const { store } = t;
       const r = { id: 'evt-1', spaceId: 's1', userId: 'u1', command: 'imagine', receivedAt: 1 };
