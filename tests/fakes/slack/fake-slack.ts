@@ -81,6 +81,8 @@ export interface Completion {
 export interface Ephemeral {
   at: number;
   via: 'chat.postEphemeral' | 'response_url';
+  /** The response_url's path, for an answer through one (each command, shortcut or button has its own). */
+  path?: string;
   channel?: string;
   user?: string;
   text: string;
@@ -518,7 +520,7 @@ export class FakeSlack implements SlackContext {
     if (body.response_type === 'in_channel') {
       this.messages.push({ channel: '', ts: nextTs(), user: this.botUserId, text: String(body.text ?? ''), deleted: false, edits: [], postedAt: Date.now() });
     } else {
-      this.ephemerals.push({ at: Date.now(), via: 'response_url', text: String(body.text ?? ''), body });
+      this.ephemerals.push({ at: Date.now(), via: 'response_url', path, text: String(body.text ?? ''), body });
     }
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ ok: true }));

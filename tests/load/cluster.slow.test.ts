@@ -1,0 +1,223 @@
+/**
+ * The cluster end to end, every part real: two `front` processes in Slack HTTP mode behind the fake Slack (the test
+ * spreads its signed requests over both, as a load balancer would), two `worker` processes on the builtin models,
+ * a private PostgreSQL for the store and a private Redis for the queue. 200 commands from 20 users (/imagine, and
+ * the caption shortcut on a shared picture), one worker killed with SIGKILL mid-run, Redis stopped and started once.
+ *
+ * Checked: every command is acknowledged within Slack's 3 seconds and answered exactly once (its images, its caption,
+ * or one message saying why not); quotas in PostgreSQL are exact to the unit (charged = delivered, nothing left
+ * reserved, nobody over the limit); no job is left queued or running, in PostgreSQL or in Redis.
+ * Slow (a minute or two): the models run for real on this machine's two cores.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { FakeSlack } from '../fakes/slack/fake-slack.js';
+import { sendSigned, solidPng, type FakeUser, type InboundKind } from '../fakes/slack/fake-slack.payloads.js';
+import { freePort, startPostgres, type PostgresServer } from '../helpers/postgres.server.js';
+import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.server.js';
+
+const ROOT = process.cwd();
+const MAIN = pathToFileURL(join(ROOT, 'adapters/main.ts')).href;
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+const USERS = 20;
+const COMMANDS = 200;
+const LIMITS = { imagine: 6, caption: 4 };
+const ACK_DEADLINE_MS = 3000;
+const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Proc { name: string; child: ChildProcess; log: string[] }
+
+let postgres: PostgresServer;
+let redis: RedisServer;
+let slack: FakeSlack;
+let databaseUrl: string;
+let dir: string;
+const procs: Proc[] = [];
+
+function launch(name: string, role: 'front' | 'worker', env: Record<string, string>): Promise<Proc> {
+  const script = `import(${JSON.stringify(MAIN)}).then((m) => m.start(['--role', '${role}'])).then((code) => process.exit(code));`;
+  const child = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
+    cwd: dir, env: { ...CLEAN_ENV, ...env, PICTALK_REDIS_URL: redis.url, PICTALK_WORKER_LOCK_MS: '1500' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc: Proc = { name, child, log: [] };
+  procs.push(proc);
+  return new Promise((ready, fail) => {
+    const onData = (chunk: Buffer): void => {
+      proc.log.push(chunk.toString());
+      if (/worker ready|Slack adapter started/.test(chunk.toString())) ready(proc);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => fail(new Error(`${name} exited with ${code}:\n${proc.log.join('')}`)));
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pictalk-cluster-'));
+  [postgres, redis, slack] = await Promise.all([startPostgres(), startRedis(), FakeSlack.start()]);
+  databaseUrl = await postgres.createDatabase('cluster');
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(procs.map(async ({ child }) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }));
+  await slack?.stop();
+  await redis?.stop();
+  await postgres?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+interface Sent {
+  n: number;
+  user: FakeUser;
+  kind: 'imagine' | 'caption';
+  requestId: string;
+  responsePath: string;
+  /** caption: the shared message whose thread gets the reply */
+  threadTs?: string;
+  status: number;
+  ackMs: number;
+}
+
+test('two fronts and two workers: 200 commands from 20 users, a worker killed and Redis restarted, each answered once, quotas exact', async () => {
+  const fronts = [await freePort(), await freePort()];
+  const frontEnv = (port: number): Record<string, string> => ({
+    SLACK_BOT_TOKEN: slack.botToken, SLACK_SIGNING_SECRET: slack.signingSecret, SLACK_API_URL: slack.apiUrl,
+    PICTALK_SLACK_PORT: String(port), PICTALK_DATABASE_URL: databaseUrl, PICTALK_DAILY_IMAGINE: String(LIMITS.imagine),
+    PICTALK_DAILY_CAPTION: String(LIMITS.caption), PICTALK_RATE_LIMIT: '1000/1s', PICTALK_REQUIRE_PLATFORM: '1',
+  });
+  // the workers first, so the fronts' recovery sees the queue; the fronts start together, as a rolling deploy would
+  const workers = await Promise.all([launch('worker-1', 'worker', {}), launch('worker-2', 'worker', {})]);
+  await Promise.all(fronts.map((port, i) => launch(`front-${i + 1}`, 'front', frontEnv(port))));
+
+  const users: FakeUser[] = Array.from({ length: USERS }, (_, i) => ({ id: `U0LOAD${String(i).padStart(2, '0')}`, name: `user${i}`, is_admin: false, is_owner: false }));
+  const channel = slack.channels.general;
+  const sent: Sent[] = [];
+  let turn = 0;
+  const post = async (kind: InboundKind, payload: Record<string, unknown>): Promise<{ status: number; elapsedMs: number }> => {
+    const port = fronts[turn++ % fronts.length]!;       // round-robin, as a load balancer
+    return sendSigned(`http://127.0.0.1:${port}/slack/events`, kind, payload, { secret: slack.signingSecret });
+  };
+
+  // the commands sent while Redis is down come from users with quota left, so the queue is what answers them
+  const outageUsers: FakeUser[] = Array.from({ length: 4 }, (_, i) => ({ id: `U0OUTAGE${i}`, name: `outage${i}`, is_admin: false, is_owner: false }));
+  const send = async (n: number): Promise<void> => {
+    const user = n >= 1000 ? outageUsers[(n - 1000) / 5]! : users[n % USERS]!;
+    if (n % 5 === 4) {
+      const file = slack.hostFile(`photo-${n}.png`, solidPng(48, [(n * 37) % 256, (n * 91) % 256, (n * 53) % 256]), { owner: user.id });
+      const message = slack.userMessage(user, channel, `what is this? (cmd ${n})`, [file]);
+      const payload = slack.messageShortcut('caption_image', message, user, channel);
+      const response = await post('interactive', payload);
+      sent.push({ n, user, kind: 'caption', requestId: String(payload.trigger_id), responsePath: new URL(String(payload.response_url)).pathname,
+        threadTs: message.ts, status: response.status, ackMs: response.elapsedMs });
+    } else {
+      const payload = slack.slashCommand('/imagine', `a big ${['red', 'blue', 'green'][n % 3]} ${['square', 'circle', 'triangle'][n % 3]} (cmd ${n})`, user, channel);
+      const response = await post('slash_commands', payload);
+      sent.push({ n, user, kind: 'imagine', requestId: payload.trigger_id!, responsePath: new URL(payload.response_url!).pathname,
+        status: response.status, ackMs: response.elapsedMs });
+    }
+  };
+
+  /** The running jobs whose worker id contains `needle` (a worker's id holds its process id). */
+  const jobsOf = async (needle: string): Promise<string[]> => {
+    const found: string[] = [];
+    for (const key of await redisCommand(redis.port, 'KEYS', 'pictalk:job:*') as string[]) {
+      const [state, worker] = await redisCommand(redis.port, 'HMGET', key, 'state', 'worker') as [string | null, string | null];
+      if (state === 'running' && worker?.includes(needle)) found.push(key);
+    }
+    return found;
+  };
+  let killedJobs: string[] = [];
+
+  // waves of ten commands; the faults come in the middle of the run
+  for (let wave = 0; wave < COMMANDS / 10; wave += 1) {
+    await Promise.all(Array.from({ length: 10 }, (_, i) => send(wave * 10 + i)));
+    if (wave === 6) {
+      await waitUntil(async () => (await jobsOf(`:${workers[0]!.child.pid}:`)).length > 0, 30_000);
+      workers[0]!.child.kill('SIGKILL');                 // mid-job: its jobs run again on the other worker
+      killedJobs = await jobsOf(`:${workers[0]!.child.pid}:`);
+    }
+    if (wave === 12) {
+      await redis.halt();
+      await Promise.all(Array.from({ length: 4 }, (_, i) => send(1000 + 5 * i)));   // /imagine while Redis is down: busy, try again
+      await sleep(2000);
+      await redis.start();
+    }
+    await sleep(300);
+  }
+
+  // drain: every job settled in PostgreSQL, and the replies out
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    await waitUntil(async () => Number((await db.query("SELECT count(*) AS n FROM jobs WHERE state IN ('queued', 'running')")).rows[0].n) === 0, 180_000);
+    await sleep(1500);
+
+    const problems: string[] = [];
+    for (const s of sent) {
+      if (s.status !== 200) problems.push(`cmd ${s.n}: HTTP ${s.status}`);
+      if (s.ackMs > ACK_DEADLINE_MS) problems.push(`cmd ${s.n}: acked after ${s.ackMs} ms`);
+      const ephemerals = slack.ephemerals.filter((e) => e.path === s.responsePath).length;
+      const images = slack.completions.filter((c) => (c.initial_comment ?? '').includes(`(cmd ${s.n})`)).length;
+      const captions = s.threadTs ? slack.threadReplies(channel.id, s.threadTs).filter((m) => m.user === slack.botUserId && !m.deleted && !m.files?.length && !/^(⏳|🎨)/.test(m.text)).length : 0;
+      const answers = ephemerals + images + captions;
+      if (answers !== 1) problems.push(`cmd ${s.n} (${s.kind}): ${answers} answers (${ephemerals} ephemeral, ${images} image posts, ${captions} caption replies)`);
+    }
+    expect(problems).toEqual([]);
+
+    // quotas exact to the unit: what was charged is what was delivered, per user and kind; nothing left reserved
+    const ledger = (await db.query<{ user_id: string; kind: string; state: string; units: string }>(
+      'SELECT user_id, kind, state, SUM(units) AS units FROM usage_ledger GROUP BY user_id, kind, state')).rows;
+    expect(ledger.filter((row) => row.state === 'reserved')).toEqual([]);
+    for (const user of [...users, ...outageUsers]) {
+      const mine = sent.filter((s) => s.user.id === user.id);
+      const deliveredImages = mine.filter((s) => s.kind === 'imagine')
+        .reduce((n, s) => n + slack.completions.filter((c) => (c.initial_comment ?? '').includes(`(cmd ${s.n})`)).reduce((k, c) => k + c.files.length, 0), 0);
+      const deliveredCaptions = mine.filter((s) => s.kind === 'caption' && slack.threadReplies(channel.id, s.threadTs!).some((m) => m.user === slack.botUserId && !m.deleted)).length;
+      const charged = (kind: string): number => Number(ledger.find((row) => row.user_id === user.id && row.kind === kind && row.state === 'charged')?.units ?? 0);
+      expect({ user: user.id, imagine: charged('imagine'), caption: charged('caption') }).toEqual({ user: user.id, imagine: deliveredImages, caption: deliveredCaptions });
+      expect(charged('imagine')).toBeLessThanOrEqual(LIMITS.imagine);
+      expect(charged('caption')).toBeLessThanOrEqual(LIMITS.caption);
+    }
+
+    // the killed worker's jobs ran again elsewhere; the commands sent while Redis was down were told to try again
+    expect(killedJobs.length).toBeGreaterThan(0);
+    for (const key of killedJobs) expect(Number(await redisCommand(redis.port, 'HGET', key, 'attempts'))).toBeGreaterThanOrEqual(2);
+    for (const s of sent.filter((x) => x.n >= 1000)) {
+      expect(slack.ephemerals.find((e) => e.path === s.responsePath)?.text).toMatch(/try again/i);
+    }
+
+    // nothing left in the queue
+    expect(await redisCommand(redis.port, 'SCARD', 'pictalk:unfinished')).toBe(0);
+    expect(await redisCommand(redis.port, 'GET', 'pictalk:waiting')).toBe('0');
+    const delivered = sent.filter((s) => slack.completions.some((c) => (c.initial_comment ?? '').includes(`(cmd ${s.n})`))).length;
+    console.log(`cluster: ${sent.length} commands, ${delivered} image replies, ${slack.ephemerals.length} ephemeral answers; worker-1 killed, Redis restarted`);
+    expect(delivered).toBeGreaterThan(50);
+  } finally {
+    await db.end();
+  }
+}, 480_000);
+
+async function waitUntil(probe: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      if (await probe()) return;
+    } catch {
+      // the server is restarting: ask again
+    }
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(100);
+  }
+}
