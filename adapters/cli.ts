@@ -52,7 +52,7 @@ function modelDir(option: string | undefined, setting: string | undefined, built
   return builtinModelDir(builtin);
 }
 
-const backendOf = (settings: ModelSettings): BackendOptions => ({ executionProvider: settings.executionProvider });
+const backendOf = (settings: ModelSettings): BackendOptions => ({ executionProvider: settings.executionProvider, ...(settings.threads ? { intraOpThreads: settings.threads } : {}) });
 
 function parse<T extends ParseArgsConfig['options']>(args: string[], options: T, command: string): { values: Record<string, unknown>; positionals: string[] } {
   try {

@@ -34,6 +34,11 @@ export interface ModelSettings {
   captioner?: string;
   /** PICTALK_EXECUTION_PROVIDER: where onnxruntime runs the graphs (CUDA falls back to the CPU with one log line). */
   executionProvider: ExecutionProvider;
+  /**
+   * PICTALK_THREADS: onnxruntime's intra-op threads per graph; onnxruntime's own choice when unset. Several workers on
+   * one machine run best with one thread each (two one-thread workers on two cores).
+   */
+  threads?: number;
 }
 
 export interface PictalkSettings extends ModelSettings {
@@ -205,6 +210,8 @@ function modelSettings(env: Env, problems: Problems): ModelSettings {
   if (t2iModel !== undefined) settings.t2iModel = t2iModel;
   const captioner = read(env, 'PICTALK_CAPTIONER');
   if (captioner !== undefined) settings.captioner = captioner;
+  const threads = integer(env, 'PICTALK_THREADS', problems, 1, 256);
+  if (threads !== undefined) settings.threads = threads;
   return settings;
 }
 

@@ -180,7 +180,7 @@ export async function start(argv: readonly string[] = []): Promise<number> {
 async function loadPipelines(settings: PictalkSettings, metricsOfCore: InferenceMetrics, cleanup: Array<() => Promise<unknown>>): Promise<InferencePipelines> {
   const t2iDir = settings.t2iModel ?? builtinModelDir('text-to-image');
   const captionerDir = settings.captioner ?? builtinModelDir('captioner');
-  const backend = { executionProvider: settings.executionProvider };
+  const backend = { executionProvider: settings.executionProvider, ...(settings.threads ? { intraOpThreads: settings.threads } : {}) };
   const speech = createTextToSpeech();
   // the scorer runs after loading, once the captioner is there
   const loadedCaptioner: { current?: ImageToText } = {};

@@ -19,13 +19,16 @@ export interface BenchOptions {
   t2iDir: string;
   captionerDir: string;
   help: boolean;
+  /** The cluster benchmark instead (scripts/bench.cluster.ts): hop latency and imagine scaling over Redis workers. */
+  cluster: boolean;
 }
 
 export const DEFAULT_THREADS = 1;
 export const DEFAULT_RUNS = 20;
 
-export const USAGE = `Usage: npm run bench -- [--json] [--threads N] [--runs N] [--skip-pytorch] [--quick]
+export const USAGE = `Usage: npm run bench -- [--json] [--threads N] [--runs N] [--skip-pytorch] [--quick] [--cluster]
   --json            print one JSON object on stdout (progress goes to stderr)
+  --cluster         the cluster benchmark: a private Redis and worker processes (cluster_hop_p50_ms, scaling, vs single process)
   --threads N       onnxruntime intra-op threads and torch threads (default ${DEFAULT_THREADS}; 0 = onnxruntime's default)
   --throughput-threads N   onnxruntime threads for the throughput levels (default 0: onnxruntime's default, as the bot runs)
   --runs N          timed runs per end-to-end figure (default ${DEFAULT_RUNS}); cheap stages take 5x as many
@@ -47,7 +50,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
   const options: BenchOptions = {
     json: false, threads: DEFAULT_THREADS, throughputThreads: 0, runs: DEFAULT_RUNS, skipPytorch: false, quick: false,
     python: env.PYTHON?.trim() || 'python3',
-    t2iDir: 'models/builtin/text-to-image', captionerDir: 'models/builtin/captioner', help: false,
+    t2iDir: 'models/builtin/text-to-image', captionerDir: 'models/builtin/captioner', help: false, cluster: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i]!;
@@ -63,6 +66,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
       case '--json': options.json = true; break;
       case '--skip-pytorch': options.skipPytorch = true; break;
       case '--quick': options.quick = true; break;
+      case '--cluster': options.cluster = true; break;
       case '--help': case '-h': options.help = true; break;
       case '--threads': options.threads = integer('--threads', value(), 0, 256); break;
       case '--throughput-threads': options.throughputThreads = integer('--throughput-threads', value(), 0, 256); break;

@@ -24,6 +24,7 @@ import type { ImagineRequest, JobKind } from '../inference/types.js';
 import { SPEAK_TEXT, benchImages, benchPrompts } from './bench.inputs.js';
 import { USAGE, parseBenchOptions, type BenchOptions } from './bench.options.js';
 import { runPytorchReference, type PytorchReference } from './bench.pytorch.js';
+import { CLUSTER_TARGETS, benchCluster } from './bench.cluster.js';
 import { captionStages, imagineStages } from './bench.stages.js';
 import { MemorySampler, loadAverage, machineFacts, summarize, timeRuns, type Summary } from './bench.stats.js';
 import { closedLoop, type ThroughputLevel } from './bench.throughput.js';
@@ -318,6 +319,33 @@ function readable(r: Record<string, unknown>): string {
   return lines.join('\n');
 }
 
+/** `--cluster`: the cluster figures with their targets, the machine, and the command. */
+async function clusterReport(options: BenchOptions): Promise<Record<string, unknown>> {
+  const machine = machineFacts();
+  const t0 = performance.now();
+  log(`${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}`);
+  const result = await benchCluster(options);
+  const targets = Object.fromEntries(Object.entries(CLUSTER_TARGETS).map(([key, target]) => {
+    const value = result.figures[key as keyof typeof CLUSTER_TARGETS];
+    const lower = key.endsWith('_ms');
+    return [key, { value, target: `${lower ? '<=' : '>='} ${target}`, met: lower ? value <= target : value >= target }];
+  }));
+  return {
+    command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
+    ...result.figures, targets, cluster: result,
+    machine: { ...machine, loadavg_end: loadAverage() }, duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),
+  };
+}
+
+function readableCluster(result: Record<string, unknown>): string {
+  const targets = result.targets as Record<string, { value: number; target: string; met: boolean }>;
+  const cluster = result.cluster as { rounds: Array<Record<string, ThroughputLevel>>; redis_commands_per_imagine_job: number };
+  return [`pictalk bench --cluster: ${String(result.duration_s)} s`,
+    ...Object.entries(targets).map(([key, t]) => `  ${key.padEnd(32)} ${String(t.value).padStart(9)}   target ${t.target}  ${t.met ? 'met' : 'MISSED'}`),
+    ...cluster.rounds.map((r, i) => `  round ${i + 1}, imagine jobs/s: single process ${r.single_process!.jobs_per_s}, one worker ${r.w1!.jobs_per_s}, two workers ${r.w2!.jobs_per_s}`),
+    `  Redis commands per imagine job: ${cluster.redis_commands_per_imagine_job}`].join('\n');
+}
+
 async function main(): Promise<number> {
   let options: BenchOptions;
   try {
@@ -331,9 +359,9 @@ async function main(): Promise<number> {
     return 0;
   }
   try {
-    const result = await bench(options);
-    process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${readable(result)}\n`);
-    const failed = !options.skipPytorch && 'error' in (result.pytorch as { reference: object }).reference;
+    const result = options.cluster ? await clusterReport(options) : await bench(options);
+    process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${options.cluster ? readableCluster(result) : readable(result)}\n`);
+    const failed = !options.cluster && !options.skipPytorch && 'error' in (result.pytorch as { reference: object }).reference;
     return failed ? 1 : 0;
   } catch (error) {
     process.stderr.write(`bench: ${isPictalkError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);

@@ -6,17 +6,20 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+
+import { freePort } from '../../scripts/redis.server.js';
+
+export { freePort };
 
 export interface PostgresServer {
   port: number;
   /** Its temporary folder (data, socket, log); gone after `stop`. */
   dir: string;
   /** A URL of a fresh, empty database on this server (each call creates another). */
-  createDatabase(name?: string): Promise<string>;
+  createDatabase(name?: string, options?: { logStatements?: boolean }): Promise<string>;
   /** Stop the server and remove its folder. */
   stop(): Promise<void>;
   /** Stop the server (its connections cut, its data kept); `start` brings it back on the same port. */
@@ -35,17 +38,6 @@ function binDir(): string {
   const found = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' }).stdout.trim();
   if (found) return found.replace(/\/initdb$/, '');
   throw new Error('PostgreSQL is not installed (no initdb): run scripts/setup.sh, which installs Debian\'s postgresql package');
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export async function startPostgres(): Promise<PostgresServer> {
@@ -81,11 +73,13 @@ export async function startPostgres(): Promise<PostgresServer> {
   return {
     port,
     dir,
-    async createDatabase(name = `test_${(databases += 1)}_${process.pid}`) {
+    async createDatabase(name = `test_${(databases += 1)}_${process.pid}`, options: { logStatements?: boolean } = {}) {
       const client = new pg.Client({ connectionString: admin });
       await client.connect();
       try {
         await client.query(`CREATE DATABASE ${name}`);
+        // every statement of every session on it goes to the server log (a measure counts them)
+        if (options.logStatements) await client.query(`ALTER DATABASE ${name} SET log_statement = 'all'`);
       } finally {
         await client.end();
       }

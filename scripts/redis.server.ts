@@ -1,0 +1,145 @@
+/**
+ * A private Redis for the tests and the cluster bench: its own server process in a temporary folder, on a free loopback port, with the
+ * append-only file on (so a restart keeps what was written, as an operator's Redis would); `stop()` shuts it down and
+ * removes the folder. Debian's `redis-server` package provides the binary (scripts/setup.sh installs it); a missing
+ * binary fails the test with a message: the tests skip nothing. `redisCommand` speaks RESP over a socket, enough for
+ * a test to look inside without a client library.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RedisServer {
+  port: number;
+  /** Its temporary folder (append-only file, log); gone after `stop`. */
+  dir: string;
+  url: string;
+  /** Stop the server, keeping its data (as a crash or an operator would); `start` brings it back on the same port. */
+  halt(): Promise<void>;
+  start(): Promise<void>;
+  /** Stop the server and remove its folder. */
+  stop(): Promise<void>;
+}
+
+function binary(): string {
+  const found = process.env.PICTALK_REDIS_SERVER ?? spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).stdout.trim();
+  if (!found || !existsSync(found)) {
+    throw new Error('Redis is not installed (no redis-server): run scripts/setup.sh, which installs Debian\'s redis-server package');
+  }
+  return found;
+}
+
+/** A free loopback TCP port (the kernel's choice). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+type Reply = string | number | null | Reply[];
+
+/** One command, its reply (RESP 2: simple strings, errors thrown, integers, bulk strings, arrays). */
+export async function redisCommand(port: number, ...args: string[]): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let buffer = Buffer.alloc(0);
+    socket.once('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const parsed = parse(buffer, 0);
+      if (parsed === undefined) return;
+      socket.end();
+      if (parsed.value instanceof Error) reject(parsed.value);
+      else resolve(parsed.value as Reply);
+    });
+    socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+  });
+}
+
+function parse(buffer: Buffer, at: number): { value: Reply | Error; end: number } | undefined {
+  const lineEnd = buffer.indexOf('\r\n', at);
+  if (lineEnd < 0) return undefined;
+  const type = String.fromCharCode(buffer[at]!);
+  const line = buffer.toString('utf8', at + 1, lineEnd);
+  const next = lineEnd + 2;
+  switch (type) {
+    case '+': return { value: line, end: next };
+    case '-': return { value: new Error(line), end: next };
+    case ':': return { value: Number(line), end: next };
+    case '$': {
+      const length = Number(line);
+      if (length < 0) return { value: null, end: next };
+      if (buffer.length < next + length + 2) return undefined;
+      return { value: buffer.toString('utf8', next, next + length), end: next + length + 2 };
+    }
+    case '*': {
+      const count = Number(line);
+      if (count < 0) return { value: null, end: next };
+      const items: Reply[] = [];
+      let position = next;
+      for (let i = 0; i < count; i += 1) {
+        const item = parse(buffer, position);
+        if (item === undefined) return undefined;
+        if (item.value instanceof Error) return item;
+        items.push(item.value);
+        position = item.end;
+      }
+      return { value: items, end: position };
+    }
+    default: return { value: new Error(`unexpected RESP type ${type}`), end: next };
+  }
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const server = binary();
+  const dir = mkdtempSync(join(tmpdir(), 'pictalk-redis-'));
+  const port = await freePort();
+  const log = join(dir, 'server.log');
+  let child: ChildProcess | undefined;
+
+  const start = async (): Promise<void> => {
+    child = spawn(server, [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--daemonize', 'no',
+      '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'yes',
+    ], { stdio: 'ignore' });
+    const running = child;
+    for (let i = 0; i < 500; i += 1) {
+      if (running.exitCode !== null) break;
+      try {
+        if ((await redisCommand(port, 'PING')) === 'PONG') return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`redis-server did not start on port ${port}: ${existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : 'no log'}`);
+  };
+  const halt = async (): Promise<void> => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGTERM');   // Redis flushes its append-only file and exits
+    await exited;
+  };
+
+  await start();
+  return {
+    port,
+    dir,
+    url: `redis://127.0.0.1:${port}/0`,
+    halt,
+    start,
+    async stop() {
+      await halt();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
