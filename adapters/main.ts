@@ -11,6 +11,7 @@ import { PostgresStore } from '../bot/postgres.store.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
 import type { BotStore } from '../bot/store.js';
 import type { InferencePort } from '../bot/ports.js';
+import type { Conversation } from '../bot/types.js';
 import { builtinModelDir } from '../common/package-root.js';
 import { ClusterClient } from '../inference/cluster/client.js';
 import { createClusterMetrics } from '../inference/cluster/metrics.js';
@@ -138,22 +139,27 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   cleanup.push(async () => {
     for (const adapter of adapters) await adapter.stop().catch((error: unknown) => log.warn('adapter stop failed', { error: String(error) }));
   });
+  const reconnect: Partial<Record<string, (route: Record<string, unknown> | undefined, requestId: string) => Conversation | undefined>> = {};
   try {
     if (settings.discord) {
       const { token, applicationId, apiUrl, guildId } = settings.discord;
-      adapters.push(await startDiscordAdapter({
+      const discord = await startDiscordAdapter({
         token, applicationId, bot, logger: log, ...(apiUrl ? { apiUrl } : {}), ...(guildId ? { guildId } : {}),
         commandLimits: { maxPromptChars: bot.config.maxPromptChars },
-      }));
+      });
+      adapters.push(discord);
+      reconnect.discord = (route) => discord.reconnect(route);
       log.info('Discord adapter connected');
     }
     if (settings.slack) {
       const slack = settings.slack;
-      adapters.push(await startSlackAdapter({
+      const adapter = await startSlackAdapter({
         botToken: slack.botToken, bot, logger: log,
         ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
         ...(slack.mode === 'socket' ? { appToken: slack.appToken } : { signingSecret: slack.signingSecret, port: slack.port }),
-      }));
+      });
+      adapters.push(adapter);
+      reconnect.slack = (route, requestId) => adapter.reconnect(route, requestId);
       log.info(`Slack adapter started (${slack.mode === 'socket' ? 'Socket Mode' : `HTTP on :${slack.port}`})`);
     }
   } catch (error) {
@@ -161,6 +167,11 @@ export async function start(argv: readonly string[] = []): Promise<number> {
     await shutdown();
     return 1;
   }
+
+  // in a cluster: jobs whose front stopped (this one before a restart, or another) are followed again from here,
+  // their replies sent through conversations rebuilt from the route kept in each job
+  const stopSweep = bot.resumeInterrupted((job) => reconnect[job.platform]?.(job.settings.route as Record<string, unknown> | undefined, job.requestId));
+  cleanup.push(async () => stopSweep());
 
   if (adapters.length === 0) {
     console.log(HOW_TO_CONFIGURE);

@@ -12,10 +12,11 @@ import { consoleLogger, systemClock, type AltTextCaptioner, type Clock, type Inf
 import { RateLimiter } from './policy/rate-limit.js';
 import { isModerator } from './policy/permissions.js';
 import { errorReply } from './replies.js';
-import type { BotStore } from './store.js';
+import type { BotStore, JobRecord } from './store.js';
 import type { Actor, BotCommand, BotRequest, Conversation, HandleOutcome, JobStatus, Reply } from './types.js';
-import { imagineCommand, rerollCommand } from './commands/imagine.command.js';
-import { captionCommand } from './commands/caption.command.js';
+import { settleFailure } from './commands/job-lifecycle.js';
+import { imagineCommand, rerollCommand, resumeImagine } from './commands/imagine.command.js';
+import { captionCommand, resumeCaption } from './commands/caption.command.js';
 import { cancelCommand, deleteCommand } from './commands/cancel.command.js';
 import { statusCommand } from './commands/status.command.js';
 import { quotaResetCommand, quotaSetCommand, quotaShowCommand } from './commands/quota.command.js';
@@ -36,6 +37,9 @@ export interface BotOptions {
 
 /** How long request ids are remembered: Slack retries within minutes, Discord interactions expire after 15. */
 const REQUEST_MEMORY_MS = 24 * 3600 * 1000;
+
+/** The kinds a restarted front follows again (their replies are built from the job record and the result). */
+const RESUMABLE = new Set(['imagine', 'caption']);
 
 /** Commands that never count against the rate limit: stopping a job must always work. */
 const UNLIMITED = new Set<BotCommand['name']>(['cancel']);
@@ -69,13 +73,76 @@ export class Bot {
    * Jobs that the queue says are still unfinished (a cluster's, run by a live worker) are left alone.
    */
   async recoverInterrupted(): Promise<number> {
-    // a queue shared by a cluster still runs the jobs other (or earlier) fronts submitted: those are not interrupted
-    const alive = (await this.core.unfinished?.()) ?? [];
-    const interrupted = await this.store.recoverInterrupted(this.clock.now(), alive);
+    // a queue shared by a cluster outlives this process: the jobs in the store may be running for other fronts, so
+    // the sweep of `resumeInterrupted` decides job by job instead
+    if (this.core.claim) return 0;
+    const interrupted = await this.store.recoverInterrupted(this.clock.now());
     if (interrupted.length > 0) {
       this.log.warn(`refunded ${interrupted.length} job(s) interrupted by a restart`, { jobIds: interrupted.map((job) => job.id) });
     }
     return interrupted.length;
+  }
+
+  /**
+   * In a cluster, after the adapters start: every few seconds, find the unfinished jobs that no live front follows
+   * (their front stopped or restarted), claim them, follow them to their result, settle their quota and reply through
+   * the conversation `reconnect` rebuilds from the route kept in each job. A job the queue no longer knows, and that
+   * has waited longer than a front takes to submit, is failed and refunded. Returns a function that stops the sweep.
+   */
+  resumeInterrupted(reconnect: (job: JobRecord) => Conversation | undefined, options: { everyMs?: number; lostAfterMs?: number } = {}): () => void {
+    const core = this.core;
+    if (!core.claim || !core.attach || !core.attachable) return () => undefined;
+    const lostAfterMs = options.lostAfterMs ?? 60_000;
+    let running = false;
+    const sweep = async (): Promise<void> => {
+      if (running) return;
+      running = true;
+      try {
+        const candidates = (await this.store.unfinishedJobs()).filter((job) => !this.jobs.get(job.id));
+        if (candidates.length === 0) return;
+        const deliverable = new Set(await core.attachable!(candidates.map((job) => job.id)));
+        const now = this.clock.now();
+        const lost = candidates.filter((job) => !deliverable.has(job.id) && now - job.createdAt > lostAfterMs);
+        if (lost.length > 0) {
+          const failed = await this.store.recoverInterrupted(now, lost.map((job) => job.id));
+          if (failed.length > 0) this.log.warn(`refunded ${failed.length} job(s) the queue no longer knows`, { jobIds: failed.map((job) => job.id) });
+        }
+        const orphans = candidates.filter((job) => deliverable.has(job.id) && RESUMABLE.has(job.kind));
+        const claimed = new Set(orphans.length > 0 ? await core.claim!(orphans.map((job) => job.id)) : []);
+        for (const job of orphans.filter((j) => claimed.has(j.id))) {
+          this.resume(job, reconnect(job)).catch((error: unknown) => this.log.error('following a job again failed', { jobId: job.id, error: String(error) }));
+        }
+      } catch (error) {
+        this.log.warn('looking for jobs without a front failed; trying again shortly', { error: String(error) });
+      } finally {
+        running = false;
+      }
+    };
+    void sweep();
+    const timer = setInterval(() => { void sweep(); }, options.everyMs ?? 5000);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private async resume(job: JobRecord, conversation: Conversation | undefined): Promise<void> {
+    const request: BotRequest = {
+      id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt,
+      actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
+      command: job.kind === 'imagine' ? { name: 'reroll', jobId: job.id } : { name: 'cancel', jobId: job.id },
+    };
+    const silent: Conversation = { status: () => undefined, finish: async () => undefined };
+    const safe = this.guard(conversation ?? silent, request);
+    const ctx = this.context(request, safe);
+    this.log.warn('following a job whose front stopped', { jobId: job.id, kind: job.kind, reply: conversation ? 'rebuilt' : 'none' });
+    const handle = await this.core.attach!(job.id);
+    const reply = handle
+      ? job.kind === 'imagine' ? await resumeImagine(ctx, job, handle) : await resumeCaption(ctx, job, handle)
+      : await settleFailure(ctx, job.id, new PictalkError('inference.failed', 'The job was lost while pictalk restarted; please send it again'));
+    if (!conversation) {
+      this.log.warn('a job finished after a restart, but its conversation cannot be rebuilt; its quota is settled', { jobId: job.id, code: reply.error?.code });
+      return;
+    }
+    await this.finish(safe, reply, request);
   }
 
   /** Handle one request; resolves when its one reply has been handed to `conversation.finish`. Never rejects. */
@@ -161,6 +228,7 @@ export class Bot {
         }
       },
       finish: (reply: Reply) => conversation.finish(reply),
+      ...(conversation.route ? { route: () => conversation.route!() } : {}),
     };
   }
 

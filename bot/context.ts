@@ -21,3 +21,14 @@ export interface CommandContext {
 }
 
 export const ownerOf = (ctx: CommandContext): JobOwner => ({ userId: ctx.request.actor.userId, spaceId: ctx.request.actor.spaceId });
+
+/** The conversation's way back to the requester, kept in the job record: a restarted front answers through it. */
+export const routeOf = (ctx: CommandContext): { route?: Record<string, unknown> } => {
+  try {
+    const route = ctx.conversation.route?.();
+    return route ? { route } : {};
+  } catch (error) {
+    ctx.log.warn('the conversation could not say how to reach the requester again', { error: String(error) });
+    return {};
+  }
+};

@@ -70,6 +70,19 @@ export interface RunJobOptions {
 export async function runJob<K extends JobKind>(
   core: InferencePort, owner: JobOwner, input: Extract<JobInput, { kind: K }>, options: RunJobOptions,
 ): Promise<ResultOf<K>> {
+  const submitOptions: SubmitOptions = { jobId: options.coreJobId };
+  if (options.timeoutMs !== undefined) submitOptions.timeoutMs = options.timeoutMs;
+  const handle = await core.submit(owner, input, submitOptions);
+  return followJob(handle, input.kind, options);
+}
+
+/**
+ * Follow a submitted job (or one a previous process submitted, attached again after a restart): forward its status,
+ * register it for cancel, await its typed result.
+ */
+export async function followJob<K extends JobKind>(
+  handle: JobHandle, kind: K, options: Omit<RunJobOptions, 'coreJobId' | 'timeoutMs'>,
+): Promise<ResultOf<K>> {
   const { statusJobId: jobId, onStatus } = options;
   const report = (status: JobStatus): void => {
     try {
@@ -78,9 +91,6 @@ export async function runJob<K extends JobKind>(
       // A failing status update must not fail the job: the final reply still goes out.
     }
   };
-  const submitOptions: SubmitOptions = { jobId: options.coreJobId };
-  if (options.timeoutMs !== undefined) submitOptions.timeoutMs = options.timeoutMs;
-  const handle = await core.submit(owner, input, submitOptions);
   if (options.active) {
     options.active.handle = handle;
     if (options.active.cancelled) await handle.cancel();
@@ -105,8 +115,8 @@ export async function runJob<K extends JobKind>(
     // The cancel came while the result was on its way: the user was told it is cancelled, so honour that.
     throw new PictalkError('job.cancelled', `Job ${jobId} was cancelled`);
   }
-  if (result.kind !== input.kind) {
-    throw new PictalkError('inference.failed', `Expected a ${input.kind} result from the core, got a ${result.kind} result`);
+  if (result.kind !== kind) {
+    throw new PictalkError('inference.failed', `Expected a ${kind} result from the core, got a ${result.kind} result`);
   }
   return result as ResultOf<K>;
 }

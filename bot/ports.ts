@@ -45,10 +45,17 @@ export interface InferencePort {
   cancel(jobId: string): Promise<boolean>;
   stats?(): Promise<QueueStats>;
   /**
-   * The ids of the jobs the queue has accepted and not yet settled, when it outlives this process (the cluster's):
-   * a restarting front must not fail those as interrupted.
+   * Of these job ids, those the queue can still deliver (waiting, running, or settled with the result kept), when the
+   * queue outlives this process (the cluster's): a restarting front follows those instead of failing them.
    */
-  unfinished?(): Promise<string[]>;
+  attachable?(jobIds: readonly string[]): Promise<string[]>;
+  /**
+   * Of these job ids, those the queue can still deliver and no live process follows (their front stopped), now
+   * claimed by this process: follow each with `attach`.
+   */
+  claim?(jobIds: readonly string[]): Promise<string[]>;
+  /** A handle on a job another process submitted, or undefined when the queue no longer knows it. */
+  attach?(jobId: string): Promise<JobHandle | undefined>;
 }
 
 export interface Clock {

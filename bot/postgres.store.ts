@@ -217,11 +217,15 @@ export class PostgresStore implements BotStore {
     return row ? jobFromRow(row) : undefined;
   }
 
-  async recoverInterrupted(at: number, keep: readonly string[] = []): Promise<JobRecord[]> {
+  async unfinishedJobs(): Promise<JobRecord[]> {
+    return (await this.query<JobRow>(`SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id COLLATE "C"`)).rows.map(jobFromRow);
+  }
+
+  async recoverInterrupted(at: number, only?: readonly string[]): Promise<JobRecord[]> {
     return this.transaction(async (client) => {
       // each job as it was left (its state then), oldest first
-      const rows = (await client.query<JobRow>(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND NOT (id = ANY($1))
-        ORDER BY created_at, id COLLATE "C" FOR UPDATE`, [keep])).rows;
+      const rows = (await client.query<JobRow>(`SELECT * FROM jobs WHERE state IN ('queued', 'running') AND ($1::text[] IS NULL OR id = ANY($1))
+        ORDER BY created_at, id COLLATE "C" FOR UPDATE`, [only ?? null])).rows;
       const ids = rows.map((row) => row.id);
       if (ids.length > 0) {
         await client.query("UPDATE jobs SET state = 'failed', error_code = 'inference.failed', updated_at = $1 WHERE id = ANY($2)", [at, ids]);

@@ -96,7 +96,7 @@ export class SqliteStore implements BotStore {
   readonly db: Db;
   private readonly s: Statements;
   private readonly acceptTx: Database.Transaction<(job: NewJob, r: Reservation) => void>;
-  private readonly recoverTx: Database.Transaction<(at: number, keep: ReadonlySet<string>) => JobRecord[]>;
+  private readonly recoverTx: Database.Transaction<(at: number, only: ReadonlySet<string> | undefined) => JobRecord[]>;
 
   /** Open (or create) the database at `path` (':memory:' for tests) and bring its schema up to date. */
   constructor(path: string, options: OpenStoreOptions = {}) {
@@ -119,8 +119,8 @@ export class SqliteStore implements BotStore {
       this.s.insertJob.run({ ...job, settings: JSON.stringify(job.settings), parentJobId: job.parentJobId ?? null });
       this.s.insertReservation.run(job.id, r.spaceId, r.userId, r.kind, r.day, r.units, job.createdAt);
     });
-    this.recoverTx = this.db.transaction((at: number, keep: ReadonlySet<string>) => {
-      const rows = this.s.interrupted.all().filter((row) => !keep.has(row.id));
+    this.recoverTx = this.db.transaction((at: number, only: ReadonlySet<string> | undefined) => {
+      const rows = this.s.interrupted.all().filter((row) => !only || only.has(row.id));
       for (const row of rows) {
         this.s.failInterrupted.run(at, row.id);
         this.s.settle.run('refunded', at, row.id);
@@ -159,8 +159,12 @@ export class SqliteStore implements BotStore {
     return row ? jobFromRow(row) : undefined;
   }
 
-  async recoverInterrupted(at: number, keep: readonly string[] = []): Promise<JobRecord[]> {
-    return this.recoverTx.immediate(at, new Set(keep));
+  async unfinishedJobs(): Promise<JobRecord[]> {
+    return this.s.interrupted.all().map(jobFromRow);
+  }
+
+  async recoverInterrupted(at: number, only?: readonly string[]): Promise<JobRecord[]> {
+    return this.recoverTx.immediate(at, only ? new Set(only) : undefined);
   }
 
   async usage(spaceId: string, userId: string, kind: QuotaKind, day: string): Promise<UsageSummary> {

@@ -95,11 +95,13 @@ export interface BotStore {
   updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void>;
   setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
+  /** The jobs queued or running now, oldest first (a restarting front asks the queue which of them it still runs). */
+  unfinishedJobs(): Promise<JobRecord[]>;
   /**
-   * Jobs left queued or running by a previous process: fail them and refund their reservations. Returns them. `keep`
-   * names jobs to leave alone: in a cluster, those the queue still runs for a live front or worker.
+   * Jobs left queued or running by a previous process: fail them and refund their reservations. Returns them. With
+   * `only`, just those of these ids that are still queued or running (a cluster front fails the jobs it knows are lost).
    */
-  recoverInterrupted(at: number, keep?: readonly string[]): Promise<JobRecord[]>;
+  recoverInterrupted(at: number, only?: readonly string[]): Promise<JobRecord[]>;
 
   /** Units reserved or charged today (what counts against the limit), by state. */
   usage(spaceId: string, userId: string, kind: QuotaKind, day: string): Promise<UsageSummary>;

@@ -108,6 +108,11 @@ export interface Conversation {
   status(update: JobStatus): void;
   /** The text reply and the voice message can be separate platform messages; the adapter decides. */
   finish(reply: Reply): Promise<void | FinishReceipt>;
+  /**
+   * How to reach the requester again from another process (JSON: a channel, a thread, a token): bot/ keeps it in
+   * the job record, and after a front restart the adapter's `reconnect` rebuilds a conversation from it.
+   */
+  route?(): Record<string, unknown> | undefined;
 }
 
 /** What `Bot.handle` resolves to. `duplicate`: the request id was seen before, nothing ran and `finish` was not called. */

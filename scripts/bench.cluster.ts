@@ -96,6 +96,13 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
   const redis = await startRedis();
   const workers: ChildProcess[] = [];
   let client: ClusterClient | undefined;
+  // interrupted (Ctrl-C): leave no worker or Redis behind
+  const abandon = (): void => {
+    for (const worker of workers) worker.kill('SIGKILL');
+    redis.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', abandon);
+  process.once('SIGTERM', abandon);
   try {
     workers.push(await startWorker(redis, 'worker-1'));
     client = await ClusterClient.open({ redisUrl: redis.url, maxPerUser: 100 });
@@ -149,6 +156,8 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
       },
     };
   } finally {
+    process.off('SIGINT', abandon);
+    process.off('SIGTERM', abandon);
     await client?.close();
     await Promise.all(workers.map(stop));
     await redis.stop();

@@ -17,7 +17,7 @@ import {
 import type { BotRequest, Conversation } from '../../bot/types.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { registerCommands, type CommandLimits } from './commands.js';
-import { DiscordConversation, type Logger } from './discord.conversation.js';
+import { DiscordConversation, reconnectDiscord, type Logger } from './discord.conversation.js';
 import { actorOf, translateInteraction, type Translation } from './interaction.translate.js';
 
 export type { Logger } from './discord.conversation.js';
@@ -49,6 +49,8 @@ export interface DiscordAdapterOptions {
 
 export interface DiscordAdapter {
   client: Client;
+  /** A conversation from a job's route (kept by bot/ at accept), for a job that a restarted front follows again. */
+  reconnect(route: Record<string, unknown> | undefined): Conversation | undefined;
   stop(): Promise<void>;
 }
 
@@ -170,6 +172,7 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
 
   return {
     client,
+    reconnect: (route) => reconnectDiscord(route, { client, applicationId, statusIntervalMs, logger }),
     async stop() {
       client.removeAllListeners(Events.InteractionCreate);
       await client.destroy();

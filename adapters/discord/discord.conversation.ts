@@ -107,6 +107,16 @@ export class DiscordConversation implements Conversation {
     return this.finishing;
   }
 
+  /** How another process reaches the requester: the channel, the user, and the deferred reply to remove. */
+  route(): Record<string, unknown> | undefined {
+    const channelId = this.interaction.channelId;
+    if (!channelId) return undefined;
+    return {
+      platform: 'discord', channelId, userId: this.interaction.user.id, interactionId: this.interaction.id,
+      ...(this.context.placeholderId ? { placeholderId: this.context.placeholderId } : {}),
+    };
+  }
+
   status(update: JobStatus): void {
     if (!this.finishing) this.throttle.push(update);
   }
@@ -277,4 +287,21 @@ function voiceBody(voice: ReplyVoice, ephemeral: boolean): Record<string, unknow
       waveform: Buffer.from(voice.waveform).toString('base64'),
     }],
   };
+}
+
+/**
+ * A conversation rebuilt from a job's route (a front restarted while the job ran). The interaction object is gone
+ * with the old process, so the reply goes to the channel with the bot token, addressed to the requester, as after the
+ * token expired; the old deferred "thinking…" message is removed.
+ */
+export function reconnectDiscord(route: Record<string, unknown> | undefined, context: ConversationContext): DiscordConversation | undefined {
+  if (!route || route.platform !== 'discord' || typeof route.channelId !== 'string' || typeof route.userId !== 'string') return undefined;
+  const gone = (): never => { throw new Error('the interaction of a resumed job cannot be answered with its token'); };
+  const interaction = {
+    id: String(route.interactionId ?? 'resumed'), channelId: route.channelId, user: { id: route.userId }, createdTimestamp: 0,
+    token: '', ephemeral: false, editReply: gone, followUp: gone, deleteReply: gone,
+  } as unknown as RepliableInteraction;
+  return new DiscordConversation(interaction, {
+    ...context, ...(typeof route.placeholderId === 'string' ? { placeholderId: route.placeholderId } : {}),
+  });
 }

@@ -17,7 +17,7 @@ import { BUTTON_ACTIONS, type Actor, type BotCommand, type BotRequest, type Butt
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import { parseAutoCaption, parseImagine, parseQuota } from './command.parse.js';
 import { fileName, isImageFile, toBotAttachment, type SlackFile } from './file.download.js';
-import { ACTION_PREFIX, SlackConversation, slackError, toMrkdwn, type Logger, type SlackTarget } from './slack.conversation.js';
+import { ACTION_PREFIX, SlackConversation, reconnectSlack, slackError, toMrkdwn, type Logger, type SlackTarget } from './slack.conversation.js';
 import { WorkspaceAdmins } from './workspace-admins.js';
 
 export type { Logger } from './slack.conversation.js';
@@ -53,6 +53,8 @@ export interface SlackAdapter {
   mode: 'socket' | 'http';
   /** HTTP mode: the port the receiver listens on. */
   port?: number;
+  /** A conversation from a job's route (kept by bot/ at accept), for a job that a restarted front follows again. */
+  reconnect(route: Record<string, unknown> | undefined, requestId: string): Conversation | undefined;
   /** Stop receiving, then wait (up to `drainMs`, default 5 s) for requests already handed to bot/. */
   stop(drainMs?: number): Promise<void>;
 }
@@ -184,7 +186,7 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
       }
       accept({
         id: command.trigger_id, retryNum: context.retryNum, teamId: command.team_id, userId: command.user_id, command: botCommand, client,
-        target: { channelId: command.channel_id, userId: command.user_id, respond },
+        target: { channelId: command.channel_id, userId: command.user_id, respond, responseUrl: command.response_url },
       });
     });
   };
@@ -210,7 +212,7 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     accept({
       id: shortcut.trigger_id, retryNum: context.retryNum, teamId: shortcut.team?.id ?? shortcut.user.team_id ?? '', userId: shortcut.user.id, client,
       command: { name: 'caption', attachment: toBotAttachment(image, botToken) },
-      target: { channelId: shortcut.channel.id, userId: shortcut.user.id, threadTs: message.thread_ts ?? message.ts, respond },
+      target: { channelId: shortcut.channel.id, userId: shortcut.user.id, threadTs: message.thread_ts ?? message.ts, respond, responseUrl: shortcut.response_url },
     });
   });
 
@@ -238,7 +240,7 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     const jobId = action.value ?? '';
     if (jobId === '') return; // a button without its job (not one pictalk made) does nothing
     const channelId = body.channel?.id ?? body.container?.channel_id ?? '';
-    const target: SlackTarget = { channelId, userId: body.user.id, respond };
+    const target: SlackTarget = { channelId, userId: body.user.id, respond, ...('response_url' in body && typeof body.response_url === 'string' ? { responseUrl: body.response_url } : {}) };
     const messageTs = body.container?.message_ts ?? body.message?.ts;
     if (messageTs) target.buttonMessage = { channelId, ts: messageTs };
     accept({
@@ -259,6 +261,7 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     app,
     mode,
     ...(port !== undefined ? { port } : {}),
+    reconnect: (route, requestId) => reconnectSlack(route, { client: app.client, statusIntervalMs, logger, requestId }),
     async stop(drainMs = 5000) {
       await app.stop();
       if (inFlight.size === 0) return;

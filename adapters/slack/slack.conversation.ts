@@ -29,6 +29,8 @@ export interface SlackTarget {
   threadTs?: string;
   /** The interaction's response_url (commands, shortcuts, buttons); chat.postEphemeral is used without it. */
   respond?: RespondFn;
+  /** The same response_url as text, kept in the job's route (it works for 30 minutes, from any process). */
+  responseUrl?: string;
   /** For a button press: the message the button sits on (removed with the job's messages on `delete`). */
   buttonMessage?: { channelId: string; ts: string };
 }
@@ -106,6 +108,12 @@ export class SlackConversation implements Conversation {
       options.statusIntervalMs,
       (error) => options.logger.warn('slack: a status update failed', { request: options.requestId, error: slackError(error) ?? String(error) }),
     );
+  }
+
+  /** How another process reaches the requester: the channel, the thread, the response_url. */
+  route(): Record<string, unknown> {
+    const { channelId, userId, threadTs, responseUrl } = this.target;
+    return { platform: 'slack', channelId, userId, ...(threadTs ? { threadTs } : {}), ...(responseUrl ? { responseUrl } : {}) };
   }
 
   get finished(): boolean {
@@ -261,4 +269,24 @@ export class SlackConversation implements Conversation {
     if (failed === 0) return reply;
     return { ...reply, text: `pictalk could not delete ${failed === 1 ? 'one item' : `${failed} items`}; please try again.`, error: { code: 'platform.rate_limited', retryable: true } };
   }
+}
+
+/**
+ * A conversation rebuilt from a job's route (a front restarted while the job ran): the reply goes to the same channel
+ * or thread, and ephemeral answers through the kept response_url while it works (chat.postEphemeral after).
+ */
+export function reconnectSlack(route: Record<string, unknown> | undefined, options: ConversationOptions): SlackConversation | undefined {
+  if (!route || route.platform !== 'slack' || typeof route.channelId !== 'string' || typeof route.userId !== 'string') return undefined;
+  const target: SlackTarget = { channelId: route.channelId, userId: route.userId };
+  if (typeof route.threadTs === 'string') target.threadTs = route.threadTs;
+  const url = route.responseUrl;
+  if (typeof url === 'string' && /^https?:\/\//.test(url)) {
+    target.responseUrl = url;
+    target.respond = (async (message: Record<string, unknown>) => {
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(message) });
+      if (!response.ok) throw new Error(`response_url answered ${response.status}`);
+      return { ok: true };
+    }) as unknown as RespondFn;
+  }
+  return new SlackConversation(target, options);
 }

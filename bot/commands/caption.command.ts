@@ -6,8 +6,10 @@
 import { formatBytes } from '../../common/format.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import type { CaptionResult, SpeechResult } from '../../inference/types.js';
-import { ownerOf, type CommandContext } from '../context.js';
-import { newJobId, runJob } from '../jobs.js';
+import { ownerOf, routeOf, type CommandContext } from '../context.js';
+import { followJob, newJobId, runJob, type ActiveJob } from '../jobs.js';
+import type { JobHandle } from '../ports.js';
+import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import type { Attachment, Reply, ReplyVoice } from '../types.js';
 import { settleFailure, settleSuccess } from './job-lifecycle.js';
@@ -56,28 +58,46 @@ export async function captionCommand(ctx: CommandContext, attachment: Attachment
     {
       id: jobId, requestId: ctx.request.id, platform: actor.platform, requesterId: actor.userId, spaceId: actor.spaceId,
       channelId: ctx.request.channelId, kind: 'caption', createdAt: now,
-      settings: { name: attachment.name, size: attachment.size, contentType: attachment.contentType ?? null, voice },
+      settings: { name: attachment.name, size: attachment.size, contentType: attachment.contentType ?? null, voice, ...routeOf(ctx) },
     },
     { spaceId: actor.spaceId, userId: actor.userId, kind: 'caption', day: utcDay(now), units: 1, limit },
   );
 
   // fetch and caption
-  const active = ctx.jobs.add({ id: jobId, kind: 'caption', requesterId: actor.userId, spaceId: actor.spaceId });
-  let caption: CaptionResult;
-  try {
+  return completeCaption(ctx, jobId, { name: attachment.name, size: attachment.size, voice }, async (active) => {
     ctx.conversation.status({ state: 'running', jobId, stage: 'download', step: 0, total: 1 });
     const bytes = await fetchCapped(attachment, maxBytes);
     if (active.cancelled) throw new PictalkError('job.cancelled', `Job ${jobId} was cancelled`);
-    caption = await runJob(ctx.core, ownerOf(ctx), { kind: 'caption', request: { image: bytes } }, {
+    return runJob(ctx.core, ownerOf(ctx), { kind: 'caption', request: { image: bytes } }, {
       statusJobId: jobId, coreJobId: jobId, timeoutMs: ctx.config.jobTimeoutMs.caption,
       onStatus: (status) => ctx.conversation.status(status), active,
     });
+  });
+}
+
+/** A caption job a previous front process accepted and the cluster still runs (or has finished): follow it again. */
+export async function resumeCaption(ctx: CommandContext, job: JobRecord, handle: JobHandle): Promise<Reply> {
+  const { name, size, voice } = job.settings as { name?: string; size?: number; voice?: boolean };
+  return completeCaption(ctx, job.id, { name: name ?? 'image', size: size ?? 0, voice: voice !== false }, (active) =>
+    followJob(handle, 'caption', { statusJobId: job.id, onStatus: (status) => ctx.conversation.status(status), active }));
+}
+
+/** Caption (or follow the caption job), settle, then speak the caption as a voice message when asked. */
+async function completeCaption(
+  ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean }, run: (active: ActiveJob) => Promise<CaptionResult>,
+): Promise<Reply> {
+  const { actor } = ctx.request;
+  const { voice } = about;
+  const active = ctx.jobs.add({ id: jobId, kind: 'caption', requesterId: actor.userId, spaceId: actor.spaceId });
+  let caption: CaptionResult;
+  try {
+    caption = await run(active);
   } catch (error) {
     return await settleFailure(ctx, jobId, error);
   } finally {
     ctx.jobs.remove(jobId);
   }
-  await settleSuccess(ctx, jobId, { name: attachment.name, size: attachment.size, voice, caption: caption.caption });
+  await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption });
 
   const reply: Reply = { text: caption.caption, jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
   if (!voice) return reply;

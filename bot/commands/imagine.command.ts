@@ -3,8 +3,10 @@
  * describe each image with the captioner for its alt text (the paper's unified loop: caption(generate(prompt))).
  */
 import type { GeneratedImage, ImagineRequest, ImagineResult } from '../../inference/types.js';
-import { ownerOf, type CommandContext } from '../context.js';
-import { newJobId, runJob } from '../jobs.js';
+import { ownerOf, routeOf, type CommandContext } from '../context.js';
+import { followJob, newJobId, runJob, type ActiveJob } from '../jobs.js';
+import type { JobHandle } from '../ports.js';
+import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import { describeSettings } from '../replies.js';
 import type { ImagineOptions, Reply, ReplyImage } from '../types.js';
@@ -29,20 +31,38 @@ export async function imagineCommand(ctx: CommandContext, options: ImagineOption
   await ctx.store.acceptJob(
     {
       id: jobId, requestId: ctx.request.id, platform: actor.platform, requesterId: actor.userId, spaceId: actor.spaceId,
-      channelId: ctx.request.channelId, kind: 'imagine', settings: { options: withSeed }, createdAt: now,
+      channelId: ctx.request.channelId, kind: 'imagine', settings: { options: withSeed, ...routeOf(ctx) }, createdAt: now,
       ...(parentJobId ? { parentJobId } : {}),
     },
     { spaceId: actor.spaceId, userId: actor.userId, kind: 'imagine', day: utcDay(now), units: withSeed.count, limit },
   );
 
-  // generate
+  return completeImagine(ctx, jobId, withSeed, (active) => runJob(ctx.core, ownerOf(ctx), { kind: 'imagine', request: toRequest(withSeed, ctx.config.imageUpscale) }, {
+    statusJobId: jobId, coreJobId: jobId, timeoutMs: ctx.config.jobTimeoutMs.imagine,
+    onStatus: (status) => ctx.conversation.status(status), active,
+  }));
+}
+
+/**
+ * An imagine job a previous front process accepted and the cluster still runs (or has finished): follow it again,
+ * settle it and build its reply, as if this process had submitted it.
+ */
+export async function resumeImagine(ctx: CommandContext, job: JobRecord, handle: JobHandle): Promise<Reply> {
+  const withSeed = job.settings.options as ValidImagineOptions;
+  return completeImagine(ctx, job.id, withSeed, (active) => followJob(handle, 'imagine', {
+    statusJobId: job.id, onStatus: (status) => ctx.conversation.status(status), active,
+  }));
+}
+
+/** Run (or follow) the job, settle it, describe its images, and build the reply. */
+async function completeImagine(
+  ctx: CommandContext, jobId: string, withSeed: ValidImagineOptions, run: (active: ActiveJob) => Promise<ImagineResult>,
+): Promise<Reply> {
+  const { actor } = ctx.request;
   const active = ctx.jobs.add({ id: jobId, kind: 'imagine', requesterId: actor.userId, spaceId: actor.spaceId });
   let result: ImagineResult;
   try {
-    result = await runJob(ctx.core, ownerOf(ctx), { kind: 'imagine', request: toRequest(withSeed, ctx.config.imageUpscale) }, {
-      statusJobId: jobId, coreJobId: jobId, timeoutMs: ctx.config.jobTimeoutMs.imagine,
-      onStatus: (status) => ctx.conversation.status(status), active,
-    });
+    result = await run(active);
     if (result.images.length === 0) throw new PictalkError('inference.failed', 'The text-to-image pipeline returned no images');
   } catch (error) {
     return await settleFailure(ctx, jobId, error);

@@ -28,6 +28,11 @@ export interface ClusterClientOptions {
   log?: RedisLog;
   /** How long `open` waits for Redis (default 10 s). */
   connectMs?: number;
+  /**
+   * How long this front's claim to follow a job lasts without renewal (default 10 s): after a front stops, another
+   * front claims its jobs within about this long and sends their replies.
+   */
+  followMs?: number;
 }
 
 type Events = { position: (position: number) => void; start: () => void; progress: (progress: Progress) => void };
@@ -104,6 +109,10 @@ export class ClusterClient {
   private readonly resultTtl: number;
   private readonly poll: NodeJS.Timeout;
   private readonly refreshing = new Set<JobKind>();
+  private readonly renewal: NodeJS.Timeout;
+  private readonly followMs: number;
+  /** This front's name in the follow leases. */
+  readonly frontId = randomUUID();
   private closed = false;
 
   private constructor(private readonly redis: Redis, private readonly sub: Redis, options: ClusterClientOptions) {
@@ -117,6 +126,9 @@ export class ClusterClient {
     sub.on('message', (_channel: string, message: string) => this.onEvent(message));
     this.poll = setInterval(() => { this.reconcile().catch(() => undefined); }, 1000);
     this.poll.unref();
+    this.followMs = options.followMs ?? 10_000;
+    this.renewal = setInterval(() => { this.renewFollows().catch(() => undefined); }, Math.max(100, Math.round(this.followMs / 3)));
+    this.renewal.unref();
   }
 
   /** Connect and subscribe; rejects naming PICTALK_REDIS_URL when Redis does not answer. */
@@ -164,6 +176,7 @@ export class ClusterClient {
       reply = await this.scripts.submit({
         id, kind, space: owner.spaceId, user: owner.userId, input: encode(input),
         maxQueued: this.maxQueued, maxPerUser: this.maxPerUser, timeoutMs, inputTtl: INPUT_TTL_SECS,
+        front: this.frontId, followMs: this.followMs,
       });
     } catch (error) {
       this.handles.delete(id);
@@ -198,6 +211,23 @@ export class ClusterClient {
     return handle;
   }
 
+  /**
+   * Claim, for this front, the jobs of these ids that the cluster can still deliver and no live front follows (their
+   * front stopped): returns the ids claimed; follow each with `attach`.
+   */
+  async claim(ids: readonly string[]): Promise<string[]> {
+    try { return await this.scripts.claim(this.frontId, this.followMs, ids); } catch (error) { throw unreachable(error); }
+  }
+
+  /** Keep this front's leases on the jobs it follows. */
+  private async renewFollows(): Promise<void> {
+    const followed = [...this.handles.keys()];
+    if (followed.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const id of followed) pipeline.set(this.keys.follow(id), this.frontId, 'PX', this.followMs);
+    await pipeline.exec();
+  }
+
   /** Cancel a job by id, whichever front submitted it and whichever worker runs it. */
   async cancel(jobId: string): Promise<boolean> {
     const error = new PictalkError('job.cancelled', 'The job was cancelled by its requester');
@@ -218,6 +248,19 @@ export class ClusterClient {
     try { return await this.redis.smembers(this.keys.unfinished); } catch (error) { throw unreachable(error); }
   }
 
+  /** Of these ids, the jobs the cluster can still deliver: unsettled, or settled with the result still kept. */
+  async attachable(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) { pipeline.hget(this.keys.job(id), 'state'); pipeline.exists(this.keys.result(id)); }
+    const replies = (await pipeline.exec()) ?? [];
+    return ids.filter((_, i) => {
+      const state = replies[2 * i]?.[1] as string | null;
+      const kept = replies[2 * i + 1]?.[1] === 1;
+      return (state !== null && state !== 'settled') || (state === 'settled' && kept);
+    });
+  }
+
   /** Whether Redis answers now (for /healthz). */
   async ping(): Promise<boolean> {
     try { return (await this.redis.ping()) === 'PONG'; } catch { return false; }
@@ -231,6 +274,7 @@ export class ClusterClient {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.poll);
+    clearInterval(this.renewal);
     await closeQuietly(this.sub, this.redis);
   }
 

@@ -5,7 +5,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { PictalkError } from '../../common/errors.js';
 import type { JobKind } from '../types.js';
-import { CANCEL, POP, POSITIONS, SETTLE, START, SUBMIT } from './scripts.js';
+import { CANCEL, CLAIM, POP, POSITIONS, SETTLE, START, SUBMIT } from './scripts.js';
 
 const JOB_KINDS: readonly JobKind[] = ['imagine', 'caption', 'speak'];
 
@@ -80,7 +80,8 @@ export async function ready(redis: Redis, ms: number, setting = 'PICTALK_REDIS_U
 type Reply = string | number | null | Reply[];
 
 export interface Scripts {
-  submit(args: { id: string; kind: string; space: string; user: string; input: string; maxQueued: number; maxPerUser: number; timeoutMs: number; inputTtl: number }): Promise<Reply[]>;
+  submit(args: { id: string; kind: string; space: string; user: string; input: string; maxQueued: number; maxPerUser: number; timeoutMs: number; inputTtl: number; front: string; followMs: number }): Promise<Reply[]>;
+  claim(front: string, followMs: number, ids: readonly string[]): Promise<string[]>;
   pop(kind: string): Promise<string | null>;
   start(id: string, worker: string): Promise<Reply[]>;
   settle(id: string, outcome: 'ok' | 'error', payload: string, ttl: number): Promise<boolean>;
@@ -88,7 +89,7 @@ export interface Scripts {
   positions(kind: string, ids: readonly string[]): Promise<number[]>;
 }
 
-const SOURCES = { pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
+const SOURCES = { pictalkClaim: CLAIM, pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
 
 export function scripts(redis: Redis, prefix: string): Scripts {
   for (const [name, lua] of Object.entries(SOURCES)) {
@@ -98,7 +99,8 @@ export function scripts(redis: Redis, prefix: string): Scripts {
   const call = (name: keyof typeof SOURCES, ...args: Array<string | number>): Promise<Reply> =>
     (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<Reply>>)[name]!(prefix, ...args);
   return {
-    submit: async (a) => await call('pictalkSubmit', a.id, a.kind, a.space, a.user, a.input, a.maxQueued, a.maxPerUser, a.timeoutMs, Date.now(), a.inputTtl) as Reply[],
+    submit: async (a) => await call('pictalkSubmit', a.id, a.kind, a.space, a.user, a.input, a.maxQueued, a.maxPerUser, a.timeoutMs, Date.now(), a.inputTtl, a.front, a.followMs) as Reply[],
+    claim: async (front, followMs, ids) => ids.length === 0 ? [] : (await call('pictalkClaim', front, followMs, ...ids) as string[]),
     pop: async (kind) => await call('pictalkPop', kind, Date.now()) as string | null,
     start: async (id, worker) => await call('pictalkStart', id, worker, Date.now()) as Reply[],
     settle: async (id, outcome, payload, ttl) => (await call('pictalkSettle', id, outcome, payload, ttl)) === 1,
@@ -115,6 +117,7 @@ export const keys = (prefix: string) => ({
   cancel: `${prefix}:cancel`,
   dispatched: `${prefix}:dispatched`,
   unfinished: `${prefix}:unfinished`,
+  follow: (id: string) => `${prefix}:follow:${id}`,
   waitingKinds: `${prefix}:waiting:kinds`,
   runningKinds: `${prefix}:running:kinds`,
   /** BullMQ's queue name for a kind (under BullMQ's own prefix, the same P). */

@@ -12,6 +12,8 @@
  *   P:waiting            jobs accepted and not started (the line plus those handed to BullMQ), all kinds together
  *   P:waiting:kinds, P:running:kinds   hashes kind -> count
  *   P:users              hash user -> unfinished jobs (waiting or running), for the per-user bound
+ *   P:follow:<id>        the front that follows the job to its reply (its id, with a lease it renews; a front whose
+ *                        lease ran out has stopped, and another front claims the job)
  *   P:unfinished         set of the ids of jobs accepted and not settled (a restarted front keeps their records)
  *   P:dispatched         sorted set id -> when it was handed to BullMQ (a worker re-adds one that a crash lost)
  * Channels: P:events (JSON: line, start, progress, settled), P:wake (a kind has work), P:cancel (a job id to abort).
@@ -64,7 +66,10 @@ local function settle(id, outcome, payload, ttl)
 end
 `;
 
-/** ARGV: P, id, kind, space, user, input, maxQueued, maxPerUser, timeoutMs, now, inputTtl. → {'ok'} | {'duplicate'} | {'total'|'user', n} */
+/**
+ * ARGV: P, id, kind, space, user, input, maxQueued, maxPerUser, timeoutMs, now, inputTtl, front, followMs.
+ * → {'ok'} | {'duplicate'} | {'total'|'user', n}
+ */
 export const SUBMIT = `${COMMON}
 local id, kind, space, user = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local maxQueued, maxPerUser = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -85,6 +90,7 @@ redis.call('INCR', P .. ':waiting')
 redis.call('HINCRBY', P .. ':waiting:kinds', kind, 1)
 redis.call('HINCRBY', P .. ':users', user, 1)
 redis.call('SADD', P .. ':unfinished', id)
+redis.call('SET', P .. ':follow:' .. id, ARGV[12], 'PX', tonumber(ARGV[13]))
 redis.call('PUBLISH', P .. ':wake', kind)
 lineChanged(kind)
 return { 'ok' }
@@ -193,4 +199,21 @@ for i = 3, #ARGV do
   else table.insert(out, -1) end
 end
 return out
+`;
+
+/**
+ * A front claims jobs no live front follows: those the cluster can still deliver (unsettled, or settled with the result
+ * kept) whose follow lease is gone. ARGV: P, front, followMs, id... → the ids it claimed
+ */
+export const CLAIM = `${COMMON}
+local claimed = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local state = redis.call('HGET', jobKey(id), 'state')
+  local deliverable = state and (state ~= 'settled' or redis.call('EXISTS', P .. ':result:' .. id) == 1)
+  if deliverable and redis.call('SET', P .. ':follow:' .. id, ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then
+    table.insert(claimed, id)
+  end
+end
+return claimed
 `;

@@ -97,12 +97,15 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await store.recoverInterrupted(6)).toEqual([]);
     });
 
-    it('leaves alone the interrupted jobs it is told a live process still runs', async () => {
+    it('fails only the named jobs when told which are lost', async () => {
       const { store } = t;
       await store.acceptJob(job('a', { createdAt: 1 }), reservation(1, 10));
       await store.acceptJob(job('b', { createdAt: 2 }), reservation(1, 10));
       await store.updateJob('b', { state: 'running' }, 2);
-      expect((await store.recoverInterrupted(5, ['b'])).map((j) => j.id)).toEqual(['a']);
+      expect((await store.unfinishedJobs()).map((j) => [j.id, j.state])).toEqual([['a', 'queued'], ['b', 'running']]);
+      expect((await store.recoverInterrupted(5, ['a', 'gone'])).map((j) => j.id)).toEqual(['a']);
+      expect((await store.unfinishedJobs()).map((j) => j.id)).toEqual(['b']);
+      expect(await store.recoverInterrupted(6, ['a'])).toEqual([]);
       expect(await store.getJob('b')).toMatchObject({ state: 'running' });
       expect(await store.usage('s1', 'u1', 'imagine', DAY)).toEqual({ reserved: 1, charged: 0, refunded: 1 });
     });

@@ -1,0 +1,112 @@
+/**
+ * A front that stops while its jobs run, in a cluster: another front (or the same one restarted) claims them once
+ * the stopped front's follow lease runs out, follows them to their results, charges the quota once and replies
+ * through a conversation rebuilt from the route kept in the job. A job the queue never got is failed and refunded
+ * after a grace, one it is still getting is left alone. Real Redis, a real ClusterWorker, the real Bot and store.
+ */
+import { Bot } from '../../bot/bot.js';
+import { SqliteStore } from '../../bot/sqlite.store.js';
+import type { Conversation, Reply } from '../../bot/types.js';
+import { ClusterClient } from '../../inference/cluster/client.js';
+import { ClusterWorker } from '../../inference/cluster/worker.js';
+import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
+import { startRedis, type RedisServer } from '../helpers/redis.server.js';
+import { steeredPipelines } from './port.contract.js';
+import { actor, ManualClock, request, silentLogger } from './helpers.js';
+
+let redis: RedisServer;
+beforeAll(async () => { redis = await startRedis(); });
+afterAll(async () => { await redis?.stop(); });
+
+const closers: Array<() => Promise<unknown>> = [];
+afterEach(async () => { for (const close of closers.splice(0).reverse()) await close().catch(() => undefined); });
+
+/** A conversation with a route: what an adapter rebuilds it from after a restart. */
+class RoutedConversation implements Conversation {
+  readonly replies: Reply[] = [];
+  constructor(readonly name: string) {}
+  status(): void { /* progress is not what this test is about */ }
+  async finish(reply: Reply): Promise<void> { this.replies.push(reply); }
+  route(): Record<string, unknown> { return { platform: 'local', conversation: this.name }; }
+}
+
+let n = 0;
+async function cluster(): Promise<{ prefix: string; store: SqliteStore; front: (followMs: number) => Promise<{ bot: Bot; client: ClusterClient }> }> {
+  const prefix = `resume${++n}`;
+  const worker = await ClusterWorker.open(steeredPipelines({ stepMs: 25, steps: 12 }), {
+    redisUrl: redis.url, prefix, lockMs: 2000, log: silentLogger, metrics: createInferenceMetrics(createMetricsRegistry()),
+  });
+  closers.push(() => worker.close());
+  const store = new SqliteStore(':memory:');
+  closers.push(() => store.close());
+  const clock = new ManualClock(Date.now());
+  const front = async (followMs: number): Promise<{ bot: Bot; client: ClusterClient }> => {
+    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs, log: silentLogger });
+    closers.push(() => client.close());
+    const bot = new Bot({ store, core: client, clock, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
+    return { bot, client };
+  };
+  return { prefix, store, front };
+}
+
+async function until(done: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('a front that stops while its jobs run', () => {
+  it('has its job followed by another front: one reply through the rebuilt conversation, the quota charged once', async () => {
+    const { store, front } = await cluster();
+    const a = await front(300);
+    const first = new RoutedConversation('first');
+    void a.bot.handle(request({ name: 'imagine', options: { prompt: 'survives its front' } }, actor('u1'), 'req-1'), first);
+    await until(async () => (await store.unfinishedJobs()).length === 1);
+    const [job] = await store.unfinishedJobs();
+    expect(job!.settings.route).toEqual({ platform: 'local', conversation: 'first' });
+    await a.client.close();                    // the front stops: its lease is no longer renewed
+
+    const b = await front(300);
+    const rebuilt: RoutedConversation[] = [];
+    const stop = b.bot.resumeInterrupted((record) => {
+      const conversation = new RoutedConversation(`rebuilt from ${String(record.settings.route && (record.settings.route as { conversation: string }).conversation)}`);
+      rebuilt.push(conversation);
+      return conversation;
+    }, { everyMs: 50 });
+    closers.push(async () => stop());
+    await until(() => rebuilt.length === 1 && rebuilt[0]!.replies.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));   // a second sweep must not take it again
+    expect(rebuilt).toHaveLength(1);
+    expect(rebuilt[0]!.name).toBe('rebuilt from first');
+    expect(rebuilt[0]!.replies[0]).toMatchObject({ jobId: job!.id, images: [{ png: Buffer.from('png:survives its front') }] });
+    expect(first.replies).toEqual([]);
+    expect(await store.getJob(job!.id)).toMatchObject({ state: 'succeeded' });
+    expect(await store.usage(job!.spaceId, 'u1', 'imagine', new Date(job!.createdAt).toISOString().slice(0, 10)))
+      .toEqual({ reserved: 0, charged: 1, refunded: 0 });
+  });
+
+  it('leaves alone the jobs a live front follows, fails the ones the queue never got after a grace', async () => {
+    const { store, front } = await cluster();
+    const a = await front(2000);
+    const live = new RoutedConversation('live');
+    const handled = a.bot.handle(request({ name: 'imagine', options: { prompt: 'followed by its own front' } }, actor('u2'), 'req-2'), live);
+    await until(async () => (await store.unfinishedJobs()).length === 1);
+    // a job accepted by a front that died before it reached the queue
+    await store.acceptJob(
+      { id: 'never-queued', requestId: 'req-x', platform: 'local', requesterId: 'u3', spaceId: 'local', channelId: 'c', kind: 'imagine', settings: {}, createdAt: Date.now() - 120_000 },
+      { spaceId: 'local', userId: 'u3', kind: 'imagine', day: new Date().toISOString().slice(0, 10), units: 1, limit: 5 },
+    );
+    const b = await front(2000);
+    const rebuilt: string[] = [];
+    const stop = b.bot.resumeInterrupted((record) => { rebuilt.push(record.id); return new RoutedConversation('b'); }, { everyMs: 50, lostAfterMs: 60_000 });
+    closers.push(async () => stop());
+    await handled;
+    expect(live.replies).toHaveLength(1);
+    expect(live.replies[0]!.error).toBeUndefined();
+    await until(async () => (await store.getJob('never-queued'))?.state === 'failed');
+    expect(rebuilt).toEqual([]);
+    expect(await store.usage('local', 'u3', 'imagine', new Date().toISOString().slice(0, 10))).toEqual({ reserved: 0, charged: 0, refunded: 1 });
+  });
+});
