@@ -93,11 +93,13 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   // the one queue: in this process, or the cluster's on Redis
   let port: InferencePort | undefined;
   let health: () => Promise<Record<string, unknown>>;
+  let stopFollowing: (() => Promise<unknown>) | undefined;
   try {
     if (settings.redisUrl) {
       const cluster = await startCluster(settings, role, pipelines, metricsOfCore, registry, cleanup);
       port = cluster.port;
       health = cluster.health;
+      stopFollowing = cluster.stopFollowing;
       log.info(`role ${role}: jobs go through Redis`, { worker: cluster.workerId });
     } else {
       const core = new InferenceCore(pipelines!, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
@@ -172,6 +174,9 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   // their replies sent through conversations rebuilt from the route kept in each job
   const stopSweep = bot.resumeInterrupted((job) => reconnect[job.platform]?.(job.settings.route as Record<string, unknown> | undefined, job.requestId));
   cleanup.push(async () => stopSweep());
+  // stopping, a front first lets go of the jobs it follows (their leases lapse, another front takes them over and
+  // replies), then stops its adapters: it must not settle a job whose reply it would not live to send
+  if (stopFollowing) cleanup.push(stopFollowing);
 
   if (adapters.length === 0) {
     console.log(HOW_TO_CONFIGURE);
@@ -238,7 +243,7 @@ async function loadPipelines(settings: PictalkSettings, metricsOfCore: Inference
 async function startCluster(
   settings: PictalkSettings, role: Role, pipelines: InferencePipelines | undefined, metricsOfCore: InferenceMetrics,
   registry: MetricsRegistry, cleanup: Array<() => Promise<unknown>>,
-): Promise<{ port?: InferencePort; health: () => Promise<Record<string, unknown>>; workerId?: string }> {
+): Promise<{ port?: InferencePort; health: () => Promise<Record<string, unknown>>; workerId?: string; stopFollowing?: () => Promise<unknown> }> {
   const redisUrl = settings.redisUrl!;
   let worker: ClusterWorker | undefined;
   let client: ClusterClient | undefined;
@@ -257,7 +262,7 @@ async function startCluster(
   }
   createClusterMetrics(registry, { client, worker });
   return {
-    ...(client ? { port: client } : {}),
+    ...(client ? { port: client, stopFollowing: () => client!.close() } : {}),
     ...(worker ? { workerId: worker.id } : {}),
     health: async () => {
       const redis = await (client ?? worker)!.ping();

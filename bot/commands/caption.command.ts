@@ -97,26 +97,27 @@ async function completeCaption(
   } finally {
     ctx.jobs.remove(jobId);
   }
-  await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption });
-
   const reply: Reply = { text: caption.caption, jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
-  if (!voice) return reply;
-
   // speak: the caption as a voice message; its failure costs the user nothing but the voice
-  try {
-    ctx.conversation.status({ state: 'running', jobId, stage: 'voice', step: 0, total: 1 });
-    const speech: SpeechResult = await runJob(ctx.core, ownerOf(ctx), { kind: 'speak', request: { text: caption.caption } }, {
-      statusJobId: jobId, coreJobId: `${jobId}.voice`, timeoutMs: ctx.config.jobTimeoutMs.speak,
-    });
-    const voiceMessage: ReplyVoice = {
-      name: `pictalk-${jobId}.ogg`, ogg: speech.ogg, durationSecs: speech.durationSecs, waveform: speech.waveform,
-    };
-    reply.voice = voiceMessage;
-  } catch (error) {
-    ctx.log.warn('voice message failed; sending the caption alone', { jobId, error: String(error) });
-    const why = isPictalkError(error) && error.code === 'job.timeout' ? 'it took too long' : 'the voice engine failed';
-    reply.text = `${caption.caption}\n(No voice message this time: ${why}.)`;
+  if (voice) {
+    try {
+      ctx.conversation.status({ state: 'running', jobId, stage: 'voice', step: 0, total: 1 });
+      const speech: SpeechResult = await runJob(ctx.core, ownerOf(ctx), { kind: 'speak', request: { text: caption.caption } }, {
+        // unique per attempt: a front that takes over a stopped front's job speaks the caption again
+        statusJobId: jobId, coreJobId: `${jobId}.voice.${newJobId()}`, timeoutMs: ctx.config.jobTimeoutMs.speak,
+      });
+      const voiceMessage: ReplyVoice = {
+        name: `pictalk-${jobId}.ogg`, ogg: speech.ogg, durationSecs: speech.durationSecs, waveform: speech.waveform,
+      };
+      reply.voice = voiceMessage;
+    } catch (error) {
+      ctx.log.warn('voice message failed; sending the caption alone', { jobId, error: String(error) });
+      const why = isPictalkError(error) && error.code === 'job.timeout' ? 'it took too long' : 'the voice engine failed';
+      reply.text = `${caption.caption}\n(No voice message this time: ${why}.)`;
+    }
   }
+  // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
+  await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption });
   return reply;
 }
 

@@ -69,10 +69,10 @@ async function completeImagine(
   } finally {
     ctx.jobs.remove(jobId);
   }
-  await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model });
-
   // describe: alt text from the captioner, the prompt when it fails
   const altTexts = await describeImages(ctx, jobId, result.images, withSeed.prompt);
+  // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
+  await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model });
   const images: ReplyImage[] = result.images.map((image, index) => ({
     name: `pictalk-${jobId}-${index + 1}.png`, png: image.png, altText: altTexts[index] ?? withSeed.prompt, seed: image.seed,
   }));
@@ -134,7 +134,8 @@ async function captionImage(ctx: CommandContext, jobId: string, png: Buffer, ind
   const owner = ownerOf(ctx);
   if (ctx.captioner) return ctx.captioner.describe(png, { owner, jobId, index });
   const result = await runJob(ctx.core, owner, { kind: 'caption', request: { image: png } }, {
-    statusJobId: jobId, coreJobId: `${jobId}.alt${index + 1}`, timeoutMs: ctx.config.jobTimeoutMs.caption,
+    // unique per attempt: a front that takes over a stopped front's job describes its images again
+    statusJobId: jobId, coreJobId: `${jobId}.alt${index + 1}.${newJobId()}`, timeoutMs: ctx.config.jobTimeoutMs.caption,
   });
   return result.caption;
 }

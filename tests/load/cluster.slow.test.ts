@@ -2,7 +2,8 @@
  * The cluster end to end, every part real: two `front` processes in Slack HTTP mode behind the fake Slack (the test
  * spreads its signed requests over both, as a load balancer would), two `worker` processes on the builtin models,
  * a private PostgreSQL for the store and a private Redis for the queue. 200 commands from 20 users (/imagine, and
- * the caption shortcut on a shared picture), one worker killed with SIGKILL mid-run, Redis stopped and started once.
+ * the caption shortcut on a shared picture), one worker killed with SIGKILL mid-run, one front restarted while its
+ * jobs run (their replies still go out, from the restarted front), Redis stopped and started once.
  *
  * Checked: every command is acknowledged within Slack's 3 seconds and answered exactly once (its images, its caption,
  * or one message saying why not); quotas in PostgreSQL are exact to the unit (charged = delivered, nothing left
@@ -90,7 +91,7 @@ interface Sent {
   ackMs: number;
 }
 
-test('two fronts and two workers: 200 commands from 20 users, a worker killed and Redis restarted, each answered once, quotas exact', async () => {
+test('two fronts and two workers: 200 commands from 20 users, a worker killed, a front restarted and Redis restarted, each answered once, quotas exact', async () => {
   const fronts = [await freePort(), await freePort()];
   const frontEnv = (port: number): Record<string, string> => ({
     SLACK_BOT_TOKEN: slack.botToken, SLACK_SIGNING_SECRET: slack.signingSecret, SLACK_API_URL: slack.apiUrl,
@@ -99,14 +100,17 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed an
   });
   // the workers first, so the fronts' recovery sees the queue; the fronts start together, as a rolling deploy would
   const workers = await Promise.all([launch('worker-1', 'worker', {}), launch('worker-2', 'worker', {})]);
-  await Promise.all(fronts.map((port, i) => launch(`front-${i + 1}`, 'front', frontEnv(port))));
+  const frontProcs = await Promise.all(fronts.map((port, i) => launch(`front-${i + 1}`, 'front', frontEnv(port))));
 
   const users: FakeUser[] = Array.from({ length: USERS }, (_, i) => ({ id: `U0LOAD${String(i).padStart(2, '0')}`, name: `user${i}`, is_admin: false, is_owner: false }));
   const channel = slack.channels.general;
   const sent: Sent[] = [];
   let turn = 0;
+  const down = new Set<number>();
   const post = async (kind: InboundKind, payload: Record<string, unknown>): Promise<{ status: number; elapsedMs: number }> => {
-    const port = fronts[turn++ % fronts.length]!;       // round-robin, as a load balancer
+    // round-robin over the fronts that are up, as a load balancer with health checks
+    const up = fronts.filter((port) => !down.has(port));
+    const port = up[turn++ % up.length]!;
     return sendSigned(`http://127.0.0.1:${port}/slack/events`, kind, payload, { secret: slack.signingSecret });
   };
 
@@ -148,6 +152,16 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed an
       workers[0]!.child.kill('SIGKILL');                 // mid-job: its jobs run again on the other worker
       killedJobs = await jobsOf(`:${workers[0]!.child.pid}:`);
     }
+    if (wave === 9) {
+      // a deploy restarts front 1 while its jobs run: out of the balancer, SIGTERM, a new process on the same port
+      down.add(fronts[0]!);
+      const old = frontProcs[0]!.child;
+      const exited = new Promise((resolve) => old.once('exit', resolve));
+      old.kill('SIGTERM');
+      await exited;
+      frontProcs[0] = await launch('front-1 (restarted)', 'front', frontEnv(fronts[0]!));
+      down.delete(fronts[0]!);
+    }
     if (wave === 12) {
       await redis.halt();
       await Promise.all(Array.from({ length: 4 }, (_, i) => send(1000 + 5 * i)));   // /imagine while Redis is down: busy, try again
@@ -172,7 +186,14 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed an
       const images = slack.completions.filter((c) => (c.initial_comment ?? '').includes(`(cmd ${s.n})`)).length;
       const captions = s.threadTs ? slack.threadReplies(channel.id, s.threadTs).filter((m) => m.user === slack.botUserId && !m.deleted && !m.files?.length && !/^(⏳|🎨)/.test(m.text)).length : 0;
       const answers = ephemerals + images + captions;
-      if (answers !== 1) problems.push(`cmd ${s.n} (${s.kind}): ${answers} answers (${ephemerals} ephemeral, ${images} image posts, ${captions} caption replies)`);
+      if (answers !== 1) {
+        const rows = (await db.query('SELECT id, state, error_code, created_at, updated_at FROM jobs WHERE request_id = $1', [s.requestId])).rows as unknown[];
+        const claimed = (await db.query('SELECT command, received_at FROM requests WHERE id = $1', [s.requestId])).rows as unknown[];
+        problems.push(`cmd ${s.n} (${s.kind}): ${answers} answers (${ephemerals} ephemeral, ${images} image posts, ${captions} caption replies); job ${JSON.stringify(rows)}, request ${JSON.stringify(claimed)}`);
+      }
+    }
+    if (problems.length > 0) {
+      for (const proc of procs) console.log(`--- ${proc.name}\n${proc.log.join('').split('\n').filter((line) => /warn|error|fail/i.test(line)).slice(-30).join('\n')}`);
     }
     expect(problems).toEqual([]);
 
@@ -184,7 +205,8 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed an
       const mine = sent.filter((s) => s.user.id === user.id);
       const deliveredImages = mine.filter((s) => s.kind === 'imagine')
         .reduce((n, s) => n + slack.completions.filter((c) => (c.initial_comment ?? '').includes(`(cmd ${s.n})`)).reduce((k, c) => k + c.files.length, 0), 0);
-      const deliveredCaptions = mine.filter((s) => s.kind === 'caption' && slack.threadReplies(channel.id, s.threadTs!).some((m) => m.user === slack.botUserId && !m.deleted)).length;
+      const deliveredCaptions = mine.filter((s) => s.kind === 'caption' && slack.threadReplies(channel.id, s.threadTs!)
+        .some((m) => m.user === slack.botUserId && !m.deleted && !m.files?.length && !/^(⏳|🎨)/.test(m.text) && !m.text.startsWith('⚠️'))).length;
       const charged = (kind: string): number => Number(ledger.find((row) => row.user_id === user.id && row.kind === kind && row.state === 'charged')?.units ?? 0);
       expect({ user: user.id, imagine: charged('imagine'), caption: charged('caption') }).toEqual({ user: user.id, imagine: deliveredImages, caption: deliveredCaptions });
       expect(charged('imagine')).toBeLessThanOrEqual(LIMITS.imagine);
@@ -198,11 +220,14 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed an
       expect(slack.ephemerals.find((e) => e.path === s.responsePath)?.text).toMatch(/try again/i);
     }
 
+    // the restarted front's jobs were taken over by a front that lived, and replied to from there
+    expect(procs.filter((proc) => proc.name !== 'front-1').some((proc) => proc.log.join('').includes('following a job whose front stopped'))).toBe(true);
+
     // nothing left in the queue
     expect(await redisCommand(redis.port, 'SCARD', 'pictalk:unfinished')).toBe(0);
     expect(await redisCommand(redis.port, 'GET', 'pictalk:waiting')).toBe('0');
     const delivered = sent.filter((s) => slack.completions.some((c) => (c.initial_comment ?? '').includes(`(cmd ${s.n})`))).length;
-    console.log(`cluster: ${sent.length} commands, ${delivered} image replies, ${slack.ephemerals.length} ephemeral answers; worker-1 killed, Redis restarted`);
+    console.log(`cluster: ${sent.length} commands, ${delivered} image replies, ${slack.ephemerals.length} ephemeral answers; worker-1 killed, front-1 restarted, Redis restarted`);
     expect(delivered).toBeGreaterThan(50);
   } finally {
     await db.end();

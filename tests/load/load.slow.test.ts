@@ -317,7 +317,7 @@ test('200 commands from 20 users on Discord and Slack, with injected faults: ack
   same('jobs submitted to the core without a job row', [...submitted].filter((id) => !rows.has(id)), []);
   for (const o of outcomes.filter((x) => x.job)) {
     const alt = submits.filter((s) => s.jobId.startsWith(`${o.job!.id}.alt`)).length;
-    const voice = submits.filter((s) => s.jobId === `${o.job!.id}.voice`).length;
+    const voice = submits.filter((s) => s.jobId.startsWith(`${o.job!.id}.voice.`)).length;
     const ok = o.job!.state === 'succeeded';
     if (alt !== (ok && o.job!.kind === 'imagine' ? o.reply?.images?.length ?? 0 : 0)) problem(o.sent.planned, `${alt} alt-text jobs`);
     if (voice !== (ok && o.job!.kind === 'caption' ? 1 : 0)) problem(o.sent.planned, `${voice} voice jobs`);
