@@ -10,7 +10,7 @@ import { Bot } from '../bot/bot.js';
 import { PostgresStore } from '../bot/postgres.store.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
 import type { BotStore } from '../bot/store.js';
-import type { InferencePort } from '../bot/ports.js';
+import type { InferencePort, SharedRateLimits } from '../bot/ports.js';
 import type { Conversation } from '../bot/types.js';
 import { builtinModelDir } from '../common/package-root.js';
 import { ClusterClient } from '../inference/cluster/client.js';
@@ -94,12 +94,15 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   let port: InferencePort | undefined;
   let health: () => Promise<Record<string, unknown>>;
   let stopFollowing: (() => Promise<unknown>) | undefined;
+  // in a cluster, the per-user rate limit is one bucket in Redis for all fronts
+  let rateLimits: SharedRateLimits | undefined;
   try {
     if (settings.redisUrl) {
       const cluster = await startCluster(settings, role, pipelines, metricsOfCore, registry, cleanup);
       port = cluster.port;
       health = cluster.health;
       stopFollowing = cluster.stopFollowing;
+      rateLimits = cluster.rateLimits;
       log.info(`role ${role}: jobs go through Redis`, { worker: cluster.workerId });
     } else {
       const core = new InferenceCore(pipelines!, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
@@ -133,7 +136,7 @@ export async function start(argv: readonly string[] = []): Promise<number> {
     return 0;
   }
 
-  const bot = new Bot({ store: store!, core: port!, config: settings.bot, logger: log });
+  const bot = new Bot({ store: store!, core: port!, config: settings.bot, logger: log, ...(rateLimits ? { rateLimits } : {}) });
   await bot.recoverInterrupted();
 
   const adapters: Stoppable[] = [];
@@ -243,7 +246,9 @@ async function loadPipelines(settings: PictalkSettings, metricsOfCore: Inference
 async function startCluster(
   settings: PictalkSettings, role: Role, pipelines: InferencePipelines | undefined, metricsOfCore: InferenceMetrics,
   registry: MetricsRegistry, cleanup: Array<() => Promise<unknown>>,
-): Promise<{ port?: InferencePort; health: () => Promise<Record<string, unknown>>; workerId?: string; stopFollowing?: () => Promise<unknown> }> {
+): Promise<{
+  port?: InferencePort; rateLimits?: SharedRateLimits; health: () => Promise<Record<string, unknown>>; workerId?: string; stopFollowing?: () => Promise<unknown>;
+}> {
   const redisUrl = settings.redisUrl!;
   let worker: ClusterWorker | undefined;
   let client: ClusterClient | undefined;
@@ -262,7 +267,7 @@ async function startCluster(
   }
   createClusterMetrics(registry, { client, worker });
   return {
-    ...(client ? { port: client, stopFollowing: () => client!.close() } : {}),
+    ...(client ? { port: client, rateLimits: client, stopFollowing: () => client!.close() } : {}),
     ...(worker ? { workerId: worker.id } : {}),
     health: async () => {
       const redis = await (client ?? worker)!.ping();

@@ -8,7 +8,7 @@ import { PictalkError, describe, isPictalkError } from '../common/errors.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from './config.js';
 import type { CommandContext } from './context.js';
 import { ActiveJobs } from './jobs.js';
-import { consoleLogger, systemClock, type AltTextCaptioner, type Clock, type InferencePort, type Logger } from './ports.js';
+import { consoleLogger, systemClock, type AltTextCaptioner, type Clock, type InferencePort, type Logger, type SharedRateLimits } from './ports.js';
 import { RateLimiter } from './policy/rate-limit.js';
 import { isModerator } from './policy/permissions.js';
 import { errorReply } from './replies.js';
@@ -33,6 +33,8 @@ export interface BotOptions {
   logger?: Logger;
   /** Seeds for requests without one; uniform over 0 .. 2^32-1 by default. */
   randomSeed?: () => number;
+  /** Rate-limit buckets shared with the other fronts of a cluster; in this process's memory when absent. */
+  rateLimits?: SharedRateLimits;
 }
 
 /** How long request ids are remembered: Slack retries within minutes, Discord interactions expire after 15. */
@@ -54,6 +56,7 @@ export class Bot {
   private readonly randomSeed: () => number;
   private readonly jobs = new ActiveJobs();
   private readonly rateLimiter: RateLimiter;
+  private readonly sharedRateLimits: SharedRateLimits | undefined;
   private lastPrune = 0;
 
   constructor(options: BotOptions) {
@@ -65,6 +68,7 @@ export class Bot {
     this.captioner = options.captioner;
     this.randomSeed = options.randomSeed ?? (() => randomInt(0, 2 ** 32));
     this.rateLimiter = new RateLimiter(this.config.rateLimit, this.clock);
+    this.sharedRateLimits = options.rateLimits;
   }
 
   /**
@@ -159,7 +163,7 @@ export class Bot {
       if (!fresh) return { duplicate: true };
       // housekeeping off the request's path: a request is not held up (or reordered) by the hourly prune
       this.pruneRequests().catch((error: unknown) => this.log.warn('pruning old request ids failed', { error: String(error) }));
-      if (!UNLIMITED.has(request.command.name)) this.rateLimiter.take(`${request.actor.spaceId}\u0000${request.actor.userId}`);
+      if (!UNLIMITED.has(request.command.name)) await this.takeToken(`${request.actor.spaceId}\u0000${request.actor.userId}`);
       reply = await this.dispatch(this.context(request, safe), request.command);
     } catch (error) {
       if (!isPictalkError(error)) this.log.error('unexpected error in a command', { requestId: request?.id, error: String((error as Error)?.stack ?? error) });
@@ -167,6 +171,26 @@ export class Bot {
     }
     await this.finish(safe, reply, request);
     return reply.jobId ? { duplicate: false, jobId: reply.jobId } : { duplicate: false };
+  }
+
+  /** The rate limit: the cluster's shared bucket, or this process's own while the shared one cannot be reached. */
+  private async takeToken(key: string): Promise<void> {
+    if (this.sharedRateLimits) {
+      let verdict: { ok: boolean; retryAfterMs: number } | undefined;
+      try {
+        verdict = await this.sharedRateLimits.take(key, this.config.rateLimit.capacity, this.config.rateLimit.windowMs);
+      } catch {
+        verdict = undefined;      // Redis away: the queue will say busy anyway; keep limiting in this process meanwhile
+      }
+      if (verdict) {
+        if (!verdict.ok) {
+          throw new PictalkError('rate.limited', `Too many commands: ${this.config.rateLimit.capacity} per ${this.config.rateLimit.windowMs} ms allowed`,
+            { retryAfterMs: verdict.retryAfterMs });
+        }
+        return;
+      }
+    }
+    this.rateLimiter.take(key);
   }
 
   private async pruneRequests(): Promise<void> {

@@ -58,6 +58,14 @@ export interface InferencePort {
   attach?(jobId: string): Promise<JobHandle | undefined>;
 }
 
+/**
+ * Rate-limit buckets shared by several processes (the cluster's, in Redis): one token for `key` (capacity in a burst,
+ * refilled over `windowMs`). Without it, each process keeps its own buckets in memory.
+ */
+export interface SharedRateLimits {
+  take(key: string, capacity: number, windowMs: number): Promise<{ ok: boolean; retryAfterMs: number }>;
+}
+
 export interface Clock {
   now(): number; // ms since epoch
 }

@@ -219,6 +219,14 @@ export class ClusterClient {
     try { return await this.scripts.claim(this.frontId, this.followMs, ids); } catch (error) { throw unreachable(error); }
   }
 
+  /**
+   * One token of a rate-limit bucket shared by every front (`key`: a user), capacity in a burst, refilled over
+   * `windowMs`: whether it was there, and when the next one will be.
+   */
+  async take(key: string, capacity: number, windowMs: number): Promise<{ ok: boolean; retryAfterMs: number }> {
+    return this.scripts.take(key, capacity, windowMs);
+  }
+
   /** Keep this front's leases on the jobs it follows. */
   private async renewFollows(): Promise<void> {
     const followed = [...this.handles.keys()];

@@ -5,7 +5,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { PictalkError } from '../../common/errors.js';
 import type { JobKind } from '../types.js';
-import { CANCEL, CLAIM, POP, POSITIONS, SETTLE, START, SUBMIT } from './scripts.js';
+import { CANCEL, CLAIM, POP, POSITIONS, SETTLE, START, SUBMIT, TAKE } from './scripts.js';
 
 const JOB_KINDS: readonly JobKind[] = ['imagine', 'caption', 'speak'];
 
@@ -82,6 +82,7 @@ type Reply = string | number | null | Reply[];
 export interface Scripts {
   submit(args: { id: string; kind: string; space: string; user: string; input: string; maxQueued: number; maxPerUser: number; timeoutMs: number; inputTtl: number; front: string; followMs: number }): Promise<Reply[]>;
   claim(front: string, followMs: number, ids: readonly string[]): Promise<string[]>;
+  take(key: string, capacity: number, windowMs: number): Promise<{ ok: boolean; retryAfterMs: number }>;
   pop(kind: string): Promise<string | null>;
   start(id: string, worker: string): Promise<Reply[]>;
   settle(id: string, outcome: 'ok' | 'error', payload: string, ttl: number): Promise<boolean>;
@@ -89,7 +90,7 @@ export interface Scripts {
   positions(kind: string, ids: readonly string[]): Promise<number[]>;
 }
 
-const SOURCES = { pictalkClaim: CLAIM, pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
+const SOURCES = { pictalkTake: TAKE, pictalkClaim: CLAIM, pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
 
 export function scripts(redis: Redis, prefix: string): Scripts {
   for (const [name, lua] of Object.entries(SOURCES)) {
@@ -100,6 +101,10 @@ export function scripts(redis: Redis, prefix: string): Scripts {
     (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<Reply>>)[name]!(prefix, ...args);
   return {
     submit: async (a) => await call('pictalkSubmit', a.id, a.kind, a.space, a.user, a.input, a.maxQueued, a.maxPerUser, a.timeoutMs, Date.now(), a.inputTtl, a.front, a.followMs) as Reply[],
+    take: async (key, capacity, windowMs) => {
+      const [ok, retryAfterMs] = await call('pictalkTake', key, capacity, windowMs) as [number, number];
+      return { ok: ok === 1, retryAfterMs };
+    },
     claim: async (front, followMs, ids) => ids.length === 0 ? [] : (await call('pictalkClaim', front, followMs, ...ids) as string[]),
     pop: async (kind) => await call('pictalkPop', kind, Date.now()) as string | null,
     start: async (id, worker) => await call('pictalkStart', id, worker, Date.now()) as Reply[],

@@ -217,3 +217,25 @@ for i = 4, #ARGV do
 end
 return claimed
 `;
+
+/**
+ * One token of a per-user bucket shared by every front (the bot's rate limit): capacity in a burst, refilled at
+ * capacity / window, on Redis's clock. ARGV: P, key, capacity, windowMs. → {1, 0} | {0, retryAfterMs}
+ */
+export const TAKE = `${COMMON}
+local key = P .. ':rate:' .. ARGV[2]
+local capacity, windowMs = tonumber(ARGV[3]), tonumber(ARGV[4])
+local perMs = capacity / windowMs
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', key, 'tokens', 'at')
+local tokens = tonumber(b[1]) or capacity
+local at = tonumber(b[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * perMs)
+local ok = tokens >= 1
+if ok then tokens = tokens - 1 end
+redis.call('HSET', key, 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', key, windowMs + 1000)
+if ok then return { 1, 0 } end
+return { 0, math.ceil((1 - tokens) / perMs) }
+`;

@@ -49,6 +49,8 @@ interface Running {
   bull: BullJob;
   token: string;
   cancel?: () => void;
+  /** Its pipeline call has ended; only its outcome is on the way to Redis (its lock is still renewed until then). */
+  done?: boolean;
 }
 
 export class ClusterWorker {
@@ -154,7 +156,7 @@ export class ClusterWorker {
   /** Jobs this worker runs now, per kind. */
   busy(): Record<JobKind, number> {
     const out = { imagine: 0, caption: 0, speak: 0 };
-    for (const job of this.running.values()) out[job.kind] += 1;
+    for (const job of this.running.values()) if (!job.done) out[job.kind] += 1;
     return out;
   }
 
@@ -223,10 +225,12 @@ export class ClusterWorker {
       } catch (error) {
         outcome = { ok: false, payload: JSON.stringify(asInferenceError(error, `The ${kind} job`)) };
       }
+      // the models are free: the slot takes the next job while this one's outcome goes to Redis
+      running.done = true;
+      this.pump(kind);
       await this.settle(id, outcome.ok ? 'ok' : 'error', outcome.payload);
       await bull.moveToCompleted('settled', token, false).catch(() => undefined);   // lost its lock: another worker owns it
     })();
-    // the pump goes on while this job runs; when it ends, its slot takes the next job
     settled.finally(() => { this.running.delete(id); this.pump(kind); }).catch(() => undefined);
   }
 

@@ -110,3 +110,26 @@ describe('a front that stops while its jobs run', () => {
     expect(await store.usage('local', 'u3', 'imagine', new Date().toISOString().slice(0, 10))).toEqual({ reserved: 0, charged: 0, refunded: 1 });
   });
 });
+
+describe('the rate limit across fronts', () => {
+  it('is one bucket per user for every front sharing the Redis', async () => {
+    const { prefix } = await cluster();
+    const clients = [
+      await ClusterClient.open({ redisUrl: redis.url, prefix, log: silentLogger }),
+      await ClusterClient.open({ redisUrl: redis.url, prefix, log: silentLogger }),
+    ];
+    for (const client of clients) closers.push(() => client.close());
+    const store = new SqliteStore(':memory:');
+    closers.push(() => store.close());
+    const bots = clients.map((client) => new Bot({
+      store, core: client, rateLimits: client, logger: silentLogger, config: { rateLimit: { capacity: 3, windowMs: 60_000 } },
+    }));
+    const codes: string[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const conversation = new RoutedConversation(`c${i}`);
+      await bots[i % 2]!.handle(request({ name: 'status' }, actor('u9'), `rate-${i}`), conversation);
+      codes.push(conversation.replies[0]?.error?.code ?? 'ok');
+    }
+    expect(codes).toEqual(['ok', 'ok', 'ok', 'rate.limited', 'rate.limited', 'rate.limited']);
+  });
+});
