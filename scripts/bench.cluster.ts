@@ -8,8 +8,9 @@
  * - cluster_imagine_scaling_w2_w1: imagine jobs per second with two one-thread workers over one (closed loop).
  * - cluster_vs_single_process: one worker's imagine jobs per second over the single process's (an InferenceCore in
  *   this process on the same pipelines, same thread count and imagine batch, same clients and jobs).
- * The three are measured back to back in three rounds (the second worker started for its level and stopped after
- * it); each ratio is the median of the rounds'.
+ * The three are measured back to back in five rounds, one worker in the middle of each and the other two levels'
+ * order swapped from round to round (the second worker started for its level and stopped after it); each ratio is
+ * the median of the rounds'.
  * - redis_commands_per_imagine_job: Redis commands (INFO commandstats) per imagine job at one worker, everything
  *   counted: the front's, the worker's and BullMQ's own.
  */
@@ -77,7 +78,7 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
   const jobs = options.quick ? 8 : Math.max(48, 2 * options.runs);
   const warmup = options.quick ? 0 : 8;
   const hops = options.quick ? 20 : 200;
-  const rounds = options.quick ? 1 : 3;
+  const rounds = options.quick ? 1 : 5;
   const imagine = (offset: number) => (i: number) => ({ kind: 'imagine' as const, request: { prompt: prompts[(offset + i) % prompts.length]!, seed: offset + i } });
 
   // the single process: the same pipelines, one thread, the same imagine batch, in this process
@@ -127,18 +128,28 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
     const levels: Array<{ single_process: ThroughputLevel; w1: ThroughputLevel; w2: ThroughputLevel; commands_per_job: number }> = [];
     for (let r = 0; r < rounds; r += 1) {
       const offset = 5000 + 1000 * r;
-      const singleLevel = await closedLoop(core, clients, jobs, imagine(offset));
+      // one worker in the middle of each round, the other two levels before and after it, their order swapped from
+      // round to round: a host that speeds up or slows down during a round moves both ratios' two sides alike
+      const singleLevel = (): Promise<ThroughputLevel> => closedLoop(core, clients, jobs, imagine(offset));
+      const twoWorkers = async (): Promise<ThroughputLevel> => {
+        // the second worker for this level only: started, warmed up, measured, stopped
+        const second = await startWorker(redis, 'worker-2');
+        workers.push(second);
+        try {
+          await closedLoop(cluster, clients, warmup, imagine(offset + 900));
+          return await closedLoop(cluster, clients, jobs, imagine(offset + 600));
+        } finally {
+          await stop(second);
+        }
+      };
+      const first = r % 2 === 0 ? await singleLevel() : await twoWorkers();
       const before = await commandsServed(redis);
       const w1 = await closedLoop(cluster, clients, jobs, imagine(offset + 300));
       const commands = ((await commandsServed(redis)) - before) / jobs;
-      // the second worker for this level only: started, warmed up, measured, stopped
-      const second = await startWorker(redis, 'worker-2');
-      workers.push(second);
-      await closedLoop(cluster, clients, warmup, imagine(offset + 900));
-      const w2 = await closedLoop(cluster, clients, jobs, imagine(offset + 600));
-      await stop(second);
-      levels.push({ single_process: singleLevel, w1, w2, commands_per_job: round(commands) });
-      log(`  round ${r + 1}: ${singleLevel.jobs_per_s}, ${w1.jobs_per_s}, ${w2.jobs_per_s} jobs/s`);
+      const last = r % 2 === 0 ? await twoWorkers() : await singleLevel();
+      const [singleProcess, w2] = r % 2 === 0 ? [first, last] : [last, first];
+      levels.push({ single_process: singleProcess, w1, w2, commands_per_job: round(commands) });
+      log(`  round ${r + 1}: ${singleProcess.jobs_per_s}, ${w1.jobs_per_s}, ${w2.jobs_per_s} jobs/s`);
     }
     const median = (values: number[]): number => summarize(values).p50;
     const scaling = median(levels.map((l) => l.w2.jobs_per_s / l.w1.jobs_per_s));
