@@ -189,23 +189,28 @@ export class ClusterWorker {
       taken.push({ bull, token });
     }
     // submitted to the local core in one turn, so captions taken together share a batch
-    await Promise.all(taken.map(({ bull, token }) => this.run(kind, bull, token)));
+    const started = await Promise.all(taken.map(({ bull, token }) => this.run(kind, bull, token)));
+    // a job that turned out to be settled already (cancelled while it waited) left its slot free: look again
+    if (started.includes(false)) this.again.add(kind);
   }
 
-  /** Start one BullMQ job: claim it in pictalk's record, hand it to the local core, settle it when it ends. */
-  private async run(kind: JobKind, bull: BullJob, token: string): Promise<void> {
+  /**
+   * Start one BullMQ job: claim it in pictalk's record, hand it to the local core, settle it when it ends. Resolves
+   * once it has started (true), or at once when there was nothing to run (false).
+   */
+  private async run(kind: JobKind, bull: BullJob, token: string): Promise<boolean> {
     const id = String(bull.id);
     const deferred = (bull as BullJob & { deferredFailure?: string }).deferredFailure;
     if (deferred) {
       // BullMQ put it back once already (its worker stopped) and it stalled again: fail it, tell its requester why
       await this.failStalled(kind, id, deferred);
       await bull.moveToFailed(new Error(deferred), token, false).catch(() => undefined);
-      return;
+      return false;
     }
     const claim = await this.scripts.start(id, this.id);
     if (claim[0] !== 'run') {            // cancelled (or settled) while it waited: nothing to run
       await bull.moveToCompleted('gone', token, false).catch(() => undefined);
-      return;
+      return false;
     }
     const [, input, timeoutMs, attempts, space, user] = claim as [string, string, string, number, string, string];
     this.counts.started += 1;
@@ -232,6 +237,7 @@ export class ClusterWorker {
       await bull.moveToCompleted('settled', token, false).catch(() => undefined);   // lost its lock: another worker owns it
     })();
     settled.finally(() => { this.running.delete(id); this.pump(kind); }).catch(() => undefined);
+    return true;
   }
 
   /** Settle in Redis; while Redis is away, keep the outcome and try again (a result is never dropped). */

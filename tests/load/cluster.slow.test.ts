@@ -102,7 +102,7 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
   const workers = await Promise.all([launch('worker-1', 'worker', {}), launch('worker-2', 'worker', {})]);
   const frontProcs = await Promise.all(fronts.map((port, i) => launch(`front-${i + 1}`, 'front', frontEnv(port))));
 
-  const users: FakeUser[] = Array.from({ length: USERS }, (_, i) => ({ id: `U0LOAD${String(i).padStart(2, '0')}`, name: `user${i}`, is_admin: false, is_owner: false }));
+  const users: FakeUser[] = Array.from({ length: USERS }, (_, i) => slack.addUser({ id: `U0LOAD${String(i).padStart(2, '0')}`, name: `user${i}`, is_admin: false, is_owner: false }));
   const channel = slack.channels.general;
   const sent: Sent[] = [];
   let turn = 0;
@@ -115,7 +115,7 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
   };
 
   // the commands sent while Redis is down come from users with quota left, so the queue is what answers them
-  const outageUsers: FakeUser[] = Array.from({ length: 4 }, (_, i) => ({ id: `U0OUTAGE${i}`, name: `outage${i}`, is_admin: false, is_owner: false }));
+  const outageUsers: FakeUser[] = Array.from({ length: 4 }, (_, i) => slack.addUser({ id: `U0OUTAGE${i}`, name: `outage${i}`, is_admin: false, is_owner: false }));
   const send = async (n: number): Promise<void> => {
     const user = n >= 1000 ? outageUsers[(n - 1000) / 5]! : users[n % USERS]!;
     if (n % 5 === 4) {

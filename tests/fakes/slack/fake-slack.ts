@@ -156,6 +156,8 @@ export class FakeSlack implements SlackContext {
   readonly botId = 'B0PICTBOT';
   readonly users: { alice: FakeUser; bob: FakeUser; admin: FakeUser; owner: FakeUser };
   readonly channels: { general: Channel; art: Channel; outside: Channel };
+  /** Workspace members besides the four named ones (`addUser`): users.info knows them. */
+  private readonly members = new Map<string, FakeUser>();
   readonly calls: ApiCall[] = [];
   readonly messages: FakeMessage[] = [];
   readonly uploads = new Map<string, FakeUpload>();
@@ -227,6 +229,13 @@ export class FakeSlack implements SlackContext {
    * A file a user uploaded to Slack. `reportedSize` lets the file object lie about its size; `chunked` serves it
    * without Content-Length, so only counting the stream can catch an oversized one.
    */
+  /** A workspace member besides the four named ones, known to users.info and a member of every channel. */
+  addUser(user: FakeUser): FakeUser {
+    this.members.set(user.id, user);
+    for (const channel of Object.values(this.channels)) if (channel.members.has(this.botUserId)) channel.members.add(user.id);
+    return user;
+  }
+
   hostFile(name: string, data: Buffer, options: { mimetype?: string; reportedSize?: number; chunked?: boolean; owner?: string } = {}): FakeFileObject {
     const { mimetype = mimeOf(name)[0], reportedSize = data.length, chunked = false, owner = this.users.alice.id } = options;
     const id = nextId('F');
@@ -384,7 +393,7 @@ export class FakeSlack implements SlackContext {
       case 'auth.test':
         return { url: `https://${this.teamDomain}.slack.com/`, team: 'pictalk test', user: 'pictalk', team_id: this.teamId, user_id: this.botUserId, bot_id: this.botId, is_enterprise_install: false };
       case 'users.info': {
-        const user = Object.values(this.users).find((u) => u.id === args.user);
+        const user = [...Object.values(this.users), ...this.members.values()].find((u) => u.id === args.user);
         if (!user) throw new ApiError('user_not_found');
         return {
           user: {
