@@ -56,6 +56,11 @@ export interface InferencePort {
   claim?(jobIds: readonly string[]): Promise<string[]>;
   /** A handle on a job another process submitted, or undefined when the queue no longer knows it. */
   attach?(jobId: string): Promise<JobHandle | undefined>;
+  /**
+   * This process is done with a job (its reply is built and settled): no other process need take it over. A queue
+   * that outlives its fronts keeps this process's claim on a job from submit or attach until then.
+   */
+  release?(jobId: string): void;
 }
 
 /**

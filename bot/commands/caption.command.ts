@@ -86,39 +86,44 @@ export async function resumeCaption(ctx: CommandContext, job: JobRecord, handle:
 async function completeCaption(
   ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean }, run: (active: ActiveJob) => Promise<CaptionResult>,
 ): Promise<Reply> {
-  const { actor } = ctx.request;
-  const { voice } = about;
-  const active = ctx.jobs.add({ id: jobId, kind: 'caption', requesterId: actor.userId, spaceId: actor.spaceId });
-  let caption: CaptionResult;
   try {
-    caption = await run(active);
-  } catch (error) {
-    return await settleFailure(ctx, jobId, error);
-  } finally {
-    ctx.jobs.remove(jobId);
-  }
-  const reply: Reply = { text: caption.caption, jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
-  // speak: the caption as a voice message; its failure costs the user nothing but the voice
-  if (voice) {
+    const { actor } = ctx.request;
+    const { voice } = about;
+    const active = ctx.jobs.add({ id: jobId, kind: 'caption', requesterId: actor.userId, spaceId: actor.spaceId });
+    let caption: CaptionResult;
     try {
-      ctx.conversation.status({ state: 'running', jobId, stage: 'voice', step: 0, total: 1 });
-      const speech: SpeechResult = await runJob(ctx.core, ownerOf(ctx), { kind: 'speak', request: { text: caption.caption } }, {
-        // unique per attempt: a front that takes over a stopped front's job speaks the caption again
-        statusJobId: jobId, coreJobId: `${jobId}.voice.${newJobId()}`, timeoutMs: ctx.config.jobTimeoutMs.speak,
-      });
-      const voiceMessage: ReplyVoice = {
-        name: `pictalk-${jobId}.ogg`, ogg: speech.ogg, durationSecs: speech.durationSecs, waveform: speech.waveform,
-      };
-      reply.voice = voiceMessage;
+      caption = await run(active);
     } catch (error) {
-      ctx.log.warn('voice message failed; sending the caption alone', { jobId, error: String(error) });
-      const why = isPictalkError(error) && error.code === 'job.timeout' ? 'it took too long' : 'the voice engine failed';
-      reply.text = `${caption.caption}\n(No voice message this time: ${why}.)`;
+      return await settleFailure(ctx, jobId, error);
+    } finally {
+      ctx.jobs.remove(jobId);
     }
+    const reply: Reply = { text: caption.caption, jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
+    // speak: the caption as a voice message; its failure costs the user nothing but the voice
+    if (voice) {
+      try {
+        ctx.conversation.status({ state: 'running', jobId, stage: 'voice', step: 0, total: 1 });
+        const speech: SpeechResult = await runJob(ctx.core, ownerOf(ctx), { kind: 'speak', request: { text: caption.caption } }, {
+          // unique per attempt: a front that takes over a stopped front's job speaks the caption again
+          statusJobId: jobId, coreJobId: `${jobId}.voice.${newJobId()}`, timeoutMs: ctx.config.jobTimeoutMs.speak,
+        });
+        const voiceMessage: ReplyVoice = {
+          name: `pictalk-${jobId}.ogg`, ogg: speech.ogg, durationSecs: speech.durationSecs, waveform: speech.waveform,
+        };
+        reply.voice = voiceMessage;
+      } catch (error) {
+        ctx.log.warn('voice message failed; sending the caption alone', { jobId, error: String(error) });
+        const why = isPictalkError(error) && error.code === 'job.timeout' ? 'it took too long' : 'the voice engine failed';
+        reply.text = `${caption.caption}\n(No voice message this time: ${why}.)`;
+      }
+    }
+    // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
+    await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption });
+    return reply;
+  } finally {
+    // settled and answered (or failed): no other front need take this job over
+    ctx.core.release?.(jobId);
   }
-  // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
-  await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption });
-  return reply;
 }
 
 /** The adapter's fetch enforces the cap while streaming; check again, since a platform can lie about sizes. */

@@ -58,33 +58,38 @@ export async function resumeImagine(ctx: CommandContext, job: JobRecord, handle:
 async function completeImagine(
   ctx: CommandContext, jobId: string, withSeed: ValidImagineOptions, run: (active: ActiveJob) => Promise<ImagineResult>,
 ): Promise<Reply> {
-  const { actor } = ctx.request;
-  const active = ctx.jobs.add({ id: jobId, kind: 'imagine', requesterId: actor.userId, spaceId: actor.spaceId });
-  let result: ImagineResult;
   try {
-    result = await run(active);
-    if (result.images.length === 0) throw new PictalkError('inference.failed', 'The text-to-image pipeline returned no images');
-  } catch (error) {
-    return await settleFailure(ctx, jobId, error);
+    const { actor } = ctx.request;
+    const active = ctx.jobs.add({ id: jobId, kind: 'imagine', requesterId: actor.userId, spaceId: actor.spaceId });
+    let result: ImagineResult;
+    try {
+      result = await run(active);
+      if (result.images.length === 0) throw new PictalkError('inference.failed', 'The text-to-image pipeline returned no images');
+    } catch (error) {
+      return await settleFailure(ctx, jobId, error);
+    } finally {
+      ctx.jobs.remove(jobId);
+    }
+    // describe: alt text from the captioner, the prompt when it fails
+    const altTexts = await describeImages(ctx, jobId, result.images, withSeed.prompt);
+    // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
+    await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model });
+    const images: ReplyImage[] = result.images.map((image, index) => ({
+      name: `pictalk-${jobId}-${index + 1}.png`, png: image.png, altText: altTexts[index] ?? withSeed.prompt, seed: image.seed,
+    }));
+    return {
+      text: describeSettings(result.settings, result.images.map((image) => image.seed)),
+      images,
+      buttons: [
+        { action: 'reroll', jobId, label: 'Reroll', style: 'primary' },
+        { action: 'delete', jobId, label: 'Delete', style: 'danger' },
+      ],
+      jobId,
+    };
   } finally {
-    ctx.jobs.remove(jobId);
+    // settled and answered (or failed): no other front need take this job over
+    ctx.core.release?.(jobId);
   }
-  // describe: alt text from the captioner, the prompt when it fails
-  const altTexts = await describeImages(ctx, jobId, result.images, withSeed.prompt);
-  // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
-  await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model });
-  const images: ReplyImage[] = result.images.map((image, index) => ({
-    name: `pictalk-${jobId}-${index + 1}.png`, png: image.png, altText: altTexts[index] ?? withSeed.prompt, seed: image.seed,
-  }));
-  return {
-    text: describeSettings(result.settings, result.images.map((image) => image.seed)),
-    images,
-    buttons: [
-      { action: 'reroll', jobId, label: 'Reroll', style: 'primary' },
-      { action: 'delete', jobId, label: 'Delete', style: 'danger' },
-    ],
-    jobId,
-  };
 }
 
 /** The reroll button: the stored settings of a job of this space, with a new seed, charged to whoever pressed it. */

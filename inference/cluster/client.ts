@@ -42,6 +42,8 @@ const DEFAULT_TIMEOUT_MS: Record<JobKind, number> = { imagine: 180_000, caption:
 const MAX_TIMEOUT_MS = 3_600_000;
 /** An input waits at most this long for a worker before Redis forgets it (a day: a queue that long has other problems). */
 const INPUT_TTL_SECS = 86_400;
+/** How long a front keeps its claim on a job after the result came, unless it releases it sooner. */
+const HOLD_MS = 10 * 60_000;
 
 class RemoteHandle {
   private readonly listeners: Listeners = { position: new Set(), start: new Set(), progress: new Set() };
@@ -110,6 +112,11 @@ export class ClusterClient {
   private readonly poll: NodeJS.Timeout;
   private readonly refreshing = new Set<JobKind>();
   private readonly renewal: NodeJS.Timeout;
+  /**
+   * The jobs this front follows, with until when: unbounded while their result is awaited, then `HOLD_MS` more or until
+   * `release` (the bot still builds the reply after the result: alt text, the voice message).
+   */
+  private readonly followed = new Map<string, number>();
   private readonly followMs: number;
   /** This front's name in the follow leases. */
   readonly frontId = randomUUID();
@@ -171,6 +178,7 @@ export class ClusterClient {
 
     const handle = new RemoteHandle(id, kind, this);
     this.handles.set(id, handle);       // before the submit: a fast worker's start must find it
+    this.followed.set(id, Number.POSITIVE_INFINITY);
     let reply;
     try {
       reply = await this.scripts.submit({
@@ -180,11 +188,13 @@ export class ClusterClient {
       });
     } catch (error) {
       this.handles.delete(id);
+      this.followed.delete(id);
       throw unreachable(error);
     }
     const [verdict, count] = reply;
     if (verdict !== 'ok') {
       this.handles.delete(id);
+      this.followed.delete(id);
       if (verdict === 'duplicate') throw new PictalkError('input.invalid', `Expected \`jobId\` to be a new, non-empty string, got ${describe(id)} (already in use)`);
       if (verdict === 'total') {
         throw new PictalkError('queue.busy', `The queue is full (${count} of ${this.maxQueued} jobs waiting); try again in a little while`,
@@ -207,6 +217,7 @@ export class ClusterClient {
     if (!kind || !JOB_KINDS.includes(kind as JobKind)) return undefined;
     const handle = new RemoteHandle(id, kind as JobKind, this);
     this.handles.set(id, handle);
+    this.followed.set(id, Number.POSITIVE_INFINITY);
     await this.reconcile([handle]);
     return handle;
   }
@@ -227,9 +238,17 @@ export class ClusterClient {
     return this.scripts.take(key, capacity, windowMs);
   }
 
+  /** This front is done with a job (its reply went out, or it failed): its claim ends now. */
+  release(jobId: string): void {
+    if (!this.followed.delete(jobId) || this.closed) return;
+    this.redis.del(this.keys.follow(jobId)).catch(() => undefined);
+  }
+
   /** Keep this front's leases on the jobs it follows. */
   private async renewFollows(): Promise<void> {
-    const followed = [...this.handles.keys()];
+    const now = Date.now();
+    for (const [id, until] of this.followed) if (until < now) this.followed.delete(id);
+    const followed = [...this.followed.keys()];
     if (followed.length === 0) return;
     const pipeline = this.redis.pipeline();
     for (const id of followed) pipeline.set(this.keys.follow(id), this.frontId, 'PX', this.followMs);
@@ -342,6 +361,8 @@ export class ClusterClient {
     if (handle.settled) return;
     handle.finish();
     this.handles.delete(handle.id);
+    // the claim outlives the result a while: the bot still builds the reply from it
+    if (this.followed.has(handle.id)) this.followed.set(handle.id, Date.now() + HOLD_MS);
     if (ok) {
       try {
         handle.resolve(decodeResult(payload));

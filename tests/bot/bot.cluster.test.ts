@@ -87,6 +87,25 @@ describe('a front that stops while its jobs run', () => {
       .toEqual({ reserved: 0, charged: 1, refunded: 0 });
   });
 
+  it('keeps its claim while it builds the reply after the result, longer than the lease, so no other front answers too', async () => {
+    const { store, front, prefix } = await cluster();
+    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 300, log: silentLogger });
+    closers.push(() => client.close());
+    // alt text that takes four leases' time: the result is in, the reply not yet built
+    const slowAltText = { describe: async () => { await new Promise((resolve) => setTimeout(resolve, 1200)); return 'a slow description'; } };
+    const a = new Bot({ store, core: client, captioner: slowAltText, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
+    const b = await front(300);
+    const rebuilt: RoutedConversation[] = [];
+    const stop = b.bot.resumeInterrupted(() => { const c = new RoutedConversation('b'); rebuilt.push(c); return c; }, { everyMs: 50 });
+    closers.push(async () => stop());
+    const conversation = new RoutedConversation('a');
+    await a.handle(request({ name: 'imagine', options: { prompt: 'described slowly' } }, actor('u5'), 'req-5'), conversation);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(conversation.replies).toHaveLength(1);
+    expect(conversation.replies[0]!.images?.[0]?.altText).toBe('a slow description');
+    expect(rebuilt).toEqual([]);
+  });
+
   it('leaves alone the jobs a live front follows, fails the ones the queue never got after a grace', async () => {
     const { store, front } = await cluster();
     const a = await front(2000);
