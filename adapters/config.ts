@@ -7,6 +7,7 @@ import { PictalkError, describe } from '../common/errors.js';
 import { QUOTA_LIMIT_OPTION } from '../bot/commands/option.spec.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from '../bot/config.js';
 import type { ExecutionProvider } from '../inference/onnx.backend.js';
+import { DEFAULT_WORKER_LOCK_MS } from '../inference/cluster/defaults.js';
 
 export interface DiscordSettings {
   token: string;
@@ -65,7 +66,6 @@ export interface PictalkSettings extends ModelSettings {
 }
 
 export const DEFAULT_DB_PATH = './pictalk.sqlite';
-export const DEFAULT_WORKER_LOCK_MS = 30_000;
 
 /** What one `pictalk start` process does: everything (the default), the platforms and policy, or the models. */
 export type Role = 'all' | 'front' | 'worker';

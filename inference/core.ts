@@ -94,7 +94,7 @@ export interface InferenceStats {
   closed: boolean;
 }
 
-const DEFAULT_TIMEOUT_MS: Record<JobKind, number> = { imagine: 180_000, caption: 30_000, speak: 30_000 };
+export const DEFAULT_TIMEOUT_MS: Record<JobKind, number> = { imagine: 180_000, caption: 30_000, speak: 30_000 };
 const MAX_TIMEOUT_MS = 3_600_000;
 
 type AnyResult = ResultOf<JobKind>;
@@ -287,18 +287,7 @@ export class InferenceCore {
    * or `input.invalid` (a malformed owner, kind, timeout or duplicate id). An accepted job always settles.
    */
   submit<K extends JobKind>(owner: JobOwner, input: Extract<JobInput, { kind: K }>, options: SubmitOptions = {}): JobHandle<K> {
-    const kind = input?.kind;
-    if (!JOB_KINDS.includes(kind)) {
-      throw new PictalkError('input.invalid', `Expected a job kind of ${JOB_KINDS.join(', ')}, got ${describe(kind)}`);
-    }
-    if (typeof input.request !== 'object' || input.request === null) {
-      throw new PictalkError('input.invalid', `Expected a ${kind} request object, got ${describe(input.request)}`);
-    }
-    for (const field of ['userId', 'spaceId'] as const) {
-      if (typeof owner?.[field] !== 'string' || owner[field].length === 0) {
-        throw new PictalkError('input.invalid', `Expected \`owner.${field}\` to be a non-empty string, got ${describe(owner?.[field])}`);
-      }
-    }
+    const kind: K = checkSubmission(owner, input);
     const timeoutMs = options.timeoutMs === undefined ? this.timeouts[kind] : timeout('timeoutMs', options.timeoutMs, 'input.invalid');
     const id = options.jobId ?? randomUUID();
     if (typeof id !== 'string' || id.length === 0 || this.active.has(id)) {
@@ -536,7 +525,28 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
-function timeout(name: string, value: number, code: 'config.invalid' | 'input.invalid'): number {
+/**
+ * A submission's own shape, whichever queue takes it (this core, or the cluster's): a known kind, a request object,
+ * an owner with non-empty ids. Returns the kind; throws `input.invalid` naming what is wrong.
+ */
+export function checkSubmission<K extends JobKind>(owner: JobOwner, input: Extract<JobInput, { kind: K }>): K {
+  const kind = input?.kind;
+  if (!JOB_KINDS.includes(kind)) {
+    throw new PictalkError('input.invalid', `Expected a job kind of ${JOB_KINDS.join(', ')}, got ${describe(kind)}`);
+  }
+  if (typeof input.request !== 'object' || input.request === null) {
+    throw new PictalkError('input.invalid', `Expected a ${kind} request object, got ${describe(input.request)}`);
+  }
+  for (const field of ['userId', 'spaceId'] as const) {
+    if (typeof owner?.[field] !== 'string' || owner[field].length === 0) {
+      throw new PictalkError('input.invalid', `Expected \`owner.${field}\` to be a non-empty string, got ${describe(owner?.[field])}`);
+    }
+  }
+  return kind;
+}
+
+/** A job's run-time limit: an integer from 1 ms to an hour, else `code` naming the setting. */
+export function timeout(name: string, value: number, code: 'config.invalid' | 'input.invalid'): number {
   if (!Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
     throw new PictalkError(code, `Expected \`${name}\` to be an integer from 1 to ${MAX_TIMEOUT_MS} ms, got ${describe(value)}`);
   }

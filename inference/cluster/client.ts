@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
-import { JOB_KINDS } from '../core.js';
+import { DEFAULT_TIMEOUT_MS, JOB_KINDS, checkSubmission, timeout } from '../core.js';
 import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../types.js';
 import { decodeResult, encode } from './codec.js';
 import { DEFAULT_PREFIX, closeQuietly, connect, keys, readStats, ready, scripts, unreachable, type RedisLog, type Scripts } from './redis.js';
@@ -38,8 +38,6 @@ export interface ClusterClientOptions {
 type Events = { position: (position: number) => void; start: () => void; progress: (progress: Progress) => void };
 type Listeners = { [E in keyof Events]: Set<Events[E]> };
 
-const DEFAULT_TIMEOUT_MS: Record<JobKind, number> = { imagine: 180_000, caption: 30_000, speak: 30_000 };
-const MAX_TIMEOUT_MS = 3_600_000;
 /** An input waits at most this long for a worker before Redis forgets it (a day: a queue that long has other problems). */
 const INPUT_TTL_SECS = 86_400;
 /** How long a front keeps its claim on a job after the result came, unless it releases it sooner. */
@@ -156,20 +154,8 @@ export class ClusterClient {
 
   /** Accept a job into the cluster's fair line, or reject with `queue.busy` (full, this user's limit, Redis away). */
   async submit(owner: JobOwner, input: JobInput, options: { timeoutMs?: number; jobId?: string } = {}): Promise<RemoteHandle> {
-    const kind = input?.kind;
-    if (!JOB_KINDS.includes(kind)) throw new PictalkError('input.invalid', `Expected a job kind of ${JOB_KINDS.join(', ')}, got ${describe(kind)}`);
-    if (typeof input.request !== 'object' || input.request === null) {
-      throw new PictalkError('input.invalid', `Expected a ${kind} request object, got ${describe(input.request)}`);
-    }
-    for (const field of ['userId', 'spaceId'] as const) {
-      if (typeof owner?.[field] !== 'string' || owner[field].length === 0) {
-        throw new PictalkError('input.invalid', `Expected \`owner.${field}\` to be a non-empty string, got ${describe(owner?.[field])}`);
-      }
-    }
-    const timeoutMs = options.timeoutMs ?? this.timeouts[kind];
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
-      throw new PictalkError('input.invalid', `Expected \`timeoutMs\` to be an integer from 1 to ${MAX_TIMEOUT_MS} ms, got ${describe(timeoutMs)}`);
-    }
+    const kind = checkSubmission(owner, input);
+    const timeoutMs = options.timeoutMs === undefined ? this.timeouts[kind] : timeout('timeoutMs', options.timeoutMs, 'input.invalid');
     const id = options.jobId ?? randomUUID();
     if (typeof id !== 'string' || id.length === 0 || id.length > 200) {
       throw new PictalkError('input.invalid', `Expected \`jobId\` to be a non-empty string, got ${describe(id)}`);
@@ -270,22 +256,9 @@ export class ClusterClient {
     return readStats(this.redis, this.keys);
   }
 
-  /** The ids of every job the cluster has accepted and not settled, whichever front submitted it. */
-  async unfinished(): Promise<string[]> {
-    try { return await this.redis.smembers(this.keys.unfinished); } catch (error) { throw unreachable(error); }
-  }
-
   /** Of these ids, the jobs the cluster can still deliver: unsettled, or settled with the result still kept. */
   async attachable(ids: readonly string[]): Promise<string[]> {
-    if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) { pipeline.hget(this.keys.job(id), 'state'); pipeline.exists(this.keys.result(id)); }
-    const replies = (await pipeline.exec()) ?? [];
-    return ids.filter((_, i) => {
-      const state = replies[2 * i]?.[1] as string | null;
-      const kept = replies[2 * i + 1]?.[1] === 1;
-      return (state !== null && state !== 'settled') || (state === 'settled' && kept);
-    });
+    try { return await this.scripts.attachable(ids); } catch (error) { throw unreachable(error); }
   }
 
   /** Whether Redis answers now (for /healthz). */

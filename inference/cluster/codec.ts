@@ -3,6 +3,7 @@
  * bytes, a waveform, parity latents) as tagged base64, so what comes out is what went in, typed arrays and all.
  */
 import { PictalkError, describe } from '../../common/errors.js';
+import { JOB_KINDS } from '../core.js';
 import type { JobInput, JobKind, JobResult } from '../types.js';
 
 type Tagged = { $bytes: string; $type: 'Buffer' | 'Uint8Array' | 'Float32Array' };
@@ -48,4 +49,4 @@ export function decodeResult(text: string): JobResult {
   return value;
 }
 
-const isKind = (kind: unknown): kind is JobKind => kind === 'imagine' || kind === 'caption' || kind === 'speak';
+const isKind = (kind: unknown): kind is JobKind => JOB_KINDS.includes(kind as JobKind);

@@ -4,10 +4,9 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { PictalkError } from '../../common/errors.js';
+import { JOB_KINDS } from '../core.js';
 import type { JobKind } from '../types.js';
-import { CANCEL, CLAIM, POP, POSITIONS, SETTLE, START, SUBMIT, TAKE } from './scripts.js';
-
-const JOB_KINDS: readonly JobKind[] = ['imagine', 'caption', 'speak'];
+import { ATTACHABLE, CANCEL, CLAIM, POP, POSITIONS, SETTLE, START, SUBMIT, TAKE } from './scripts.js';
 
 export const DEFAULT_PREFIX = 'pictalk';
 
@@ -82,6 +81,7 @@ type Reply = string | number | null | Reply[];
 export interface Scripts {
   submit(args: { id: string; kind: string; space: string; user: string; input: string; maxQueued: number; maxPerUser: number; timeoutMs: number; inputTtl: number; front: string; followMs: number }): Promise<Reply[]>;
   claim(front: string, followMs: number, ids: readonly string[]): Promise<string[]>;
+  attachable(ids: readonly string[]): Promise<string[]>;
   take(key: string, capacity: number, windowMs: number): Promise<{ ok: boolean; retryAfterMs: number }>;
   pop(kind: string): Promise<string | null>;
   start(id: string, worker: string): Promise<Reply[]>;
@@ -90,7 +90,7 @@ export interface Scripts {
   positions(kind: string, ids: readonly string[]): Promise<number[]>;
 }
 
-const SOURCES = { pictalkTake: TAKE, pictalkClaim: CLAIM, pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
+const SOURCES = { pictalkAttachable: ATTACHABLE, pictalkTake: TAKE, pictalkClaim: CLAIM, pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
 
 export function scripts(redis: Redis, prefix: string): Scripts {
   for (const [name, lua] of Object.entries(SOURCES)) {
@@ -105,6 +105,7 @@ export function scripts(redis: Redis, prefix: string): Scripts {
       const [ok, retryAfterMs] = await call('pictalkTake', key, capacity, windowMs) as [number, number];
       return { ok: ok === 1, retryAfterMs };
     },
+    attachable: async (ids) => ids.length === 0 ? [] : (await call('pictalkAttachable', ...ids) as string[]),
     claim: async (front, followMs, ids) => ids.length === 0 ? [] : (await call('pictalkClaim', front, followMs, ...ids) as string[]),
     pop: async (kind) => await call('pictalkPop', kind, Date.now()) as string | null,
     start: async (id, worker) => await call('pictalkStart', id, worker, Date.now()) as Reply[],

@@ -41,6 +41,12 @@ local function lineRemove(kind, space, user, id)
   lineChanged(kind)
 end
 
+-- a job a front can still follow to a reply: unsettled, or settled with its result kept
+local function deliverable(id)
+  local state = redis.call('HGET', jobKey(id), 'state')
+  return state and (state ~= 'settled' or redis.call('EXISTS', P .. ':result:' .. id) == 1)
+end
+
 -- settle a job once: free its place in the counts, keep its outcome for ttl seconds, tell every front
 local function settle(id, outcome, payload, ttl)
   local J = jobKey(id)
@@ -209,9 +215,7 @@ export const CLAIM = `${COMMON}
 local claimed = {}
 for i = 4, #ARGV do
   local id = ARGV[i]
-  local state = redis.call('HGET', jobKey(id), 'state')
-  local deliverable = state and (state ~= 'settled' or redis.call('EXISTS', P .. ':result:' .. id) == 1)
-  if deliverable and redis.call('SET', P .. ':follow:' .. id, ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then
+  if deliverable(id) and redis.call('SET', P .. ':follow:' .. id, ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then
     table.insert(claimed, id)
   end
 end
@@ -238,4 +242,13 @@ redis.call('HSET', key, 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', key, windowMs + 1000)
 if ok then return { 1, 0 } end
 return { 0, math.ceil((1 - tokens) / perMs) }
+`;
+
+/** Of some job ids, those a front can still follow to a reply (unsettled, or the result kept). ARGV: P, id... */
+export const ATTACHABLE = `${COMMON}
+local out = {}
+for i = 2, #ARGV do
+  if deliverable(ARGV[i]) then table.insert(out, ARGV[i]) end
+end
+return out
 `;

@@ -20,9 +20,9 @@ import { InferenceCore, JOB_KINDS, type InferencePipelines } from '../core.js';
 import type { InferenceMetrics } from '../metrics.js';
 import type { JobKind } from '../types.js';
 import { decodeInput, encode } from './codec.js';
+import { DEFAULT_WORKER_LOCK_MS } from './defaults.js';
 import { DEFAULT_PREFIX, closeQuietly, connect, keys, readStats, ready, redisOptionsOf, scripts, type RedisLog, type Scripts } from './redis.js';
 
-export const DEFAULT_WORKER_LOCK_MS = 30_000;
 
 export interface ClusterWorkerOptions {
   redisUrl: string;
