@@ -16,6 +16,13 @@ export interface DiscordSettings {
   apiUrl?: string;
   /** Register the commands in this guild only (instant updates while testing) instead of globally. */
   guildId?: string;
+  /**
+   * DISCORD_PUBLIC_KEY with PICTALK_DISCORD_HTTP_PORT: HTTP interactions mode, `POST /discord/interactions` on that
+   * port, and no gateway connection.
+   */
+  http?: { publicKey: string; port: number };
+  /** PICTALK_DISCORD_SHARDS (`auto` or a count) and PICTALK_DISCORD_SHARD_IDS (this process's shards; default all). */
+  shards?: { count: number | 'auto'; ids?: number[] };
 }
 
 interface SlackCommon {
@@ -156,7 +163,9 @@ function discord(env: Env, problems: Problems): DiscordSettings | undefined {
   const applicationId = read(env, 'DISCORD_APPLICATION_ID');
   const apiUrl = url(env, 'DISCORD_API_URL', problems);
   if (token === undefined && applicationId === undefined) {
-    if (apiUrl !== undefined) problems.add('DISCORD_API_URL', 'DISCORD_API_URL is set but DISCORD_TOKEN and DISCORD_APPLICATION_ID are not');
+    for (const name of ['DISCORD_API_URL', 'DISCORD_PUBLIC_KEY', 'PICTALK_DISCORD_HTTP_PORT', 'PICTALK_DISCORD_SHARDS', 'PICTALK_DISCORD_SHARD_IDS']) {
+      if (read(env, name) !== undefined) problems.add(name, `${name} is set but DISCORD_TOKEN and DISCORD_APPLICATION_ID are not`);
+    }
     return undefined;
   }
   if (token === undefined) {
@@ -177,7 +186,60 @@ function discord(env: Env, problems: Problems): DiscordSettings | undefined {
   if (guildId !== undefined && !/^\d{1,20}$/.test(guildId)) {
     problems.add('PICTALK_DISCORD_GUILD_ID', `Expected PICTALK_DISCORD_GUILD_ID to be a numeric snowflake, got ${describe(guildId)}`);
   } else if (guildId !== undefined) settings.guildId = guildId;
+  const http = discordHttp(env, problems);
+  const shards = discordShards(env, problems);
+  if (http && shards) {
+    problems.add('PICTALK_DISCORD_SHARDS', 'PICTALK_DISCORD_SHARDS (or PICTALK_DISCORD_SHARD_IDS) is set with DISCORD_PUBLIC_KEY: HTTP interactions mode opens no gateway, so it has no shards; unset one of them');
+  }
+  if (http) settings.http = http;
+  if (shards) settings.shards = shards;
   return settings;
+}
+
+/** Discord's HTTP interactions mode: the application's public key and the endpoint's port, both or neither. */
+function discordHttp(env: Env, problems: Problems): DiscordSettings['http'] {
+  const publicKey = read(env, 'DISCORD_PUBLIC_KEY');
+  const httpPort = port(env, 'PICTALK_DISCORD_HTTP_PORT', problems);
+  const portText = read(env, 'PICTALK_DISCORD_HTTP_PORT');
+  if (publicKey !== undefined && !/^[0-9a-f]{64}$/i.test(publicKey)) {
+    problems.add('DISCORD_PUBLIC_KEY', `Expected DISCORD_PUBLIC_KEY to be the application's public key, 64 hexadecimal characters, got ${describe(publicKey.length > 80 ? `${publicKey.slice(0, 80)}…` : publicKey)} (${publicKey.length} characters)`);
+    return undefined;
+  }
+  if (publicKey !== undefined && portText === undefined) {
+    problems.add('PICTALK_DISCORD_HTTP_PORT', 'DISCORD_PUBLIC_KEY is set but PICTALK_DISCORD_HTTP_PORT is not; HTTP interactions mode needs the port of POST /discord/interactions');
+    return undefined;
+  }
+  if (publicKey === undefined && portText !== undefined) {
+    problems.add('DISCORD_PUBLIC_KEY', 'PICTALK_DISCORD_HTTP_PORT is set but DISCORD_PUBLIC_KEY is not; HTTP interactions mode needs the application\'s public key to check signatures');
+    return undefined;
+  }
+  return publicKey !== undefined && httpPort !== undefined ? { publicKey: publicKey.toLowerCase(), port: httpPort } : undefined;
+}
+
+/** Discord's sharded gateway: `auto` or a count, and this process's shard ids (comma-separated; all when unset). */
+function discordShards(env: Env, problems: Problems): DiscordSettings['shards'] {
+  const countText = read(env, 'PICTALK_DISCORD_SHARDS');
+  const idsText = read(env, 'PICTALK_DISCORD_SHARD_IDS');
+  if (countText === undefined && idsText === undefined) return undefined;
+  let count: number | 'auto' = 'auto';
+  if (countText !== undefined && countText.toLowerCase() !== 'auto') {
+    const value = /^\d+$/.test(countText) ? Number(countText) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < 1 || value > 65_536) {
+      problems.add('PICTALK_DISCORD_SHARDS', `Expected PICTALK_DISCORD_SHARDS to be \`auto\` or a shard count from 1 to 65536, got ${describe(countText)}`);
+      return undefined;
+    }
+    count = value;
+  }
+  if (idsText === undefined) return { count };
+  const parts = idsText.split(',').map((part) => part.trim());
+  const ids = parts.map((part) => (/^\d+$/.test(part) ? Number(part) : Number.NaN));
+  const bad = parts.filter((_, i) => !Number.isSafeInteger(ids[i]) || (count !== 'auto' && ids[i]! >= count));
+  if (bad.length > 0 || new Set(ids).size !== ids.length) {
+    const range = count === 'auto' ? 'shard ids >= 0' : `shard ids from 0 to ${count - 1}`;
+    problems.add('PICTALK_DISCORD_SHARD_IDS', `Expected PICTALK_DISCORD_SHARD_IDS to be distinct comma-separated ${range}, got ${describe(idsText)}`);
+    return undefined;
+  }
+  return { count, ids };
 }
 
 function slack(env: Env, problems: Problems): SlackSettings | undefined {

@@ -30,7 +30,8 @@ import { startMetricsServer, type MetricsServer } from './metrics.server.js';
 import { startSlackAdapter } from './slack/slack.adapter.js';
 
 const HOW_TO_CONFIGURE = `No chat platform is configured, so pictalk runs in this terminal. Type /help for the commands.
-To run on Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (optionally PICTALK_DISCORD_GUILD_ID).
+To run on Discord: set DISCORD_TOKEN and DISCORD_APPLICATION_ID (optionally PICTALK_DISCORD_GUILD_ID; DISCORD_PUBLIC_KEY
+  with PICTALK_DISCORD_HTTP_PORT for HTTP interactions; PICTALK_DISCORD_SHARDS and PICTALK_DISCORD_SHARD_IDS for shards).
 To run on Slack:   set SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP, PICTALK_SLACK_PORT).
 See the README's operator guide for creating the apps.`;
 
@@ -147,14 +148,17 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   const reconnect: Partial<Record<string, (route: Record<string, unknown> | undefined, requestId: string) => Conversation | undefined>> = {};
   try {
     if (settings.discord) {
-      const { token, applicationId, apiUrl, guildId } = settings.discord;
+      const { token, applicationId, apiUrl, guildId, http, shards } = settings.discord;
       const discord = await startDiscordAdapter({
         token, applicationId, bot, logger: log, ...(apiUrl ? { apiUrl } : {}), ...(guildId ? { guildId } : {}),
+        ...(http ? { http } : {}), ...(shards ? { shards } : {}),
         commandLimits: { maxPromptChars: bot.config.maxPromptChars },
       });
       adapters.push(discord);
       reconnect.discord = (route) => discord.reconnect(route);
-      log.info('Discord adapter connected');
+      log.info(discord.mode === 'http'
+        ? `Discord adapter started (HTTP interactions on :${discord.port}/discord/interactions, no gateway)`
+        : `Discord adapter connected (gateway shards ${discord.shards!.ids.join(', ')} of ${discord.shards!.count})`);
     }
     if (settings.slack) {
       const slack = settings.slack;

@@ -1,31 +1,49 @@
 /**
- * The Discord adapter: a discord.js gateway client (intent Guilds only, no privileged intents) that defers every
- * interaction within Discord's 3-second window, translates it for bot/, and turns bot/'s status and reply into edits
- * and follow-ups of the interaction's response.
+ * The Discord adapter, in one of two modes that share everything past the arrival of an interaction
+ * (interaction.handler.ts: translation, acknowledgement, the conversation with bot/):
+ *
+ * - **Gateway** (default): a discord.js client (intent Guilds only, no privileged intents) on the shards this process
+ *   owns (`shards`: all by default, or some of them so that several processes split one bot's gateway). discord.js
+ *   identifies, heartbeats and resumes each shard; interactions are read from the raw dispatches and acknowledged
+ *   through the callback endpoint.
+ * - **HTTP interactions** (`http`): no gateway at all; Discord POSTs interactions to this process's endpoint
+ *   (discord.http.ts), so any number of identical fronts can answer them.
+ *
+ * Replies go through `@discordjs/rest` in both modes: its per-route rate-limit buckets and 429 retries apply.
  * @see https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction
+ * @see https://discord.com/developers/docs/events/gateway#sharding
  */
-import { errorReply } from '../../bot/replies.js';
 import { once } from 'node:events';
 import {
   Client,
   Events,
+  GatewayDispatchEvents,
   GatewayIntentBits,
+  InteractionResponseType,
   MessageFlags,
-  type Interaction,
-  type RepliableInteraction,
+  REST,
+  Routes,
+  type APIInteraction,
+  type APIInteractionResponse,
+  type GatewayDispatchPayload,
+  type RESTGetAPIGatewayBotResult,
 } from 'discord.js';
-import type { BotRequest, Conversation } from '../../bot/types.js';
-import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
+import type { Conversation } from '../../bot/types.js';
+import { PictalkError, describe } from '../../common/errors.js';
 import { registerCommands, type CommandLimits } from './commands.js';
-import { DiscordConversation, reconnectDiscord, type Logger } from './discord.conversation.js';
-import { actorOf, translateInteraction, type Translation } from './interaction.translate.js';
+import { reconnectDiscord, type Logger } from './discord.conversation.js';
+import { startInteractionsEndpoint, type InteractionsEndpoint } from './discord.http.js';
+import { InteractionHandler, type BotPort } from './interaction.handler.js';
 
 export type { Logger } from './discord.conversation.js';
+export type { BotPort } from './interaction.handler.js';
 
-/** The one thing the adapter needs from bot/. */
-export interface BotPort {
-  /** bot/'s `Bot.handle` resolves to an outcome the adapter does not need. */
-  handle(request: BotRequest, conversation: Conversation): Promise<unknown>;
+/** Which shards of how many this process connects (gateway mode). */
+export interface ShardPlan {
+  /** The bot's total shard count, or `auto`: Discord's recommendation from `GET /gateway/bot`. */
+  count: number | 'auto';
+  /** The shard ids this process connects; all of them when absent. */
+  ids?: number[];
 }
 
 export interface DiscordAdapterOptions {
@@ -37,7 +55,7 @@ export interface DiscordAdapterOptions {
   /** Register the commands in this guild only (instant, for development); globally when absent. */
   guildId?: string;
   logger?: Logger;
-  /** Bulk-overwrite the command definitions after login (default true). */
+  /** Bulk-overwrite the command definitions at start (default true). Several fronts may all do it: it is idempotent. */
   registerCommands?: boolean;
   /** Limits the command bodies carry from the bot's settings (the prompt's length); default bot/'s defaults. */
   commandLimits?: CommandLimits;
@@ -45,21 +63,27 @@ export interface DiscordAdapterOptions {
   statusIntervalMs?: number;
   /** How long an interaction token works (default Discord's 15 minutes); later replies go to the channel. */
   tokenLifetimeMs?: number;
+  /** HTTP interactions mode: the application's public key and the endpoint's port (0: any free one). No gateway. */
+  http?: { publicKey: string; port: number; host?: string };
+  /** Gateway mode: the shards of this process (default: one shard, or all of `count`). */
+  shards?: ShardPlan;
 }
 
 export interface DiscordAdapter {
-  client: Client;
+  /** `gateway` or `http`. */
+  mode: 'gateway' | 'http';
+  /** Gateway mode: the shard ids this process connects, and the bot's shard count. */
+  shards?: { ids: number[]; count: number };
+  /** HTTP mode: the endpoint's port. */
+  port?: number;
   /** A conversation from a job's route (kept by bot/ at accept), for a job that a restarted front follows again. */
   reconnect(route: Record<string, unknown> | undefined): Conversation | undefined;
   stop(): Promise<void>;
 }
 
 const DEFAULT_STATUS_INTERVAL_MS = 1500;
-// Interaction ids already taken: a resumed gateway session or a duplicate dispatch must not start a second job.
-const SEEN_LIMIT = 5000;
-
-
 const SNOWFLAKE = /^\d{17,20}$/;
+const CALLBACK_OK = new Set([InteractionResponseType.DeferredChannelMessageWithSource]);
 
 /** Every setting checked up front, each with the same message shape. */
 function checkOptions(options: DiscordAdapterOptions): void {
@@ -74,107 +98,127 @@ function checkOptions(options: DiscordAdapterOptions): void {
   if (interval !== undefined && (!Number.isFinite(interval) || interval < 0)) throw fail('statusIntervalMs', 'a number of milliseconds >= 0', interval);
   const lifetime = options.tokenLifetimeMs;
   if (lifetime !== undefined && (!Number.isFinite(lifetime) || lifetime <= 0)) throw fail('tokenLifetimeMs', 'a number of milliseconds > 0', lifetime);
-}
-
-/** Log in, wait until the guilds are cached, register the commands, and start answering interactions. */
-export async function startDiscordAdapter(options: DiscordAdapterOptions): Promise<DiscordAdapter> {
-  checkOptions(options);
-  const { token, applicationId, bot, guildId } = options;
-  const logger: Logger = options.logger ?? console;
-  const statusIntervalMs = options.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS;
-  const client = new Client({
-    intents: [GatewayIntentBits.Guilds],
-    ...(options.apiUrl ? { rest: { api: options.apiUrl } } : {}),
-  });
-  const seen = new Set<string>();
-
-  const answer = async (interaction: RepliableInteraction, text: string): Promise<void> => {
-    await interaction.reply({ content: text, flags: MessageFlags.Ephemeral });
-  };
-
-  async function onInteraction(interaction: RepliableInteraction): Promise<void> {
-    const receivedAt = Date.now();
-    if (seen.has(interaction.id)) return;
-    seen.add(interaction.id);
-    if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value as string);
-
-    let translation: Translation | null;
-    try {
-      translation = translateInteraction(interaction);
-    } catch (error) {
-      await answer(interaction, isPictalkError(error) ? error.message : 'pictalk could not read that command.');
-      return;
-    }
-    if (!translation) return;
-    if (translation.kind === 'answer') {
-      await answer(interaction, translation.text);
-      return;
-    }
-
-    // Acknowledge first: Discord drops an interaction that gets no response within 3 s of its dispatch.
-    let placeholderId: string | undefined;
-    try {
-      // withResponse: the placeholder's id, so a reply after the token expired can remove it with the bot token
-      const deferred = await interaction.deferReply({ ...(translation.ephemeral ? { flags: MessageFlags.Ephemeral } : {}), withResponse: true });
-      placeholderId = deferred.resource?.message?.id;
-    } catch (error) {
-      logger.warn('discord: could not defer an interaction in time; it is dropped', { interaction: interaction.id, error: String(error) });
-      return;
-    }
-
-    const { command, message } = translation;
-    const conversation = new DiscordConversation(interaction, {
-      client,
-      applicationId,
-      statusIntervalMs,
-      logger,
-      ...(options.tokenLifetimeMs !== undefined ? { tokenLifetimeMs: options.tokenLifetimeMs } : {}),
-      ...(placeholderId && !translation.ephemeral ? { placeholderId } : {}),
-      ...(message ? { buttonMessage: message } : {}),
-    });
-    const request: BotRequest = {
-      id: interaction.id,
-      actor: actorOf(interaction),
-      channelId: interaction.channelId ?? '',
-      command,
-      receivedAt,
-    };
-    try {
-      await bot.handle(request, conversation);
-    } catch (error) {
-      logger.error('discord: bot.handle failed', { interaction: interaction.id, error: String(error) });
-      if (!conversation.finished) await conversation.finish(errorReply(error));
+  const { http, shards } = options;
+  if (http && !(Number.isInteger(http.port) && http.port >= 0 && http.port <= 65_535)) throw fail('http.port', 'a port from 0 to 65535', http.port);
+  if (http && shards) throw fail('shards', 'absent in HTTP interactions mode (no gateway connection is opened)', shards);
+  if (shards) {
+    const { count, ids } = shards;
+    if (count !== 'auto' && !(Number.isInteger(count) && count >= 1)) throw fail('shards.count', '`auto` or an integer >= 1', count);
+    if (ids !== undefined) {
+      if (ids.length === 0 || ids.some((id) => !Number.isInteger(id) || id < 0) || new Set(ids).size !== ids.length) throw fail('shards.ids', 'distinct shard ids >= 0', ids);
+      if (count !== 'auto' && ids.some((id) => id >= count)) throw fail('shards.ids', `shard ids below the shard count ${count}`, ids);
     }
   }
+}
 
-  client.on(Events.InteractionCreate, (interaction: Interaction) => {
-    if (!interaction.isRepliable()) return;
-    onInteraction(interaction).catch((error: unknown) =>
+/** Which shard a guild's events arrive on; DMs arrive on shard 0. @see https://discord.com/developers/docs/events/gateway#sharding */
+export function shardOf(guildId: string | undefined, count: number): number {
+  return guildId === undefined ? 0 : Number((BigInt(guildId) >> 22n) % BigInt(count));
+}
+
+/** Start the adapter in the mode its options ask for; resolves once it takes interactions. */
+export async function startDiscordAdapter(options: DiscordAdapterOptions): Promise<DiscordAdapter> {
+  checkOptions(options);
+  const rest = new REST({ version: '10', ...(options.apiUrl ? { api: options.apiUrl } : {}) }).setToken(options.token);
+  const logger: Logger = options.logger ?? console;
+  const common = {
+    rest, applicationId: options.applicationId, bot: options.bot, logger, statusIntervalMs: options.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS,
+    ...(options.tokenLifetimeMs !== undefined ? { tokenLifetimeMs: options.tokenLifetimeMs } : {}),
+  };
+  const register = async (): Promise<void> => {
+    if (!(options.registerCommands ?? true)) return;
+    await registerCommands(rest, options.applicationId, options.guildId, options.commandLimits);
+    logger.info('discord: commands registered', { scope: options.guildId ? `guild ${options.guildId}` : 'global' });
+  };
+  const reconnect = (route: Record<string, unknown> | undefined) => reconnectDiscord(route, common);
+
+  if (options.http) {
+    const handler = new InteractionHandler({ ...common, footer: () => 'Discord: this front answers through the HTTP interactions endpoint (no gateway).' });
+    await register();
+    const endpoint: InteractionsEndpoint = await startInteractionsEndpoint({ ...options.http, handler, rest, applicationId: options.applicationId, logger });
+    return { mode: 'http', port: endpoint.port, reconnect, stop: () => endpoint.close() };
+  }
+  return startGateway(options, rest, common, register, reconnect);
+}
+
+async function startGateway(
+  options: DiscordAdapterOptions, rest: REST, common: ConstructorParameters<typeof InteractionHandler>[0], register: () => Promise<void>,
+  reconnect: DiscordAdapter['reconnect'],
+): Promise<DiscordAdapter> {
+  const { logger } = common;
+  let count = 1;
+  let ids = [0];
+  if (options.shards) {
+    count = options.shards.count === 'auto'
+      ? ((await rest.get(Routes.gatewayBot())) as RESTGetAPIGatewayBotResult).shards
+      : options.shards.count;
+    ids = options.shards.ids ?? Array.from({ length: count }, (_, i) => i);
+    const beyond = ids.filter((id) => id >= count);
+    if (beyond.length > 0) {
+      throw new PictalkError('config.invalid', `Expected PICTALK_DISCORD_SHARD_IDS below the shard count ${count} (Discord's recommendation), got ${beyond.join(', ')}`, { setting: 'PICTALK_DISCORD_SHARD_IDS' });
+    }
+  }
+  const shardLine = (interaction: APIInteraction): string => {
+    const here = shardOf(interaction.guild_id, count);
+    return `Discord: this process runs gateway shard${ids.length === 1 ? '' : 's'} ${ids.join(', ')} of ${count}; this ${interaction.guild_id ? 'server' : 'conversation'} is on shard ${here}.`;
+  };
+  const handler = new InteractionHandler({ ...common, footer: shardLine });
+  const client = new Client({
+    intents: [GatewayIntentBits.Guilds],
+    shards: ids,
+    shardCount: count,
+    ...(options.apiUrl ? { rest: { api: options.apiUrl } } : {}),
+  });
+
+  /** Acknowledge through the callback endpoint, then run the command; the placeholder's id comes back with it. */
+  async function onInteraction(interaction: APIInteraction, shard: number): Promise<void> {
+    const receivedAt = Date.now();
+    const received = handler.receive(interaction, receivedAt);
+    if (received.duplicate) return;
+    const expected = shardOf(interaction.guild_id, count);
+    if (expected !== shard) logger.warn('discord: an interaction arrived on another shard than its guild maps to', { interaction: interaction.id, shard, expected });
+    let placeholderId: string | undefined;
+    try {
+      const answer = (await rest.post(Routes.interactionCallback(interaction.id, interaction.token), {
+        body: received.response satisfies APIInteractionResponse, auth: false, query: new URLSearchParams({ with_response: 'true' }),
+      })) as { resource?: { message?: { id: string; flags?: number } } } | undefined;
+      const message = answer?.resource?.message;
+      if (message && CALLBACK_OK.has(received.response.type) && !((message.flags ?? 0) & MessageFlags.Ephemeral)) placeholderId = message.id;
+    } catch (error) {
+      logger.warn('discord: could not acknowledge an interaction in time; it is dropped', { interaction: interaction.id, error: String(error) });
+      return;
+    }
+    await received.run?.(placeholderId);
+  }
+
+  client.on(Events.Raw, (packet: GatewayDispatchPayload, shard: number) => {
+    if (packet.t !== GatewayDispatchEvents.InteractionCreate) return;
+    const interaction = packet.d;
+    onInteraction(interaction, shard).catch((error: unknown) =>
       logger.error('discord: an interaction failed', { interaction: interaction.id, error: String(error) }));
   });
   client.on(Events.Error, (error) => logger.error('discord: client error', { error: String(error) }));
   client.on(Events.ShardResume, (shard, replayed) => logger.info('discord: gateway session resumed', { shard, replayed }));
+  client.on(Events.ShardDisconnect, (event, shard) => logger.warn('discord: gateway shard disconnected', { shard, code: event.code }));
 
   try {
     const ready = once(client, Events.ClientReady);
-    await client.login(token);
+    await client.login(options.token);
     await ready;
-    if (options.registerCommands ?? true) {
-      await registerCommands(client.rest, applicationId, guildId, options.commandLimits);
-      logger.info('discord: commands registered', { scope: guildId ? `guild ${guildId}` : 'global' });
-    }
+    await register();
   } catch (error) {
     // A half-started client keeps its websocket and timers alive; nothing may outlive a failed start.
     await client.destroy();
     throw error;
   }
-  logger.info('discord: ready', { user: client.user?.tag });
+  logger.info('discord: ready', { user: client.user?.tag, shards: ids, shardCount: count });
 
   return {
-    client,
-    reconnect: (route) => reconnectDiscord(route, { client, applicationId, statusIntervalMs, logger }),
+    mode: 'gateway',
+    shards: { ids, count },
+    reconnect,
     async stop() {
-      client.removeAllListeners(Events.InteractionCreate);
+      client.removeAllListeners(Events.Raw);
       await client.destroy();
     },
   };

@@ -10,7 +10,6 @@
  */
 import type { Logger } from '../../common/logger.js';
 import {
-  AttachmentBuilder,
   DiscordAPIError,
   RESTJSONErrorCodes,
   ButtonStyle,
@@ -20,8 +19,8 @@ import {
   type APIActionRowComponent,
   type APIButtonComponentWithCustomId,
   type APIMessage,
-  type Client,
-  type RepliableInteraction,
+  type RawFile,
+  type REST,
 } from 'discord.js';
 import type { Conversation, FinishReceipt, JobStatus, Reply, ReplyButton, ReplyVoice } from '../../bot/types.js';
 import { encodeCustomId } from './button.codec.js';
@@ -73,8 +72,32 @@ export function renderButtons(buttons: readonly ReplyButton[]): APIActionRowComp
   return rows;
 }
 
+/**
+ * One interaction as a conversation needs it, the same whether it came through the gateway or the interactions
+ * endpoint: its id and webhook token, where it happened, who asked, and how it was acknowledged.
+ */
+export interface InteractionRef {
+  id: string;
+  token: string;
+  channelId: string | undefined;
+  userId: string;
+  /** When Discord created the interaction (from its snowflake id): the token works for 15 minutes from then. */
+  createdAt: number;
+  /** `attachment_size_limit` from the payload, when Discord sent it. */
+  attachmentSizeLimit?: number;
+  /**
+   * How the interaction was acknowledged. `reply` (type 5, deferred channel message): `@original` is the "thinking…"
+   * placeholder that progress and the reply edit. `update` (type 6, deferred update, for buttons): `@original` is the
+   * message the button sits on, which stays as it is; progress and the reply go into a follow-up of their own.
+   */
+  ack: 'reply' | 'update';
+  /** The deferred reply is ephemeral (seen by the requester alone). */
+  ephemeral: boolean;
+}
+
 export interface ConversationContext {
-  client: Client;
+  /** The REST client: webhook calls go without the bot token (`auth: false`), channel calls with it. */
+  rest: REST;
   applicationId: string;
   statusIntervalMs: number;
   logger: Logger;
@@ -84,18 +107,30 @@ export interface ConversationContext {
   tokenLifetimeMs?: number;
   /** The public deferred "thinking…" message: removed with the bot token when the reply goes to the channel. */
   placeholderId?: string;
+  /** A line added to a successful reply (the `/pictalk` status: which shards or endpoint this process serves). */
+  footer?: string;
 }
 
 interface Upload { name: string; data: Buffer; description: string }
+type Components = ReturnType<typeof renderButtons>;
+
+const uploadBody = (uploads: Upload[]) => uploads.map((u, i) => ({ id: String(i), filename: u.name, description: u.description }));
+const uploadFiles = (uploads: Upload[]) => uploads.map((u) => ({ name: u.name, data: u.data, contentType: 'image/png' }));
 
 export class DiscordConversation implements Conversation {
   private readonly throttle: StatusThrottle<JobStatus>;
   private finishing = false;
+  /**
+   * The message progress and the reply edit through the token: `@original` after a deferred reply; after a deferred
+   * update, the follow-up the first progress edit posted (none yet: the reply is posted as a follow-up).
+   */
+  private target: string | undefined;
 
   constructor(
-    private readonly interaction: RepliableInteraction,
+    private readonly interaction: InteractionRef,
     private readonly context: ConversationContext,
   ) {
+    this.target = interaction.ack === 'reply' ? '@original' : undefined;
     this.throttle = new StatusThrottle<JobStatus>(
       (update) => this.editStatus(update),
       context.statusIntervalMs,
@@ -107,12 +142,15 @@ export class DiscordConversation implements Conversation {
     return this.finishing;
   }
 
-  /** How another process reaches the requester: the channel, the user, and the deferred reply to remove. */
+  /**
+   * How another process reaches the requester: the channel and the user, and, while it works, the interaction's token
+   * (so a front that takes the job over edits the same reply), and the deferred reply to remove otherwise.
+   */
   route(): Record<string, unknown> | undefined {
-    const channelId = this.interaction.channelId;
+    const { channelId, userId, id, token, createdAt, ack, ephemeral } = this.interaction;
     if (!channelId) return undefined;
     return {
-      platform: 'discord', channelId, userId: this.interaction.user.id, interactionId: this.interaction.id,
+      platform: 'discord', channelId, userId, interactionId: id, token, createdAt, ack, ephemeral,
       ...(this.context.placeholderId ? { placeholderId: this.context.placeholderId } : {}),
     };
   }
@@ -130,7 +168,8 @@ export class DiscordConversation implements Conversation {
     this.finishing = true;
     // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire.
     await this.throttle.close();
-    const final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
+    let final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
+    if (this.context.footer && !final.error) final = { ...final, text: [final.text, this.context.footer].filter(Boolean).join('\n') };
     return { messageIds: await this.send(final) };
   }
 
@@ -142,7 +181,7 @@ export class DiscordConversation implements Conversation {
     for (const id of ids) {
       if (!channelId) break;
       try {
-        await this.context.client.rest.delete(Routes.channelMessage(channelId, id));
+        await this.context.rest.delete(Routes.channelMessage(channelId, id));
       } catch (error) {
         if (error instanceof DiscordAPIError && error.code === RESTJSONErrorCodes.UnknownMessage) continue;
         this.context.logger.warn('discord: could not delete a message', { message: id, error: String(error) });
@@ -156,7 +195,32 @@ export class DiscordConversation implements Conversation {
   /** True once the token is about to expire (a margin of a tenth of its life, at most 30 s, for the call itself). */
   private get tokenExpired(): boolean {
     const lifetime = this.context.tokenLifetimeMs ?? INTERACTION_TOKEN_LIFETIME_MS;
-    return Date.now() - this.interaction.createdTimestamp >= lifetime - Math.min(30_000, lifetime / 10);
+    return this.interaction.token === '' || Date.now() - this.interaction.createdAt >= lifetime - Math.min(30_000, lifetime / 10);
+  }
+
+  // ---- the interaction's webhook: edits and follow-ups with the interaction token, not the bot token ------------
+
+  private async edit(messageId: string, body: Record<string, unknown>, uploads: Upload[] = []): Promise<APIMessage> {
+    const { applicationId } = this.context;
+    return (await this.context.rest.patch(Routes.webhookMessage(applicationId, this.interaction.token, messageId), {
+      body: uploads.length ? { ...body, attachments: uploadBody(uploads) } : body,
+      ...(uploads.length ? { files: uploadFiles(uploads) } : {}),
+      auth: false,
+    })) as APIMessage;
+  }
+
+  private async followUp(body: Record<string, unknown>, files: RawFile[] = []): Promise<APIMessage> {
+    return (await this.context.rest.post(Routes.webhook(this.context.applicationId, this.interaction.token), {
+      body, files, auth: false, query: new URLSearchParams({ wait: 'true' }),
+    })) as APIMessage;
+  }
+
+  private async deleteTarget(): Promise<void> {
+    const target = this.target;
+    if (!target) return;
+    this.target = undefined;
+    await this.context.rest.delete(Routes.webhookMessage(this.context.applicationId, this.interaction.token, target), { auth: false })
+      .catch((error: unknown) => this.context.logger.warn('discord: could not delete the deferred reply', { interaction: this.interaction.id, error: String(error) }));
   }
 
   private async editStatus(update: JobStatus): Promise<void> {
@@ -164,12 +228,14 @@ export class DiscordConversation implements Conversation {
     // The Cancel button rides on every status edit (as on Slack): the requester's only way to stop a queued job.
     // The final edit replaces the components, so the button disappears with the status.
     const cancel: ReplyButton = { action: 'cancel', jobId: update.jobId, label: 'Cancel', style: 'secondary' };
-    await this.interaction.editReply({ content: renderStatus(update), components: renderButtons([cancel]) });
+    const body = { content: renderStatus(update), components: renderButtons([cancel]) };
+    if (this.target) await this.edit(this.target, body);
+    else this.target = (await this.followUp({ ...body, flags: this.interaction.ephemeral ? MessageFlags.Ephemeral : 0 })).id;
   }
 
   private get sizeLimit(): number {
-    // `attachment_size_limit` arrived in 2025; older payloads (and discord.js before 14.22) lack it.
-    const limit = (this.interaction as { attachmentSizeLimit?: number }).attachmentSizeLimit;
+    // `attachment_size_limit` arrived in 2025; older payloads lack it.
+    const limit = this.interaction.attachmentSizeLimit;
     return typeof limit === 'number' && limit > 0 ? limit : DEFAULT_ATTACHMENT_SIZE_LIMIT;
   }
 
@@ -202,23 +268,28 @@ export class DiscordConversation implements Conversation {
   }
 
   private async sendWithToken(
-    content: string, uploads: Upload[], components: ReturnType<typeof renderButtons>, voice: ReplyVoice | undefined, wantsEphemeral: boolean,
+    content: string, uploads: Upload[], components: Components, voice: ReplyVoice | undefined, wantsEphemeral: boolean,
   ): Promise<string[]> {
-    const files = uploads.map((u) => new AttachmentBuilder(u.data, { name: u.name, description: u.description }));
-    const deferredEphemeral = Boolean(this.interaction.ephemeral);
+    const deferredEphemeral = this.interaction.ephemeral;
+    const privately = wantsEphemeral || deferredEphemeral;
     const publicIds: string[] = [];
-    if (wantsEphemeral && !deferredEphemeral) {
-      // The deferred "thinking…" message is public; errors go to the requester alone, so replace it with a follow-up.
-      await this.interaction.deleteReply().catch((error: unknown) =>
-        this.context.logger.warn('discord: could not delete the deferred reply', { interaction: this.interaction.id, error: String(error) }));
-      await this.interaction.followUp({ content, files, components, flags: MessageFlags.Ephemeral });
+    // The deferred "thinking…" message (or a button's progress follow-up) is public; an error goes to the requester
+    // alone, so that message is removed and the reply becomes an ephemeral follow-up.
+    if (privately && !deferredEphemeral) await this.deleteTarget();
+    if (this.target) {
+      const message = await this.edit(this.target, { content, components }, uploads);
+      if (!privately) publicIds.push(message.id);
     } else {
-      const message = await this.interaction.editReply({ content, files, components });
-      if (!deferredEphemeral) publicIds.push(message.id);
+      const flags = privately ? MessageFlags.Ephemeral : 0;
+      const message = await this.followUp({ content, components, flags, attachments: uploadBody(uploads) }, uploadFiles(uploads));
+      if (!privately) {
+        this.target = message.id;
+        publicIds.push(message.id);
+      }
     }
     if (voice) {
-      const message = await this.sendVoice(voice, wantsEphemeral || deferredEphemeral);
-      if (!(wantsEphemeral || deferredEphemeral)) publicIds.push(message.id);
+      const message = await this.sendVoice(voice, privately);
+      if (!privately) publicIds.push(message.id);
     }
     return publicIds;
   }
@@ -228,33 +299,31 @@ export class DiscordConversation implements Conversation {
    * (nothing can be ephemeral there, so an error says only what the requester would have seen). The deferred
    * "thinking…" message cannot be edited without the token, so it is deleted with the bot token.
    */
-  private async sendToChannel(
-    content: string, uploads: Upload[], components: ReturnType<typeof renderButtons>, voice: ReplyVoice | undefined,
-  ): Promise<string[]> {
-    const channelId = this.interaction.channelId;
+  private async sendToChannel(content: string, uploads: Upload[], components: Components, voice: ReplyVoice | undefined): Promise<string[]> {
+    const { channelId, userId } = this.interaction;
     if (!channelId) throw new Error('The interaction token expired and the interaction names no channel to reply in');
-    const userId = this.interaction.user.id;
     this.context.logger.info('discord: the interaction token expired; replying in the channel', { interaction: this.interaction.id, channel: channelId });
-    const message = (await this.context.client.rest.post(Routes.channelMessages(channelId), {
+    const message = (await this.context.rest.post(Routes.channelMessages(channelId), {
       body: {
         content: cut(`<@${userId}> ${content}`, MAX_CONTENT),
         components,
         allowed_mentions: { users: [userId] },
-        attachments: uploads.map((u, i) => ({ id: String(i), filename: u.name, description: u.description })),
+        attachments: uploadBody(uploads),
       },
-      files: uploads.map((u) => ({ name: u.name, data: u.data, contentType: 'image/png' })),
+      files: uploadFiles(uploads),
     })) as APIMessage;
     const ids = [message.id];
     if (voice) {
-      const sent = (await this.context.client.rest.post(Routes.channelMessages(channelId), {
+      const sent = (await this.context.rest.post(Routes.channelMessages(channelId), {
         body: voiceBody(voice, false),
         files: [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }],
       })) as APIMessage;
       ids.push(sent.id);
     }
-    const placeholder = this.context.placeholderId;
+    // The public message the token can no longer edit: the placeholder, or a button's progress follow-up.
+    const placeholder = this.context.placeholderId ?? (this.target !== '@original' ? this.target : undefined);
     if (placeholder) {
-      await this.context.client.rest.delete(Routes.channelMessage(channelId, placeholder)).catch((error: unknown) =>
+      await this.context.rest.delete(Routes.channelMessage(channelId, placeholder)).catch((error: unknown) =>
         this.context.logger.warn('discord: could not remove the deferred reply', { interaction: this.interaction.id, error: String(error) }));
     }
     return ids;
@@ -262,17 +331,11 @@ export class DiscordConversation implements Conversation {
 
   /**
    * A voice message: flag IS_VOICE_MESSAGE, no content, exactly one Ogg Opus attachment whose metadata carries
-   * `duration_secs` and a base64 `waveform`. Sent through REST directly because discord.js derives the part's
-   * content type from magic bytes (`application/ogg`), while voice messages are uploaded as `audio/ogg`.
+   * `duration_secs` and a base64 `waveform`, uploaded as `audio/ogg`.
    * @see https://discord.com/developers/docs/resources/message#message-object-message-flags
    */
   private async sendVoice(voice: ReplyVoice, ephemeral: boolean): Promise<APIMessage> {
-    return (await this.context.client.rest.post(Routes.webhook(this.context.applicationId, this.interaction.token), {
-      body: voiceBody(voice, ephemeral),
-      files: [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }],
-      auth: false,
-      query: new URLSearchParams({ wait: 'true' }),
-    })) as APIMessage;
+    return this.followUp(voiceBody(voice, ephemeral), [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }]);
   }
 }
 
@@ -290,17 +353,18 @@ function voiceBody(voice: ReplyVoice, ephemeral: boolean): Record<string, unknow
 }
 
 /**
- * A conversation rebuilt from a job's route (a front restarted while the job ran). The interaction object is gone
- * with the old process, so the reply goes to the channel with the bot token, addressed to the requester, as after the
- * token expired; the old deferred "thinking…" message is removed.
+ * A conversation rebuilt from a job's route (a front restarted while the job ran, or another front took it over).
+ * While the interaction token still works, the reply edits the same deferred message through it; after that it goes
+ * to the channel with the bot token, addressed to the requester, and the old "thinking…" message is removed.
  */
 export function reconnectDiscord(route: Record<string, unknown> | undefined, context: ConversationContext): DiscordConversation | undefined {
   if (!route || route.platform !== 'discord' || typeof route.channelId !== 'string' || typeof route.userId !== 'string') return undefined;
-  const gone = (): never => { throw new Error('the interaction of a resumed job cannot be answered with its token'); };
-  const interaction = {
-    id: String(route.interactionId ?? 'resumed'), channelId: route.channelId, user: { id: route.userId }, createdTimestamp: 0,
-    token: '', ephemeral: false, editReply: gone, followUp: gone, deleteReply: gone,
-  } as unknown as RepliableInteraction;
+  const token = typeof route.token === 'string' ? route.token : '';
+  const interaction: InteractionRef = {
+    id: String(route.interactionId ?? 'resumed'), token, channelId: route.channelId, userId: route.userId,
+    createdAt: typeof route.createdAt === 'number' ? route.createdAt : 0,
+    ack: route.ack === 'update' ? 'update' : 'reply', ephemeral: route.ephemeral === true,
+  };
   return new DiscordConversation(interaction, {
     ...context, ...(typeof route.placeholderId === 'string' ? { placeholderId: route.placeholderId } : {}),
   });

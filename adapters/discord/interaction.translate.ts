@@ -1,14 +1,23 @@
 /**
  * Discord interactions into bot/'s words: who asked (`Actor`) and what (`BotCommand`). Pure: no network, no replies.
+ *
+ * It reads the raw interaction object, as the gateway's INTERACTION_CREATE and the interactions endpoint deliver it
+ * alike, so both ways of receiving interactions share one translation.
+ * @see https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object
  */
 import {
-  GuildMember,
+  ApplicationCommandOptionType,
+  ApplicationCommandType,
+  ComponentType,
+  InteractionType,
   PermissionFlagsBits,
-  type Attachment as DiscordAttachment,
-  type ButtonInteraction,
-  type ChatInputCommandInteraction,
-  type MessageContextMenuCommandInteraction,
-  type RepliableInteraction,
+  type APIApplicationCommandInteractionDataOption,
+  type APIAttachment,
+  type APIChatInputApplicationCommandInteraction,
+  type APIInteraction,
+  type APIMessageApplicationCommandInteraction,
+  type APIMessageComponentInteraction,
+  type APIUser,
 } from 'discord.js';
 import { decodeCustomId } from './button.codec.js';
 import type { Actor, BotCommand, QuotaKind } from '../../bot/types.js';
@@ -30,36 +39,48 @@ export type Translation =
   | { kind: 'answer'; text: string };
 
 const IMAGE_NAME = /\.(png|jpe?g|webp|gif)$/i;
+const DISCORD_EPOCH = 1_420_070_400_000n;
+
+/** When a snowflake was made (ms since 1970): an interaction's id tells when Discord created it. */
+export function snowflakeTime(id: string): number {
+  return Number((BigInt(id) >> 22n) + DISCORD_EPOCH);
+}
 
 /** The first attachment that claims to be an image; the bytes are checked later by bot/. */
-export function firstImage(attachments: Iterable<DiscordAttachment>): DiscordAttachment | undefined {
+export function firstImage(attachments: Iterable<APIAttachment>): APIAttachment | undefined {
   for (const attachment of attachments) {
-    if (attachment.contentType?.startsWith('image/') || IMAGE_NAME.test(attachment.name)) return attachment;
+    if (attachment.content_type?.startsWith('image/') || IMAGE_NAME.test(attachment.filename)) return attachment;
   }
   return undefined;
 }
 
-export function actorOf(interaction: RepliableInteraction): Actor {
-  const { member, user } = interaction;
-  let roleIds: string[] = [];
-  let displayName = user.globalName ?? user.username;
-  if (member instanceof GuildMember) {
-    // The cached member resolves role ids against the guild's role cache (filled by GUILD_CREATE); @everyone is implied.
-    roleIds = member.roles.cache.filter((role) => role.id !== interaction.guildId).map((role) => role.id);
-    displayName = member.displayName;
-  } else if (member) {
-    roleIds = [...member.roles];
-    displayName = member.nick ?? displayName;
-  }
+/** The user behind an interaction: `member.user` in a server, `user` in a DM. */
+export function userOf(interaction: APIInteraction): APIUser {
+  const user = interaction.member?.user ?? interaction.user;
+  if (!user) throw new PictalkError('input.invalid', `Expected interaction ${interaction.id} to name its user (member.user or user)`);
+  return user;
+}
+
+/** The channel an interaction came from, if it names one. */
+export function channelOf(interaction: APIInteraction): string | undefined {
+  return interaction.channel?.id ?? interaction.channel_id;
+}
+
+export function actorOf(interaction: APIInteraction): Actor {
+  const user = userOf(interaction);
+  const { member } = interaction;
+  // `member.permissions` in the payload is computed by Discord for this channel, overwrites included.
+  const permissions = member ? BigInt(member.permissions) : 0n;
+  const moderatorBits = PermissionFlagsBits.ManageGuild | PermissionFlagsBits.Administrator;
   return {
     platform: 'discord',
     userId: user.id,
     // Commands are registered for guilds only; a DM (user install) still gets a space of its own.
-    spaceId: interaction.guildId ?? `dm:${user.id}`,
-    roleIds,
-    // `member.permissions` in the payload is computed by Discord for this channel, overwrites and admin included.
-    platformModerator: interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false,
-    displayName,
+    spaceId: interaction.guild_id ?? `dm:${user.id}`,
+    // `member.roles` lists role ids without @everyone, which is implied.
+    roleIds: member ? [...member.roles] : [],
+    platformModerator: (permissions & moderatorBits) !== 0n,
+    displayName: member?.nick ?? user.global_name ?? user.username,
   };
 }
 
@@ -68,87 +89,167 @@ function quotaKind(value: string): QuotaKind {
   throw new PictalkError('input.invalid', `Expected \`kind\` to be \`imagine\` or \`caption\`, got ${describe(value)}`);
 }
 
-function scheduler(value: string | null): SchedulerName | undefined {
-  if (value === null) return undefined;
+function scheduler(value: string | undefined): SchedulerName | undefined {
+  if (value === undefined) return undefined;
   if ((SCHEDULER_NAMES as readonly string[]).includes(value)) return value as SchedulerName;
   throw new PictalkError('input.invalid', `Expected \`scheduler\` to be one of ${SCHEDULER_NAMES.join(', ')}, got ${describe(value)}`);
 }
 
-function chatInput(interaction: ChatInputCommandInteraction): Translation {
-  const { options } = interaction;
+type Leaf = Extract<APIApplicationCommandInteractionDataOption, { value: unknown }>;
+
+/**
+ * A chat-input command's options: the subcommand group and subcommand it names, and its leaf options by name, each
+ * read with the type Discord declares for it (a wrong type is a clear error, never a silent coercion).
+ */
+class CommandOptions {
+  readonly group: string | undefined;
+  readonly subcommand: string | undefined;
+  private readonly leaves = new Map<string, Leaf>();
+
+  constructor(private readonly interaction: APIChatInputApplicationCommandInteraction) {
+    let options = interaction.data.options ?? [];
+    const group = options.find((o) => o.type === ApplicationCommandOptionType.SubcommandGroup);
+    if (group) {
+      this.group = group.name;
+      options = group.options ?? [];
+    }
+    const sub = options.find((o) => o.type === ApplicationCommandOptionType.Subcommand);
+    if (sub) {
+      this.subcommand = sub.name;
+      options = sub.options ?? [];
+    }
+    for (const option of options) if ('value' in option) this.leaves.set(option.name, option as Leaf);
+  }
+
+  private get(name: string, type: ApplicationCommandOptionType, required: boolean): unknown {
+    const option = this.leaves.get(name);
+    if (!option) {
+      if (required) throw new PictalkError('input.invalid', `Expected the option \`${name}\` in /${this.interaction.data.name}, but it is missing`);
+      return undefined;
+    }
+    if (option.type !== type) {
+      throw new PictalkError('input.invalid', `Expected the option \`${name}\` to be of type ${ApplicationCommandOptionType[type]}, got ${ApplicationCommandOptionType[option.type]}`);
+    }
+    return option.value;
+  }
+
+  string(name: string): string | undefined;
+  string(name: string, required: true): string;
+  string(name: string, required = false): string | undefined {
+    return this.get(name, ApplicationCommandOptionType.String, required) as string | undefined;
+  }
+
+  integer(name: string): number | undefined;
+  integer(name: string, required: true): number;
+  integer(name: string, required = false): number | undefined {
+    return this.get(name, ApplicationCommandOptionType.Integer, required) as number | undefined;
+  }
+
+  number(name: string): number | undefined {
+    return this.get(name, ApplicationCommandOptionType.Number, false) as number | undefined;
+  }
+
+  boolean(name: string): boolean | undefined {
+    return this.get(name, ApplicationCommandOptionType.Boolean, false) as boolean | undefined;
+  }
+
+  /** A user or role option: its id (Discord resolves the object in `resolved`, which pictalk does not need). */
+  id(name: string, type: ApplicationCommandOptionType.User | ApplicationCommandOptionType.Role): string;
+  id(name: string, type: ApplicationCommandOptionType.User | ApplicationCommandOptionType.Role, required: false): string | undefined;
+  id(name: string, type: ApplicationCommandOptionType.User | ApplicationCommandOptionType.Role, required = true): string | undefined {
+    return this.get(name, type, required) as string | undefined;
+  }
+
+  attachment(name: string): APIAttachment {
+    const id = this.get(name, ApplicationCommandOptionType.Attachment, true) as string;
+    const attachment = this.interaction.data.resolved?.attachments?.[id];
+    if (!attachment) throw new PictalkError('input.invalid', `Expected the attachment ${describe(id)} of \`${name}\` in the interaction's resolved data`);
+    return attachment;
+  }
+}
+
+const toAttachment = (a: APIAttachment) => toBotAttachment({ name: a.filename, size: a.size, url: a.url, contentType: a.content_type ?? null });
+
+function chatInput(interaction: APIChatInputApplicationCommandInteraction): Translation {
+  const options = new CommandOptions(interaction);
   const command = (c: BotCommand, ephemeral = false): Translation => ({ kind: 'command', command: c, ephemeral });
-  switch (interaction.commandName) {
+  const { User, Role } = ApplicationCommandOptionType;
+  switch (interaction.data.name) {
     case 'imagine':
       return command({
         name: 'imagine',
         options: {
-          prompt: options.getString('prompt', true),
-          negative: options.getString('negative') ?? undefined,
-          seed: options.getInteger('seed') ?? undefined,
-          steps: options.getInteger('steps') ?? undefined,
-          guidance: options.getNumber('guidance') ?? undefined,
-          count: options.getInteger('count') ?? undefined,
-          scheduler: scheduler(options.getString('scheduler')),
+          prompt: options.string('prompt', true),
+          negative: options.string('negative'),
+          seed: options.integer('seed'),
+          steps: options.integer('steps'),
+          guidance: options.number('guidance'),
+          count: options.integer('count'),
+          scheduler: scheduler(options.string('scheduler')),
         },
       });
     case 'caption':
-      return command({
-        name: 'caption',
-        attachment: toBotAttachment(options.getAttachment('image', true)),
-        voice: options.getBoolean('voice') ?? undefined,
-      });
+      return command({ name: 'caption', attachment: toAttachment(options.attachment('image')), voice: options.boolean('voice') });
     case 'pictalk':
       return command({ name: 'status' }, true);
     case 'quota': {
-      const group = options.getSubcommandGroup(false);
-      const sub = options.getSubcommand(true);
+      const { group, subcommand: sub } = options;
       if (group === 'set') {
-        const kind = quotaKind(options.getString('kind', true));
-        const limit = options.getInteger('limit', true);
-        if (sub === 'user') return command({ name: 'quota.set', target: { kind: 'user', id: options.getUser('user', true).id }, kind, limit }, true);
-        if (sub === 'role') return command({ name: 'quota.set', target: { kind: 'role', id: options.getRole('role', true).id }, kind, limit }, true);
+        const kind = quotaKind(options.string('kind', true));
+        const limit = options.integer('limit', true);
+        if (sub === 'user') return command({ name: 'quota.set', target: { kind: 'user', id: options.id('user', User) }, kind, limit }, true);
+        if (sub === 'role') return command({ name: 'quota.set', target: { kind: 'role', id: options.id('role', Role) }, kind, limit }, true);
         if (sub === 'default') return command({ name: 'quota.set', target: { kind: 'default' }, kind, limit }, true);
       }
-      if (sub === 'show') {
-        const user = options.getUser('user');
-        return command({ name: 'quota.show', target: user ? { kind: 'user', id: user.id } : undefined }, true);
+      if (group === undefined && sub === 'show') {
+        const user = options.id('user', User, false);
+        return command({ name: 'quota.show', target: user ? { kind: 'user', id: user } : undefined }, true);
       }
-      if (sub === 'reset') return command({ name: 'quota.reset', target: { kind: 'user', id: options.getUser('user', true).id } }, true);
+      if (group === undefined && sub === 'reset') return command({ name: 'quota.reset', target: { kind: 'user', id: options.id('user', User) } }, true);
       throw new PictalkError('input.invalid', `Expected a /quota subcommand set, show or reset, got ${describe([group, sub].filter(Boolean).join(' '))}`);
     }
     case 'blocklist': {
-      const sub = options.getSubcommand(true);
-      if (sub === 'add' || sub === 'remove') return command({ name: `blocklist.${sub}`, pattern: options.getString('pattern', true) }, true);
+      const sub = options.subcommand;
+      if (sub === 'add' || sub === 'remove') return command({ name: `blocklist.${sub}`, pattern: options.string('pattern', true) }, true);
       if (sub === 'list') return command({ name: 'blocklist.list' }, true);
       throw new PictalkError('input.invalid', `Expected a /blocklist subcommand add, remove or list, got ${describe(sub)}`);
     }
     default:
-      return { kind: 'answer', text: `pictalk does not know the command \`/${interaction.commandName}\`.` };
+      return { kind: 'answer', text: `pictalk does not know the command \`/${interaction.data.name}\`.` };
   }
 }
 
-function messageCommand(interaction: MessageContextMenuCommandInteraction): Translation {
-  if (interaction.commandName !== CAPTION_MESSAGE_COMMAND) {
-    return { kind: 'answer', text: `pictalk does not know the command \`${interaction.commandName}\`.` };
+function messageCommand(interaction: APIMessageApplicationCommandInteraction): Translation {
+  if (interaction.data.name !== CAPTION_MESSAGE_COMMAND) {
+    return { kind: 'answer', text: `pictalk does not know the command \`${interaction.data.name}\`.` };
   }
-  const image = firstImage(interaction.targetMessage.attachments.values());
+  const target = interaction.data.resolved.messages[interaction.data.target_id];
+  const image = target ? firstImage(target.attachments) : undefined;
   if (!image) return { kind: 'answer', text: 'That message has no image to caption.' };
-  return { kind: 'command', command: { name: 'caption', attachment: toBotAttachment(image) }, ephemeral: false };
+  return { kind: 'command', command: { name: 'caption', attachment: toAttachment(image) }, ephemeral: false };
 }
 
-function button(interaction: ButtonInteraction): Translation {
-  const pressed = decodeCustomId(interaction.customId);
+function button(interaction: APIMessageComponentInteraction): Translation {
+  const pressed = decodeCustomId(interaction.data.custom_id);
   if (!pressed) return { kind: 'answer', text: 'This button is no longer in use.' };
   const { action, jobId } = pressed;
-  const message = { channelId: interaction.message.channelId, id: interaction.message.id };
+  const message = { channelId: interaction.message.channel_id, id: interaction.message.id };
   if (action === 'reroll') return { kind: 'command', command: { name: 'reroll', jobId }, ephemeral: false, message };
   return { kind: 'command', command: { name: action, jobId }, ephemeral: true, message };
 }
 
-/** Translate a repliable interaction; `null` for kinds pictalk does not handle (modals, select menus). */
-export function translateInteraction(interaction: RepliableInteraction): Translation | null {
-  if (interaction.isChatInputCommand()) return chatInput(interaction);
-  if (interaction.isMessageContextMenuCommand()) return messageCommand(interaction);
-  if (interaction.isButton()) return button(interaction);
+/**
+ * Translate an interaction; `null` for kinds pictalk does not handle (autocomplete, modals, select menus, user
+ * commands). PING is the caller's (it exists only on the interactions endpoint).
+ */
+export function translateInteraction(interaction: APIInteraction): Translation | null {
+  if (interaction.type === InteractionType.ApplicationCommand) {
+    if (interaction.data.type === ApplicationCommandType.ChatInput) return chatInput(interaction as APIChatInputApplicationCommandInteraction);
+    if (interaction.data.type === ApplicationCommandType.Message) return messageCommand(interaction as APIMessageApplicationCommandInteraction);
+    return { kind: 'answer', text: `pictalk does not know the command \`${interaction.data.name}\`.` };
+  }
+  if (interaction.type === InteractionType.MessageComponent && interaction.data.component_type === ComponentType.Button) {
+    return button(interaction);
+  }
   return null;
 }

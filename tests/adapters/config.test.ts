@@ -63,6 +63,45 @@ describe('loadSettings', () => {
     expect(() => loadSettings(env)).toThrow(expect.objectContaining({ code: 'config.invalid', message, details: { settings: [setting] } }));
   });
 
+  describe('Discord HTTP interactions and shards', () => {
+    const base = { DISCORD_TOKEN: 'tok', DISCORD_APPLICATION_ID: '123456789012345678' };
+    const key = 'AB'.repeat(32);
+
+    it('reads HTTP interactions mode from DISCORD_PUBLIC_KEY with PICTALK_DISCORD_HTTP_PORT', () => {
+      expect(loadSettings({ ...base, DISCORD_PUBLIC_KEY: key, PICTALK_DISCORD_HTTP_PORT: '8443' }).discord)
+        .toEqual({ ...{ token: 'tok', applicationId: '123456789012345678' }, http: { publicKey: key.toLowerCase(), port: 8443 } });
+    });
+
+    it('reads the shard count and this process\'s shard ids', () => {
+      expect(loadSettings({ ...base, PICTALK_DISCORD_SHARDS: 'auto' }).discord!.shards).toEqual({ count: 'auto' });
+      expect(loadSettings({ ...base, PICTALK_DISCORD_SHARDS: '4', PICTALK_DISCORD_SHARD_IDS: '2, 3' }).discord!.shards).toEqual({ count: 4, ids: [2, 3] });
+      expect(loadSettings({ ...base, PICTALK_DISCORD_SHARD_IDS: '0' }).discord!.shards).toEqual({ count: 'auto', ids: [0] });
+      expect(loadSettings(base).discord!.shards).toBeUndefined();
+    });
+
+    it.each([
+      [{ DISCORD_PUBLIC_KEY: 'abc', PICTALK_DISCORD_HTTP_PORT: '8443' }, 'DISCORD_PUBLIC_KEY', /64 hexadecimal characters, got `"abc"`/],
+      [{ DISCORD_PUBLIC_KEY: 'g'.repeat(64), PICTALK_DISCORD_HTTP_PORT: '8443' }, 'DISCORD_PUBLIC_KEY', /64 hexadecimal characters/],
+      [{ DISCORD_PUBLIC_KEY: key }, 'PICTALK_DISCORD_HTTP_PORT', /DISCORD_PUBLIC_KEY is set but PICTALK_DISCORD_HTTP_PORT is not/],
+      [{ PICTALK_DISCORD_HTTP_PORT: '8443' }, 'DISCORD_PUBLIC_KEY', /PICTALK_DISCORD_HTTP_PORT is set but DISCORD_PUBLIC_KEY is not/],
+      [{ DISCORD_PUBLIC_KEY: key, PICTALK_DISCORD_HTTP_PORT: '99999' }, 'PICTALK_DISCORD_HTTP_PORT', /integer from 1 to 65535, got `"99999"`/],
+      [{ PICTALK_DISCORD_SHARDS: 'many' }, 'PICTALK_DISCORD_SHARDS', /`auto` or a shard count from 1 to 65536, got `"many"`/],
+      [{ PICTALK_DISCORD_SHARDS: '0' }, 'PICTALK_DISCORD_SHARDS', /shard count/],
+      [{ PICTALK_DISCORD_SHARDS: '2', PICTALK_DISCORD_SHARD_IDS: '1,2' }, 'PICTALK_DISCORD_SHARD_IDS', /shard ids from 0 to 1, got `"1,2"`/],
+      [{ PICTALK_DISCORD_SHARDS: '4', PICTALK_DISCORD_SHARD_IDS: '1,,2' }, 'PICTALK_DISCORD_SHARD_IDS', /comma-separated/],
+      [{ PICTALK_DISCORD_SHARDS: '4', PICTALK_DISCORD_SHARD_IDS: '1,1' }, 'PICTALK_DISCORD_SHARD_IDS', /distinct/],
+      [{ PICTALK_DISCORD_SHARD_IDS: '-1' }, 'PICTALK_DISCORD_SHARD_IDS', /shard ids >= 0/],
+      [{ DISCORD_PUBLIC_KEY: key, PICTALK_DISCORD_HTTP_PORT: '8443', PICTALK_DISCORD_SHARDS: '2' }, 'PICTALK_DISCORD_SHARDS', /opens no gateway/],
+    ])('stops on %j naming the setting', (env, setting, message) => {
+      expect(() => loadSettings({ ...base, ...env })).toThrow(expect.objectContaining({ code: 'config.invalid', message: expect.stringMatching(message), details: { settings: [setting] } }));
+    });
+
+    it('refuses the Discord modes without the bot token', () => {
+      expect(() => loadSettings({ DISCORD_PUBLIC_KEY: key, PICTALK_DISCORD_HTTP_PORT: '8443' })).toThrow(/DISCORD_PUBLIC_KEY is set but DISCORD_TOKEN and DISCORD_APPLICATION_ID are not/);
+      expect(() => loadSettings({ PICTALK_DISCORD_SHARDS: '2' })).toThrow(/PICTALK_DISCORD_SHARDS is set but DISCORD_TOKEN/);
+    });
+  });
+
   it('reads PICTALK_DATABASE_URL and refuses one that is not a postgres URL, hiding its password', () => {
     expect(loadSettings({ PICTALK_DATABASE_URL: 'postgres://u:p@db:5432/pictalk' }).databaseUrl).toBe('postgres://u:p@db:5432/pictalk');
     expect(loadSettings({}).databaseUrl).toBeUndefined();

@@ -154,7 +154,7 @@ test('"Caption image" on a message captions its first image, and a message witho
   expect(bot.requests.some((r) => r.id === bare.id)).toBe(false);
 });
 
-test('cancel button: acknowledged ephemerally; the cancelled job\'s public placeholder becomes an ephemeral notice', async () => {
+test('cancel button: a deferred update (the message stays), a private notice; the cancelled job\'s public placeholder becomes an ephemeral notice', async () => {
   bot.options = { ...bot.options, steps: 50, stepMs: 100 };
   const job = fake.sendChatInput('imagine', [...prompt('a long one')]);
   await fake.waitFor(() => fake.callsFor(job, EDIT).length > 0, 5000, 'a first status edit');
@@ -163,8 +163,9 @@ test('cancel button: acknowledged ephemerally; the cancelled job\'s public place
   await settled(press);
   await settled(job);
 
-  expect(fake.callsFor(press, CALLBACK)[0]!.body).toEqual({ type: 5, data: { flags: 64 } });
-  expect(contentOf(fake.callsFor(press, EDIT).at(-1)!)).toBe('Cancelled.');
+  expect(fake.callsFor(press, CALLBACK)[0]!.body).toEqual({ type: 6 });
+  expect(fake.callsFor(press, EDIT)).toHaveLength(0);
+  expect(fake.callsFor(press, FOLLOW_UP).at(-1)!.body).toMatchObject({ content: 'Cancelled.', flags: 64 });
   expect(bot.requests.find((r) => r.id === press.id)!.command).toEqual({ name: 'cancel', jobId });
 
   const after = fake.callsFor(job).filter((c) => c.at >= fake.callsFor(press, CALLBACK)[0]!.at);
@@ -172,6 +173,29 @@ test('cancel button: acknowledged ephemerally; the cancelled job\'s public place
   const notice = fake.callsFor(job, FOLLOW_UP).at(-1)!;
   expect(notice.body).toMatchObject({ content: 'Your job was cancelled.', flags: 64 });
   expect(fake.original(job)).toBeUndefined();
+}, 20_000);
+
+test('re-roll button: a deferred update leaves the pressed message alone; progress and the new image are one public follow-up, edited by id', async () => {
+  bot.options = { ...bot.options, steps: 12, stepMs: 150, holdMs: 1600 };
+  const job = fake.sendChatInput('imagine', [...prompt('again please')]);
+  await settled(job);
+  const original = fake.original(job)!;
+  const jobId = `job-${bot.requests.findIndex((r) => r.id === job.id)}`;
+  const press = fake.sendButton(`reroll:${jobId}`, original);
+  await settled(press);
+
+  expect(fake.callsFor(press, CALLBACK)[0]!.body).toEqual({ type: 6 });
+  expect(fake.callsFor(press, EDIT)).toHaveLength(0);
+  const [first, ...more] = fake.callsFor(press, FOLLOW_UP);
+  expect(more).toHaveLength(0);
+  expect(contentOf(first!)).toMatch(/^(⏳|🎨)/);
+  const followUpId = (fake.calls.find((c) => c === first) && [...fake.messages.values()].find((m) => m.interaction_metadata?.id === press.id))!.id;
+  const edits = fake.callsFor(press, 'PATCH /webhooks/:app/:token/messages/:id');
+  expect(edits.length).toBeGreaterThan(0);
+  expect(edits.every((c) => c.path.endsWith(`/messages/${followUpId}`))).toBe(true);
+  expect(edits.at(-1)!.files).toHaveLength(1);
+  expect(bot.messageIds.get(`job-${bot.requests.findIndex((r) => r.id === press.id)}`)).toEqual([followUpId]);
+  expect(fake.messages.get(original.id)!.attachments).toEqual(original.attachments);
 }, 20_000);
 
 test('delete button: removes the job\'s messages when bot/ allows it, and only then', async () => {
@@ -185,13 +209,14 @@ test('delete button: removes the job\'s messages when bot/ allows it, and only t
   await settled(denied);
   expect(fake.callsFor(denied, DELETE_MESSAGE)).toHaveLength(0);
   expect(fake.messages.has(messageId)).toBe(true);
-  expect(contentOf(fake.callsFor(denied, EDIT).at(-1)!)).toMatch(/Only the requester or a moderator/);
+  expect(fake.callsFor(denied, EDIT)).toHaveLength(0);
+  expect(fake.callsFor(denied, FOLLOW_UP).at(-1)!.body).toMatchObject({ flags: 64, content: expect.stringMatching(/Only the requester or a moderator/) });
 
   const allowed = fake.sendButton(`delete:${jobId}`, fake.original(job)!, fake.members.alice);
   await settled(allowed);
   expect(fake.calls.filter((c) => c.route === DELETE_MESSAGE && c.path.endsWith(`/${messageId}`) && c.status === 204)).toHaveLength(1);
   expect(fake.messages.has(messageId)).toBe(false);
-  expect(contentOf(fake.callsFor(allowed, EDIT).at(-1)!)).toBe('Deleted.');
+  expect(fake.callsFor(allowed, FOLLOW_UP).at(-1)!.body).toMatchObject({ content: 'Deleted.', flags: 64 });
 }, 20_000);
 
 test('a gateway disconnect mid-job: the client resumes, missed dispatches are replayed, and the job still gets its final edit', async () => {

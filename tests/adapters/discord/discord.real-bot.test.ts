@@ -53,8 +53,9 @@ test('/imagine through bot/: the image with alt text and buttons; the requester\
   const messageId = fake.original(job)!.id;
 
   const press = fake.sendButton(deleteId!, fake.original(job)!, fake.members.alice);
-  const answer = await lastReply(press);
-  expect(answer.body!.content).toBe('Deleted.');
+  const answer = await lastReply(press, FOLLOW_UP);
+  expect(answer.body).toMatchObject({ content: 'Deleted.', flags: 64 });
+  expect(fake.callsFor(press)[0]!.body).toEqual({ type: 6 });
   expect(fake.calls.filter((c) => c.route === DELETE_MESSAGE && c.path.endsWith(`/${messageId}`) && c.status === 204)).toHaveLength(1);
   expect(fake.messages.has(messageId)).toBe(false);
 });

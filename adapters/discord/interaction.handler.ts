@@ -1,0 +1,123 @@
+/**
+ * One interaction, from its arrival to bot/'s reply, the same for both ways Discord delivers interactions: the
+ * gateway (the initial response is a POST to the callback endpoint) and the interactions endpoint (it is the body of
+ * the HTTP answer). `receive` decides the initial response at once, with no I/O, so it always beats Discord's
+ * 3-second deadline; `run` then hands the command to bot/ with a conversation that edits and follows up through the
+ * interaction's webhook.
+ * @see https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction
+ */
+import {
+  InteractionResponseType,
+  InteractionType,
+  MessageFlags,
+  type APIInteraction,
+  type APIInteractionResponse,
+  type REST,
+} from 'discord.js';
+import { errorReply } from '../../bot/replies.js';
+import type { BotRequest, Conversation } from '../../bot/types.js';
+import { isPictalkError } from '../../common/errors.js';
+import { DiscordConversation, type InteractionRef, type Logger } from './discord.conversation.js';
+import { actorOf, channelOf, snowflakeTime, translateInteraction, userOf, type Translation } from './interaction.translate.js';
+
+/** The one thing the adapter needs from bot/. */
+export interface BotPort {
+  /** bot/'s `Bot.handle` resolves to an outcome the adapter does not need. */
+  handle(request: BotRequest, conversation: Conversation): Promise<unknown>;
+}
+
+export interface HandlerOptions {
+  rest: REST;
+  applicationId: string;
+  bot: BotPort;
+  logger: Logger;
+  statusIntervalMs: number;
+  tokenLifetimeMs?: number;
+  /** A line for the `/pictalk` status reply: how this process receives interactions (its shards, or the endpoint). */
+  footer?: (interaction: APIInteraction) => string | undefined;
+}
+
+export interface Received {
+  /** The initial response: PONG, a message, a deferred message (5) or a deferred update (6). */
+  response: APIInteractionResponse;
+  /** An interaction this process has already taken (a resumed session's replay, a retried delivery). */
+  duplicate: boolean;
+  /** After the response went out: run the command; resolves when bot/ has replied. Absent for an answer at once. */
+  run?: (placeholderId?: string) => Promise<void>;
+}
+
+// Interaction ids already taken here: a resumed gateway session or a duplicate delivery must not start a second job.
+// Across processes the same rule is bot/'s: a request id is claimed once in the shared store.
+const SEEN_LIMIT = 5000;
+
+const message = (text: string): APIInteractionResponse => ({
+  type: InteractionResponseType.ChannelMessageWithSource, data: { content: text, flags: MessageFlags.Ephemeral },
+});
+
+export class InteractionHandler {
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly options: HandlerOptions) {}
+
+  /** Decide the initial response to one interaction (no I/O); the caller sends it, then calls `run`. */
+  receive(interaction: APIInteraction, receivedAt = Date.now()): Received {
+    if (interaction.type === InteractionType.Ping) return { response: { type: InteractionResponseType.Pong }, duplicate: false };
+    const duplicate = this.seen.has(interaction.id);
+    if (!duplicate) {
+      this.seen.add(interaction.id);
+      if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as string);
+    }
+
+    let translation: Translation | null;
+    try {
+      translation = translateInteraction(interaction);
+    } catch (error) {
+      return { response: message(isPictalkError(error) ? error.message : 'pictalk could not read that command.'), duplicate };
+    }
+    if (!translation) {
+      if (interaction.type === InteractionType.ApplicationCommandAutocomplete) {
+        return { response: { type: InteractionResponseType.ApplicationCommandAutocompleteResult, data: { choices: [] } }, duplicate };
+      }
+      return { response: message('pictalk does not handle this kind of interaction.'), duplicate };
+    }
+    if (translation.kind === 'answer') return { response: message(translation.text), duplicate };
+
+    // A button press is acknowledged as a deferred update: the message it sits on stays as it is, and what the press
+    // starts (a re-roll's progress and image, a private notice) comes as follow-ups.
+    const ack: InteractionRef['ack'] = translation.message ? 'update' : 'reply';
+    const response: APIInteractionResponse = ack === 'update'
+      ? { type: InteractionResponseType.DeferredMessageUpdate }
+      : { type: InteractionResponseType.DeferredChannelMessageWithSource, data: { flags: (translation.ephemeral ? MessageFlags.Ephemeral : 0) as MessageFlags } };
+    if (duplicate) return { response, duplicate };
+    const command = translation;
+    return { response, duplicate, run: (placeholderId) => this.run(interaction, command, ack, receivedAt, placeholderId) };
+  }
+
+  private async run(
+    interaction: APIInteraction, translation: Extract<Translation, { kind: 'command' }>, ack: InteractionRef['ack'], receivedAt: number, placeholderId?: string,
+  ): Promise<void> {
+    const { rest, applicationId, bot, logger, statusIntervalMs, tokenLifetimeMs } = this.options;
+    const user = userOf(interaction);
+    const channelId = channelOf(interaction);
+    const ref: InteractionRef = {
+      id: interaction.id, token: interaction.token, channelId, userId: user.id, createdAt: snowflakeTime(interaction.id),
+      ack, ephemeral: translation.ephemeral,
+      ...(typeof interaction.attachment_size_limit === 'number' ? { attachmentSizeLimit: interaction.attachment_size_limit } : {}),
+    };
+    const footer = translation.command.name === 'status' ? this.options.footer?.(interaction) : undefined;
+    const conversation = new DiscordConversation(ref, {
+      rest, applicationId, statusIntervalMs, logger,
+      ...(tokenLifetimeMs !== undefined ? { tokenLifetimeMs } : {}),
+      ...(placeholderId && !translation.ephemeral ? { placeholderId } : {}),
+      ...(translation.message ? { buttonMessage: translation.message } : {}),
+      ...(footer ? { footer } : {}),
+    });
+    const request: BotRequest = { id: interaction.id, actor: actorOf(interaction), channelId: channelId ?? '', command: translation.command, receivedAt };
+    try {
+      await bot.handle(request, conversation);
+    } catch (error) {
+      logger.error('discord: bot.handle failed', { interaction: interaction.id, error: String(error) });
+      if (!conversation.finished) await conversation.finish(errorReply(error));
+    }
+  }
+}
