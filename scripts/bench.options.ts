@@ -21,14 +21,17 @@ export interface BenchOptions {
   help: boolean;
   /** The cluster benchmark instead (scripts/bench.cluster.ts): hop latency and imagine scaling over Redis workers. */
   cluster: boolean;
+  /** The Discord interactions endpoint's ack latency while the models are busy (scripts/bench.discord.ts). */
+  discordHttp: boolean;
 }
 
 export const DEFAULT_THREADS = 1;
 export const DEFAULT_RUNS = 20;
 
-export const USAGE = `Usage: npm run bench -- [--json] [--threads N] [--runs N] [--skip-pytorch] [--quick] [--cluster]
+export const USAGE = `Usage: npm run bench -- [--json] [--threads N] [--runs N] [--skip-pytorch] [--quick] [--cluster] [--discord-http]
   --json            print one JSON object on stdout (progress goes to stderr)
   --cluster         the cluster benchmark: a private Redis and worker processes (cluster_hop_p50_ms, scaling, vs single process)
+  --discord-http    the Discord interactions endpoint: ack latency of 50 signed interactions at once while images generate
   --threads N       onnxruntime intra-op threads and torch threads (default ${DEFAULT_THREADS}; 0 = onnxruntime's default)
   --throughput-threads N   onnxruntime threads for the throughput levels (default 0: onnxruntime's default, as the bot runs)
   --runs N          timed runs per end-to-end figure (default ${DEFAULT_RUNS}); cheap stages take 5x as many
@@ -50,7 +53,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
   const options: BenchOptions = {
     json: false, threads: DEFAULT_THREADS, throughputThreads: 0, runs: DEFAULT_RUNS, skipPytorch: false, quick: false,
     python: env.PYTHON?.trim() || 'python3',
-    t2iDir: 'models/builtin/text-to-image', captionerDir: 'models/builtin/captioner', help: false, cluster: false,
+    t2iDir: 'models/builtin/text-to-image', captionerDir: 'models/builtin/captioner', help: false, cluster: false, discordHttp: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i]!;
@@ -67,6 +70,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
       case '--skip-pytorch': options.skipPytorch = true; break;
       case '--quick': options.quick = true; break;
       case '--cluster': options.cluster = true; break;
+      case '--discord-http': options.discordHttp = true; break;
       case '--help': case '-h': options.help = true; break;
       case '--threads': options.threads = integer('--threads', value(), 0, 256); break;
       case '--throughput-threads': options.throughputThreads = integer('--throughput-threads', value(), 0, 256); break;
