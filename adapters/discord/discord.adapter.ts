@@ -162,7 +162,8 @@ async function startGateway(
     const here = shardOf(interaction.guild_id, count);
     return `Discord: this process runs gateway shard${ids.length === 1 ? '' : 's'} ${ids.join(', ')} of ${count}; this ${interaction.guild_id ? 'server' : 'conversation'} is on shard ${here}.`;
   };
-  const handler = new InteractionHandler({ ...common, footer: shardLine });
+  // `/pictalk` names the shards only where there are several to tell apart (PICTALK_DISCORD_SHARDS set).
+  const handler = new InteractionHandler({ ...common, ...(options.shards ? { footer: shardLine } : {}) });
   const client = new Client({
     intents: [GatewayIntentBits.Guilds],
     shards: ids,

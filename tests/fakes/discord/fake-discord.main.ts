@@ -17,7 +17,8 @@ console.log(`fake Discord on ${fake.baseUrl}
   token           ${fake.token}
   application id  ${fake.applicationId}
   api url         ${fake.apiUrl}   (discord.js rest.api; DISCORD_API_URL)
-  guild id        ${fake.guildId}`);
+  guild id        ${fake.guildId}
+  public key      ${fake.publicKeyHex}   (to verify interactions POSTed over HTTP)`);
 
 let printed = 0;
 setInterval(() => {

@@ -58,6 +58,8 @@ export function role(id: string, name: string, permissions: bigint, position: nu
 
 export interface GuildWorld {
   guildId: string;
+  /** Default: 'pictalk test server'. */
+  name?: string;
   channelId: string;
   ownerId: string;
   roles: APIRole[];
@@ -66,7 +68,7 @@ export interface GuildWorld {
 
 export function guildCreate(world: GuildWorld): GatewayGuildCreateDispatchData {
   return {
-    id: world.guildId, name: 'pictalk test server', icon: null, splash: null, discovery_splash: null, owner_id: world.ownerId,
+    id: world.guildId, name: world.name ?? 'pictalk test server', icon: null, splash: null, discovery_splash: null, owner_id: world.ownerId,
     afk_channel_id: null, afk_timeout: 300, verification_level: 0, default_message_notifications: 0, explicit_content_filter: 0,
     roles: world.roles, emojis: [], features: [], mfa_level: 0, application_id: null, system_channel_id: null, system_channel_flags: 0,
     rules_channel_id: null, vanity_url_code: null, description: null, banner: null, premium_tier: 0, premium_subscription_count: 0,
@@ -114,26 +116,41 @@ export function attachmentObject(file: StoredFile, baseUrl: string, channelId: s
   };
 }
 
-export interface InteractionInput {
+/** Where an interaction happens: a guild's text channel (with the member) or the user's DM with the bot. */
+export type InteractionInput = {
   applicationId: string;
-  guildId: string;
   channelId: string;
-  member: APIInteractionGuildMember;
   attachmentSizeLimit: number;
+} & ({ guildId: string; member: APIInteractionGuildMember } | { guildId?: undefined; user: APIUser });
+
+/** Interaction context types. @see https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object-interaction-context-types */
+export const InteractionContext = { Guild: 0, BotDm: 1 } as const;
+
+/** A DM channel with the bot, as in an interaction's `channel` and `POST /users/@me/channels`. */
+export function dmChannel(channelId: string, recipient: APIUser) {
+  return { id: channelId, type: 1, last_message_id: null, flags: 0, recipients: [recipient] };
 }
 
 function base(input: InteractionInput, type: number, id: string, token: string) {
+  const common = {
+    id, token, type, version: 1, application_id: input.applicationId, channel_id: input.channelId, locale: 'en-US', entitlements: [],
+    app_permissions: (MEMBER_PERMISSIONS | Permission.ManageGuild).toString(), attachment_size_limit: input.attachmentSizeLimit,
+  };
+  if (input.guildId === undefined) {
+    // A DM: `user` instead of `member`, no guild; a guild-installed app's owner key is "0" there.
+    return { ...common, channel: dmChannel(input.channelId, input.user), user: input.user, authorizing_integration_owners: { 0: '0' }, context: InteractionContext.BotDm };
+  }
   return {
-    id, token, type, version: 1, application_id: input.applicationId,
-    guild_id: input.guildId, channel_id: input.channelId,
+    ...common, guild_id: input.guildId,
     channel: { id: input.channelId, type: 0, guild_id: input.guildId, name: 'general', permissions: input.member.permissions, flags: 0, nsfw: false, position: 0, last_message_id: null, rate_limit_per_user: 0, parent_id: null, topic: null, permission_overwrites: [] },
     guild: { id: input.guildId, locale: 'en-US', features: [] },
-    member: input.member, locale: 'en-US', guild_locale: 'en-US', entitlements: [],
-    app_permissions: (MEMBER_PERMISSIONS | Permission.ManageGuild).toString(),
-    authorizing_integration_owners: { 0: input.guildId }, context: 0,
-    attachment_size_limit: input.attachmentSizeLimit,
+    member: input.member, guild_locale: 'en-US',
+    authorizing_integration_owners: { 0: input.guildId }, context: InteractionContext.Guild,
   };
 }
+
+/** `data.guild_id`: only for a command registered in that guild (the fake's commands are, for guild interactions). */
+const commandGuild = (input: InteractionInput) => (input.guildId === undefined ? {} : { guild_id: input.guildId });
 
 export function chatInputInteraction(
   input: InteractionInput, id: string, token: string, command: { id: string; name: string },
@@ -141,7 +158,7 @@ export function chatInputInteraction(
 ) {
   return {
     ...base(input, InteractionType.ApplicationCommand, id, token),
-    data: { id: command.id, name: command.name, type: CommandType.ChatInput, guild_id: input.guildId, options, ...(resolved ? { resolved } : {}) },
+    data: { id: command.id, name: command.name, type: CommandType.ChatInput, ...commandGuild(input), options, ...(resolved ? { resolved } : {}) },
   };
 }
 
@@ -150,7 +167,7 @@ export function messageCommandInteraction(
 ) {
   return {
     ...base(input, InteractionType.ApplicationCommand, id, token),
-    data: { id: command.id, name: command.name, type: CommandType.Message, guild_id: input.guildId, target_id: target.id, resolved: { messages: { [target.id]: target } } },
+    data: { id: command.id, name: command.name, type: CommandType.Message, ...commandGuild(input), target_id: target.id, resolved: { messages: { [target.id]: target } } },
   };
 }
 
