@@ -42,7 +42,11 @@ const log = {
   debug: () => undefined,
 };
 
-interface Stoppable { stop(): Promise<void> }
+interface Stoppable {
+  /** Stop taking requests and wait until those already acknowledged are taken by bot/ (resolves to those left). */
+  quiesce?(timeoutMs?: number): Promise<number>;
+  stop(): Promise<void>;
+}
 
 /** Start pictalk; resolves with the exit code once it has stopped (a signal, or the terminal session ending). */
 export async function start(argv: readonly string[] = []): Promise<number> {
@@ -184,6 +188,14 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   // stopping, a front first lets go of the jobs it follows (their leases lapse, another front takes them over and
   // replies), then stops its adapters: it must not settle a job whose reply it would not live to send
   if (stopFollowing) cleanup.push(stopFollowing);
+  // and before that, it stops taking requests and waits until those it acknowledged are queued or answered: an
+  // acknowledged command must be in the shared queue (where another front takes it over), not lost with this process
+  cleanup.push(async () => {
+    for (const adapter of adapters) {
+      const left = await adapter.quiesce?.();
+      if (left) log.warn('stopping with requests that were acknowledged but not yet taken', { left });
+    }
+  });
 
   if (adapters.length === 0) {
     console.log(HOW_TO_CONFIGURE);

@@ -78,6 +78,11 @@ export interface DiscordAdapter {
   port?: number;
   /** A conversation from a job's route (kept by bot/ at accept), for a job that a restarted front follows again. */
   reconnect(route: Record<string, unknown> | undefined): Conversation | undefined;
+  /**
+   * Stop taking interactions and wait (at most `timeoutMs`) until bot/ has taken every one already acknowledged; a
+   * stopping front calls it before letting go of its jobs. Resolves to the number still not taken.
+   */
+  quiesce(timeoutMs?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -136,7 +141,14 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
     const handler = new InteractionHandler({ ...common, footer: () => 'Discord: this front answers through the HTTP interactions endpoint (no gateway).' });
     await register();
     const endpoint: InteractionsEndpoint = await startInteractionsEndpoint({ ...options.http, handler, rest, applicationId: options.applicationId, logger });
-    return { mode: 'http', port: endpoint.port, reconnect, stop: () => endpoint.close() };
+    return {
+      mode: 'http', port: endpoint.port, reconnect,
+      async quiesce(timeoutMs) {
+        await endpoint.close();
+        return handler.drain(timeoutMs);
+      },
+      stop: () => endpoint.close(),
+    };
   }
   return startGateway(options, rest, common, register, reconnect);
 }
@@ -186,14 +198,16 @@ async function startGateway(
       const message = answer?.resource?.message;
       if (message && CALLBACK_OK.has(received.response.type) && !((message.flags ?? 0) & MessageFlags.Ephemeral)) placeholderId = message.id;
     } catch (error) {
+      received.abandon?.();
       logger.warn('discord: could not acknowledge an interaction in time; it is dropped', { interaction: interaction.id, error: String(error) });
       return;
     }
     await received.run?.(placeholderId);
   }
 
+  let taking = true;
   client.on(Events.Raw, (packet: GatewayDispatchPayload, shard: number) => {
-    if (packet.t !== GatewayDispatchEvents.InteractionCreate) return;
+    if (!taking || packet.t !== GatewayDispatchEvents.InteractionCreate) return;
     const interaction = packet.d;
     onInteraction(interaction, shard).catch((error: unknown) =>
       logger.error('discord: an interaction failed', { interaction: interaction.id, error: String(error) }));
@@ -218,7 +232,12 @@ async function startGateway(
     mode: 'gateway',
     shards: { ids, count },
     reconnect,
+    async quiesce(timeoutMs) {
+      taking = false;
+      return handler.drain(timeoutMs);
+    },
     async stop() {
+      taking = false;
       client.removeAllListeners(Events.Raw);
       await client.destroy();
     },

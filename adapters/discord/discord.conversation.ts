@@ -109,6 +109,8 @@ export interface ConversationContext {
   placeholderId?: string;
   /** A line added to a successful reply (the `/pictalk` status: which shards or endpoint this process serves). */
   footer?: string;
+  /** Called at bot/'s first status or its reply, whichever comes first: the command has been taken. */
+  onFirstActivity?: () => void;
 }
 
 interface Upload { name: string; data: Buffer; description: string }
@@ -156,6 +158,7 @@ export class DiscordConversation implements Conversation {
   }
 
   status(update: JobStatus): void {
+    this.context.onFirstActivity?.();
     if (!this.finishing) this.throttle.push(update);
   }
 
@@ -166,6 +169,7 @@ export class DiscordConversation implements Conversation {
       return { messageIds: [] };
     }
     this.finishing = true;
+    this.context.onFirstActivity?.();
     // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire.
     await this.throttle.close();
     let final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;

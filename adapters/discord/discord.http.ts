@@ -167,6 +167,7 @@ export async function startInteractionsEndpoint(options: EndpointOptions): Promi
       return running.size;
     },
     async close() {
+      if (!server.listening) return;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

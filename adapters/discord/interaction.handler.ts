@@ -44,6 +44,8 @@ export interface Received {
   duplicate: boolean;
   /** After the response went out: run the command; resolves when bot/ has replied. Absent for an answer at once. */
   run?: (placeholderId?: string) => Promise<void>;
+  /** The response could not be sent (gateway: the callback failed): the command will not run. */
+  abandon?: () => void;
 }
 
 // Interaction ids already taken here: a resumed gateway session or a duplicate delivery must not start a second job.
@@ -56,6 +58,9 @@ const message = (text: string): APIInteractionResponse => ({
 
 export class InteractionHandler {
   private readonly seen = new Set<string>();
+  /** Commands acknowledged to Discord that bot/ has not yet taken (queued, or answered): a stopping front waits for them. */
+  private readonly starting = new Set<() => void>();
+  private drainWaiters: Array<() => void> = [];
 
   constructor(private readonly options: HandlerOptions) {}
 
@@ -90,11 +95,40 @@ export class InteractionHandler {
       : { type: InteractionResponseType.DeferredChannelMessageWithSource, data: { flags: (translation.ephemeral ? MessageFlags.Ephemeral : 0) as MessageFlags } };
     if (duplicate) return { response, duplicate };
     const command = translation;
-    return { response, duplicate, run: (placeholderId) => this.run(interaction, command, ack, receivedAt, placeholderId) };
+    let taken = false;
+    const take = (): void => {
+      if (taken) return;
+      taken = true;
+      this.starting.delete(take);
+      if (this.starting.size === 0) for (const wake of this.drainWaiters.splice(0)) wake();
+    };
+    this.starting.add(take);
+    return {
+      response, duplicate, abandon: take,
+      run: (placeholderId) => this.run(interaction, command, ack, receivedAt, placeholderId, take).finally(take),
+    };
+  }
+
+  /**
+   * Resolves once every command acknowledged so far has been taken by bot/ (its job queued, or its reply sent), or
+   * after `timeoutMs`. A front that stops waits for this before letting go of its jobs, so a command Discord was told
+   * is on its way is in the shared queue, where another front takes it over, and not lost with this process.
+   */
+  async drain(timeoutMs = 10_000): Promise<number> {
+    if (this.starting.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.drainWaiters.push(resolve)),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); }),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.starting.size;
   }
 
   private async run(
-    interaction: APIInteraction, translation: Extract<Translation, { kind: 'command' }>, ack: InteractionRef['ack'], receivedAt: number, placeholderId?: string,
+    interaction: APIInteraction, translation: Extract<Translation, { kind: 'command' }>, ack: InteractionRef['ack'], receivedAt: number,
+    placeholderId: string | undefined, taken: () => void,
   ): Promise<void> {
     const { rest, applicationId, bot, logger, statusIntervalMs, tokenLifetimeMs } = this.options;
     const user = userOf(interaction);
@@ -111,6 +145,8 @@ export class InteractionHandler {
       ...(placeholderId && !translation.ephemeral ? { placeholderId } : {}),
       ...(translation.message ? { buttonMessage: translation.message } : {}),
       ...(footer ? { footer } : {}),
+      // bot/ reports the queue position once the job is queued, and finishes at once what needs no job
+      onFirstActivity: taken,
     });
     const request: BotRequest = { id: interaction.id, actor: actorOf(interaction), channelId: channelId ?? '', command: translation.command, receivedAt };
     try {

@@ -1,0 +1,169 @@
+/**
+ * Discord HTTP interactions with the cluster roles, every part real: two `front` processes in HTTP interactions mode
+ * (no gateway) behind the fake Discord, which signs every interaction and spreads them over both as a load balancer
+ * would; one `worker` process on the builtin models; a private PostgreSQL and a private Redis.
+ *
+ * Checked: every interaction is acknowledged within Discord's 3 seconds and answered exactly once, even the one
+ * delivered to both fronts; a front stopped with SIGTERM while its jobs run leaves them to the other front, which
+ * answers them by editing the same deferred reply with the interaction's token (no front keeps state another needs).
+ * Slow (about a minute): the models run for real on this machine's two cores.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { FakeDiscord, type FakeInteraction, type FakeMember, type RestCall } from '../fakes/discord/fake-discord.js';
+import { MessageFlag, OptionType } from '../fakes/discord/fake-discord.payloads.js';
+import { freePort, startPostgres, type PostgresServer } from '../helpers/postgres.server.js';
+import { startRedis, type RedisServer } from '../helpers/redis.server.js';
+import { solidPng } from '../helpers/solid-png.js';
+
+const ROOT = process.cwd();
+const MAIN = pathToFileURL(join(ROOT, 'adapters/main.ts')).href;
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
+const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
+const FOLLOW_UP = 'POST /webhooks/:app/:token';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Proc { name: string; child: ChildProcess; log: string[] }
+
+let postgres: PostgresServer;
+let redis: RedisServer;
+let discord: FakeDiscord;
+let databaseUrl: string;
+let dir: string;
+const procs: Proc[] = [];
+
+function launch(name: string, role: 'front' | 'worker', env: Record<string, string>): Promise<Proc> {
+  const script = `import(${JSON.stringify(MAIN)}).then((m) => m.start(['--role', '${role}'])).then((code) => process.exit(code));`;
+  const child = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
+    cwd: dir, env: { ...CLEAN_ENV, ...env, PICTALK_REDIS_URL: redis.url, PICTALK_WORKER_LOCK_MS: '1500' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc: Proc = { name, child, log: [] };
+  procs.push(proc);
+  return new Promise((ready, fail) => {
+    const onData = (chunk: Buffer): void => {
+      proc.log.push(chunk.toString());
+      if (/worker ready|Discord adapter started/.test(chunk.toString())) ready(proc);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => fail(new Error(`${name} exited with ${code}:\n${proc.log.join('')}`)));
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pictalk-discord-cluster-'));
+  [postgres, redis, discord] = await Promise.all([startPostgres(), startRedis(), FakeDiscord.start()]);
+  databaseUrl = await postgres.createDatabase('discord_cluster');
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(procs.map(async ({ child }) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }));
+  await discord?.stop();
+  await redis?.stop();
+  await postgres?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+const isStatus = (call: RestCall) => /^(⏳|🎨)/.test(String(call.body?.content ?? ''));
+/** The interaction's answers: final edits of the deferred reply and text follow-ups (voice messages aside). */
+const answers = (interaction: FakeInteraction) => discord.callsFor(interaction).filter((c) => (c.route === EDIT || c.route === FOLLOW_UP)
+  && c.status === 200 && !isStatus(c) && !(Number(c.body?.flags ?? 0) & MessageFlag.IsVoiceMessage));
+
+test('two HTTP fronts and a worker: interactions spread over both, one delivered twice, a front stopped mid-job; each answered once', async () => {
+  const ports = [await freePort(), await freePort()];
+  const frontEnv = (port: number): Record<string, string> => ({
+    DISCORD_TOKEN: discord.token, DISCORD_APPLICATION_ID: discord.applicationId, DISCORD_API_URL: discord.apiUrl,
+    DISCORD_PUBLIC_KEY: discord.publicKeyHex, PICTALK_DISCORD_HTTP_PORT: String(port), PICTALK_DISCORD_GUILD_ID: discord.guildId,
+    PICTALK_DATABASE_URL: databaseUrl, PICTALK_DAILY_IMAGINE: '100', PICTALK_DAILY_CAPTION: '100', PICTALK_RATE_LIMIT: '1000/1s', PICTALK_REQUIRE_PLATFORM: '1',
+  });
+  await launch('worker', 'worker', {});
+  const fronts = await Promise.all(ports.map((port, i) => launch(`front-${i + 1}`, 'front', frontEnv(port))));
+  const urls = ports.map((port) => `http://127.0.0.1:${port}/discord/interactions`);
+  discord.useHttpEndpoints(urls);
+  for (const url of urls) expect((await discord.ping(url, 'bad')).status).toBe(401);
+
+  const members: FakeMember[] = [discord.members.alice, discord.members.bob, discord.members.mod, discord.members.roleMod];
+  const sent: FakeInteraction[] = [];
+  const png = solidPng(48, [200, 40, 40]);
+  for (let i = 0; i < 24; i += 1) {
+    const by = members[i % members.length]!;
+    if (i % 4 === 3) {
+      const message = discord.userMessage(discord.members.bob, `what is this? ${i}`, [discord.hostFile(`photo-${i}.png`, png, 'image/png')]);
+      sent.push(discord.sendMessageCommand('Caption image', message, by));
+    } else {
+      sent.push(discord.sendChatInput('imagine', [{ name: 'prompt', type: OptionType.String, value: `a big ${['red', 'blue', 'green'][i % 3]} circle ${i}` }], by));
+    }
+  }
+  sent.push(discord.sendChatInput('imagine', [{ name: 'prompt', type: OptionType.String, value: 'delivered twice' }], discord.members.alice, undefined, { deliverTo: 'all' }));
+  await Promise.all(sent.map((interaction) => discord.delivered(interaction)));
+
+  // front 1 stops while jobs it accepted are still queued or running: the other front takes them over
+  const stopping = fronts[0]!.child;
+  const exited = new Promise((resolve) => stopping.once('exit', resolve));
+  discord.useHttpEndpoints([urls[1]!]);
+  stopping.kill('SIGTERM');
+  await exited;
+  // sent after the stop: the balancer has only front 2 left
+  for (let i = 0; i < 4; i += 1) sent.push(discord.sendChatInput('imagine', [{ name: 'prompt', type: OptionType.String, value: `after the stop ${i}` }], members[i]!));
+  await Promise.all(sent.slice(-4).map((interaction) => discord.delivered(interaction)));
+
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    // a miss is reported below with what each interaction got, rather than as a bare time-out
+    await waitUntil(async () => sent.every((interaction) => answers(interaction).length > 0), 120_000).catch(() => undefined);
+    await waitUntil(async () => Number((await db.query("SELECT count(*) AS n FROM jobs WHERE state IN ('queued', 'running')")).rows[0].n) === 0, 30_000).catch(() => undefined);
+    await sleep(1500);
+    const problems: string[] = [];
+    for (const interaction of sent) {
+      const deliveries = interaction.deliveries ?? [];
+      if (!deliveries.some((d) => d.outcome === 'accepted' && d.status === 200 && d.ackMs < 3000)) problems.push(`${interaction.id}: not acknowledged in time (${JSON.stringify(deliveries.map((d) => [d.status, d.outcome, d.ackMs]))})`);
+      const got = answers(interaction);
+      if (got.length !== 1) {
+        const rows = (await db.query('SELECT id, state, error_code FROM jobs WHERE request_id = $1', [interaction.id])).rows as unknown[];
+        problems.push(`${interaction.id} (via ${interaction.delivery?.url}): ${got.length} answers; calls ${discord.callsFor(interaction).map((c) => `${c.route} ${c.status}`).join(', ')}; job ${JSON.stringify(rows)}`);
+      }
+      else if (got[0]!.route === FOLLOW_UP && !(Number(got[0]!.body?.flags ?? 0) & MessageFlag.Ephemeral)) problems.push(`${interaction.id}: a public follow-up instead of the edit`);
+    }
+    if (problems.length > 0) {
+      for (const proc of procs) console.log(`--- ${proc.name}\n${proc.log.join('').split('\n').filter((line) => /warn|error|fail|follow/i.test(line)).slice(-40).join('\n')}`);
+    }
+    expect(problems).toEqual([]);
+    const images = sent.filter((interaction) => answers(interaction)[0]!.files.length > 0).length;
+    expect(images).toBeGreaterThanOrEqual(20);
+    // the twice-delivered interaction: one job, and one request id claimed
+    const twice = sent[24]!;
+    expect(twice.deliveries!.map((d) => d.status)).toEqual([200, 200]);
+    expect(Number((await db.query('SELECT count(*) AS n FROM jobs WHERE request_id = $1', [twice.id])).rows[0].n)).toBe(1);
+    // the stopped front's jobs were answered from front 2, through the interaction's token: edits of the same reply
+    expect(procs.find((p) => p.name === 'front-2')!.log.join('')).toMatch(/following a job whose front stopped/);
+    expect(discord.calls.filter((c) => c.route === 'POST /channels/:channel/messages')).toEqual([]);
+  } finally {
+    await db.end();
+  }
+}, 300_000);
+
+async function waitUntil(probe: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      if (await probe()) return;
+    } catch {
+      // ask again
+    }
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(200);
+  }
+}
