@@ -5,11 +5,17 @@
  * other file needs onnxruntime's types. Sessions are cached by path + options and reference-counted: two pipelines
  * (or two requests) that open the same file share one warm session, and the session is released when the last
  * holder calls `dispose()`.
+ *
+ * The sessions live in one inference thread (a worker thread), not on the main thread: onnxruntime-node's `run` is
+ * synchronous inside its promise, so a UNet step on the main thread held up every socket of the process (an HTTP
+ * interaction waited for the whole step before it was even read). Feeds go to the thread as copies and outputs come
+ * back as copies; graphs run there one at a time, as they did on the main thread, each with onnxruntime's own pool.
  * @see https://onnxruntime.ai/docs/api/js/interfaces/InferenceSession.SessionOptions.html
  */
 import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import ort from 'onnxruntime-node';
+import { Worker } from 'node:worker_threads';
 import { PictalkError, asInferenceError, describe } from '../common/errors.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -90,11 +96,145 @@ function resolveOptions(options: BackendOptions): ResolvedOptions {
   };
 }
 
-function toValueInfo(meta: ort.InferenceSession.ValueMetadata): ValueInfo {
-  return meta.isTensor
-    ? { name: meta.name, dtype: meta.type, shape: meta.shape }
-    : { name: meta.name, dtype: 'non-tensor', shape: [] };
+
+// ---- the inference thread ------------------------------------------------------------------------------------------
+
+/** Session options as the thread builds them (plain data: they cross the thread boundary). */
+interface SessionSpec {
+  graphOptimizationLevel: GraphOptimization;
+  intraOpThreads: number;
+  interOpThreads: number;
+  allowSpinning: boolean;
+  executionProvider: ExecutionProvider;
 }
+
+interface Loaded {
+  id: number;
+  provider: ExecutionProvider;
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  inputNames: string[];
+  outputNames: string[];
+}
+
+type WireTensor = { type: TensorDType; data: TensorData; dims: readonly number[] };
+type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; message: string } | { log: string };
+
+/**
+ * The thread's code, plain CommonJS run with `eval` (so it runs the same from the TypeScript sources under a loader,
+ * from dist/, and in tests). It loads onnxruntime-node from the path this module resolved, creates, runs and
+ * releases sessions, and answers each request by its sequence number.
+ */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require(workerData.ortPath);
+const sessions = new Map();
+let next = 0;
+const info = (meta) => meta.isTensor ? { name: meta.name, dtype: meta.type, shape: meta.shape } : { name: meta.name, dtype: 'non-tensor', shape: [] };
+let cudaFallbackLogged = false;
+async function create(path, spec) {
+  const base = {
+    graphOptimizationLevel: spec.graphOptimizationLevel, logSeverityLevel: 3,
+    ...(spec.intraOpThreads > 0 ? { intraOpNumThreads: spec.intraOpThreads } : {}),
+    ...(spec.interOpThreads > 0 ? { interOpNumThreads: spec.interOpThreads } : {}),
+    ...(spec.allowSpinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
+  };
+  let session;
+  let provider = 'cpu';
+  if (spec.executionProvider === 'cuda') {
+    try {
+      // Severity 4 (fatal only): the provider bridge prints its own multi-line error; ours is the one line.
+      session = await ort.InferenceSession.create(path, { ...base, logSeverityLevel: 4, executionProviders: ['cuda', 'cpu'] });
+      provider = 'cuda';
+    } catch (error) {
+      if (!cudaFallbackLogged) {
+        cudaFallbackLogged = true;
+        const reason = error instanceof Error ? error.message.split('\\n')[0] : String(error);
+        parentPort.postMessage({ log: 'pictalk: CUDA execution provider unavailable (' + reason + '); running on CPU' });
+      }
+    }
+  }
+  if (!session) session = await ort.InferenceSession.create(path, { ...base, executionProviders: ['cpu'] });
+  const id = ++next;
+  sessions.set(id, session);
+  return {
+    id, provider, inputs: session.inputMetadata.map(info), outputs: session.outputMetadata.map(info),
+    inputNames: session.inputNames, outputNames: session.outputNames,
+  };
+}
+async function run(id, feeds, fetches) {
+  const session = sessions.get(id);
+  if (!session) throw new Error('the session was released');
+  const tensors = {};
+  for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor(t.type, t.data, t.dims);
+  const result = fetches ? await session.run(tensors, fetches) : await session.run(tensors);
+  const out = {};
+  for (const [name, tensor] of Object.entries(result)) out[name] = { type: tensor.type, data: tensor.data, dims: tensor.dims };
+  return out;
+}
+async function release(id) {
+  const session = sessions.get(id);
+  sessions.delete(id);
+  if (session) await session.release();
+}
+parentPort.on('message', async ({ seq, op, args }) => {
+  try {
+    const value = op === 'create' ? await create(...args) : op === 'run' ? await run(...args) : await release(...args);
+    parentPort.postMessage({ seq, ok: true, value });
+  } catch (error) {
+    parentPort.postMessage({ seq, ok: false, message: error instanceof Error ? error.message : String(error) });
+  }
+});
+`;
+
+/** The one inference thread of this process: started at the first model, kept alive only while it has work. */
+class InferenceThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private seq = 0;
+  log: (line: string) => void = (line) => console.warn(line);
+
+  constructor() {
+    const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+    this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortPath }, name: 'pictalk-inference' });
+    this.worker.unref();
+    this.worker.on('message', (reply: Reply) => {
+      if ('log' in reply) {
+        this.log(reply.log);
+        return;
+      }
+      const waiting = this.pending.get(reply.seq);
+      if (!waiting) return;
+      this.pending.delete(reply.seq);
+      if (this.pending.size === 0) this.worker.unref();
+      if (reply.ok) waiting.resolve(reply.value);
+      else waiting.reject(new Error(reply.message));
+    });
+    // A thread that dies (onnxruntime failing natively) fails its calls as inference errors; the next model opened
+    // starts a new thread, while models opened before keep failing with a message saying their session is gone.
+    this.worker.on('error', (error) => this.fail(error));
+    this.worker.on('exit', (code) => this.fail(new Error(`the inference thread exited with code ${code}`)));
+  }
+
+  call<T>(op: 'create' | 'run' | 'release', args: unknown[]): Promise<T> {
+    const seq = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(seq, { resolve: resolve as (value: unknown) => void, reject });
+      // a pending call keeps the process alive (a command-line run awaits it); an idle thread does not
+      if (this.pending.size === 1) this.worker.ref();
+      this.worker.postMessage({ seq, op, args });
+    });
+  }
+
+  private fail(error: Error): void {
+    if (thread === this) thread = undefined;
+    for (const waiting of this.pending.values()) waiting.reject(error);
+    this.pending.clear();
+  }
+}
+
+let thread: InferenceThread | undefined;
+const inferenceThread = (): InferenceThread => (thread ??= new InferenceThread());
 
 /** One loaded graph. Obtain it with `openModel()`; call `dispose()` when done with it. */
 export class OnnxModel {
@@ -102,19 +242,20 @@ export class OnnxModel {
   readonly outputs: readonly ValueInfo[];
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  readonly provider: ExecutionProvider;
   private readonly byInput: ReadonlyMap<string, ValueInfo>;
 
   /** @internal created by openModel() */
   constructor(
     readonly path: string,
-    readonly provider: ExecutionProvider,
-    private readonly session: ort.InferenceSession,
+    private readonly loaded: Loaded,
     private readonly release: () => Promise<void>,
   ) {
-    this.inputs = session.inputMetadata.map(toValueInfo);
-    this.outputs = session.outputMetadata.map(toValueInfo);
-    this.inputNames = session.inputNames;
-    this.outputNames = session.outputNames;
+    this.provider = loaded.provider;
+    this.inputs = loaded.inputs;
+    this.outputs = loaded.outputs;
+    this.inputNames = loaded.inputNames;
+    this.outputNames = loaded.outputNames;
     this.byInput = new Map(this.inputs.map((info) => [info.name, info]));
   }
 
@@ -137,7 +278,7 @@ export class OnnxModel {
    * (the UNet's output buffer is reused across steps that way).
    */
   async run(feeds: Feeds, outputs?: readonly string[] | Record<string, TensorValue<Float32Array> | null>): Promise<Record<string, TensorValue>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const wireFeeds: Record<string, WireTensor> = {};
     for (const name of this.inputNames) {
       const value = feeds[name];
       if (!value) {
@@ -155,28 +296,31 @@ export class OnnxModel {
         throw new PictalkError('inference.failed',
           `Expected ${size} values for input \`${name}\` of ${this.path} with dims [${value.dims.join(', ')}], got ${value.data.length}`);
       }
-      ortFeeds[name] = new ort.Tensor(dtype, value.data, value.dims);
+      wireFeeds[name] = { type: dtype, data: value.data, dims: value.dims };
     }
-    let fetches: ort.InferenceSession.FetchesType | undefined;
     const prealloc = new Map<string, TensorValue<Float32Array>>();
+    let fetches: string[] | undefined;
     if (Array.isArray(outputs)) {
-      fetches = outputs as readonly string[];
+      fetches = [...outputs as readonly string[]];
     } else if (outputs) {
-      const map: Record<string, ort.Tensor | null> = {};
-      for (const [name, value] of Object.entries(outputs as Record<string, TensorValue<Float32Array> | null>)) {
-        if (value) prealloc.set(name, value);
-        map[name] = value ? new ort.Tensor('float32', value.data, value.dims) : null;
-      }
-      fetches = map;
+      fetches = Object.keys(outputs);
+      for (const [name, value] of Object.entries(outputs as Record<string, TensorValue<Float32Array> | null>)) if (value) prealloc.set(name, value);
     }
     try {
-      const result = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
+      const result = await inferenceThread().call<Record<string, WireTensor>>('run', [this.loaded.id, wireFeeds, fetches]);
       const out: Record<string, TensorValue> = {};
       for (const [name, value] of Object.entries(result)) {
         const given = prealloc.get(name);
-        if (given) { out[name] = given; continue; }
-        const tensor = value as ort.Tensor;
-        out[name] = { data: tensor.data as TensorData, dims: tensor.dims };
+        if (given) {
+          const size = given.dims.reduce((a, b) => a * b, 1);
+          if (size !== value.data.length || !(value.data instanceof Float32Array)) {
+            throw new Error(`output \`${name}\` has ${value.data.length} values of ${value.type}, the buffer given for it ${size} float32`);
+          }
+          given.data.set(value.data);
+          out[name] = given;
+          continue;
+        }
+        out[name] = { data: value.data, dims: value.dims };
       }
       return out;
     } catch (error) {
@@ -191,37 +335,23 @@ export class OnnxModel {
 }
 
 interface CacheEntry {
-  session: Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }>;
+  session: Promise<Loaded>;
   refs: number;
 }
 
 const cache = new Map<string, CacheEntry>();
-let cudaFallbackLogged = false;
 
-async function createSession(path: string, options: ResolvedOptions, log: (line: string) => void):
-  Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }> {
-  const base: ort.InferenceSession.SessionOptions = {
+function createSession(path: string, options: ResolvedOptions, log: (line: string) => void): Promise<Loaded> {
+  const spec: SessionSpec = {
     graphOptimizationLevel: options.graphOptimization,
-    logSeverityLevel: 3,
-    ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    ...(options.interOpThreads > 0 ? { interOpNumThreads: options.interOpThreads } : {}),
-    ...(options.allowSpinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
+    intraOpThreads: options.intraOpThreads,
+    interOpThreads: options.interOpThreads,
+    allowSpinning: options.allowSpinning,
+    executionProvider: options.executionProvider,
   };
-  if (options.executionProvider === 'cuda') {
-    try {
-      // Severity 4 (fatal only): the provider bridge prints its own multi-line error; ours below is the one line.
-      const session = await ort.InferenceSession.create(path, { ...base, logSeverityLevel: 4, executionProviders: ['cuda', 'cpu'] });
-      return { session, provider: 'cuda' };
-    } catch (error) {
-      if (!cudaFallbackLogged) {
-        cudaFallbackLogged = true;
-        const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-        log(`pictalk: CUDA execution provider unavailable (${reason}); running on CPU`);
-      }
-    }
-  }
-  const session = await ort.InferenceSession.create(path, { ...base, executionProviders: ['cpu'] });
-  return { session, provider: 'cpu' };
+  const worker = inferenceThread();
+  worker.log = log;
+  return worker.call<Loaded>('create', [path, spec]);
 }
 
 /**
@@ -246,7 +376,7 @@ export async function openModel(path: string, options: BackendOptions = {}): Pro
   }
   entry.refs += 1;
   const held = entry;
-  let loaded: { session: ort.InferenceSession; provider: ExecutionProvider };
+  let loaded: Loaded;
   try {
     loaded = await held.session;
   } catch (error) {
@@ -255,13 +385,13 @@ export async function openModel(path: string, options: BackendOptions = {}): Pro
     throw new PictalkError('model.invalid', `Could not load the ONNX model ${absolute}: ${message}`, { path: absolute }, { cause: error });
   }
   let released = false;
-  return new OnnxModel(absolute, loaded.provider, loaded.session, async () => {
+  return new OnnxModel(absolute, loaded, async () => {
     if (released) return;
     released = true;
     held.refs -= 1;
     if (held.refs === 0 && cache.get(key) === held) {
       cache.delete(key);
-      await loaded.session.release();
+      await inferenceThread().call('release', [loaded.id]);
     }
   });
 }

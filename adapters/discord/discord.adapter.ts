@@ -16,6 +16,7 @@
 import { once } from 'node:events';
 import {
   Client,
+  DiscordAPIError,
   Events,
   GatewayDispatchEvents,
   GatewayIntentBits,
@@ -139,8 +140,19 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
 
   if (options.http) {
     const handler = new InteractionHandler({ ...common, footer: () => 'Discord: this front answers through the HTTP interactions endpoint (no gateway).' });
-    await register();
+    // Listening first: the endpoint must answer Discord's check as soon as the URL is saved in the portal.
     const endpoint: InteractionsEndpoint = await startInteractionsEndpoint({ ...options.http, handler, rest, applicationId: options.applicationId, logger });
+    try {
+      await register();
+    } catch (error) {
+      // A wrong token is the operator's to fix now; anything else (Discord unreachable for a moment) leaves the
+      // commands as the last registration left them, and interactions keep coming to the endpoint.
+      if (error instanceof DiscordAPIError && error.status === 401) {
+        await endpoint.close();
+        throw new PictalkError('config.invalid', `Discord refused DISCORD_TOKEN while registering the commands (${error.message})`, { setting: 'DISCORD_TOKEN' });
+      }
+      logger.warn('discord: could not register the commands; the endpoint takes interactions anyway', { error: String(error) });
+    }
     return {
       mode: 'http', port: endpoint.port, reconnect,
       async quiesce(timeoutMs) {

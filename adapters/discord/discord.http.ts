@@ -132,7 +132,12 @@ export async function startInteractionsEndpoint(options: EndpointOptions): Promi
     const { run } = received;
     if (!run) return;
     const publicReply = received.response.type === InteractionResponseType.DeferredChannelMessageWithSource && !((received.response.data?.flags ?? 0) & 64);
-    const job = (async () => run(publicReply ? await placeholderOf(interaction) : undefined))()
+    // The command runs after this turn of the event loop: the answers to the other requests that arrived together
+    // go out first, so a burst is acknowledged before any of it is worked on.
+    const job = (async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      return run(publicReply ? await placeholderOf(interaction) : undefined);
+    })()
       .catch((error: unknown) => logger.error('discord: an interaction failed', { interaction: interaction.id, error: String(error) }))
       .finally(() => running.delete(job));
     running.add(job);

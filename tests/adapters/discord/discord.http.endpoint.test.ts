@@ -3,9 +3,12 @@
  * (size, missing, malformed, wrong and stale signatures, other paths and methods), PING, and the key's parsing.
  */
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { REST } from 'discord.js';
 import { MAX_INTERACTION_BYTES, checkSignature, publicKeyFromHex, startInteractionsEndpoint, type InteractionsEndpoint } from '../../../adapters/discord/discord.http.js';
 import { InteractionHandler } from '../../../adapters/discord/interaction.handler.js';
+import { startDiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
 import type { BotRequest } from '../../../bot/types.js';
 
 const silent = { info: () => {}, warn: () => {}, error: () => {} };
@@ -94,4 +97,32 @@ test('checkSignature and publicKeyFromHex', () => {
   expect(checkSignature(key, sig, ts, body, now + 301_000)).toEqual({ ok: false, reason: 'stale timestamp' });
   expect(checkSignature(key, undefined, ts, body, now)).toEqual({ ok: false, reason: 'missing signature headers' });
   expect(() => publicKeyFromHex('abc')).toThrow(/DISCORD_PUBLIC_KEY to be 64 hexadecimal characters/);
+});
+
+describe('starting in HTTP mode', () => {
+  const options = (apiUrl: string, token = 'x') => ({
+    token, applicationId: '123456789012345678', apiUrl, bot: { handle: async () => undefined }, logger: silent,
+    http: { publicKey: publicHex(publicKey), port: 0, host: '127.0.0.1' },
+  });
+
+  test('Discord unreachable while registering the commands: the endpoint starts anyway and answers PING', async () => {
+    const adapter = await startDiscordAdapter(options('http://127.0.0.1:9/api'));
+    try {
+      const response = await fetch(`http://127.0.0.1:${adapter.port}/discord/interactions`, { method: 'POST', body: ping, headers: signed(ping) });
+      expect(await response.text()).toBe('{"type":1}');
+    } finally {
+      await adapter.stop();
+    }
+  });
+
+  test('a token Discord refuses stops start-up, naming DISCORD_TOKEN, and leaves no port open', async () => {
+    const refuse = createServer((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end('{"message":"401: Unauthorized","code":0}'));
+    await new Promise<void>((resolve) => refuse.listen(0, '127.0.0.1', resolve));
+    try {
+      const apiUrl = `http://127.0.0.1:${(refuse.address() as AddressInfo).port}/api`;
+      await expect(startDiscordAdapter(options(apiUrl, 'wrong'))).rejects.toMatchObject({ code: 'config.invalid', message: expect.stringMatching(/DISCORD_TOKEN/) });
+    } finally {
+      await new Promise<void>((resolve) => refuse.close(() => resolve()));
+    }
+  });
 });
