@@ -15,6 +15,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PictalkError, asInferenceError, describe } from '../common/errors.js';
 
@@ -121,13 +122,15 @@ type WireTensor = { type: TensorDType; data: TensorData; dims: readonly number[]
 type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; message: string } | { log: string };
 
 /**
- * The thread's code, plain CommonJS run with `eval` (so it runs the same from the TypeScript sources under a loader,
- * from dist/, and in tests). It loads onnxruntime-node from the path this module resolved, creates, runs and
- * releases sessions, and answers each request by its sequence number.
+ * The thread's code, plain JavaScript run with `eval`, written to work as a CommonJS script and as a module alike (a
+ * worker inherits `--input-type=module` from a parent started that way). So it runs the same from the TypeScript
+ * sources under a loader, from dist/, and in tests. It imports onnxruntime-node from the file this module resolved,
+ * creates, runs and releases sessions, and answers each request by its sequence number.
  */
 const THREAD_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const ort = require(workerData.ortPath);
+(async () => {
+const { parentPort, workerData } = await import('node:worker_threads');
+const ort = (await import(workerData.ortUrl)).default;
 const sessions = new Map();
 let next = 0;
 const info = (meta) => meta.isTensor ? { name: meta.name, dtype: meta.type, shape: meta.shape } : { name: meta.name, dtype: 'non-tensor', shape: [] };
@@ -185,6 +188,7 @@ parentPort.on('message', async ({ seq, op, args }) => {
     parentPort.postMessage({ seq, ok: false, message: error instanceof Error ? error.message : String(error) });
   }
 });
+})();
 `;
 
 /** The one inference thread of this process: started at the first model, kept alive only while it has work. */
@@ -195,8 +199,8 @@ class InferenceThread {
   log: (line: string) => void = (line) => console.warn(line);
 
   constructor() {
-    const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
-    this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortPath }, name: 'pictalk-inference' });
+    const ortUrl = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
+    this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortUrl }, name: 'pictalk-inference' });
     this.worker.unref();
     this.worker.on('message', (reply: Reply) => {
       if ('log' in reply) {
