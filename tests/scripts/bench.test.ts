@@ -10,6 +10,8 @@ describe('bench options', () => {
     expect(parseBenchOptions(['--json', '--threads', '2', '--runs=5', '--skip-pytorch', '--quick', '--python', 'py', '--throughput-threads', '1'], { PYTHON: 'other' }))
       .toMatchObject({ json: true, threads: 2, runs: 5, skipPytorch: true, quick: true, python: 'py', throughputThreads: 1 });
     expect(parseBenchOptions([], { PYTHON: 'python3.11' }).python).toBe('python3.11');
+    expect(parseBenchOptions(['--discord-http'], {})).toMatchObject({ discordHttp: true, cluster: false });
+    expect(parseBenchOptions([], {}).discordHttp).toBe(false);
   });
 
   test('a bad value says what was expected and what came', () => {
