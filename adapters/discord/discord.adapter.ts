@@ -89,7 +89,8 @@ export interface DiscordAdapter {
 
 const DEFAULT_STATUS_INTERVAL_MS = 1500;
 const SNOWFLAKE = /^\d{17,20}$/;
-const CALLBACK_OK = new Set([InteractionResponseType.DeferredChannelMessageWithSource]);
+// The initial responses that leave a "thinking…" message of their own (a deferred update leaves the pressed one).
+const LEAVES_PLACEHOLDER = new Set([InteractionResponseType.DeferredChannelMessageWithSource]);
 
 /** Every setting checked up front, each with the same message shape. */
 function checkOptions(options: DiscordAdapterOptions): void {
@@ -208,7 +209,7 @@ async function startGateway(
         body: received.response satisfies APIInteractionResponse, auth: false, query: new URLSearchParams({ with_response: 'true' }),
       })) as { resource?: { message?: { id: string; flags?: number } } } | undefined;
       const message = answer?.resource?.message;
-      if (message && CALLBACK_OK.has(received.response.type) && !((message.flags ?? 0) & MessageFlags.Ephemeral)) placeholderId = message.id;
+      if (message && LEAVES_PLACEHOLDER.has(received.response.type) && !((message.flags ?? 0) & MessageFlags.Ephemeral)) placeholderId = message.id;
     } catch (error) {
       received.abandon?.();
       logger.warn('discord: could not acknowledge an interaction in time; it is dropped', { interaction: interaction.id, error: String(error) });
