@@ -19,7 +19,7 @@ import { ClusterWorker } from '../inference/cluster/worker.js';
 import { InferenceCore, type InferencePipelines } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
-import { createInferenceMetrics, createMetricsRegistry, type InferenceMetrics, type MetricsRegistry } from '../inference/metrics.js';
+import { createEndpointMetrics, createInferenceMetrics, createMetricsRegistry, type InferenceMetrics, type MetricsRegistry } from '../inference/metrics.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import { imagineBatchOf, loadSettings, parseStartArgs, requirePlatform, type PictalkSettings, type Role } from './config.js';
@@ -155,7 +155,7 @@ export async function start(argv: readonly string[] = []): Promise<number> {
       const { token, applicationId, apiUrl, guildId, http, shards } = settings.discord;
       const discord = await startDiscordAdapter({
         token, applicationId, bot, logger: log, ...(apiUrl ? { apiUrl } : {}), ...(guildId ? { guildId } : {}),
-        ...(http ? { http } : {}), ...(shards ? { shards } : {}),
+        ...(http ? { http, metrics: createEndpointMetrics(registry, 'discord') } : {}), ...(shards ? { shards } : {}),
         commandLimits: { maxPromptChars: bot.config.maxPromptChars },
       });
       adapters.push(discord);

@@ -146,3 +146,34 @@ export function createClusterMetrics(registry: Registry, source: ClusterMetricsS
   counter('pictalk_worker_stalled_total', 'Stalled jobs (a worker stopped renewing its lock) this worker found and put back', 'stalled');
   counter('pictalk_worker_stalled_failed_total', 'Jobs this worker failed because they stalled a second time', 'failedStalled');
 }
+
+/** What an adapter's endpoint reports, without knowing prom-client (adapters/ take it as plain callbacks). */
+export interface EndpointMetrics {
+  /** Seconds from a request's arrival to its acknowledgement, by the response it got (`deferred`, `message`, ...). */
+  acknowledged(response: string, seconds: number): void;
+  /** A request refused before anything ran, by reason (`signature`, `stale`, `too_large`, `malformed`, ...). */
+  refused(reason: string): void;
+}
+
+const ACK_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 3];
+
+/**
+ * An HTTP endpoint's metrics, labelled by platform: `pictalk_interaction_ack_seconds` (Discord wants the answer
+ * within 3 s) and `pictalk_interactions_refused_total` (a steady stream of bad signatures means a wrong public key,
+ * or someone probing the URL).
+ */
+export function createEndpointMetrics(registry: Registry, platform: string): EndpointMetrics {
+  const registers = [registry];
+  const ack = (registry.getSingleMetric('pictalk_interaction_ack_seconds') as Histogram<'platform' | 'response'> | undefined) ?? new Histogram({
+    name: 'pictalk_interaction_ack_seconds', help: 'Time from a platform request\'s arrival to its acknowledgement, by platform and response',
+    labelNames: ['platform', 'response'], buckets: ACK_BUCKETS, registers,
+  });
+  const refused = (registry.getSingleMetric('pictalk_interactions_refused_total') as Counter<'platform' | 'reason'> | undefined) ?? new Counter({
+    name: 'pictalk_interactions_refused_total', help: 'Platform requests refused before anything ran, by platform and reason',
+    labelNames: ['platform', 'reason'], registers,
+  });
+  return {
+    acknowledged: (response, seconds) => ack.observe({ platform, response }, seconds),
+    refused: (reason) => refused.inc({ platform, reason }),
+  };
+}

@@ -30,6 +30,7 @@ import {
   type RESTGetAPIGatewayBotResult,
 } from 'discord.js';
 import type { Conversation } from '../../bot/types.js';
+import type { EndpointMetrics } from '../../inference/metrics.js';
 import { PictalkError, describe } from '../../common/errors.js';
 import { registerCommands, type CommandLimits } from './commands.js';
 import { reconnectDiscord, type Logger } from './discord.conversation.js';
@@ -66,6 +67,8 @@ export interface DiscordAdapterOptions {
   tokenLifetimeMs?: number;
   /** HTTP interactions mode: the application's public key and the endpoint's port (0: any free one). No gateway. */
   http?: { publicKey: string; port: number; host?: string };
+  /** HTTP mode: where the endpoint reports acknowledgement times and refusals (inference/metrics.ts). */
+  metrics?: EndpointMetrics;
   /** Gateway mode: the shards of this process (default: one shard, or all of `count`). */
   shards?: ShardPlan;
 }
@@ -142,7 +145,9 @@ export async function startDiscordAdapter(options: DiscordAdapterOptions): Promi
   if (options.http) {
     const handler = new InteractionHandler({ ...common, footer: () => 'Discord: this front answers through the HTTP interactions endpoint (no gateway).' });
     // Listening first: the endpoint must answer Discord's check as soon as the URL is saved in the portal.
-    const endpoint: InteractionsEndpoint = await startInteractionsEndpoint({ ...options.http, handler, rest, applicationId: options.applicationId, logger });
+    const endpoint: InteractionsEndpoint = await startInteractionsEndpoint({
+      ...options.http, handler, rest, applicationId: options.applicationId, logger, ...(options.metrics ? { metrics: options.metrics } : {}),
+    });
     try {
       await register();
     } catch (error) {

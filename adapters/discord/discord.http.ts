@@ -13,6 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { InteractionResponseType, Routes, type APIInteraction, type APIMessage, type REST } from 'discord.js';
 import { PictalkError, describe } from '../../common/errors.js';
+import type { EndpointMetrics } from '../../inference/metrics.js';
 import type { Logger } from './discord.conversation.js';
 import type { InteractionHandler } from './interaction.handler.js';
 
@@ -39,15 +40,15 @@ export function publicKeyFromHex(hex: string): KeyObject {
   }
 }
 
-export type SignatureCheck = { ok: true } | { ok: false; reason: string };
+export type SignatureCheck = { ok: true } | { ok: false; reason: string; label: 'missing_signature' | 'malformed_signature' | 'bad_signature' | 'stale' };
 
 /** Discord's rule: Ed25519 over `X-Signature-Timestamp` + raw body, and a timestamp close to now. */
 export function checkSignature(key: KeyObject, signature: string | undefined, timestamp: string | undefined, body: Buffer, now = Date.now()): SignatureCheck {
-  if (!signature || !timestamp) return { ok: false, reason: 'missing signature headers' };
-  if (!HEX_SIGNATURE.test(signature) || !/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'malformed signature headers' };
+  if (!signature || !timestamp) return { ok: false, reason: 'missing signature headers', label: 'missing_signature' };
+  if (!HEX_SIGNATURE.test(signature) || !/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'malformed signature headers', label: 'malformed_signature' };
   const valid = verify(null, Buffer.concat([Buffer.from(timestamp, 'utf8'), body]), key, Buffer.from(signature, 'hex'));
-  if (!valid) return { ok: false, reason: 'bad signature' };
-  if (Math.abs(now / 1000 - Number(timestamp)) > MAX_SIGNATURE_AGE_S) return { ok: false, reason: 'stale timestamp' };
+  if (!valid) return { ok: false, reason: 'bad signature', label: 'bad_signature' };
+  if (Math.abs(now / 1000 - Number(timestamp)) > MAX_SIGNATURE_AGE_S) return { ok: false, reason: 'stale timestamp', label: 'stale' };
   return { ok: true };
 }
 
@@ -60,6 +61,8 @@ export interface EndpointOptions {
   rest: REST;
   applicationId: string;
   logger: Logger;
+  /** Acknowledgement times and refusals, for `pictalk_interaction_ack_seconds` and `pictalk_interactions_refused_total`. */
+  metrics?: EndpointMetrics;
 }
 
 export interface InteractionsEndpoint {
@@ -72,20 +75,29 @@ export interface InteractionsEndpoint {
 }
 
 class Refusal extends Error {
-  constructor(readonly status: number, readonly reason: string) {
+  constructor(readonly status: number, readonly reason: string, readonly label: string) {
     super(reason);
   }
 }
 
+/** The initial responses by name, for the acknowledgement metric. */
+const RESPONSE_NAMES: Partial<Record<number, string>> = {
+  [InteractionResponseType.Pong]: 'pong',
+  [InteractionResponseType.ChannelMessageWithSource]: 'message',
+  [InteractionResponseType.DeferredChannelMessageWithSource]: 'deferred',
+  [InteractionResponseType.DeferredMessageUpdate]: 'deferred_update',
+  [InteractionResponseType.ApplicationCommandAutocompleteResult]: 'autocomplete',
+};
+
 /** The raw body, refused by its declared size before reading and capped while reading (a body without a length). */
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
-  if (declared > MAX_INTERACTION_BYTES) throw new Refusal(413, `body of ${declared} bytes is over the limit of ${MAX_INTERACTION_BYTES}`);
+  if (declared > MAX_INTERACTION_BYTES) throw new Refusal(413, `body of ${declared} bytes is over the limit of ${MAX_INTERACTION_BYTES}`, 'too_large');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_INTERACTION_BYTES) throw new Refusal(413, `body over the limit of ${MAX_INTERACTION_BYTES} bytes`);
+    if (size > MAX_INTERACTION_BYTES) throw new Refusal(413, `body over the limit of ${MAX_INTERACTION_BYTES} bytes`, 'too_large');
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
@@ -93,7 +105,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 
 export async function startInteractionsEndpoint(options: EndpointOptions): Promise<InteractionsEndpoint> {
   const key = publicKeyFromHex(options.publicKey);
-  const { handler, rest, applicationId, logger } = options;
+  const { handler, rest, applicationId, logger, metrics } = options;
   const running = new Set<Promise<void>>();
 
   /** After a public deferred reply: learn the placeholder's id, so a reply after the token's life can remove it. */
@@ -109,25 +121,26 @@ export async function startInteractionsEndpoint(options: EndpointOptions): Promi
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://endpoint');
-    if (url.pathname !== INTERACTIONS_PATH) throw new Refusal(404, 'not found');
+    if (url.pathname !== INTERACTIONS_PATH) throw new Refusal(404, 'not found', 'not_found');
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
-      throw new Refusal(405, 'only POST');
+      throw new Refusal(405, 'only POST', 'method');
     }
     const receivedAt = Date.now();
     const body = await readBody(req);
     const header = (name: string) => (typeof req.headers[name] === 'string' ? req.headers[name] as string : undefined);
     const check = checkSignature(key, header('x-signature-ed25519'), header('x-signature-timestamp'), body);
-    if (!check.ok) throw new Refusal(401, check.reason);
+    if (!check.ok) throw new Refusal(401, check.reason, check.label);
     let interaction: APIInteraction;
     try {
       interaction = JSON.parse(body.toString('utf8')) as APIInteraction;
       if (typeof interaction !== 'object' || interaction === null || typeof interaction.type !== 'number' || typeof interaction.id !== 'string') throw new Error('not an interaction');
     } catch {
-      throw new Refusal(400, 'the body is not an interaction object');
+      throw new Refusal(400, 'the body is not an interaction object', 'malformed');
     }
     const received = handler.receive(interaction, receivedAt);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(received.response));
+    metrics?.acknowledged(RESPONSE_NAMES[received.response.type] ?? String(received.response.type), (Date.now() - receivedAt) / 1000);
     if (received.duplicate) logger.info('discord: an interaction delivered again; answered, not run again', { interaction: interaction.id });
     const { run } = received;
     if (!run) return;
@@ -145,8 +158,9 @@ export async function startInteractionsEndpoint(options: EndpointOptions): Promi
 
   const server = createServer((req, res) => {
     onRequest(req, res).catch((error: unknown) => {
-      const refusal = error instanceof Refusal ? error : new Refusal(500, String(error));
+      const refusal = error instanceof Refusal ? error : new Refusal(500, String(error), 'error');
       if (refusal.status === 500) logger.error('discord: the interactions endpoint failed', { error: refusal.reason });
+      metrics?.refused(refusal.label);
       if (res.headersSent) return;
       // Close the connection after a refusal: an unread body (over the limit) is not worth draining.
       res.writeHead(refusal.status, { 'content-type': 'text/plain', connection: 'close' }).end(refusal.status === 401 ? 'invalid request signature' : refusal.reason);

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { REST } from 'discord.js';
 import { MAX_INTERACTION_BYTES, checkSignature, publicKeyFromHex, startInteractionsEndpoint, type InteractionsEndpoint } from '../../../adapters/discord/discord.http.js';
 import { InteractionHandler } from '../../../adapters/discord/interaction.handler.js';
+import { createEndpointMetrics, createMetricsRegistry } from '../../../inference/metrics.js';
 import { startDiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
 import type { BotRequest } from '../../../bot/types.js';
 
@@ -15,6 +16,8 @@ const silent = { info: () => {}, warn: () => {}, error: () => {} };
 const { publicKey, privateKey } = generateKeyPairSync('ed25519');
 const publicHex = (key: KeyObject) => key.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex');
 const handled: BotRequest[] = [];
+const registry = createMetricsRegistry();
+const metrics = createEndpointMetrics(registry, 'discord');
 let endpoint: InteractionsEndpoint;
 let url: string;
 
@@ -34,7 +37,7 @@ beforeAll(async () => {
   const rest = new REST({ version: '10', api: 'http://127.0.0.1:9/api' }).setToken('x');
   const bot = { handle: async (request: BotRequest) => void handled.push(request) };
   const handler = new InteractionHandler({ rest, applicationId: '123456789012345678', bot, logger: silent, statusIntervalMs: 0 });
-  endpoint = await startInteractionsEndpoint({ publicKey: publicHex(publicKey), port: 0, host: '127.0.0.1', handler, rest, applicationId: '123456789012345678', logger: silent });
+  endpoint = await startInteractionsEndpoint({ publicKey: publicHex(publicKey), port: 0, host: '127.0.0.1', handler, rest, applicationId: '123456789012345678', logger: silent, metrics });
   url = `http://127.0.0.1:${endpoint.port}`;
 });
 
@@ -87,6 +90,15 @@ test('an unknown command is answered at once, ephemerally, without bot/', async 
   expect(handled).toHaveLength(0);
 });
 
+test('acknowledgements and refusals are counted for Prometheus, by response and by reason', async () => {
+  const text = await registry.metrics();
+  expect(text).toMatch(/pictalk_interaction_ack_seconds_count\{platform="discord",response="pong"\} [1-9]/);
+  expect(text).toMatch(/pictalk_interaction_ack_seconds_count\{platform="discord",response="message"\} [1-9]/);
+  for (const reason of ['missing_signature', 'malformed_signature', 'bad_signature', 'stale', 'too_large', 'not_found', 'method', 'malformed']) {
+    expect(text).toMatch(new RegExp(`pictalk_interactions_refused_total\\{platform="discord",reason="${reason}"\\} [1-9]`));
+  }
+});
+
 test('checkSignature and publicKeyFromHex', () => {
   const key = publicKeyFromHex(publicHex(publicKey));
   const body = Buffer.from('{}');
@@ -94,8 +106,8 @@ test('checkSignature and publicKeyFromHex', () => {
   const ts = String(Math.floor(now / 1000));
   const sig = sign(null, Buffer.concat([Buffer.from(ts), body]), privateKey).toString('hex');
   expect(checkSignature(key, sig, ts, body, now)).toEqual({ ok: true });
-  expect(checkSignature(key, sig, ts, body, now + 301_000)).toEqual({ ok: false, reason: 'stale timestamp' });
-  expect(checkSignature(key, undefined, ts, body, now)).toEqual({ ok: false, reason: 'missing signature headers' });
+  expect(checkSignature(key, sig, ts, body, now + 301_000)).toEqual({ ok: false, reason: 'stale timestamp', label: 'stale' });
+  expect(checkSignature(key, undefined, ts, body, now)).toEqual({ ok: false, reason: 'missing signature headers', label: 'missing_signature' });
   expect(() => publicKeyFromHex('abc')).toThrow(/DISCORD_PUBLIC_KEY to be 64 hexadecimal characters/);
 });
 
