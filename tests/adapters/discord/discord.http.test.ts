@@ -169,6 +169,25 @@ test('100 interactions (imagine, caption, message command, buttons) over two fro
   expect(fake.calls.filter((c) => c.status >= 400 && c.route !== DELETE_MESSAGE)).toEqual([]);
 }, 60_000);
 
+test('/pictalk over HTTP: an ephemeral deferral, the status, and which way this front receives interactions', async () => {
+  const status = fake.sendChatInput('pictalk', [], fake.members.bob);
+  await fake.delivered(status);
+  expect(status.delivery!.body).toBe('{"type":5,"data":{"flags":64}}');
+  const reply = await replied(status);
+  expect(String(reply.body!.content)).toMatch(/^Queue: .*\n[\s\S]*Today you have used[\s\S]*\nDiscord: this front answers through the HTTP interactions endpoint \(no gateway\)\.$/);
+  expect(fake.original(status)!.flags! & MessageFlag.Ephemeral).toBeTruthy();
+});
+
+test('a message without an image, and an unknown button, are answered at once over HTTP without bot/', async () => {
+  const jobs = core.jobs.length;
+  const bare = fake.sendMessageCommand('Caption image', fake.userMessage(fake.members.bob, 'no pictures here', []), fake.members.alice);
+  const stale = fake.sendButton('vote:job-1', fake.userMessage(fake.members.bob, 'old message', []), fake.members.alice);
+  await Promise.all([fake.delivered(bare), fake.delivered(stale)]);
+  expect(JSON.parse(bare.delivery!.body)).toEqual({ type: 4, data: { content: 'That message has no image to caption.', flags: 64 } });
+  expect(JSON.parse(stale.delivery!.body)).toEqual({ type: 4, data: { content: 'This button is no longer in use.', flags: 64 } });
+  expect(core.jobs.length).toBe(jobs);
+});
+
 test('one interaction delivered to both fronts runs once and gets one reply', async () => {
   const before = core.jobs.length;
   const twice = fake.sendChatInput('imagine', prompt('delivered twice'), fake.members.alice, undefined, { deliverTo: 'all' });
