@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
+import { createEndpointMetrics, createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
 
 const dashboard = JSON.parse(readFileSync(join(process.cwd(), 'deploy/grafana/dashboards/pictalk.json'), 'utf8')) as {
   panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
@@ -13,6 +13,7 @@ const dashboard = JSON.parse(readFileSync(join(process.cwd(), 'deploy/grafana/da
 test('every metric a dashboard panel queries is one the bot exports', async () => {
   const registry = createMetricsRegistry({ defaultMetrics: true });
   createInferenceMetrics(registry);
+  createEndpointMetrics(registry, 'discord');
   const exported = new Set(registry.getMetricsAsArray().map((metric) => metric.name));
   const queried = new Set<string>();
   for (const panel of dashboard.panels) {
