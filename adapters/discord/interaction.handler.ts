@@ -134,7 +134,7 @@ export class InteractionHandler {
     const user = userOf(interaction);
     const channelId = channelOf(interaction);
     const ref: InteractionRef = {
-      id: interaction.id, token: interaction.token, channelId, userId: user.id, createdAt: snowflakeTime(interaction.id),
+      id: interaction.id, token: interaction.token, channelId, userId: user.id, createdAt: snowflakeTime(interaction.id, receivedAt),
       ack, ephemeral: translation.ephemeral,
       ...(typeof interaction.attachment_size_limit === 'number' ? { attachmentSizeLimit: interaction.attachment_size_limit } : {}),
     };

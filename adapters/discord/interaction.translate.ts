@@ -41,9 +41,12 @@ export type Translation =
 const IMAGE_NAME = /\.(png|jpe?g|webp|gif)$/i;
 const DISCORD_EPOCH = 1_420_070_400_000n;
 
-/** When a snowflake was made (ms since 1970): an interaction's id tells when Discord created it. */
-export function snowflakeTime(id: string): number {
-  return Number((BigInt(id) >> 22n) + DISCORD_EPOCH);
+/**
+ * When a snowflake was made (ms since 1970): an interaction's id tells when Discord created it. An id that is not a
+ * snowflake (a proxy's or a test's) tells nothing: `fallback`, the time it arrived, stands in.
+ */
+export function snowflakeTime(id: string, fallback = Date.now()): number {
+  return /^\d{1,20}$/.test(id) ? Number((BigInt(id) >> 22n) + DISCORD_EPOCH) : fallback;
 }
 
 /** The first attachment that claims to be an image; the bytes are checked later by bot/. */
@@ -70,7 +73,7 @@ export function actorOf(interaction: APIInteraction): Actor {
   const user = userOf(interaction);
   const { member } = interaction;
   // `member.permissions` in the payload is computed by Discord for this channel, overwrites included.
-  const permissions = member ? BigInt(member.permissions) : 0n;
+  const permissions = member && /^\d{1,40}$/.test(String(member.permissions)) ? BigInt(member.permissions) : 0n;
   const moderatorBits = PermissionFlagsBits.ManageGuild | PermissionFlagsBits.Administrator;
   return {
     platform: 'discord',
@@ -78,7 +81,7 @@ export function actorOf(interaction: APIInteraction): Actor {
     // Commands are registered for guilds only; a DM (user install) still gets a space of its own.
     spaceId: interaction.guild_id ?? `dm:${user.id}`,
     // `member.roles` lists role ids without @everyone, which is implied.
-    roleIds: member ? [...member.roles] : [],
+    roleIds: Array.isArray(member?.roles) ? [...member.roles] : [],
     platformModerator: (permissions & moderatorBits) !== 0n,
     displayName: member?.nick ?? user.global_name ?? user.username,
   };

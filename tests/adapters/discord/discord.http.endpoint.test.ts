@@ -5,11 +5,12 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { REST } from 'discord.js';
+import { REST, type APIInteraction } from 'discord.js';
 import { MAX_INTERACTION_BYTES, checkSignature, publicKeyFromHex, startInteractionsEndpoint, type InteractionsEndpoint } from '../../../adapters/discord/discord.http.js';
 import { InteractionHandler } from '../../../adapters/discord/interaction.handler.js';
 import { createEndpointMetrics, createMetricsRegistry } from '../../../inference/metrics.js';
-import { startDiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
+import { shardOf, startDiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
+import { actorOf, snowflakeTime, translateInteraction } from '../../../adapters/discord/interaction.translate.js';
 import type { BotRequest } from '../../../bot/types.js';
 
 const silent = { info: () => {}, warn: () => {}, error: () => {} };
@@ -136,5 +137,19 @@ describe('starting in HTTP mode', () => {
     } finally {
       await new Promise<void>((resolve) => refuse.close(() => resolve()));
     }
+  });
+});
+
+describe('reading interactions from other senders', () => {
+  test('ids that are not snowflakes and a member without permissions or roles still make a request', () => {
+    const interaction = {
+      type: 2, id: 'interaction-1', application_id: 'app', token: 't', version: 1, guild_id: 'guild-a', channel_id: 'channel-a',
+      member: { user: { id: 'user-1', username: 'a', global_name: null, discriminator: '0', avatar: null } },
+      data: { id: '1', name: 'pictalk', type: 1 },
+    } as unknown as APIInteraction;
+    expect(actorOf(interaction)).toMatchObject({ userId: 'user-1', spaceId: 'guild-a', roleIds: [], platformModerator: false });
+    expect(snowflakeTime('interaction-1', 42)).toBe(42);
+    expect(shardOf('guild-a', 4)).toBe(0);
+    expect(translateInteraction(interaction)).toMatchObject({ kind: 'command', command: { name: 'status' } });
   });
 });
