@@ -22,6 +22,7 @@ export const INTERACTIONS_PATH = '/discord/interactions';
 export const MAX_INTERACTION_BYTES = 256 * 1024;
 /** How far a signature's timestamp may be from this machine's clock: a captured request cannot be replayed later. */
 export const MAX_SIGNATURE_AGE_S = 5 * 60;
+const PLACEHOLDER_WAIT_MS = 2000;
 
 // An Ed25519 public key as SubjectPublicKeyInfo DER is this fixed prefix and the 32 raw bytes.
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -108,10 +109,15 @@ export async function startInteractionsEndpoint(options: EndpointOptions): Promi
   const { handler, rest, applicationId, logger, metrics } = options;
   const running = new Set<Promise<void>>();
 
-  /** After a public deferred reply: learn the placeholder's id, so a reply after the token's life can remove it. */
+  /**
+   * After a public deferred reply: learn the placeholder's id, so a reply after the token's life can remove it. The
+   * command waits for this, so it is given PLACEHOLDER_WAIT_MS at most; without the id only that removal is lost.
+   */
   async function placeholderOf(interaction: APIInteraction): Promise<string | undefined> {
     try {
-      const original = (await rest.get(Routes.webhookMessage(applicationId, interaction.token, '@original'), { auth: false })) as APIMessage;
+      const original = (await rest.get(Routes.webhookMessage(applicationId, interaction.token, '@original'), {
+        auth: false, signal: AbortSignal.timeout(PLACEHOLDER_WAIT_MS),
+      })) as APIMessage;
       return original.id;
     } catch (error) {
       logger.warn('discord: could not read the deferred reply', { interaction: interaction.id, error: String(error) });

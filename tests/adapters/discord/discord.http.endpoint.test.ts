@@ -153,3 +153,33 @@ describe('reading interactions from other senders', () => {
     expect(translateInteraction(interaction)).toMatchObject({ kind: 'command', command: { name: 'status' } });
   });
 });
+
+test('a Discord that never answers the read of the deferred reply holds a command up for 2 s at most', async () => {
+  const hanging = createServer((req, res) => {
+    if (req.method === 'GET') return;                          // never answered
+    res.writeHead(200, { 'content-type': 'application/json' }).end(req.url?.includes('/commands') ? '[]' : '{"id":"1"}');
+  });
+  await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+  const seen: number[] = [];
+  const adapter = await startDiscordAdapter({
+    token: 'x', applicationId: '123456789012345678', apiUrl: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/api`, logger: silent,
+    bot: { handle: async () => void seen.push(Date.now()) }, http: { publicKey: publicHex(publicKey), port: 0, host: '127.0.0.1' },
+  });
+  try {
+    const body = JSON.stringify({
+      type: 2, id: '1234567890123456791', application_id: '123456789012345678', token: 't2', version: 1, guild_id: '123456789012345678',
+      channel_id: '123456789012345679', member: { user: { id: '123456789012345680', username: 'a', global_name: null, discriminator: '0', avatar: null }, roles: [], permissions: '0' },
+      data: { id: '1', name: 'imagine', type: 1, options: [{ name: 'prompt', type: 3, value: 'a red square' }] },
+    });
+    const sent = Date.now();
+    const response = await fetch(`http://127.0.0.1:${adapter.port}/discord/interactions`, { method: 'POST', body, headers: signed(body) });
+    expect(await response.json()).toEqual({ type: 5, data: { flags: 0 } });
+    for (let i = 0; i < 100 && seen.length === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen).toHaveLength(1);
+    expect(seen[0]! - sent).toBeLessThan(3000);
+  } finally {
+    await adapter.stop();
+    hanging.closeAllConnections();
+    await new Promise<void>((resolve) => hanging.close(() => resolve()));
+  }
+});
