@@ -292,7 +292,17 @@ export class DiscordConversation implements Conversation {
       }
     }
     if (voice) {
-      const message = await this.sendVoice(voice, privately);
+      let message: APIMessage;
+      try {
+        message = await this.sendVoice(voice, privately);
+      } catch (error) {
+        // The webhook would not take the voice message: post it in the channel with the bot token instead (a private
+        // one cannot go there; an expired token is the caller's to handle).
+        if (!(error instanceof DiscordAPIError) || error.code === INVALID_WEBHOOK_TOKEN || privately) throw error;
+        this.context.logger.warn('discord: the interaction webhook refused the voice message; posting it in the channel', { interaction: this.interaction.id, error: String(error) });
+        if (!this.interaction.channelId) throw error;
+        message = await this.channelVoice(this.interaction.channelId, voice);
+      }
       if (!privately) publicIds.push(message.id);
     }
     return publicIds;
@@ -317,13 +327,7 @@ export class DiscordConversation implements Conversation {
       files: uploadFiles(uploads),
     })) as APIMessage;
     const ids = [message.id];
-    if (voice) {
-      const sent = (await this.context.rest.post(Routes.channelMessages(channelId), {
-        body: voiceBody(voice, false),
-        files: [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }],
-      })) as APIMessage;
-      ids.push(sent.id);
-    }
+    if (voice) ids.push((await this.channelVoice(channelId, voice)).id);
     // The public message the token can no longer edit: the placeholder, or a button's progress follow-up.
     const placeholder = this.context.placeholderId ?? (this.target !== '@original' ? this.target : undefined);
     if (placeholder) {
@@ -331,6 +335,14 @@ export class DiscordConversation implements Conversation {
         this.context.logger.warn('discord: could not remove the deferred reply', { interaction: this.interaction.id, error: String(error) }));
     }
     return ids;
+  }
+
+  /** A voice message posted in the channel with the bot token. */
+  private async channelVoice(channelId: string, voice: ReplyVoice): Promise<APIMessage> {
+    return (await this.context.rest.post(Routes.channelMessages(channelId), {
+      body: voiceBody(voice, false),
+      files: [{ name: VOICE_FILE_NAME, data: voice.ogg, contentType: 'audio/ogg' }],
+    })) as APIMessage;
   }
 
   /**

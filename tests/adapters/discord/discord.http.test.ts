@@ -188,6 +188,17 @@ test('a message without an image, and an unknown button, are answered at once ov
   expect(core.jobs.length).toBe(jobs);
 });
 
+test('a voice message the webhook refuses is posted in the channel with the bot token instead', async () => {
+  fake.refuseNext(FOLLOW_UP, 400, { message: 'Cannot send voice messages in this channel', code: 50173 }, (call) => Boolean(Number(call.body?.flags ?? 0) & MessageFlag.IsVoiceMessage));
+  const attachment = fake.hostFile('voice.png', solidPng(4, [10, 200, 10]), 'image/png');
+  const caption = fake.sendChatInput('caption', [{ name: 'image', type: OptionType.Attachment, value: attachment.id }], fake.members.alice, { attachments: { [attachment.id]: attachment } });
+  await replied(caption);
+  const post = await fake.waitFor(() => fake.calls.find((c) => c.route === CHANNEL_POST && c.at >= caption.dispatchedAt && Number(c.body?.flags ?? 0) & MessageFlag.IsVoiceMessage), 10_000, 'the voice message in the channel');
+  expect(post.status).toBe(200);
+  expect(post.files[0]).toMatchObject({ contentType: 'audio/ogg' });
+  expect(fake.callsFor(caption, FOLLOW_UP).map((c) => c.status)).toEqual([400]);
+});
+
 test('one interaction delivered to both fronts runs once and gets one reply', async () => {
   const before = core.jobs.length;
   const twice = fake.sendChatInput('imagine', prompt('delivered twice'), fake.members.alice, undefined, { deliverTo: 'all' });

@@ -209,6 +209,7 @@ export class FakeDiscord {
   private readonly files = new Map<string, StoredFile>();
   private readonly commandIds = new Map<string, string>();
   private readonly rateLimits: RateLimitRule[] = [];
+  private readonly refusals: Array<{ route: string; when: (call: RestCall) => boolean; status: number; body: Record<string, unknown> }> = [];
   private readonly guilds = new Map<string, FakeGuild>();
   /** Every channel the bot can post in: each guild's text channel and the DM channels, by id. */
   private readonly channels = new Map<string, { guildId?: string; recipient?: APIUser }>();
@@ -295,6 +296,14 @@ export class FakeDiscord {
   /** Answer the next request on `route` with 429 and `retry_after` seconds, body and headers as Discord sends them. */
   rateLimitNext(route: string, retryAfter: number, global = false): void {
     this.rateLimits.push({ route, retryAfter, global });
+  }
+
+  /**
+   * Refuse the next request on `route` that `when` accepts with this status and error body (a Discord error such as
+   * `{ code: 50006, message: 'Cannot send an empty message' }`), as Discord would for a payload it will not take.
+   */
+  refuseNext(route: string, status: number, body: Record<string, unknown>, when: (call: RestCall) => boolean = () => true): void {
+    this.refusals.push({ route, when, status, body });
   }
 
   /** Host a file on the fake CDN, as a user's upload; `reportedSize` lets the attachment object lie about its size. */
@@ -660,6 +669,11 @@ export class FakeDiscord {
       const parsed = await parseBody(req.headers['content-type'], raw);
       call.body = parsed.body;
       call.files = parsed.files;
+      const refused = this.refusals.findIndex((rule) => rule.route === call.route && rule.when(call));
+      if (refused >= 0) {
+        const [rule] = this.refusals.splice(refused, 1);
+        throw new HttpError(rule!.status, rule!.body);
+      }
       const limited = this.rateLimits.findIndex((rule) => rule.route === call.route);
       if (limited >= 0) {
         const [rule] = this.rateLimits.splice(limited, 1);
