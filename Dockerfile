@@ -88,7 +88,8 @@ COPY --from=build --chown=node:node /app/models/builtin models/builtin
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
-EXPOSE 9464 3000
+# 9464 metrics, 3000 Slack HTTP mode, 8080 Discord HTTP interactions (PICTALK_DISCORD_HTTP_PORT=8080)
+EXPOSE 9464 3000 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PICTALK_METRICS_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "bin/pictalk.js", "start"]
