@@ -60,7 +60,7 @@ async function until(done: () => boolean | Promise<boolean>, ms = 10_000): Promi
 describe('a front that stops while its jobs run', () => {
   it('has its job followed by another front: one reply through the rebuilt conversation, the quota charged once', async () => {
     const { store, front } = await cluster();
-    const a = await front(300);
+    const a = await front(1000);
     const first = new RoutedConversation('first');
     void a.bot.handle(request({ name: 'imagine', options: { prompt: 'survives its front' } }, actor('u1'), 'req-1'), first);
     await until(async () => (await store.unfinishedJobs()).length === 1);
@@ -68,7 +68,7 @@ describe('a front that stops while its jobs run', () => {
     expect(job!.settings.route).toEqual({ platform: 'local', conversation: 'first' });
     await a.client.close();                    // the front stops: its lease is no longer renewed
 
-    const b = await front(300);
+    const b = await front(1000);
     const rebuilt: RoutedConversation[] = [];
     const stop = b.bot.resumeInterrupted((record) => {
       const conversation = new RoutedConversation(`rebuilt from ${String(record.settings.route && (record.settings.route as { conversation: string }).conversation)}`);
@@ -89,18 +89,20 @@ describe('a front that stops while its jobs run', () => {
 
   it('keeps its claim while it builds the reply after the result, longer than the lease, so no other front answers too', async () => {
     const { store, front, prefix } = await cluster();
-    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 300, log: silentLogger });
+    // a lease of 1 s (renewed every third of it): short enough for the test, long enough that a busy machine's
+    // late timer does not let it lapse
+    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 1000, log: silentLogger });
     closers.push(() => client.close());
     // alt text that takes four leases' time: the result is in, the reply not yet built
-    const slowAltText = { describe: async () => { await new Promise((resolve) => setTimeout(resolve, 1200)); return 'a slow description'; } };
+    const slowAltText = { describe: async () => { await new Promise((resolve) => setTimeout(resolve, 4000)); return 'a slow description'; } };
     const a = new Bot({ store, core: client, captioner: slowAltText, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
-    const b = await front(300);
+    const b = await front(1000);
     const rebuilt: RoutedConversation[] = [];
     const stop = b.bot.resumeInterrupted(() => { const c = new RoutedConversation('b'); rebuilt.push(c); return c; }, { everyMs: 50 });
     closers.push(async () => stop());
     const conversation = new RoutedConversation('a');
     await a.handle(request({ name: 'imagine', options: { prompt: 'described slowly' } }, actor('u5'), 'req-5'), conversation);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(conversation.replies).toHaveLength(1);
     expect(conversation.replies[0]!.images?.[0]?.altText).toBe('a slow description');
     expect(rebuilt).toEqual([]);
