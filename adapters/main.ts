@@ -25,6 +25,7 @@ import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import { imagineBatchOf, loadSettings, parseStartArgs, requirePlatform, type PictalkSettings, type Role } from './config.js';
 import { corePort } from './core.port.js';
 import { startDiscordAdapter } from './discord/discord.adapter.js';
+import { INTERACTIONS_PATH } from './discord/discord.http.js';
 import { startLocalAdapter } from './local/local.adapter.js';
 import { startMetricsServer, type MetricsServer } from './metrics.server.js';
 import { startSlackAdapter } from './slack/slack.adapter.js';
@@ -161,7 +162,7 @@ export async function start(argv: readonly string[] = []): Promise<number> {
       adapters.push(discord);
       reconnect.discord = (route) => discord.reconnect(route);
       log.info(discord.mode === 'http'
-        ? `Discord adapter started (HTTP interactions on :${discord.port}/discord/interactions, no gateway)`
+        ? `Discord adapter started (HTTP interactions on :${discord.port}${INTERACTIONS_PATH}, no gateway)`
         : `Discord adapter connected (gateway shards ${discord.shards!.ids.join(', ')} of ${discord.shards!.count})`);
     }
     if (settings.slack) {

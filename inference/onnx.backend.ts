@@ -116,10 +116,12 @@ interface Loaded {
   outputs: ValueInfo[];
   inputNames: string[];
   outputNames: string[];
+  /** Why CUDA was asked for and not used (the first line of onnxruntime's error); the session runs on the CPU. */
+  cudaUnavailable?: string;
 }
 
 type WireTensor = { type: TensorDType; data: TensorData; dims: readonly number[] };
-type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; message: string } | { log: string };
+type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; message: string };
 
 /**
  * The thread's code, plain JavaScript run with `eval`, written to work as a CommonJS script and as a module alike (a
@@ -134,7 +136,6 @@ const ort = (await import(workerData.ortUrl)).default;
 const sessions = new Map();
 let next = 0;
 const info = (meta) => meta.isTensor ? { name: meta.name, dtype: meta.type, shape: meta.shape } : { name: meta.name, dtype: 'non-tensor', shape: [] };
-let cudaFallbackLogged = false;
 async function create(path, spec) {
   const base = {
     graphOptimizationLevel: spec.graphOptimizationLevel, logSeverityLevel: 3,
@@ -144,17 +145,14 @@ async function create(path, spec) {
   };
   let session;
   let provider = 'cpu';
+  let cudaUnavailable;
   if (spec.executionProvider === 'cuda') {
     try {
       // Severity 4 (fatal only): the provider bridge prints its own multi-line error; ours is the one line.
       session = await ort.InferenceSession.create(path, { ...base, logSeverityLevel: 4, executionProviders: ['cuda', 'cpu'] });
       provider = 'cuda';
     } catch (error) {
-      if (!cudaFallbackLogged) {
-        cudaFallbackLogged = true;
-        const reason = error instanceof Error ? error.message.split('\\n')[0] : String(error);
-        parentPort.postMessage({ log: 'pictalk: CUDA execution provider unavailable (' + reason + '); running on CPU' });
-      }
+      cudaUnavailable = error instanceof Error ? error.message.split('\\n')[0] : String(error);
     }
   }
   if (!session) session = await ort.InferenceSession.create(path, { ...base, executionProviders: ['cpu'] });
@@ -162,7 +160,7 @@ async function create(path, spec) {
   sessions.set(id, session);
   return {
     id, provider, inputs: session.inputMetadata.map(info), outputs: session.outputMetadata.map(info),
-    inputNames: session.inputNames, outputNames: session.outputNames,
+    inputNames: session.inputNames, outputNames: session.outputNames, cudaUnavailable,
   };
 }
 async function run(id, feeds, fetches) {
@@ -196,17 +194,12 @@ class InferenceThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   private seq = 0;
-  log: (line: string) => void = (line) => console.warn(line);
 
   constructor() {
     const ortUrl = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
     this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortUrl }, name: 'pictalk-inference' });
     this.worker.unref();
     this.worker.on('message', (reply: Reply) => {
-      if ('log' in reply) {
-        this.log(reply.log);
-        return;
-      }
       const waiting = this.pending.get(reply.seq);
       if (!waiting) return;
       this.pending.delete(reply.seq);
@@ -345,7 +338,9 @@ interface CacheEntry {
 
 const cache = new Map<string, CacheEntry>();
 
-function createSession(path: string, options: ResolvedOptions, log: (line: string) => void): Promise<Loaded> {
+let cudaFallbackLogged = false;
+
+async function createSession(path: string, options: ResolvedOptions, log: (line: string) => void): Promise<Loaded> {
   const spec: SessionSpec = {
     graphOptimizationLevel: options.graphOptimization,
     intraOpThreads: options.intraOpThreads,
@@ -353,9 +348,12 @@ function createSession(path: string, options: ResolvedOptions, log: (line: strin
     allowSpinning: options.allowSpinning,
     executionProvider: options.executionProvider,
   };
-  const worker = inferenceThread();
-  worker.log = log;
-  return worker.call<Loaded>('create', [path, spec]);
+  const loaded = await inferenceThread().call<Loaded>('create', [path, spec]);
+  if (loaded.cudaUnavailable !== undefined && !cudaFallbackLogged) {
+    cudaFallbackLogged = true;
+    log(`pictalk: CUDA execution provider unavailable (${loaded.cudaUnavailable}); running on CPU`);
+  }
+  return loaded;
 }
 
 /**

@@ -16,14 +16,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
 import { packageRoot } from '../common/package-root.js';
 import { ClusterClient } from '../inference/cluster/client.js';
-import { InferenceCore } from '../inference/core.js';
-import { loadImageToText } from '../inference/image-to-text.pipeline.js';
-import { createMetricsRegistry } from '../inference/metrics.js';
-import { loadTextToImage } from '../inference/text-to-image.pipeline.js';
-import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
+import { loadBenchCore } from './bench.core.js';
 import { benchImages, benchPrompts } from './bench.inputs.js';
 import { percentile, summarize, type Summary } from './bench.stats.js';
 import { closedLoop, type ThroughputLevel } from './bench.throughput.js';
@@ -83,16 +78,7 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
 
   // the single process: the same pipelines, one thread, the same imagine batch, in this process
   const backend = { executionProvider: 'cpu' as const, intraOpThreads: 1 };
-  const captioner = await loadImageToText(options.captionerDir, { backend });
-  const t2i = await loadTextToImage(options.t2iDir, { backend, scorer: captioner.scoreText });
-  const speech = createTextToSpeech();
-  await speech.load();
-  const core = new InferenceCore({
-    imagine: (request, run) => t2i.imagine(request, run),
-    captionBatch: (requests, run) => captioner.captionBatch(requests, run),
-    prefetchCaption: (request) => captioner.prefetch(request),
-    speak: (request, run) => speech.speak(request, run),
-  }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: DEFAULT_IMAGINE_BATCH } });
+  const { core, close: closeCore } = await loadBenchCore(options, backend);
 
   const redis = await startRedis();
   const workers: ChildProcess[] = [];
@@ -172,7 +158,6 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
     await client?.close();
     await Promise.all(workers.map(stop));
     await redis.stop();
-    await core.close();
-    await Promise.all([t2i.dispose(), captioner.dispose(), speech.close()]);
+    await closeCore();
   }
 }

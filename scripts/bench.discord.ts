@@ -13,16 +13,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
 import { corePort } from '../adapters/core.port.js';
 import { startDiscordAdapter } from '../adapters/discord/discord.adapter.js';
 import { Bot } from '../bot/bot.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
-import { InferenceCore } from '../inference/core.js';
-import { loadImageToText } from '../inference/image-to-text.pipeline.js';
-import { createMetricsRegistry } from '../inference/metrics.js';
-import { loadTextToImage } from '../inference/text-to-image.pipeline.js';
-import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
+import { loadBenchCore } from './bench.core.js';
 import { benchPrompts } from './bench.inputs.js';
 import type { BenchOptions } from './bench.options.js';
 import { percentile, summarize, type Summary } from './bench.stats.js';
@@ -98,16 +93,7 @@ export interface DiscordHttpResult {
 export async function benchDiscordHttp(options: BenchOptions): Promise<DiscordHttpResult> {
   const rounds = options.quick ? 2 : 6;
   const backend = { executionProvider: 'cpu' as const, ...(options.threads > 0 ? { intraOpThreads: options.threads } : {}) };
-  const captioner = await loadImageToText(options.captionerDir, { backend });
-  const t2i = await loadTextToImage(options.t2iDir, { backend, scorer: captioner.scoreText });
-  const speech = createTextToSpeech();
-  await speech.load();
-  const core = new InferenceCore({
-    imagine: (request, run) => t2i.imagine(request, run),
-    captionBatch: (requests, run) => captioner.captionBatch(requests, run),
-    prefetchCaption: (request) => captioner.prefetch(request),
-    speak: (request, run) => speech.speak(request, run),
-  }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: DEFAULT_IMAGINE_BATCH } });
+  const { core, close: closeCore } = await loadBenchCore(options, backend);
   const store = new SqliteStore(':memory:');
   const silent = { info: () => {}, warn: () => {}, error: () => {} };
   const bot = new Bot({
@@ -168,7 +154,7 @@ export async function benchDiscordHttp(options: BenchOptions): Promise<DiscordHt
   } finally {
     await client.terminate();
     await adapter.stop();
-    await core.close();
+    await closeCore();
     await store.close();
     await new Promise<void>((resolve) => sink.server.close(() => resolve()));
   }

@@ -36,6 +36,7 @@ import { registerCommands, type CommandLimits } from './commands.js';
 import { reconnectDiscord, type Logger } from './discord.conversation.js';
 import { startInteractionsEndpoint, type InteractionsEndpoint } from './discord.http.js';
 import { InteractionHandler, type BotPort } from './interaction.handler.js';
+import { isSnowflake } from './interaction.translate.js';
 
 export type { Logger } from './discord.conversation.js';
 export type { BotPort } from './interaction.handler.js';
@@ -123,7 +124,7 @@ function checkOptions(options: DiscordAdapterOptions): void {
 
 /** Which shard a guild's events arrive on; DMs arrive on shard 0. @see https://discord.com/developers/docs/events/gateway#sharding */
 export function shardOf(guildId: string | undefined, count: number): number {
-  return guildId === undefined || !/^\d{1,20}$/.test(guildId) ? 0 : Number((BigInt(guildId) >> 22n) % BigInt(count));
+  return guildId === undefined || !isSnowflake(guildId) ? 0 : Number((BigInt(guildId) >> 22n) % BigInt(count));
 }
 
 /** Start the adapter in the mode its options ask for; resolves once it takes interactions. */

@@ -46,7 +46,12 @@ const DISCORD_EPOCH = 1_420_070_400_000n;
  * snowflake (a proxy's or a test's) tells nothing: `fallback`, the time it arrived, stands in.
  */
 export function snowflakeTime(id: string, fallback = Date.now()): number {
-  return /^\d{1,20}$/.test(id) ? Number((BigInt(id) >> 22n) + DISCORD_EPOCH) : fallback;
+  return isSnowflake(id) ? Number((BigInt(id) >> 22n) + DISCORD_EPOCH) : fallback;
+}
+
+/** Whether an id reads as a snowflake (a 64-bit decimal); the time and shard rules read nothing from other ids. */
+export function isSnowflake(id: string): boolean {
+  return /^\d{1,20}$/.test(id);
 }
 
 /** The first attachment that claims to be an image; the bytes are checked later by bot/. */

@@ -10,53 +10,29 @@
  * reserved, nobody over the limit); no job is left queued or running, in PostgreSQL or in Redis.
  * Slow (a minute or two): the models run for real on this machine's two cores.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { FakeSlack } from '../fakes/slack/fake-slack.js';
 import { sendSigned, solidPng, type FakeUser, type InboundKind } from '../fakes/slack/fake-slack.payloads.js';
 import { freePort, startPostgres, type PostgresServer } from '../helpers/postgres.server.js';
 import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.server.js';
+import { Processes, waitUntil } from './cluster.processes.js';
 
-const ROOT = process.cwd();
-const MAIN = pathToFileURL(join(ROOT, 'adapters/main.ts')).href;
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
 const USERS = 20;
 const COMMANDS = 200;
 const LIMITS = { imagine: 6, caption: 4 };
 const ACK_DEADLINE_MS = 3000;
-const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Proc { name: string; child: ChildProcess; log: string[] }
 
 let postgres: PostgresServer;
 let redis: RedisServer;
 let slack: FakeSlack;
 let databaseUrl: string;
 let dir: string;
-const procs: Proc[] = [];
-
-function launch(name: string, role: 'front' | 'worker', env: Record<string, string>): Promise<Proc> {
-  const script = `import(${JSON.stringify(MAIN)}).then((m) => m.start(['--role', '${role}'])).then((code) => process.exit(code));`;
-  const child = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
-    cwd: dir, env: { ...CLEAN_ENV, ...env, PICTALK_REDIS_URL: redis.url, PICTALK_WORKER_LOCK_MS: '1500' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const proc: Proc = { name, child, log: [] };
-  procs.push(proc);
-  return new Promise((ready, fail) => {
-    const onData = (chunk: Buffer): void => {
-      proc.log.push(chunk.toString());
-      if (/worker ready|Slack adapter started/.test(chunk.toString())) ready(proc);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => fail(new Error(`${name} exited with ${code}:\n${proc.log.join('')}`)));
-  });
-}
+const processes = new Processes({ dir: () => dir, redisUrl: () => redis.url });
+const launch = (name: string, role: 'front' | 'worker', env: Record<string, string>) => processes.launch(name, role, env);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pictalk-cluster-'));
@@ -65,14 +41,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all(procs.map(async ({ child }) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }));
+  await processes.stopAll();
   await slack?.stop();
   await redis?.stop();
   await postgres?.stop();
@@ -193,7 +162,7 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
       }
     }
     if (problems.length > 0) {
-      for (const proc of procs) console.log(`--- ${proc.name}\n${proc.log.join('').split('\n').filter((line) => /warn|error|fail/i.test(line)).slice(-30).join('\n')}`);
+      processes.print();
     }
     expect(problems).toEqual([]);
 
@@ -221,7 +190,7 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
     }
 
     // the restarted front's jobs were taken over by a front that lived, and replied to from there
-    expect(procs.filter((proc) => proc.name !== 'front-1').some((proc) => proc.log.join('').includes('following a job whose front stopped'))).toBe(true);
+    expect(processes.all.filter((proc) => proc.name !== 'front-1').some((proc) => proc.log.join('').includes('following a job whose front stopped'))).toBe(true);
 
     // nothing left in the queue
     expect(await redisCommand(redis.port, 'SCARD', 'pictalk:unfinished')).toBe(0);
@@ -233,16 +202,3 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
     await db.end();
   }
 }, 480_000);
-
-async function waitUntil(probe: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await probe()) return;
-    } catch {
-      // the server is restarting: ask again
-    }
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await sleep(100);
-  }
-}

@@ -8,52 +8,28 @@
  * answers them by editing the same deferred reply with the interaction's token (no front keeps state another needs).
  * Slow (about a minute): the models run for real on this machine's two cores.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { FakeDiscord, type FakeInteraction, type FakeMember, type RestCall } from '../fakes/discord/fake-discord.js';
 import { MessageFlag, OptionType } from '../fakes/discord/fake-discord.payloads.js';
 import { freePort, startPostgres, type PostgresServer } from '../helpers/postgres.server.js';
 import { startRedis, type RedisServer } from '../helpers/redis.server.js';
+import { Processes, waitUntil } from './cluster.processes.js';
 import { solidPng } from '../helpers/solid-png.js';
 
-const ROOT = process.cwd();
-const MAIN = pathToFileURL(join(ROOT, 'adapters/main.ts')).href;
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
 const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
 const FOLLOW_UP = 'POST /webhooks/:app/:token';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Proc { name: string; child: ChildProcess; log: string[] }
 
 let postgres: PostgresServer;
 let redis: RedisServer;
 let discord: FakeDiscord;
 let databaseUrl: string;
 let dir: string;
-const procs: Proc[] = [];
-
-function launch(name: string, role: 'front' | 'worker', env: Record<string, string>): Promise<Proc> {
-  const script = `import(${JSON.stringify(MAIN)}).then((m) => m.start(['--role', '${role}'])).then((code) => process.exit(code));`;
-  const child = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
-    cwd: dir, env: { ...CLEAN_ENV, ...env, PICTALK_REDIS_URL: redis.url, PICTALK_WORKER_LOCK_MS: '1500' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const proc: Proc = { name, child, log: [] };
-  procs.push(proc);
-  return new Promise((ready, fail) => {
-    const onData = (chunk: Buffer): void => {
-      proc.log.push(chunk.toString());
-      if (/worker ready|Discord adapter started/.test(chunk.toString())) ready(proc);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => fail(new Error(`${name} exited with ${code}:\n${proc.log.join('')}`)));
-  });
-}
+const processes = new Processes({ dir: () => dir, redisUrl: () => redis.url });
+const launch = (name: string, role: 'front' | 'worker', env: Record<string, string>) => processes.launch(name, role, env);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pictalk-discord-cluster-'));
@@ -62,14 +38,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all(procs.map(async ({ child }) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }));
+  await processes.stopAll();
   await discord?.stop();
   await redis?.stop();
   await postgres?.stop();
@@ -138,7 +107,7 @@ test('two HTTP fronts and a worker: interactions spread over both, one delivered
       else if (got[0]!.route === FOLLOW_UP && !(Number(got[0]!.body?.flags ?? 0) & MessageFlag.Ephemeral)) problems.push(`${interaction.id}: a public follow-up instead of the edit`);
     }
     if (problems.length > 0) {
-      for (const proc of procs) console.log(`--- ${proc.name}\n${proc.log.join('').split('\n').filter((line) => /warn|error|fail|follow/i.test(line)).slice(-40).join('\n')}`);
+      processes.print(/follow/, 40);
     }
     expect(problems).toEqual([]);
     const images = sent.filter((interaction) => answers(interaction)[0]!.files.length > 0).length;
@@ -148,22 +117,9 @@ test('two HTTP fronts and a worker: interactions spread over both, one delivered
     expect(twice.deliveries!.map((d) => d.status)).toEqual([200, 200]);
     expect(Number((await db.query('SELECT count(*) AS n FROM jobs WHERE request_id = $1', [twice.id])).rows[0].n)).toBe(1);
     // the stopped front's jobs were answered from front 2, through the interaction's token: edits of the same reply
-    expect(procs.find((p) => p.name === 'front-2')!.log.join('')).toMatch(/following a job whose front stopped/);
+    expect(processes.all.find((p) => p.name === 'front-2')!.log.join('')).toMatch(/following a job whose front stopped/);
     expect(discord.calls.filter((c) => c.route === 'POST /channels/:channel/messages')).toEqual([]);
   } finally {
     await db.end();
   }
 }, 300_000);
-
-async function waitUntil(probe: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await probe()) return;
-    } catch {
-      // ask again
-    }
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await sleep(200);
-  }
-}

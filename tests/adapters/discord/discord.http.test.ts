@@ -8,7 +8,7 @@ import { SqliteStore } from '../../../bot/sqlite.store.js';
 import { startDiscordAdapter, type DiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
 import { FakeDiscord, type FakeInteraction, type FakeMember, type RestCall } from '../../fakes/discord/fake-discord.js';
 import { MessageFlag, OptionType } from '../../fakes/discord/fake-discord.payloads.js';
-import { FakeCore, defaultResult } from '../../bot/helpers.js';
+import { FakeCore, defaultResult, type FakeJob } from '../../bot/helpers.js';
 import { solidPng } from './fake-bot.js';
 
 const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
@@ -70,6 +70,14 @@ function finals(interaction: FakeInteraction): RestCall[] {
 
 async function replied(interaction: FakeInteraction, timeoutMs = 15_000): Promise<RestCall> {
   return fake.waitFor(() => finals(interaction).at(-1), timeoutMs, `the reply to ${interaction.id}`);
+}
+
+/** An /imagine whose job the (manual) core holds until the test resolves it: the interaction and its core job. */
+async function imagineHeld(text: string, by: FakeMember): Promise<{ interaction: FakeInteraction; coreJob: FakeJob }> {
+  const n = core.of('imagine').length + 1;
+  const interaction = fake.sendChatInput('imagine', prompt(text), by);
+  await fake.delivered(interaction);
+  return { interaction, coreJob: (await core.waitForJobs(n, 'imagine')).at(-1)! };
 }
 
 test('the endpoint passes Discord\'s check: PONG to a signed PING, 401 to a PING with a bad signature, on every front', async () => {
@@ -214,10 +222,7 @@ test('one interaction delivered to both fronts runs once and gets one reply', as
 test('a button pressed on one front for a job that another front started: the job is found through the shared store and core', async () => {
   core.manual = ['imagine'];
   try {
-    const n = core.of('imagine').length + 1;
-    const job = fake.sendChatInput('imagine', prompt('cancel me elsewhere'), fake.members.alice);
-    await fake.delivered(job);
-    const coreJob = (await core.waitForJobs(n, 'imagine')).at(-1)!;
+    const { interaction: job, coreJob } = await imagineHeld('cancel me elsewhere', fake.members.alice);
     await fake.waitFor(() => fake.callsFor(job, EDIT).some(isStatus), 5000, 'a status edit with the Cancel button');
     const cancelId = ((fake.callsFor(job, EDIT).filter(isStatus).at(-1)!.body!.components as Array<{ components: Array<{ custom_id: string }> }>)[0]!.components[0]!.custom_id);
     const press = fake.sendButton(cancelId, fake.original(job)!, fake.members.alice);
@@ -237,10 +242,7 @@ test('a job that ends after the interaction token expired posts its result in th
   fake.useHttpEndpoints([url]);
   core.manual = ['imagine'];
   try {
-    const n = core.of('imagine').length + 1;
-    const late = fake.sendChatInput('imagine', prompt('a long queue'), fake.members.bob);
-    await fake.delivered(late);
-    const coreJob = (await core.waitForJobs(n, 'imagine')).at(-1)!;
+    const { interaction: late, coreJob } = await imagineHeld('a long queue', fake.members.bob);
     await new Promise((resolve) => setTimeout(resolve, 1700));
     const placeholder = fake.original(late)!.id;
     coreJob.resolve();
