@@ -1,0 +1,28 @@
+/**
+ * The caption ratio (captions a second at 8 clients over 1 client, beam 3, through one InferenceCore) with one and
+ * with two caption batches in flight, alternating three times (scripts/BENCH.md: two batches did not pay).
+ *
+ *   npx tsx scripts/measure/caption-concurrency.ts
+ */
+import { InferenceCore } from '../../inference/core.js';
+import { loadImageToText } from '../../inference/image-to-text.pipeline.js';
+import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
+import { benchImages } from '../bench.inputs.js';
+import { closedLoop } from '../bench.throughput.js';
+
+const images = await benchImages(16);
+const refuse = async (): Promise<never> => { throw new Error('this measure runs captions only'); };
+const captioner = await loadImageToText('models/builtin/captioner', {});
+for (const batches of [1, 2, 1, 2, 1, 2]) {
+  const core = new InferenceCore({
+    imagine: refuse, speak: refuse,
+    captionBatch: (requests, options) => captioner.captionBatch(requests, options),
+    prefetchCaption: (request) => captioner.prefetch(request),
+  }, { metrics: createInferenceMetrics(createMetricsRegistry()), concurrency: { caption: batches } });
+  const input = (i: number) => ({ kind: 'caption' as const, request: { image: images[i % images.length]!, beam: 3 } });
+  const c1 = await closedLoop(core, 1, 150, input, 10);
+  const c8 = await closedLoop(core, 8, 400, input, 16);
+  process.stdout.write(`caption batches in flight ${batches}: c1 ${c1.jobs_per_s}/s, c8 ${c8.jobs_per_s}/s, ratio ${(c8.jobs_per_s / c1.jobs_per_s).toFixed(2)}\n`);
+  await core.close();
+}
+await captioner.dispose();
