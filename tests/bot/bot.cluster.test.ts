@@ -89,12 +89,12 @@ describe('a front that stops while its jobs run', () => {
 
   it('keeps its claim while it builds the reply after the result, longer than the lease, so no other front answers too', async () => {
     const { store, front, prefix } = await cluster();
-    // a lease of 1 s (renewed every third of it): short enough for the test, long enough that a busy machine's
-    // late timer does not let it lapse
-    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 1000, log: silentLogger });
+    // a lease of 3 s (renewed every second): short enough for the test, long enough that a busy machine (a CI run with
+    // other suites beside this one) stalling this process or Redis for a second or two does not let it lapse
+    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 3000, log: silentLogger });
     closers.push(() => client.close());
-    // alt text that takes four leases' time: the result is in, the reply not yet built
-    const slowAltText = { describe: async () => { await new Promise((resolve) => setTimeout(resolve, 4000)); return 'a slow description'; } };
+    // alt text that takes two and a half leases' time: the result is in, the reply not yet built
+    const slowAltText = { describe: async () => { await new Promise((resolve) => setTimeout(resolve, 7500)); return 'a slow description'; } };
     const a = new Bot({ store, core: client, captioner: slowAltText, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
     const b = await front(1000);
     const rebuilt: RoutedConversation[] = [];
