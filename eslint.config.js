@@ -7,7 +7,8 @@ import tseslint from 'typescript-eslint';
 // Heavy dependencies and the one module (or adapter folder) that owns each. Tests may import them directly.
 const OWNERS = {
   'onnxruntime-node': 'inference/onnx.backend.ts',
-  sharp: 'inference/image.codec.ts',        // and models/world/world.renderer.ts, the training-data drawer
+  sharp: 'inference/image.codec.ts',        // and models/world/world.renderer.ts, the training-data drawer, and
+                                            // models/eval/ood.images.ts, the eval's photographs and synthesized pictures
   'better-sqlite3': 'bot/sqlite.*.ts',
   pg: 'bot/postgres.*.ts',
   'prom-client': 'inference/metrics.ts',
@@ -72,4 +73,5 @@ export default tseslint.config(
   zone(['adapters/discord/**/*.ts'], { owns: ['discord.js'] }),
   zone(['adapters/slack/**/*.ts'], { owns: ['@slack/bolt'] }),
   zone(['models/world/world.renderer.ts'], { owns: ['sharp'] }),
+  zone(['models/eval/ood.images.ts'], { owns: ['sharp'] }),
 );

@@ -4,8 +4,8 @@
  *
  *   pictalk imagine "<prompt>" --out FILE.png [--seed N] [--steps N] [--guidance X] [--width W --height H]
  *                   [--scheduler NAME] [--negative "..."] [--count N] [--candidates N] [--latents FILE.npy] [--upscale N]
- *                   [--model DIR] [--captioner DIR]
- *   pictalk caption FILE... [--beam N] [--json] [--captioner DIR]
+ *                   [--image FILE [--strength S]] [--model DIR] [--captioner DIR]
+ *   pictalk caption FILE... [--beam N] [--json] [--guess] [--captioner DIR]
  *   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
  *   pictalk start                     (the bot: adapters/main.ts, the composition root)
  *
@@ -37,13 +37,14 @@ class UsageError extends Error {}
 const USAGE = `Usage:
   pictalk imagine "<prompt>" --out FILE.png [--seed N] [--steps N] [--guidance X] [--width W] [--height H]
                   [--scheduler ${SCHEDULER_NAMES.join('|')}] [--negative "..."] [--count N] [--candidates N]
-                  [--latents FILE.npy] [--upscale N] [--model DIR] [--captioner DIR]
-  pictalk caption FILE... [--beam N] [--json] [--captioner DIR]
+                  [--latents FILE.npy] [--upscale N] [--image FILE [--strength S]] [--model DIR] [--captioner DIR]
+  pictalk caption FILE... [--beam N] [--json] [--guess] [--captioner DIR]
   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
   pictalk start
 
 Models: --model DIR or PICTALK_T2I_MODEL (default models/builtin/text-to-image),
         --captioner DIR or PICTALK_CAPTIONER (default models/builtin/captioner).
+Captions: a picture unlike the ones the captioner knows is declined; --guess prints its guess anyway.
 Execution provider: PICTALK_EXECUTION_PROVIDER=cpu|cuda (default cpu).`;
 
 function modelDir(option: string | undefined, setting: string | undefined, builtin: 'text-to-image' | 'captioner', cwd: string): string {
@@ -106,6 +107,7 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
     width: { type: 'string' }, height: { type: 'string' }, scheduler: { type: 'string' },
     negative: { type: 'string' }, count: { type: 'string' }, latents: { type: 'string' },
     upscale: { type: 'string' }, model: { type: 'string' }, candidates: { type: 'string' }, captioner: { type: 'string' },
+    image: { type: 'string' }, strength: { type: 'string' },
   }, 'imagine');
   if (positionals.length !== 1) {
     throw new UsageError(`pictalk imagine: expected one prompt (quote it), got ${positionals.length} arguments`);
@@ -128,7 +130,11 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
     count: integer(values, 'count'),
     candidates: integer(values, 'candidates'),
     upscale: integer(values, 'upscale'),
+    strength: decimal(values, 'strength'),
   };
+  // image-to-image: the picture to start from (the pipeline decodes it and checks the strength, 0 < S <= 1)
+  const imagePath = str(values, 'image');
+  if (imagePath) request.image = readInput(resolve(io.cwd, imagePath), 'a picture to start from');
   const latentsPath = str(values, 'latents');
   if (latentsPath) {
     const { readNpy } = await import('../inference/npy.js');
@@ -153,21 +159,33 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
     const { settings } = result;
     result.images.forEach((image, i) => {
       const path = resolve(io.cwd, numberedPath(out, i, result.images.length));
+      // an image the model folder's safety checker flagged is never written
+      if (image.nsfw) {
+        io.stdout(`${path}\twithheld by the safety checker (not written)\tseed ${image.seed}\n`);
+        return;
+      }
       writeFileSync(path, image.png);
       io.stdout(`${path}\t${image.width}x${image.height}\tseed ${image.seed}\n`);
     });
-    io.stderr(`${settings.steps} steps, ${settings.scheduler}, guidance ${settings.guidance}, `
+    io.stderr(`${settings.steps} steps${settings.strength !== undefined && settings.strength < 1 ? ` (image-to-image at strength ${settings.strength}: the last ${Math.floor(settings.steps * settings.strength)} run)` : ''}, ${settings.scheduler}, guidance ${settings.guidance}, `
       + `${settings.candidates > 1 ? `best of ${settings.candidates} by the captioner, ` : ''}model ${result.model.name} `
-      + `(${result.model.hash.slice(0, 12)}), ${Math.round(result.timingsMs.total ?? 0)} ms\n`);
+      + `(${result.model.hash.slice(0, 12)}), ${Math.round(result.timingsMs.total ?? 0)} ms`
+      + `${pipeline.folder.safetyChecker ? `, safety checker: ${result.images.filter((image) => image.nsfw).length} of ${result.images.length} withheld` : ''}\n`);
   } finally {
     await Promise.all([pipeline.dispose(), captioner?.dispose()]);
   }
   return 0;
 }
 
+/** A declined picture's caption column: that and why, and the guess only when `--guess` asks for it. */
+function declinedLine(result: CaptionResult, guess: boolean): string {
+  const why = `declined: unlike the pictures this captioner knows (domain score ${result.domainScore?.toFixed(2) ?? '-'}, over 1 is out of domain)`;
+  return guess ? `${why}; best guess: ${result.caption}` : `${why}; --guess shows its guess`;
+}
+
 async function caption(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
-    beam: { type: 'string' }, json: { type: 'boolean' }, captioner: { type: 'string' },
+    beam: { type: 'string' }, json: { type: 'boolean' }, guess: { type: 'boolean' }, captioner: { type: 'string' },
   }, 'caption');
   if (positionals.length === 0) throw new UsageError('pictalk caption: expected one or more image files');
   const beam = integer(values, 'beam');
@@ -188,9 +206,12 @@ async function caption(args: string[], io: CliIo): Promise<number> {
       }
     }
     if (values.json) {
-      io.stdout(`${JSON.stringify(results.map((r, i) => ({ file: files[i], caption: r.caption, tokens: r.tokens, score: r.score })), null, 2)}\n`);
+      // in_domain false: the captioner cannot describe the picture reliably, and `caption` is only its guess
+      io.stdout(`${JSON.stringify(results.map((r, i) => ({
+        file: files[i], caption: r.caption, tokens: r.tokens, score: r.score, in_domain: r.inDomain !== false, domain_score: r.domainScore ?? null,
+      })), null, 2)}\n`);
     } else {
-      results.forEach((r, i) => io.stdout(`${files[i]}\t${r.caption}\t${r.score.toFixed(4)}\n`));
+      results.forEach((r, i) => io.stdout(`${files[i]}\t${r.inDomain === false ? declinedLine(r, values.guess === true) : r.caption}\t${r.score.toFixed(4)}\n`));
     }
   } finally {
     await pipeline.dispose();

@@ -47,6 +47,11 @@ export interface ModelSettings {
    * one machine run best with one thread each (two one-thread workers on two cores).
    */
   threads?: number;
+  /**
+   * PICTALK_PREVIEW_AFTER_MS: live previews start once a job has run this long (default 2000: a job that finishes
+   * sooner shows none); `off` turns them off.
+   */
+  previewAfterMs?: number | 'off';
 }
 
 export interface PictalkSettings extends ModelSettings {
@@ -274,6 +279,14 @@ function modelSettings(env: Env, problems: Problems): ModelSettings {
   if (captioner !== undefined) settings.captioner = captioner;
   const threads = integer(env, 'PICTALK_THREADS', problems, 1, 256);
   if (threads !== undefined) settings.threads = threads;
+  // live previews: `off`, or how long a job runs before its first preview (default 2000 ms)
+  const previews = read(env, 'PICTALK_PREVIEW_AFTER_MS');
+  if (previews === 'off') settings.previewAfterMs = 'off';
+  else if (previews !== undefined) {
+    const after = /^\d+$/.test(previews) ? Number(previews) : Number.NaN;
+    if (Number.isSafeInteger(after) && after <= 600_000) settings.previewAfterMs = after;
+    else problems.add('PICTALK_PREVIEW_AFTER_MS', `Expected PICTALK_PREVIEW_AFTER_MS to be \`off\` or an integer from 0 to 600000 (milliseconds), got ${describe(previews)}`);
+  }
   return settings;
 }
 

@@ -4,6 +4,7 @@
  * platform credentials, the terminal adapter. Dependencies point inward: this file may import everything;
  * nothing imports it.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import process from 'node:process';
 import { Bot } from '../bot/bot.js';
@@ -20,6 +21,8 @@ import { InferenceCore, type InferencePipelines } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createEndpointMetrics, createInferenceMetrics, createMetricsRegistry, type InferenceMetrics, type MetricsRegistry } from '../inference/metrics.js';
+import { DEFAULT_PREVIEW_AFTER_MS } from '../inference/latent.preview.js';
+import { readSafetyChecker } from '../inference/model-folder.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import { imagineBatchOf, loadSettings, parseStartArgs, requirePlatform, type PictalkSettings, type Role } from './config.js';
@@ -142,7 +145,11 @@ export async function start(argv: readonly string[] = []): Promise<number> {
     return 0;
   }
 
-  const bot = new Bot({ store: store!, core: port!, config: settings.bot, logger: log, ...(rateLimits ? { rateLimits } : {}) });
+  const safetyChecker = safetyCheckerOf(settings);
+  const bot = new Bot({
+    store: store!, core: port!, config: settings.bot, logger: log, ...(rateLimits ? { rateLimits } : {}),
+    ...(safetyChecker !== undefined ? { safetyChecker } : {}),
+  });
   await bot.recoverInterrupted();
 
   const adapters: Stoppable[] = [];
@@ -212,6 +219,20 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   return 0;
 }
 
+/**
+ * Whether the text-to-image folder has a safety checker, for `/pictalk` and `/safety show`: read from the folder (no
+ * session opened), so a front without models says it too when it can see the folder; undefined when it cannot.
+ */
+function safetyCheckerOf(settings: PictalkSettings): boolean | undefined {
+  const dir = settings.t2iModel ?? builtinModelDir('text-to-image');
+  if (!existsSync(join(dir, 'model_index.json'))) return undefined;
+  try {
+    return readSafetyChecker(dir) !== undefined;
+  } catch {
+    return undefined;   // a checker folder that does not validate: the process that loads the models refuses to start
+  }
+}
+
 /** Load the models once, shared by every platform; their disposal joins `cleanup`. */
 async function loadPipelines(settings: PictalkSettings, metricsOfCore: InferenceMetrics, cleanup: Array<() => Promise<unknown>>): Promise<InferencePipelines> {
   const t2iDir = settings.t2iModel ?? builtinModelDir('text-to-image');
@@ -223,6 +244,7 @@ async function loadPipelines(settings: PictalkSettings, metricsOfCore: Inference
   const loaded = await Promise.allSettled([
     loadTextToImage(t2iDir, {
       backend,
+      previews: settings.previewAfterMs === 'off' ? false : { afterMs: settings.previewAfterMs ?? DEFAULT_PREVIEW_AFTER_MS },
       onUnetRun: (requests) => metricsOfCore.observeUnetRun(requests),
       // the captioner ranks candidate pictures when the model folder asks for more than one (pictalk.json); it runs
       // inside the imagine job, outside the caption lane, so its cost is measured here (pictalk_rank_seconds)

@@ -15,13 +15,17 @@ import { errorReply } from './replies.js';
 import type { BotStore, JobRecord } from './store.js';
 import type { Actor, BotCommand, BotRequest, Conversation, HandleOutcome, JobStatus, Reply } from './types.js';
 import { settleFailure } from './commands/job-lifecycle.js';
-import { imagineCommand, rerollCommand, resumeImagine } from './commands/imagine.command.js';
+import { imagineCommand, rerollCommand, resumeImagine, varyCommand } from './commands/imagine.command.js';
+import { RecentPictures } from './recent.pictures.js';
 import { captionCommand, resumeCaption } from './commands/caption.command.js';
 import { cancelCommand, deleteCommand } from './commands/cancel.command.js';
 import { statusCommand } from './commands/status.command.js';
 import { quotaResetCommand, quotaSetCommand, quotaShowCommand } from './commands/quota.command.js';
 import { blocklistAddCommand, blocklistListCommand, blocklistRemoveCommand } from './commands/blocklist.command.js';
 import { autoCaptionSetCommand, isAutoCaptionChannel } from './commands/autocaption.command.js';
+import { safetySetCommand, safetyShowCommand } from './commands/safety.command.js';
+import { settingsResetCommand, settingsSetCommand, settingsShowCommand } from './commands/settings.command.js';
+import { PRIVATE_ABLE, resolveSettings } from './user.settings.js';
 
 export interface BotOptions {
   store: BotStore;
@@ -35,6 +39,8 @@ export interface BotOptions {
   randomSeed?: () => number;
   /** Rate-limit buckets shared with the other fronts of a cluster; in this process's memory when absent. */
   rateLimits?: SharedRateLimits;
+  /** Whether the text-to-image model folder has a safety checker, for `/pictalk` and `/safety show`; absent: unknown. */
+  safetyChecker?: boolean;
 }
 
 /** How long request ids are remembered: Slack retries within minutes, Discord interactions expire after 15. */
@@ -55,8 +61,10 @@ export class Bot {
   private readonly captioner: AltTextCaptioner | undefined;
   private readonly randomSeed: () => number;
   private readonly jobs = new ActiveJobs();
+  private readonly pictures = new RecentPictures();
   private readonly rateLimiter: RateLimiter;
   private readonly sharedRateLimits: SharedRateLimits | undefined;
+  private readonly safetyChecker: boolean | undefined;
   private lastPrune = 0;
 
   constructor(options: BotOptions) {
@@ -69,6 +77,7 @@ export class Bot {
     this.randomSeed = options.randomSeed ?? (() => randomInt(0, 2 ** 32));
     this.rateLimiter = new RateLimiter(this.config.rateLimit, this.clock);
     this.sharedRateLimits = options.rateLimits;
+    this.safetyChecker = options.safetyChecker;
   }
 
   /**
@@ -139,9 +148,10 @@ export class Bot {
     const ctx = this.context(request, safe);
     this.log.warn('following a job whose front stopped', { jobId: job.id, kind: job.kind, reply: conversation ? 'rebuilt' : 'none' });
     const handle = await this.core.attach!(job.id);
-    const reply = handle
+    let reply = handle
       ? job.kind === 'imagine' ? await resumeImagine(ctx, job, handle) : await resumeCaption(ctx, job, handle)
       : await settleFailure(ctx, job.id, new PictalkError('inference.failed', 'The job was lost while pictalk restarted; please send it again'));
+    if (conversation) reply = await this.markPrivate(request.actor, reply);
     if (!conversation) {
       this.log.warn('a job finished after a restart, but its conversation cannot be rebuilt; its quota is settled', { jobId: job.id, code: reply.error?.code });
       return;
@@ -165,6 +175,7 @@ export class Bot {
       this.pruneRequests().catch((error: unknown) => this.log.warn('pruning old request ids failed', { error: String(error) }));
       if (!UNLIMITED.has(request.command.name)) await this.takeToken(`${request.actor.spaceId}\u0000${request.actor.userId}`);
       reply = await this.dispatch(this.context(request, safe), request.command);
+      if (PRIVATE_ABLE.has(request.command.name)) reply = await this.markPrivate(request.actor, reply);
     } catch (error) {
       if (!isPictalkError(error)) this.log.error('unexpected error in a command', { requestId: request?.id, error: String((error as Error)?.stack ?? error) });
       reply = errorReply(error);
@@ -205,6 +216,27 @@ export class Bot {
     return isModerator(actor, this.config);
   }
 
+  /**
+   * Whether this user's replies go to them alone (their `private` setting, else the space's): adapters ask before
+   * they acknowledge, so the deferred reply and the progress are private from the start (Discord: flag 64; Slack: no
+   * public status message). bot/ also marks the final reply ephemeral, so a late or failed look-up still keeps the
+   * result private.
+   */
+  async privateReplies(actor: Actor): Promise<boolean> {
+    return (await resolveSettings(this.store, actor.spaceId, actor.userId)).private === true;
+  }
+
+  /** The reply made ephemeral when the user wants private replies; a failed look-up leaves it as it is (logged). */
+  private async markPrivate(actor: Actor, reply: Reply): Promise<Reply> {
+    if (reply.ephemeral) return reply;
+    try {
+      return (await this.privateReplies(actor)) ? { ...reply, ephemeral: true } : reply;
+    } catch (error) {
+      this.log.warn('reading the private-replies setting failed; replying as usual', { error: String(error) });
+      return reply;
+    }
+  }
+
   /** Slack: should an image shared in this channel be captioned without a command? */
   isAutoCaptionChannel(spaceId: string, channelId: string): Promise<boolean> {
     return isAutoCaptionChannel(this.store, spaceId, channelId);
@@ -214,7 +246,8 @@ export class Bot {
     switch (command.name) {
       case 'imagine': return imagineCommand(ctx, command.options);
       case 'reroll': return rerollCommand(ctx, command.jobId);
-      case 'caption': return captionCommand(ctx, command.attachment, command.voice ?? true);
+      case 'vary': return varyCommand(ctx, command.jobId, command.index);
+      case 'caption': return captionCommand(ctx, command.attachment, command.voice, command.auto === true);
       case 'cancel': return cancelCommand(ctx, command.jobId);
       case 'delete': return deleteCommand(ctx, command.jobId);
       case 'status': return statusCommand(ctx);
@@ -225,6 +258,11 @@ export class Bot {
       case 'blocklist.remove': return blocklistRemoveCommand(ctx, command.pattern);
       case 'blocklist.list': return blocklistListCommand(ctx);
       case 'autocaption.set': return autoCaptionSetCommand(ctx, command.channelId, command.enabled);
+      case 'safety.show': return safetyShowCommand(ctx);
+      case 'safety.set': return safetySetCommand(ctx, command.mode, command.channelId);
+      case 'settings.show': return settingsShowCommand(ctx, command.scope);
+      case 'settings.set': return settingsSetCommand(ctx, command.scope, command.values);
+      case 'settings.reset': return settingsResetCommand(ctx, command.scope, command.key);
       default: {
         const unknown: never = command;
         throw new PictalkError('input.invalid', `Unknown command ${describe((unknown as { name?: unknown }).name)}`);
@@ -235,9 +273,10 @@ export class Bot {
   private context(request: BotRequest, conversation: Conversation): CommandContext {
     const ctx: CommandContext = {
       request, conversation, store: this.store, core: this.core, config: this.config, clock: this.clock, log: this.log,
-      jobs: this.jobs, randomSeed: this.randomSeed,
+      jobs: this.jobs, randomSeed: this.randomSeed, pictures: this.pictures,
     };
     if (this.captioner) ctx.captioner = this.captioner;
+    if (this.safetyChecker !== undefined) ctx.safetyChecker = this.safetyChecker;
     return ctx;
   }
 

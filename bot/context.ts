@@ -4,6 +4,7 @@ import type { BotConfig } from './config.js';
 import type { ActiveJobs } from './jobs.js';
 import type { AltTextCaptioner, Clock, InferencePort, Logger } from './ports.js';
 import type { BotStore } from './store.js';
+import type { RecentPictures } from './recent.pictures.js';
 import type { BotRequest, Conversation } from './types.js';
 
 export interface CommandContext {
@@ -17,7 +18,11 @@ export interface CommandContext {
   jobs: ActiveJobs;
   /** Alt text for generated images; undefined: caption jobs on the core (the unified loop). */
   captioner?: AltTextCaptioner;
+  /** The text-to-image model folder has a safety checker (true), has none (false), or this process cannot tell. */
+  safetyChecker?: boolean;
   randomSeed: () => number;
+  /** Recent generated and uploaded pictures, where image-to-image (Vary, a reroll of one) finds its start. */
+  pictures?: RecentPictures;
 }
 
 export const ownerOf = (ctx: CommandContext): JobOwner => ({ userId: ctx.request.actor.userId, spaceId: ctx.request.actor.spaceId });

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PictalkError } from '../common/errors.js';
-import type { JobInput, JobKind, JobOwner, JobResult, ResultOf } from '../inference/types.js';
+import type { JobInput, JobKind, JobOwner, JobResult, PreviewImage, ResultOf } from '../inference/types.js';
 import type { InferencePort, JobHandle, SubmitOptions } from './ports.js';
 import type { JobStatus } from './types.js';
 
@@ -107,7 +107,12 @@ export async function followJob<K extends JobKind>(
     heard = true;
     report({ state: 'running', jobId, stage: 'starting', step: 0, total: 1 });
   });
-  handle.on('progress', (p) => report({ state: 'running', jobId, stage: p.stage, step: p.step, total: p.total }));
+  // the latest live preview stays on the statuses after it, so a throttled adapter that sends only the latest shows it
+  let preview: PreviewImage | undefined;
+  handle.on('progress', (p) => {
+    if (p.preview) preview = p.preview;
+    report({ state: 'running', jobId, stage: p.stage, step: p.step, total: p.total, ...(preview && p.stage === 'denoise' ? { preview } : {}) });
+  });
   const initial = await handle.position();
   if (initial > 0 && !heard) report({ state: 'queued', jobId, position: initial });
   const result: JobResult = await handle.result;

@@ -18,10 +18,10 @@ import { PictalkError, isPictalkError } from '../common/errors.js';
 import { PG_MIGRATIONS } from './postgres.migrations.js';
 import type { Migration } from './sqlite.migrations.js';
 import type {
-  AuditEntry, BlockEntry, BotStore, JobRecord, JobState, NewAuditEntry, NewJob, QuotaLimitRow, Reservation, UsageSummary,
+  AuditEntry, BlockEntry, BotStore, JobRecord, JobState, NewAuditEntry, NewJob, PartialCharge, QuotaLimitRow, Reservation, UsageSummary,
 } from './store.js';
 import type { QuotaKind, QuotaTarget } from './types.js';
-import { jobFromRow, json, targetColumns, targetOf, unjson, type JobRow } from './store.rows.js';
+import { checkPartialCharge, jobFromRow, json, targetColumns, targetOf, unjson, type JobRow } from './store.rows.js';
 
 export interface PostgresStoreOptions {
   /** Replaces the shipped migrations (tests of the migration runner). */
@@ -194,7 +194,13 @@ export class PostgresStore implements BotStore {
     });
   }
 
-  async settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number): Promise<boolean> {
+  async settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number, partly?: PartialCharge): Promise<boolean> {
+    checkPartialCharge(outcome, partly);
+    if (partly) {
+      const charged = await this.query(`UPDATE usage_ledger SET state = 'charged', settled_at = $1, units = LEAST(units, $2), note = $3
+        WHERE job_id = $4 AND state = 'reserved'`, [at, partly.units, partly.note, jobId]);
+      return charged.rowCount === 1;
+    }
     const result = await this.query("UPDATE usage_ledger SET state = $1, settled_at = $2 WHERE job_id = $3 AND state = 'reserved'", [outcome, at, jobId]);
     return result.rowCount === 1;
   }

@@ -80,7 +80,8 @@ export function errorReply(error: unknown, context: ErrorContext = {}): Reply {
 /** One line of settings under a generated image: enough to reproduce it. */
 export function describeSettings(settings: ImagineSettings, seeds: number[]): string {
   const seedText = seeds.length > 1 ? `seeds ${seeds.join(', ')}` : `seed ${seeds[0] ?? settings.seed}`;
-  const parts = [seedText, ...(settings.candidates > 1 ? [`best of ${settings.candidates}`] : []), `${settings.steps} steps`, `guidance ${settings.guidance}`, settings.scheduler, `${settings.width}×${settings.height}`];
+  const parts = [seedText, ...(settings.candidates > 1 ? [`best of ${settings.candidates}`] : []), `${settings.steps} steps`, `guidance ${settings.guidance}`, settings.scheduler, `${settings.width}×${settings.height}`,
+    ...(settings.strength !== undefined ? [`from a picture at strength ${settings.strength}`] : [])];
   const negative = settings.negativePrompt ? `\nNegative: ${settings.negativePrompt}` : '';
   return `${settings.prompt}\n${parts.join(' · ')}${negative}`;
 }

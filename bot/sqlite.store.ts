@@ -6,10 +6,10 @@ import Database from 'better-sqlite3';
 import { PictalkError } from '../common/errors.js';
 import { MIGRATIONS, type Migration } from './sqlite.migrations.js';
 import type {
-  AuditEntry, BlockEntry, BotStore, JobRecord, JobState, NewAuditEntry, NewJob, QuotaLimitRow, Reservation, UsageSummary,
+  AuditEntry, BlockEntry, BotStore, JobRecord, JobState, NewAuditEntry, NewJob, PartialCharge, QuotaLimitRow, Reservation, UsageSummary,
 } from './store.js';
 import type { QuotaKind, QuotaTarget } from './types.js';
-import { jobFromRow, json, targetColumns, targetOf, unjson, type JobRow } from './store.rows.js';
+import { checkPartialCharge, jobFromRow, json, targetColumns, targetOf, unjson, type JobRow } from './store.rows.js';
 
 type Db = Database.Database;
 
@@ -59,6 +59,8 @@ function prepareStatements(db: Db) {
     insertReservation: db.prepare(`INSERT INTO usage_ledger (job_id, space_id, user_id, kind, day, units, state, created_at)
       VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?)`),
     settle: db.prepare("UPDATE usage_ledger SET state = ?, settled_at = ? WHERE job_id = ? AND state = 'reserved'"),
+    settlePartly: db.prepare(`UPDATE usage_ledger SET state = 'charged', settled_at = ?, units = MIN(units, ?), note = ?
+      WHERE job_id = ? AND state = 'reserved'`),
     updateJob: db.prepare('UPDATE jobs SET state = ?, error_code = ?, updated_at = ? WHERE id = ?'),
     updateJobSettings: db.prepare('UPDATE jobs SET state = ?, error_code = ?, settings = ?, updated_at = ? WHERE id = ?'),
     setJobMessages: db.prepare('UPDATE jobs SET message_ids = ?, updated_at = ? WHERE id = ?'),
@@ -141,7 +143,9 @@ export class SqliteStore implements BotStore {
     this.acceptTx.immediate(job, reservation);
   }
 
-  async settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number): Promise<boolean> {
+  async settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number, partly?: PartialCharge): Promise<boolean> {
+    checkPartialCharge(outcome, partly);
+    if (partly) return this.s.settlePartly.run(at, partly.units, partly.note, jobId).changes === 1;
     return this.s.settle.run(outcome, at, jobId).changes === 1;
   }
 

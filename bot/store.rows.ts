@@ -2,8 +2,9 @@
  * How both stores (bot/sqlite.store.ts, bot/postgres.store.ts) lay records out in rows: the same tables and columns,
  * so one mapping serves both. JSON values are kept as text in both, so each reads back exactly what it wrote.
  */
+import { PictalkError, describe } from '../common/errors.js';
 import type { JobKind } from '../inference/types.js';
-import type { JobRecord, JobState } from './store.js';
+import type { JobRecord, JobState, PartialCharge } from './store.js';
 import type { Platform, QuotaTarget } from './types.js';
 
 export const targetColumns = (target: QuotaTarget): [string, string] =>
@@ -32,3 +33,11 @@ export function jobFromRow(row: JobRow): JobRecord {
 
 export const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
 export const unjson = (text: string | null): unknown => (text === null ? undefined : JSON.parse(text));
+
+/** `partly`, checked the same way by every store: a positive integer number of units. */
+export function checkPartialCharge(outcome: 'charged' | 'refunded', partly: PartialCharge | undefined): void {
+  if (partly === undefined) return;
+  if (outcome !== 'charged' || !Number.isInteger(partly.units) || partly.units < 1) {
+    throw new PictalkError('input.invalid', `Expected a partial charge of at least 1 unit, got ${describe(partly.units)} units to be ${outcome}`);
+  }
+}

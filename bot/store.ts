@@ -46,6 +46,13 @@ export interface Reservation {
   limit: number;
 }
 
+/** A charge of fewer units than were reserved: the rest go back to the user's room for the day. */
+export interface PartialCharge {
+  units: number;
+  note: string;
+}
+
+
 export interface QuotaLimitRow {
   target: QuotaTarget;
   kind: QuotaKind;
@@ -90,8 +97,12 @@ export interface BotStore {
    * when used + units would pass the limit; nothing is written then.
    */
   acceptJob(job: NewJob, reservation: Reservation): Promise<void>;
-  /** reserved -> charged or refunded. Returns false if the reservation was already settled (settling is idempotent). */
-  settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number): Promise<boolean>;
+  /**
+   * reserved -> charged or refunded. Returns false if the reservation was already settled (settling is idempotent).
+   * `partly` charges only some of the reserved units (the images the safety checker withheld are not charged): the
+   * reservation's units become `partly.units` (at most what was reserved, at least 1) and `partly.note` says why.
+   */
+  settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number, partly?: PartialCharge): Promise<boolean>;
   updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void>;
   setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;

@@ -3,7 +3,7 @@
  * Adapters translate platform events into these and replies out of them; bot/ never sees a platform object.
  */
 import type { ErrorCode } from '../common/errors.js';
-import type { SchedulerName } from '../inference/types.js';
+import type { PreviewImage, SchedulerName } from '../inference/types.js';
 
 export type Platform = 'discord' | 'slack' | 'local';
 
@@ -34,6 +34,10 @@ export interface ImagineOptions {
   guidance?: number;
   count?: number;
   scheduler?: SchedulerName;
+  /** Image-to-image: the picture to start from (the text-to-image model folder needs a `vae_encoder/`). */
+  image?: Attachment;
+  /** With `image`: 0 < S <= 1, how far from the picture to go; default: the user's or server's setting, else 0.6. */
+  strength?: number;
 }
 
 export type QuotaTarget = { kind: 'user'; id: string } | { kind: 'role'; id: string } | { kind: 'default' };
@@ -41,7 +45,10 @@ export type QuotaTarget = { kind: 'user'; id: string } | { kind: 'role'; id: str
 export type BotCommand =
   | { name: 'imagine'; options: ImagineOptions }
   | { name: 'reroll'; jobId: string }                                 // button: same settings, new seed
-  | { name: 'caption'; attachment: Attachment; voice?: boolean }       // voice defaults to true
+  // button under each image: image-to-image from image `index` (1-based, default 1) of the job, same prompt, new seed
+  | { name: 'vary'; jobId: string; index?: number }
+  | { name: 'caption'; attachment: Attachment; voice?: boolean; auto?: boolean }  // voice defaults to true
+  // `auto`: Slack's auto-captioning (nobody asked): a picture the captioner cannot describe reliably gets no reply
   | { name: 'cancel'; jobId: string }
   | { name: 'delete'; jobId: string }                                  // bot/ checks requester or moderator
   | { name: 'status' }                                                 // queue status and your own usage
@@ -51,7 +58,24 @@ export type BotCommand =
   | { name: 'blocklist.add'; pattern: string }
   | { name: 'blocklist.remove'; pattern: string }
   | { name: 'blocklist.list' }
-  | { name: 'autocaption.set'; channelId: string; enabled: boolean };  // Slack: caption images shared in a channel
+  | { name: 'autocaption.set'; channelId: string; enabled: boolean }   // Slack: caption images shared in a channel
+  // personal defaults (scope `user`) and, for moderators, the space's defaults and limits (scope `server`):
+  // bot/user.settings.ts. Values come typed (Discord) or as typed text (Slack, the terminal); bot/ checks both.
+  | { name: 'settings.show'; scope: SettingsScope }
+  | { name: 'settings.set'; scope: SettingsScope; values: Record<string, string | number | boolean> }
+  | { name: 'settings.reset'; scope: SettingsScope; key?: string }
+  // moderators: what flagged images become, for the space or one channel (bot/commands/safety.command.ts)
+  | { name: 'safety.show' }
+  | { name: 'safety.set'; mode: SafetyMode; channelId?: string };
+
+export type SettingsScope = 'user' | 'server';
+
+/**
+ * What happens to an image the model folder's safety checker flags: `withhold` (never posted, its quota refunded) or
+ * `spoiler` (sent behind a spoiler, but only in an age-restricted channel; withheld everywhere else).
+ */
+export type SafetyMode = 'withhold' | 'spoiler';
+export const SAFETY_MODES: readonly SafetyMode[] = ['withhold', 'spoiler'];
 
 export type QuotaKind = 'imagine' | 'caption';
 
@@ -60,6 +84,8 @@ export interface BotRequest {
   id: string;
   actor: Actor;
   channelId: string;
+  /** The channel is age-restricted (Discord's `channel.nsfw`): only there may flagged images go out as spoilers. */
+  ageRestricted?: boolean;
   command: BotCommand;
   receivedAt: number;         // ms since epoch, when the adapter got the event
 }
@@ -67,18 +93,26 @@ export interface BotRequest {
 /** What a deferred reply shows while a job waits and runs. Adapters throttle their edits. */
 export type JobStatus =
   | { state: 'queued'; jobId: string; position: number }   // 1 = next in line
-  | { state: 'running'; jobId: string; stage: string; step: number; total: number };
+  | { state: 'running'; jobId: string; stage: string; step: number; total: number; preview?: PreviewImage };
 
-export interface ReplyImage { name: string; png: Buffer; altText: string; seed: number }
+export interface ReplyImage {
+  name: string; png: Buffer; altText: string; seed: number;
+  /** Flagged by the safety checker, sent in spoiler mode to an age-restricted channel: the adapter hides it (Discord: `SPOILER_`). */
+  spoiler?: boolean;
+}
 export interface ReplyVoice { name: string; ogg: Buffer; durationSecs: number; waveform: Uint8Array }
 /** What a button does; pressing it sends the BotCommand of the same name for its job. */
-export type ButtonAction = 'reroll' | 'cancel' | 'delete';
-export const BUTTON_ACTIONS: readonly ButtonAction[] = ['reroll', 'cancel', 'delete'];
+export type ButtonAction = 'reroll' | 'cancel' | 'delete' | 'vary';
+export const BUTTON_ACTIONS: readonly ButtonAction[] = ['reroll', 'cancel', 'delete', 'vary'];
 /**
  * A button, platform-neutral: each adapter encodes `{ action, jobId }` its own way (a Discord custom id, a Slack
  * action id and value) and decodes a press back into `{ name: action, jobId }`.
  */
-export interface ReplyButton { action: ButtonAction; jobId: string; label: string; style: 'primary' | 'secondary' | 'danger' }
+export interface ReplyButton {
+  action: ButtonAction; jobId: string; label: string; style: 'primary' | 'secondary' | 'danger';
+  /** The image (1-based) a per-image button acts on (Vary); adapters carry it with `buttonValue` (bot/buttons.ts). */
+  index?: number;
+}
 
 /** A finished reply, platform-neutral. `error` replies are friendly text plus the stable code. */
 export interface Reply {
@@ -88,6 +122,11 @@ export interface Reply {
   voice?: ReplyVoice;
   buttons?: ReplyButton[];
   jobId?: string;
+  /**
+   * Nothing to say: the adapter removes its status message and sends nothing. Only for requests nobody made
+   * (Slack's auto-captioning of a picture the captioner cannot describe reliably).
+   */
+  silent?: boolean;
   error?: { code: ErrorCode; retryable: boolean };
   /**
    * Something the adapter must do on the platform besides sending this reply. Added for `delete`: bot/ checked that

@@ -170,6 +170,11 @@ export class ClipTokenizer {
     return this.vocab.get(token) ?? this.unkId;
   }
 
+  /** A token's id, or undefined when the vocabulary lacks it (prompt chunking looks up `,</w>` this way). */
+  tokenId(token: string): number | undefined {
+    return this.vocab.get(token);
+  }
+
   /** The prompt's ids, padded to `modelMaxLength` (truncation keeps bos first and eos last). */
   encode(text: string): EncodedPrompt {
     const tokenIds = this.tokenize(text).map((token) => this.idOf(token));

@@ -6,8 +6,11 @@
  * live hypothesis of every image goes into one decoder call per step, and the step graph reads each image's features
  * once, by the `feature_rows` index of each hypothesis. The search is the one models/train/caption_beam.py defines
  * (Show, Attend and Tell style, shrinking beam); tests/fixtures/tiny-captioner/parity.json holds its ids and scores.
+ * Each result also says whether the image is like the ones the captioner knows (domain.check.ts, `inDomain`),
+ * judged from the same encoder features, so the check costs no extra graph call.
  */
 import { PictalkError, asInferenceError, describe, isPictalkError } from '../common/errors.js';
+import { domainCheck, poolFeatures, readDomainStats, type DomainCheck, type DomainVerdict } from './domain.check.js';
 import { beamSearch, logSoftmaxRow, type SearchModel, type SearchResult, type SearchSettings } from './beam.search.js';
 import { encodeAsDecoded } from './encode-as-decoded.js';
 import { imageToTensor, type DecodeLimits } from './image.codec.js';
@@ -20,10 +23,14 @@ export interface ImageToTextOptions {
   limits?: DecodeLimits;
   /** Most images in one `captionBatch` call; 16 by default. */
   maxBatch?: number;
+  /** false: leave the folder's domain.json unread, no check (its calibration script, which replaces the file). */
+  domainCheck?: boolean;
 }
 
 export interface ImageToText {
   readonly folder: CaptionerFolder;
+  /** The out-of-domain check from the folder's domain.json; undefined for a general-purpose folder or one without. */
+  readonly domain: DomainCheck | undefined;
   caption(request: CaptionRequest, options?: CaptionRunOptions): Promise<CaptionResult>;
   /**
    * Caption several images in one batched search; results in input order, each as `caption` would give it.
@@ -42,6 +49,11 @@ export interface ImageToText {
    * comparison between images of the same text means anything: the text's own prior cancels there.
    */
   scoreText(images: readonly Buffer[], text: string, options?: CaptionRunOptions): Promise<number[]>;
+  /**
+   * The encoder's features of each image averaged over positions ([F] per image): what the domain check judges.
+   * For calibrating the check (models/train/calibrate_domain.ts) and measuring it (`npm run eval`).
+   */
+  embed(images: readonly Buffer[], options?: CaptionRunOptions): Promise<Float32Array[]>;
   dispose(): Promise<void>;
 }
 
@@ -74,6 +86,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
   // validate the folder first: a missing or malformed file names itself before any session opens
   const folder = readCaptionerFolder(dir);
   const { config, vocab } = folder;
+  // the domain check: statistics of this encoder's features on the training images (model.invalid if stale)
+  const domain = folder.domainPath && !folder.generalPurpose && options.domainCheck !== false ? domainCheck(readDomainStats(folder.domainPath, folder.encoderPath)) : undefined;
+  const judge = (features: TensorValue<Float32Array>, i: number): DomainVerdict | undefined =>
+    domain?.judge(poolFeatures(features.data, features.dims, i));
   const maxBatch = options.maxBatch ?? 16;
   const encoder = await openModel(folder.encoderPath, options.backend);
   let decoder: OnnxModel;
@@ -162,7 +178,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     let layers = 0;
     let hidden = 0;
     let featureDims: readonly number[] = [];
-    type Encoded = { settings: SearchSettings; features: Float32Array; h: Float32Array[]; c: Float32Array[] };
+    type Encoded = { settings: SearchSettings; features: Float32Array; h: Float32Array[]; c: Float32Array[]; verdict: DomainVerdict | undefined };
     const { outcomes, decodedAt, encodingMs } = await encodeAsDecoded(requests.map((request) => {
       const preparing = prefetched.get(request) ?? prepare(request);
       prefetched.delete(request);
@@ -181,6 +197,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         features: features.data.subarray(j * featureSize, (j + 1) * featureSize),
         h: Array.from({ length: layers }, (_, l) => h0.data.subarray((l * n + j) * hidden, (l * n + j + 1) * hidden)),
         c: Array.from({ length: layers }, (_, l) => c0.data.subarray((l * n + j) * hidden, (l * n + j + 1) * hidden)),
+        verdict: judge(features, j),
       }));
     }, checkAbort);
     checkAbort();
@@ -233,14 +250,18 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     };
     // each image's result as soon as its search ends (run.onCaption hears it then), the rest when the batch ends
     const results: Array<CaptionResult | undefined> = encoded.map(() => undefined);
-    const resultOf = (found: SearchResult): CaptionResult => {
+    const resultOf = (found: SearchResult, j: number): CaptionResult => {
       const endedAt = performance.now();
       const ids = found.ids.filter((id) => id !== config.eosId);
+      const verdict = encoded[j]!.verdict;
       return {
         kind: 'caption' as const,
         caption: postProcess(ids.filter((id) => !specials.has(id)).map((id) => vocab[id]!)),
         tokens: ids.map((id) => vocab[id]!),
         score: found.score,
+        // no check (a general-purpose folder): every image is in its domain
+        inDomain: verdict?.inDomain ?? true,
+        ...(verdict ? { domainScore: verdict.score } : {}),
         timingsMs: {
           // decode: until the last image was decoded; encode: the encoder's own calls (they overlap the decoding)
           decode: decodedAt - started,
@@ -253,11 +274,11 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const found = await beamSearch(encoded.map((one) => one.settings), model, {
       beforeStep: (step, total) => { checkAbort(); run.onProgress?.({ stage: 'caption', step, total }); },
       onResult: (j, result) => {
-        results[j] = resultOf(result);
+        results[j] = resultOf(result, j);
         run.onCaption?.(good[j]!, results[j]!);
       },
     });
-    found.forEach((result, j) => { results[j] ??= resultOf(result); });
+    found.forEach((result, j) => { results[j] ??= resultOf(result, j); });
     return outcomes.map((outcome, i) => (isPictalkError(outcome) ? outcome : results[good.indexOf(i)]!));
   }
 
@@ -305,9 +326,31 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     return Array.from(sums, (sum) => sum / targets.length);
   }
 
+  async function embed(images: readonly Buffer[], run: CaptionRunOptions = {}): Promise<Float32Array[]> {
+    if (images.length === 0) return [];
+    if (images.length > maxBatch) {
+      throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images to embed at once, got ${images.length}`);
+    }
+    const plane = 3 * height * width;
+    const pixels = new Float32Array(images.length * plane);
+    const prepared = await Promise.all(images.map((image) => prepare({ image })));
+    prepared.forEach((one, i) => pixels.set(one.pixels, i * plane));
+    if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The embedding job was cancelled');
+    const { features } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [images.length, 3, height, width] } }));
+    return images.map((_, i) => poolFeatures(features.data, features.dims, i));
+  }
+
   return {
     folder,
+    domain,
     prefetch,
+    embed: async (images, run) => {
+      try {
+        return await embed(images, run);
+      } catch (error) {
+        throw asInferenceError(error, 'Embedding');
+      }
+    },
     scoreText: async (images, text, run) => {
       try {
         return await scoreText(images, text, run);

@@ -185,6 +185,67 @@ export async function imageToTensor(bytes: Buffer, options: TensorOptions, out?:
   return target;
 }
 
+/**
+ * CLIP image preprocessing as transformers' CLIPImageProcessor does it (a safety checker's `feature_extractor/`):
+ * resize so the shorter side is `shortestEdge` (the longer one int(edge * long / short)), centre crop [H, W] at
+ * ((h - H) // 2, (w - W) // 2), multiply by `rescale`, then (x - mean[c]) / std[c].
+ */
+export interface ClipPreprocessing {
+  /** `size.shortest_edge` (or an integer `size`) when `do_resize`; undefined: no resize. */
+  shortestEdge?: number;
+  /** `crop_size` [H, W] when `do_center_crop`; undefined: no crop. Never larger than the resized image. */
+  crop?: readonly [number, number];
+  kernel: ResizeKernel;
+  /** `rescale_factor` when `do_rescale` (1/255), else 1. */
+  rescale: number;
+  /** `image_mean` and `image_std` when `do_normalize`, else 0 and 1. */
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+}
+
+/** The [H, W] of `ClipPreprocessing`'s output for a width x height image. */
+export function clipTensorSize(width: number, height: number, p: ClipPreprocessing): [number, number] {
+  let [h, w] = [height, width];
+  if (p.shortestEdge !== undefined) {
+    const [short, long] = w <= h ? [w, h] : [h, w];
+    const newLong = Math.trunc((p.shortestEdge * long) / short);
+    [h, w] = w <= h ? [newLong, p.shortestEdge] : [p.shortestEdge, newLong];
+  }
+  if (p.crop) {
+    if (p.crop[0] > h || p.crop[1] > w) {
+      throw new PictalkError('model.invalid', `Expected a centre crop of at most ${w}x${h} after resizing, got ${p.crop[1]}x${p.crop[0]}`);
+    }
+    [h, w] = [p.crop[0], p.crop[1]];
+  }
+  return [h, w];
+}
+
+/**
+ * 8-bit RGB [H, W, 3] -> CLIP input [3, h, w] (`clipTensorSize`), written into `out` at `offset` (a batch [N, 3, h, w]).
+ * The resize is sharp's (libvips) with the config's kernel; PIL's bicubic differs from it by a few levels at edges.
+ */
+export async function rgbToClipTensor(rgb: Buffer, width: number, height: number, p: ClipPreprocessing, out: Float32Array, offset = 0): Promise<void> {
+  const [h, w] = clipTensorSize(width, height, p);
+  let image = sharp(rgb, { raw: { width, height, channels: 3 } });
+  let [rh, rw] = [height, width];
+  if (p.shortestEdge !== undefined) {
+    [rh, rw] = clipTensorSize(width, height, { ...p, crop: undefined });
+    if (rh !== height || rw !== width) image = image.resize(rw, rh, { fit: 'fill', kernel: SHARP_KERNEL[p.kernel] });
+  }
+  if (p.crop) image = image.extract({ left: Math.floor((rw - w) / 2), top: Math.floor((rh - h) / 2), width: w, height: h });
+  const data = await image.raw().toBuffer();
+  const plane = w * h;
+  if (out.length < offset + 3 * plane) {
+    throw new PictalkError('inference.failed', `Expected room for ${3 * plane} values at offset ${offset}, got a buffer of ${out.length}`);
+  }
+  for (let c = 0; c < 3; c += 1) {
+    const scale = p.rescale / p.std[c]!;
+    const shift = p.mean[c]! / p.std[c]!;
+    const base = offset + c * plane;
+    for (let i = 0; i < plane; i += 1) out[base + i] = data[i * 3 + c]! * scale - shift;
+  }
+}
+
 /** [3, H, W] floats in [-1, 1] (a VAE decoder's output) -> [H, W, 3] bytes, as diffusers does: round(clamp(x/2+0.5)*255). */
 export function chwToRgb(chw: Float32Array, width: number, height: number, offset = 0): Buffer {
   const plane = width * height;

@@ -3,9 +3,11 @@
  * a folder with a missing or malformed file fails here with `model.invalid` naming the file.
  *
  * - Text-to-image: the diffusers ONNX layout (what `optimum` exports for Stable Diffusion 1.x/2.x), plus an optional
- *   `pictalk.json` beside `model_index.json` (or a `pictalk` key inside it) with the model's own defaults.
+ *   `pictalk.json` beside `model_index.json` (or a `pictalk` key inside it) with the model's own defaults, and an
+ *   optional `safety_checker/` with its `feature_extractor/preprocessor_config.json`.
  * - Captioner: `config.json`, `vocab.json`, `encoder.onnx`, `decoder_step.onnx`; `encoder_file` in config.json may
- *   name another encoder graph in the folder (the builtin captioner's int8 `encoder.int8.onnx`).
+ *   name another encoder graph in the folder (the builtin captioner's int8 `encoder.int8.onnx`); an optional
+ *   `domain.json` (the out-of-domain check, domain.check.ts), off when config.json says `general_purpose: true`.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -13,6 +15,8 @@ import { basename, join, resolve } from 'node:path';
 import { PictalkError, describe } from '../common/errors.js';
 import { schedulerNameForClass } from './schedulers/scheduler.factory.js';
 import { SCHEDULER_NAMES, type SchedulerName } from './types.js';
+import type { ClipPreprocessing, ResizeKernel } from './image.codec.js';
+import type { LatentPreviewMap } from './latent.preview.js';
 
 type Json = Record<string, unknown>;
 
@@ -85,6 +89,8 @@ export interface TextToImageFolder {
   textEncoderPath: string;
   unetPath: string;
   vaeDecoderPath: string;
+  /** vae_encoder/model.onnx when the folder has one (image-to-image needs it). */
+  vaeEncoderPath?: string;
   /** scheduler/scheduler_config.json as written (the schedulers resolve their own defaults). */
   schedulerConfig: Json;
   schedulerConfigPath: string;
@@ -97,10 +103,17 @@ export interface TextToImageFolder {
   defaults: TextToImageDefaults;
   /** Largest accepted width or height; twice the default size unless pictalk.json says `max_size`. */
   maxSize: number;
+  /** `safety_checker/` with `feature_extractor/`, when the folder has them: run on every decoded image. */
+  safetyChecker?: SafetyCheckerFolder;
+  /** pictalk.json `latent_preview`: the model's own latent-to-RGB map for live previews (inference/latent.preview.ts). */
+  latentPreview?: LatentPreviewMap;
 }
 
 const PIPELINE_DEFAULT_STEPS = 20;
 const PIPELINE_DEFAULT_GUIDANCE = 7.5;
+/** An LCM folder's defaults when pictalk.json does not set them: diffusers' LCM pipelines run 4 steps, LCM-LoRA at guidance 1. */
+const LCM_DEFAULT_STEPS = 4;
+const LCM_DEFAULT_GUIDANCE = 1;
 
 export function readTextToImageFolder(dirIn: string): TextToImageFolder {
   const dir = requireDir(dirIn, 'text-to-image model');
@@ -111,15 +124,13 @@ export function readTextToImageFolder(dirIn: string): TextToImageFolder {
   const textEncoderPath = requireFile(join(dir, 'text_encoder', 'model.onnx'));
   const unetPath = requireFile(join(dir, 'unet', 'model.onnx'));
   const vaeDecoderPath = requireFile(join(dir, 'vae_decoder', 'model.onnx'));
+  const vaeEncoderFile = join(dir, 'vae_encoder', 'model.onnx');
+  const vaeEncoderPath = existsSync(vaeEncoderFile) ? vaeEncoderFile : undefined;
 
   const schedulerPath = join(dir, 'scheduler', 'scheduler_config.json');
   const schedulerConfig = readJson(schedulerPath);
   const schedulerClass = schedulerConfig._class_name;
   const ownScheduler = typeof schedulerClass === 'string' ? schedulerNameForClass(schedulerClass) : undefined;
-  if (!ownScheduler) {
-    throw invalid(schedulerPath, `Expected \`_class_name\` in ${schedulerPath} to be a scheduler class pictalk implements `
-      + `(PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler, LCMScheduler), got ${describe(schedulerClass)}`);
-  }
 
   // The VAE config: optimum copies it beside vae_decoder/model.onnx; older exports keep only vae_encoder's or none.
   const vaePath = [join(dir, 'vae_decoder', 'config.json'), join(dir, 'vae_encoder', 'config.json')].find((p) => existsSync(p));
@@ -144,6 +155,13 @@ export function readTextToImageFolder(dirIn: string): TextToImageFolder {
   const extra: Json = existsSync(extraPath) ? readJson(extraPath)
     : (modelIndex.pictalk && typeof modelIndex.pictalk === 'object' ? modelIndex.pictalk as Json : {});
   const extraWhere = existsSync(extraPath) ? extraPath : indexPath;
+  // A scheduler class pictalk does not implement (SD-Turbo's EulerDiscreteScheduler) is fine when pictalk.json names
+  // the sampler to run: that sampler then reads the folder's config (its spacing too), as diffusers' from_config does.
+  if (!ownScheduler && extra.scheduler === undefined) {
+    throw invalid(schedulerPath, `Expected \`_class_name\` in ${schedulerPath} to be a scheduler class pictalk implements `
+      + `(PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler, LCMScheduler), got ${describe(schedulerClass)}; `
+      + `or name the sampler to run with it as \`scheduler\` in ${extraPath}`);
+  }
   const scheduler = extra.scheduler ?? ownScheduler;
   if (typeof scheduler !== 'string' || !(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) {
     throw invalid(extraWhere, `Expected \`scheduler\` in ${extraWhere} to be one of ${SCHEDULER_NAMES.join(', ')}, got ${describe(scheduler)}`);
@@ -151,23 +169,42 @@ export function readTextToImageFolder(dirIn: string): TextToImageFolder {
   const isSide = (n: number): boolean => isPositiveInt(n) && n % latentFactor === 0;
   const width = num(extra, 'width', extraWhere, isSide, `a positive multiple of ${latentFactor}`, sideFromUnet);
   const height = num(extra, 'height', extraWhere, isSide, `a positive multiple of ${latentFactor}`, sideFromUnet);
+  // an LCM folder (its scheduler class, or pictalk.json's `scheduler`) runs few steps without classifier-free guidance
+  // unless pictalk.json says otherwise; guidance <= 1 runs one UNet batch per step (text-to-image.pipeline.ts)
+  const lcm = scheduler === 'lcm';
   const defaults: TextToImageDefaults = {
     scheduler: scheduler as SchedulerName,
-    steps: num(extra, 'steps', extraWhere, (n) => isPositiveInt(n) && n <= 100, 'an integer from 1 to 100', PIPELINE_DEFAULT_STEPS),
-    guidance: num(extra, 'guidance', extraWhere, (n) => n >= 0 && n <= 30, 'a number from 0 to 30', PIPELINE_DEFAULT_GUIDANCE),
+    steps: num(extra, 'steps', extraWhere, (n) => isPositiveInt(n) && n <= 100, 'an integer from 1 to 100', lcm ? LCM_DEFAULT_STEPS : PIPELINE_DEFAULT_STEPS),
+    guidance: num(extra, 'guidance', extraWhere, (n) => n >= 0 && n <= 30, 'a number from 0 to 30', lcm ? LCM_DEFAULT_GUIDANCE : PIPELINE_DEFAULT_GUIDANCE),
     width,
     height,
     candidates: num(extra, 'candidates', extraWhere, (n) => isPositiveInt(n) && n <= MAX_CANDIDATES, `an integer from 1 to ${MAX_CANDIDATES}`, 1),
     rankAt: num(extra, 'rank_at', extraWhere, (n) => n > 0 && n <= 1, 'a number above 0 and at most 1', 1),
   };
   const maxSize = num(extra, 'max_size', extraWhere, isSide, `a positive multiple of ${latentFactor}`, 2 * Math.max(width, height));
+  const latentPreview = extra.latent_preview === undefined ? undefined : readPreviewMap(extra.latent_preview, latentChannels, extraWhere);
   const name = typeof extra.name === 'string' ? extra.name
     : typeof modelIndex._name_or_path === 'string' && modelIndex._name_or_path ? basename(modelIndex._name_or_path)
       : basename(dir);
+  const safetyChecker = readSafetyChecker(dir);
   return {
-    dir, name, tokenizerDir, textEncoderPath, unetPath, vaeDecoderPath, schedulerConfig, schedulerConfigPath: schedulerPath,
-    latentChannels, latentFactor, scalingFactor, defaults, maxSize,
+    ...(safetyChecker ? { safetyChecker } : {}),
+    dir, name, tokenizerDir, textEncoderPath, unetPath, vaeDecoderPath, ...(vaeEncoderPath ? { vaeEncoderPath } : {}), schedulerConfig, schedulerConfigPath: schedulerPath,
+    latentChannels, latentFactor, scalingFactor, defaults, maxSize, ...(latentPreview ? { latentPreview } : {}),
   };
+}
+
+/** pictalk.json `latent_preview`: `rgb_factors` (one [r, g, b] row per latent channel), `rgb_bias` and `source`. */
+function readPreviewMap(value: unknown, channels: number, where: string): LatentPreviewMap {
+  const map = value as { rgb_factors?: unknown; rgb_bias?: unknown; source?: unknown } | null;
+  const isRow = (row: unknown): row is [number, number, number] =>
+    Array.isArray(row) && row.length === 3 && row.every((n) => typeof n === 'number' && Number.isFinite(n));
+  if (!map || typeof map !== 'object' || !Array.isArray(map.rgb_factors) || map.rgb_factors.length !== channels || !map.rgb_factors.every(isRow)) {
+    throw invalid(where, `Expected \`latent_preview.rgb_factors\` in ${where} to be ${channels} rows of three numbers (one per latent channel), got ${describe(map?.rgb_factors)}`);
+  }
+  const bias = map.rgb_bias ?? [0, 0, 0];
+  if (!isRow(bias)) throw invalid(where, `Expected \`latent_preview.rgb_bias\` in ${where} to be three numbers, got ${describe(bias)}`);
+  return { factors: map.rgb_factors, bias, source: typeof map.source === 'string' ? map.source : where };
 }
 
 // ---- captioner -----------------------------------------------------------------------------------------------
@@ -195,6 +232,10 @@ export interface CaptionerFolder {
   vocab: string[];
   encoderPath: string;
   decoderPath: string;
+  /** config.json `general_purpose: true`: a captioner of everyday pictures (Flickr8k-trained), no domain check. */
+  generalPurpose: boolean;
+  /** `domain.json`, the out-of-domain check's statistics (domain.check.ts); absent: no check. */
+  domainPath?: string;
 }
 
 function triple(json: Json, key: string, path: string, positive: boolean): [number, number, number] {
@@ -250,6 +291,11 @@ export function readCaptionerFolder(dirIn: string): CaptionerFolder {
     hiddenSize: num(json, 'hidden_size', configPath, isPositiveInt, 'a positive integer'),
     numLayers: num(json, 'num_layers', configPath, isPositiveInt, 'a positive integer'),
   };
+  const generalPurpose = json.general_purpose ?? false;
+  if (typeof generalPurpose !== 'boolean') {
+    throw invalid(configPath, `Expected \`general_purpose\` in ${configPath} to be true or false, got ${describe(generalPurpose)}`);
+  }
+  const domainPath = join(dir, 'domain.json');
   return {
     dir,
     name: typeof json.name === 'string' ? json.name : basename(dir),
@@ -257,7 +303,87 @@ export function readCaptionerFolder(dirIn: string): CaptionerFolder {
     vocab: words,
     encoderPath: requireFile(join(dir, encoderFile)),
     decoderPath: requireFile(join(dir, 'decoder_step.onnx')),
+    generalPurpose,
+    ...(existsSync(domainPath) ? { domainPath } : {}),
   };
+}
+
+// ---- safety checker -----------------------------------------------------------------------------------------
+
+export interface SafetyCheckerFolder {
+  /** safety_checker/model.onnx: `clip_input` [N, 3, H, W] and `images` [N, H, W, 3] in, `has_nsfw_concepts` [N] out. */
+  modelPath: string;
+  /** feature_extractor/preprocessor_config.json, read into `preprocessing`. */
+  preprocessorPath: string;
+  preprocessing: ClipPreprocessing;
+}
+
+/** transformers' OPENAI_CLIP_MEAN and OPENAI_CLIP_STD. */
+const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
+/** PIL's resample codes as transformers writes them: 0 nearest, 1 lanczos, 2 bilinear, 3 bicubic. */
+const PIL_RESAMPLE: Record<number, ResizeKernel> = { 0: 'nearest', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic' };
+
+/**
+ * The optional safety checker of a diffusers folder: `safety_checker/model.onnx`, which needs
+ * `feature_extractor/preprocessor_config.json` (a CLIPImageProcessor or the older CLIPFeatureExtractor config).
+ * Undefined when the folder has no `safety_checker/`.
+ */
+export function readSafetyChecker(dir: string): SafetyCheckerFolder | undefined {
+  const checkerDir = join(dir, 'safety_checker');
+  if (!existsSync(checkerDir)) return undefined;
+  const modelPath = requireFile(join(checkerDir, 'model.onnx'));
+  const preprocessorPath = join(dir, 'feature_extractor', 'preprocessor_config.json');
+  if (!existsSync(preprocessorPath)) {
+    throw invalid(preprocessorPath, `Expected ${preprocessorPath} beside safety_checker/: the checker needs its CLIP preprocessing, found none`);
+  }
+  const json = readJson(preprocessorPath);
+  const flag = (key: string): boolean => {
+    const value = json[key] ?? true;
+    if (typeof value !== 'boolean') throw invalid(preprocessorPath, `Expected \`${key}\` in ${preprocessorPath} to be true or false, got ${describe(value)}`);
+    return value;
+  };
+  // `size`: an integer (CLIPFeatureExtractor) or {"shortest_edge": n} (CLIPImageProcessor)
+  const edge = (key: string): number => {
+    const value = json[key];
+    const n = typeof value === 'number' ? value
+      : value && typeof value === 'object' && typeof (value as Json).shortest_edge === 'number' ? (value as Json).shortest_edge as number : undefined;
+    if (n === undefined || !isPositiveInt(n)) {
+      throw invalid(preprocessorPath, `Expected \`${key}\` in ${preprocessorPath} to be a positive integer or {"shortest_edge": n}, got ${describe(JSON.stringify(value))}`);
+    }
+    return n;
+  };
+  // `crop_size`: an integer or {"height": h, "width": w}
+  const box = (key: string): [number, number] => {
+    const value = json[key];
+    if (typeof value === 'number' && isPositiveInt(value)) return [value, value];
+    const hw = value && typeof value === 'object' ? value as Json : {};
+    if (typeof hw.height !== 'number' || typeof hw.width !== 'number' || !isPositiveInt(hw.height) || !isPositiveInt(hw.width)) {
+      throw invalid(preprocessorPath, `Expected \`${key}\` in ${preprocessorPath} to be a positive integer or {"height": h, "width": w}, got ${describe(JSON.stringify(value))}`);
+    }
+    return [hw.height, hw.width];
+  };
+  const resample = json.resample ?? 3;
+  const kernel = typeof resample === 'number' ? PIL_RESAMPLE[resample] : undefined;
+  if (!kernel) {
+    throw invalid(preprocessorPath, `Expected \`resample\` in ${preprocessorPath} to be 0, 1, 2 or 3 (PIL nearest, lanczos, bilinear, bicubic), got ${describe(resample)}`);
+  }
+  const normalize = flag('do_normalize');
+  const preprocessing: ClipPreprocessing = {
+    ...(flag('do_resize') ? { shortestEdge: edge('size') } : {}),
+    ...(flag('do_center_crop') ? { crop: box('crop_size') } : {}),
+    kernel,
+    rescale: flag('do_rescale') ? num(json, 'rescale_factor', preprocessorPath, (n) => n > 0, 'a positive number', 1 / 255) : 1,
+    // CLIPImageProcessor's defaults are OpenAI CLIP's mean and std
+    mean: !normalize ? [0, 0, 0] : json.image_mean === undefined ? CLIP_MEAN : triple(json, 'image_mean', preprocessorPath, false),
+    std: !normalize ? [1, 1, 1] : json.image_std === undefined ? CLIP_STD : triple(json, 'image_std', preprocessorPath, true),
+  };
+  if (preprocessing.crop && preprocessing.shortestEdge !== undefined && Math.max(...preprocessing.crop) > preprocessing.shortestEdge) {
+    throw invalid(preprocessorPath,
+      `Expected \`crop_size\` in ${preprocessorPath} to fit inside the resized image (shortest edge ${preprocessing.shortestEdge}), got ${preprocessing.crop.join('x')}`);
+  }
+  return { modelPath, preprocessorPath, preprocessing };
 }
 
 // ---- hashing ---------------------------------------------------------------------------------------------------

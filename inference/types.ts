@@ -7,10 +7,13 @@ export const SCHEDULER_NAMES: readonly SchedulerName[] = ['pndm', 'ddim', 'euler
 
 /** One text-to-image request; every field but the prompt has a default from the model folder or the pipeline. */
 export interface ImagineRequest {
+  /** With A1111's weights, `(word:1.3)`, `(word)`, `[word]`, `BREAK` (inference/prompt.weights.ts); so is the negative. */
   prompt: string;
   negativePrompt?: string;
   seed?: number;             // 0 .. 2^32-1; drawn at random when absent
   steps?: number;            // 1 .. 100
+  /** Without `steps`: the most steps the folder's default may use (a space's limit); ignored when `steps` is given. */
+  maxSteps?: number;
   guidance?: number;         // 0 .. 30; <= 1 turns classifier-free guidance off
   width?: number;            // multiple of the latent factor (8 for Stable Diffusion)
   height?: number;
@@ -22,7 +25,20 @@ export interface ImagineRequest {
   latents?: Float32Array;
   /** Integer upscale factor applied to the decoded PNG (the builtin model draws 64x64). */
   upscale?: number;
+  /**
+   * Image-to-image: the starting picture (PNG, JPEG, WebP or GIF's first frame), stretched to width x height and
+   * encoded by the folder's `vae_encoder/`; needs a folder that has one.
+   */
+  image?: Buffer;
+  /** With `image`: how far from it to go, above 0 and at most 1 (default DEFAULT_STRENGTH); 1 ignores the picture. */
+  strength?: number;
 }
+
+/**
+ * Image-to-image strength when nothing else says (the request, a user's or server's setting): the one place the
+ * default lives (diffusers' img2img defaults to 0.8; 0.6 keeps more of the picture).
+ */
+export const DEFAULT_STRENGTH = 0.6;
 
 export interface ImagineSettings {
   prompt: string;
@@ -35,6 +51,8 @@ export interface ImagineSettings {
   scheduler: SchedulerName;
   count: number;
   candidates: number;
+  /** Image-to-image only: the strength used. */
+  strength?: number;
 }
 
 export interface GeneratedImage {
@@ -48,6 +66,12 @@ export interface GeneratedImage {
    * which candidate (0-based) was kept, and the seed that draws it alone with candidates 1.
    */
   ranking?: { fit: number; candidates: number; kept: number; keptSeed: number };
+  /**
+   * What the model folder's safety checker said (`has_nsfw_concepts`): true when it flagged this image. Absent when
+   * the folder has no `safety_checker/`. The PNG is still here: bot/ decides whether a flagged image is withheld or
+   * sent as a spoiler, and the command line never writes one.
+   */
+  nsfw?: boolean;
 }
 
 export interface ImagineResult {
@@ -70,6 +94,14 @@ export interface CaptionResult {
   caption: string;           // post-processed: capital letter, full stop
   tokens: string[];          // the raw words
   score: number;             // mean log-probability per token (higher is better), length-penalised for beams
+  /**
+   * The captioner's out-of-domain check (domain.check.ts): false when the picture is unlike the ones the captioner
+   * knows (a photograph or a screenshot for the builtin one), and `caption` is then only a guess. Absent (a result
+   * from a worker older than the check) reads as true.
+   */
+  inDomain?: boolean;
+  /** The check's distance over its threshold (above 1: out of domain); absent when the folder has no check. */
+  domainScore?: number;
   timingsMs: Record<string, number>;
 }
 
@@ -101,6 +133,17 @@ export interface Progress {
   stage: string;
   step: number;
   total: number;
+  /**
+   * A live preview of the picture at this step (denoise only, every few steps, once the job has run a while): a small
+   * PNG made from the latents without the VAE (inference/latent.preview.ts).
+   */
+  preview?: PreviewImage;
+}
+
+export interface PreviewImage {
+  png: Buffer;
+  width: number;
+  height: number;
 }
 
 /** Options every pipeline call takes. */

@@ -23,15 +23,18 @@ export interface BenchOptions {
   cluster: boolean;
   /** The Discord interactions endpoint's ack latency while the models are busy (scripts/bench.discord.ts). */
   discordHttp: boolean;
+  /** What live previews cost the denoising (scripts/bench.previews.ts). */
+  previews: boolean;
 }
 
 export const DEFAULT_THREADS = 1;
 export const DEFAULT_RUNS = 20;
 
-export const USAGE = `Usage: npm run bench -- [--json] [--threads N] [--runs N] [--skip-pytorch] [--quick] [--cluster] [--discord-http]
+export const USAGE = `Usage: npm run bench -- [--json] [--threads N] [--runs N] [--skip-pytorch] [--quick] [--cluster] [--discord-http] [--previews]
   --json            print one JSON object on stdout (progress goes to stderr)
   --cluster         the cluster benchmark: a private Redis and worker processes (cluster_hop_p50_ms, scaling, vs single process)
   --discord-http    the Discord interactions endpoint: ack latency of 50 signed interactions at once while images generate
+  --previews        what live previews cost the denoising: a preview at every step against none (preview_denoise_overhead)
   --threads N       onnxruntime intra-op threads and torch threads (default ${DEFAULT_THREADS}; 0 = onnxruntime's default)
   --throughput-threads N   onnxruntime threads for the throughput levels (default 0: onnxruntime's default, as the bot runs)
   --runs N          timed runs per end-to-end figure (default ${DEFAULT_RUNS}); cheap stages take 5x as many
@@ -53,7 +56,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
   const options: BenchOptions = {
     json: false, threads: DEFAULT_THREADS, throughputThreads: 0, runs: DEFAULT_RUNS, skipPytorch: false, quick: false,
     python: env.PYTHON?.trim() || 'python3',
-    t2iDir: 'models/builtin/text-to-image', captionerDir: 'models/builtin/captioner', help: false, cluster: false, discordHttp: false,
+    t2iDir: 'models/builtin/text-to-image', captionerDir: 'models/builtin/captioner', help: false, cluster: false, discordHttp: false, previews: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i]!;
@@ -71,6 +74,7 @@ export function parseBenchOptions(argv: readonly string[], env: NodeJS.ProcessEn
       case '--quick': options.quick = true; break;
       case '--cluster': options.cluster = true; break;
       case '--discord-http': options.discordHttp = true; break;
+      case '--previews': options.previews = true; break;
       case '--help': case '-h': options.help = true; break;
       case '--threads': options.threads = integer('--threads', value(), 0, 256); break;
       case '--throughput-threads': options.throughputThreads = integer('--throughput-threads', value(), 0, 256); break;

@@ -25,6 +25,7 @@ import { SPEAK_TEXT, benchImages, benchPrompts } from './bench.inputs.js';
 import { USAGE, parseBenchOptions, type BenchOptions } from './bench.options.js';
 import { runPytorchReference, type PytorchReference } from './bench.pytorch.js';
 import { CLUSTER_TARGETS, benchCluster } from './bench.cluster.js';
+import { PREVIEW_TARGETS, benchPreviews } from './bench.previews.js';
 import { DISCORD_HTTP_TARGETS, benchDiscordHttp } from './bench.discord.js';
 import { captionStages, imagineStages } from './bench.stages.js';
 import { MemorySampler, loadAverage, machineFacts, summarize, timeRuns, type Summary } from './bench.stats.js';
@@ -347,21 +348,30 @@ function readableCluster(result: Record<string, unknown>): string {
     `  Redis commands per imagine job: ${cluster.redis_commands_per_imagine_job}`].join('\n');
 }
 
-/** `--discord-http`: the interactions endpoint's ack latency with its target, the machine, and the command. */
-async function discordHttpReport(options: BenchOptions): Promise<Record<string, unknown>> {
+/**
+ * A benchmark of one figure with an upper bound (`--discord-http`, `--previews`): its result under `section`, the
+ * figure and its target at the top, the machine, and the command.
+ */
+async function oneFigureReport<F extends string, R extends { figures: Record<F, number> }>(
+  run: () => Promise<R>, section: string, figure: F, limit: number,
+): Promise<Record<string, unknown>> {
   const machine = machineFacts();
   const t0 = performance.now();
   log(`${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}`);
-  const result = await benchDiscordHttp(options);
-  const value = result.figures.discord_http_ack_p99_ms;
+  const result = await run();
+  const value = result.figures[figure];
   return {
     command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
     ...result.figures,
-    targets: { discord_http_ack_p99_ms: { value, target: `<= ${DISCORD_HTTP_TARGETS.discord_http_ack_p99_ms}`, met: value <= DISCORD_HTTP_TARGETS.discord_http_ack_p99_ms } },
-    discord_http: result,
+    targets: { [figure]: { value, target: `<= ${limit}`, met: value <= limit } },
+    [section]: result,
     machine: { ...machine, loadavg_end: loadAverage() }, duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),
   };
 }
+
+/** `--discord-http`: the interactions endpoint's ack latency. */
+const discordHttpReport = (options: BenchOptions): Promise<Record<string, unknown>> =>
+  oneFigureReport(() => benchDiscordHttp(options), 'discord_http', 'discord_http_ack_p99_ms', DISCORD_HTTP_TARGETS.discord_http_ack_p99_ms);
 
 function readableDiscordHttp(result: Record<string, unknown>): string {
   const r = result.discord_http as Awaited<ReturnType<typeof benchDiscordHttp>>;
@@ -370,6 +380,18 @@ function readableDiscordHttp(result: Record<string, unknown>): string {
     `  ack over ${r.interactions} interactions, ${r.rounds.length} rounds of 50 at once: p50 ${r.figures.discord_http_ack_p50_ms} ms, p99 ${r.figures.discord_http_ack_p99_ms} ms (target <= ${DISCORD_HTTP_TARGETS.discord_http_ack_p99_ms}: ${target.met ? 'met' : 'MISSED'}), max ${r.ack_ms.max} ms`,
     ...r.rounds.map((x, i) => `  round ${i + 1}: p50 ${x.p50_ms} ms, max ${x.max_ms} ms; imagine jobs running ${x.imagine_running_at_send}, queued ${x.imagine_queued_at_send} when sent`),
     `  answers (status:type): ${Object.entries(r.answered_types).map(([k, v]) => `${k} x${v}`).join(', ')}; replies finished ${r.jobs_finished}; REST calls ${r.rest_calls}`].join('\n');
+}
+
+/** `--previews`: what live previews cost the denoising. */
+const previewsReport = (options: BenchOptions): Promise<Record<string, unknown>> =>
+  oneFigureReport(() => benchPreviews(options), 'previews', 'preview_denoise_overhead', PREVIEW_TARGETS.preview_denoise_overhead);
+
+function readablePreviews(result: Record<string, unknown>): string {
+  const r = result.previews as Awaited<ReturnType<typeof benchPreviews>>;
+  const target = (result.targets as Record<string, { met: boolean }>).preview_denoise_overhead!;
+  return [`pictalk bench --previews: ${String(result.duration_s)} s`,
+    `  denoising with a preview at every step over without: ${(100 * r.figures.preview_denoise_overhead).toFixed(1)}% slower (target <= ${100 * PREVIEW_TARGETS.preview_denoise_overhead}%: ${target.met ? 'met' : 'MISSED'}); ${r.previews_per_job} previews per job`,
+    ...r.rounds.map((x, i) => `  round ${i + 1}: ${x.with_previews_ms} ms with previews, ${x.without_ms} ms without (${r.jobs_per_round} jobs each)`)].join('\n');
 }
 
 async function main(): Promise<number> {
@@ -385,10 +407,12 @@ async function main(): Promise<number> {
     return 0;
   }
   try {
-    const result = options.cluster ? await clusterReport(options) : options.discordHttp ? await discordHttpReport(options) : await bench(options);
-    const text = options.cluster ? readableCluster(result) : options.discordHttp ? readableDiscordHttp(result) : readable(result);
+    const result = options.cluster ? await clusterReport(options) : options.discordHttp ? await discordHttpReport(options)
+      : options.previews ? await previewsReport(options) : await bench(options);
+    const text = options.cluster ? readableCluster(result) : options.discordHttp ? readableDiscordHttp(result)
+      : options.previews ? readablePreviews(result) : readable(result);
     process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${text}\n`);
-    const failed = !options.cluster && !options.discordHttp && !options.skipPytorch && 'error' in (result.pytorch as { reference: object }).reference;
+    const failed = !options.cluster && !options.discordHttp && !options.previews && !options.skipPytorch && 'error' in (result.pytorch as { reference: object }).reference;
     return failed ? 1 : 0;
   } catch (error) {
     process.stderr.write(`bench: ${isPictalkError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What the tests and the bench need beyond npm: opusinfo (Debian's opus-tools) to check the Ogg Opus files the voice
 # pipeline writes, PostgreSQL and Redis (Debian's postgresql and redis-server, which the tests start as private
-# servers), and the Python packages of models/train/requirements.txt (CPU builds of PyTorch, onnx and onnxruntime,
-# transformers 5 for the CLIP tokenizer, regex, numpy, pillow) for the training code's checks, the smoke runs, the
-# tokenizer fixtures and the bench's PyTorch reference.
+# servers), scikit-image's sample photographs (Debian's python3-skimage, for `npm run eval`), and the Python packages
+# of models/train/requirements.txt (CPU builds of PyTorch, onnx and onnxruntime, transformers 5 for the CLIP
+# tokenizer, regex, numpy, pillow) for the training code's checks, the smoke runs, the tokenizer fixtures and the
+# bench's PyTorch reference.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +37,13 @@ fi
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi
+# scikit-image's sample photographs, on which `npm run eval` measures the captioner's out-of-domain check
+# (models/eval/ood.images.ts reads them from the package's data folder; the unit tests use tests/fixtures/photos/)
+if [ ! -f /usr/lib/python3/dist-packages/skimage/data/astronaut.png ]; then
+  apt_install python3-skimage
+fi
 if ! python3 models/train/needs.py >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r models/train/requirements.txt
 fi
 python3 models/train/needs.py
-echo "setup: opusinfo, PostgreSQL, Redis and the Python packages are present"
+echo "setup: opusinfo, PostgreSQL, Redis, scikit-image's sample photographs and the Python packages are present"

@@ -15,14 +15,16 @@ import {
   type RESTPutAPIApplicationCommandsJSONBody,
   type RESTPutAPIApplicationCommandsResult,
 } from 'discord.js';
-import { IMAGINE_OPTIONS, QUOTA_KIND_OPTION, QUOTA_LIMIT_OPTION, type OptionSpec } from '../../bot/commands/option.spec.js';
+import { IMAGINE_OPTIONS, QUOTA_KIND_OPTION, QUOTA_LIMIT_OPTION, imagineOption, type OptionSpec } from '../../bot/commands/option.spec.js';
 import { DEFAULT_BOT_CONFIG } from '../../bot/config.js';
+import { SAFETY_MODES } from '../../bot/types.js';
+import { LIMIT_KEYS, SETTING_DESCRIPTIONS, SETTING_KEYS, type ServerSettingKey } from '../../bot/user.settings.js';
 
 /** The name of the MESSAGE context-menu command (context-menu names may hold spaces and capitals). */
 export const CAPTION_MESSAGE_COMMAND = 'Caption image';
 
 /** Commands that only moderators see by default; bot/ checks again at run time (roles configured per space). */
-export const MODERATOR_COMMANDS: ReadonlySet<string> = new Set(['quota', 'blocklist']);
+export const MODERATOR_COMMANDS: ReadonlySet<string> = new Set(['quota', 'blocklist', 'safety']);
 
 // Quotas and blocklists are per server, so every command lives in servers only.
 const inGuilds = (): { contexts: InteractionContextType[]; integration_types: ApplicationIntegrationType[] } => ({
@@ -68,7 +70,15 @@ export function buildCommands(limits: CommandLimits = { maxPromptChars: DEFAULT_
       name: 'imagine',
       description: 'Draw an image from a text prompt',
       ...inGuilds(),
-      options: IMAGINE_OPTIONS.map((spec) => discordOption(spec, limits)),
+      options: [
+        ...IMAGINE_OPTIONS.map((spec) => discordOption(spec, limits)),
+        // image-to-image: a picture to start from, and how far from it to go (bot/ checks 0 < S <= 1 again)
+        { type: ApplicationCommandOptionType.Attachment, name: 'image', description: 'A picture to start from (image-to-image)' },
+        {
+          type: ApplicationCommandOptionType.Number, name: 'strength', min_value: 0, max_value: 1,
+          description: 'With an image: how far from it to go, above 0 up to 1 (default: your setting, else 0.6)',
+        },
+      ],
     },
     {
       type: ApplicationCommandType.ChatInput,
@@ -131,6 +141,27 @@ export function buildCommands(limits: CommandLimits = { maxPromptChars: DEFAULT_
         { type: ApplicationCommandOptionType.Subcommand, name: 'list', description: 'List blocked words and patterns' },
       ],
     },
+    settingsCommand(limits),
+    {
+      type: ApplicationCommandType.ChatInput,
+      name: 'safety',
+      description: 'What happens to images the safety checker flags',
+      default_member_permissions: MANAGE_GUILD,
+      ...inGuilds(),
+      options: [
+        { type: ApplicationCommandOptionType.Subcommand, name: 'show', description: 'Show the protection in force and each channel\'s mode' },
+        {
+          type: ApplicationCommandOptionType.Subcommand, name: 'set', description: 'Withhold flagged images, or send them as spoilers in age-restricted channels',
+          options: [
+            {
+              type: ApplicationCommandOptionType.String, name: 'mode', description: 'withhold: never posted, quota refunded; spoiler: only in age-restricted channels',
+              required: true, choices: SAFETY_MODES.map((mode) => ({ name: mode, value: mode })),
+            },
+            { type: ApplicationCommandOptionType.Channel, name: 'channel', description: 'Only this channel (default: the whole server)' },
+          ],
+        },
+      ],
+    },
     {
       type: ApplicationCommandType.ChatInput,
       name: 'pictalk',
@@ -138,6 +169,55 @@ export function buildCommands(limits: CommandLimits = { maxPromptChars: DEFAULT_
       ...inGuilds(),
     },
   ];
+}
+
+/** One `/settings set` option per key, typed and ranged as `/imagine`'s own option (bot/ checks again). */
+function settingOption(key: ServerSettingKey, limits: CommandLimits): APIApplicationCommandBasicOption {
+  const description = SETTING_DESCRIPTIONS[key];
+  switch (key) {
+    case 'voice':
+    case 'private':
+      return { type: ApplicationCommandOptionType.Boolean, name: key, description };
+    case 'strength':
+      // 0 < S <= 1: Discord's range is closed, so bot/ refuses the 0 it lets through
+      return { type: ApplicationCommandOptionType.Number, name: key, description, min_value: 0, max_value: 1 };
+    case 'max_steps':
+      return { ...discordOption(imagineOption('steps'), limits), name: key, description };
+    case 'max_count':
+      return { ...discordOption(imagineOption('count'), limits), name: key, description };
+    default:
+      return { ...discordOption(imagineOption(key), limits), name: key, description };
+  }
+}
+
+/** `/settings show|set|reset` for oneself, and the `server` group (moderators, checked by bot/) for the server. */
+function settingsCommand(limits: CommandLimits): RESTPutAPIApplicationCommandsJSONBody[number] {
+  const keyChoice = (keys: readonly string[]) => ({
+    type: ApplicationCommandOptionType.String as const, name: 'key', description: 'Only this setting (default: all)',
+    choices: keys.map((key) => ({ name: key, value: key })),
+  });
+  const userKeys: readonly ServerSettingKey[] = SETTING_KEYS;
+  const serverKeys: readonly ServerSettingKey[] = [...SETTING_KEYS, ...LIMIT_KEYS];
+  const { Subcommand, SubcommandGroup } = ApplicationCommandOptionType;
+  return {
+    type: ApplicationCommandType.ChatInput,
+    name: 'settings',
+    description: 'Your defaults for /imagine and /caption; moderators: the server\'s',
+    ...inGuilds(),
+    options: [
+      { type: Subcommand, name: 'show', description: 'Show your settings' },
+      { type: Subcommand, name: 'set', description: 'Set one or more of your defaults', options: userKeys.map((key) => settingOption(key, limits)) },
+      { type: Subcommand, name: 'reset', description: 'Clear your defaults', options: [keyChoice(userKeys)] },
+      {
+        type: SubcommandGroup, name: 'server', description: 'Server defaults and limits (moderators)',
+        options: [
+          { type: Subcommand, name: 'show', description: 'Show the server defaults and limits' },
+          { type: Subcommand, name: 'set', description: 'Set server defaults and limits', options: serverKeys.map((key) => settingOption(key, limits)) },
+          { type: Subcommand, name: 'reset', description: 'Clear server defaults and limits', options: [keyChoice(serverKeys)] },
+        ],
+      },
+    ],
+  };
 }
 
 /** The bodies with the default settings. */

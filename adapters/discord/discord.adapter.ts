@@ -205,7 +205,7 @@ async function startGateway(
   /** Acknowledge through the callback endpoint, then run the command; the placeholder's id comes back with it. */
   async function onInteraction(interaction: APIInteraction, shard: number): Promise<void> {
     const receivedAt = Date.now();
-    const received = handler.receive(interaction, receivedAt);
+    const received = await handler.acknowledge(interaction, receivedAt);
     if (received.duplicate) return;
     const expected = shardOf(interaction.guild_id, count);
     if (expected !== shard) logger.warn('discord: an interaction arrived on another shard than its guild maps to', { interaction: interaction.id, shard, expected });

@@ -36,6 +36,7 @@ const MAX_CONTENT = 2000;        // message content, characters
 const MAX_ALT_TEXT = 1024;       // attachment description, characters
 const MAX_BUTTONS_PER_ROW = 5;
 const VOICE_FILE_NAME = 'voice-message.ogg';
+const PREVIEW_FILE_NAME = 'preview.png';
 /** Discord: "Interaction tokens are valid for 15 minutes". */
 export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60_000;
 const INVALID_WEBHOOK_TOKEN = 50027;
@@ -127,6 +128,8 @@ export class DiscordConversation implements Conversation {
    * update, the follow-up the first progress edit posted (none yet: the reply is posted as a follow-up).
    */
   private target: string | undefined;
+  /** The live preview last attached to the progress message (the final edit removes it). */
+  private previewSent: Buffer | undefined;
 
   constructor(
     private readonly interaction: InteractionRef,
@@ -232,9 +235,19 @@ export class DiscordConversation implements Conversation {
     // The Cancel button rides on every status edit (as on Slack): the requester's only way to stop a queued job.
     // The final edit replaces the components, so the button disappears with the status.
     const cancel: ReplyButton = { action: 'cancel', jobId: update.jobId, label: 'Cancel', style: 'secondary' };
-    const body = { content: renderStatus(update), components: renderButtons([cancel]) };
-    if (this.target) await this.edit(this.target, body);
-    else this.target = (await this.followUp({ ...body, flags: this.interaction.ephemeral ? MessageFlags.Ephemeral : 0 })).id;
+    // a new live preview goes up as the message's only attachment, shown in an embed; the same one is not sent again
+    const preview = update.state === 'running' && update.preview && update.preview.png !== this.previewSent ? update.preview : undefined;
+    const uploads: Upload[] = preview ? [{ name: PREVIEW_FILE_NAME, data: preview.png, description: 'A rough preview of the picture as it forms' }] : [];
+    const body = {
+      content: renderStatus(update), components: renderButtons([cancel]),
+      ...(preview ? { embeds: [{ image: { url: `attachment://${PREVIEW_FILE_NAME}`, width: preview.width, height: preview.height } }] } : {}),
+    };
+    if (this.target) await this.edit(this.target, body, uploads);
+    else {
+      const flags = this.interaction.ephemeral ? MessageFlags.Ephemeral : 0;
+      this.target = (await this.followUp({ ...body, flags, ...(preview ? { attachments: uploadBody(uploads) } : {}) }, uploadFiles(uploads))).id;
+    }
+    if (preview) this.previewSent = preview.png;
   }
 
   private get sizeLimit(): number {
@@ -252,7 +265,8 @@ export class DiscordConversation implements Conversation {
         notes.push(`Image ${index + 1} (${formatBytes(image.png.length)}) is over this server's upload limit of ${formatBytes(limit)}, so it is left out.`);
         continue;
       }
-      uploads.push({ name: image.name, data: image.png, description: cut(image.altText, MAX_ALT_TEXT) });
+      // a flagged image sent in spoiler mode (bot/ allows it only in age-restricted channels): Discord blurs SPOILER_ files
+      uploads.push({ name: image.spoiler ? `SPOILER_${image.name}` : image.name, data: image.png, description: cut(image.altText, MAX_ALT_TEXT) });
     }
     let voice: ReplyVoice | undefined = reply.voice;
     if (voice && voice.ogg.length > limit) {
@@ -281,7 +295,8 @@ export class DiscordConversation implements Conversation {
     // alone, so that message is removed and the reply becomes an ephemeral follow-up.
     if (privately && !deferredEphemeral) await this.deleteTarget();
     if (this.target) {
-      const message = await this.edit(this.target, { content, components }, uploads);
+      // a live preview on the progress message goes: its embed and attachment are replaced by the reply's
+      const message = await this.edit(this.target, { content, components, ...(this.previewSent ? { embeds: [], attachments: [] } : {}) }, uploads);
       if (!privately) publicIds.push(message.id);
     } else {
       const flags = privately ? MessageFlags.Ephemeral : 0;

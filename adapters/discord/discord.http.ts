@@ -144,7 +144,7 @@ export async function startInteractionsEndpoint(options: EndpointOptions): Promi
     } catch {
       throw new Refusal(400, 'the body is not an interaction object', 'malformed');
     }
-    const received = handler.receive(interaction, receivedAt);
+    const received = await handler.acknowledge(interaction, receivedAt);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(received.response));
     metrics?.acknowledged(RESPONSE_NAMES[received.response.type] ?? String(received.response.type), (Date.now() - receivedAt) / 1000);
     if (received.duplicate) logger.info('discord: an interaction delivered again; answered, not run again', { interaction: interaction.id });

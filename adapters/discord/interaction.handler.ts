@@ -15,16 +15,26 @@ import {
   type REST,
 } from 'discord.js';
 import { errorReply } from '../../bot/replies.js';
-import type { BotRequest, Conversation } from '../../bot/types.js';
+import type { Actor, BotRequest, Conversation } from '../../bot/types.js';
+import { PRIVATE_ABLE } from '../../bot/user.settings.js';
 import { isPictalkError } from '../../common/errors.js';
 import { DiscordConversation, type InteractionRef, type Logger } from './discord.conversation.js';
-import { actorOf, channelOf, snowflakeTime, translateInteraction, userOf, type Translation } from './interaction.translate.js';
+import { actorOf, ageRestrictedOf, channelOf, snowflakeTime, translateInteraction, userOf, type Translation } from './interaction.translate.js';
 
 /** The one thing the adapter needs from bot/. */
 export interface BotPort {
   /** bot/'s `Bot.handle` resolves to an outcome the adapter does not need. */
   handle(request: BotRequest, conversation: Conversation): Promise<unknown>;
+  /** The user's `private` setting: their replies (deferred reply, progress, result) go to them alone. */
+  privateReplies?(actor: Actor): Promise<boolean>;
 }
+
+/**
+ * How long `acknowledge` waits for a user's private-replies setting before deferring publicly. Discord allows 3 s
+ * for the whole answer; the look-up is one indexed read of the store. When it is late the deferral is public and
+ * bot/ still makes the final reply ephemeral (the conversation removes the public placeholder then).
+ */
+export const PRIVATE_LOOKUP_MS = 1000;
 
 export interface HandlerOptions {
   rest: REST;
@@ -64,8 +74,43 @@ export class InteractionHandler {
 
   constructor(private readonly options: HandlerOptions) {}
 
-  /** Decide the initial response to one interaction (no I/O); the caller sends it, then calls `run`. */
-  receive(interaction: APIInteraction, receivedAt = Date.now()): Received {
+  /**
+   * `receive`, after asking bot/ (within PRIVATE_LOOKUP_MS) whether the user wants private replies, for the commands
+   * that setting covers: the deferred reply is then ephemeral from the start. What the adapters call.
+   */
+  async acknowledge(interaction: APIInteraction, receivedAt = Date.now()): Promise<Received> {
+    return this.receive(interaction, receivedAt, await this.wantsPrivate(interaction));
+  }
+
+  private async wantsPrivate(interaction: APIInteraction): Promise<boolean> {
+    const { bot, logger } = this.options;
+    if (!bot.privateReplies || interaction.type === InteractionType.Ping || this.seen.has(interaction.id)) return false;
+    let translation: Translation | null;
+    try {
+      translation = translateInteraction(interaction);
+    } catch {
+      return false;     // `receive` answers with the reason
+    }
+    if (translation?.kind !== 'command' || translation.ephemeral || !PRIVATE_ABLE.has(translation.command.name)) return false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        bot.privateReplies(actorOf(interaction)),
+        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), PRIVATE_LOOKUP_MS); }),
+      ]);
+    } catch (error) {
+      logger.warn('discord: could not read the private-replies setting; deferring publicly', { interaction: interaction.id, error: String(error) });
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Decide the initial response to one interaction (no I/O); the caller sends it, then calls `run`. `privately`: the
+   * user's private-replies setting, as `acknowledge` found it.
+   */
+  receive(interaction: APIInteraction, receivedAt = Date.now(), privately = false): Received {
     if (interaction.type === InteractionType.Ping) return { response: { type: InteractionResponseType.Pong }, duplicate: false };
     const duplicate = this.seen.has(interaction.id);
     if (!duplicate) {
@@ -86,6 +131,7 @@ export class InteractionHandler {
       return { response: message('pictalk does not handle this kind of interaction.'), duplicate };
     }
     if (translation.kind === 'answer') return { response: message(translation.text), duplicate };
+    if (privately && !translation.ephemeral) translation = { ...translation, ephemeral: true };
 
     // A button press is acknowledged as a deferred update: the message it sits on stays as it is, and what the press
     // starts (a re-roll's progress and image, a private notice) comes as follow-ups.
@@ -148,7 +194,10 @@ export class InteractionHandler {
       // bot/ reports the queue position once the job is queued, and finishes at once what needs no job
       onFirstActivity: taken,
     });
-    const request: BotRequest = { id: interaction.id, actor: actorOf(interaction), channelId: channelId ?? '', command: translation.command, receivedAt };
+    const request: BotRequest = {
+      id: interaction.id, actor: actorOf(interaction), channelId: channelId ?? '', command: translation.command, receivedAt,
+      ageRestricted: ageRestrictedOf(interaction),
+    };
     try {
       await bot.handle(request, conversation);
     } catch (error) {

@@ -20,7 +20,7 @@ import {
   type APIUser,
 } from 'discord.js';
 import { decodeCustomId } from './button.codec.js';
-import type { Actor, BotCommand, QuotaKind } from '../../bot/types.js';
+import type { Actor, Attachment, BotCommand, QuotaKind, SafetyMode } from '../../bot/types.js';
 import { PictalkError, describe } from '../../common/errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
 import { toBotAttachment } from './attachment.download.js';
@@ -69,6 +69,14 @@ export function userOf(interaction: APIInteraction): APIUser {
   return user;
 }
 
+/**
+ * Whether the interaction's channel is age-restricted (`channel.nsfw` in the payload): only there may images the
+ * safety checker flagged go out as spoilers, and only when the server's moderators chose that.
+ */
+export function ageRestrictedOf(interaction: APIInteraction): boolean {
+  return (interaction.channel as { nsfw?: unknown } | undefined)?.nsfw === true;
+}
+
 /** The channel an interaction came from, if it names one. */
 export function channelOf(interaction: APIInteraction): string | undefined {
   return interaction.channel?.id ?? interaction.channel_id;
@@ -104,6 +112,7 @@ function scheduler(value: string | undefined): SchedulerName | undefined {
 }
 
 type Leaf = Extract<APIApplicationCommandInteractionDataOption, { value: unknown }>;
+type IdOptionType = ApplicationCommandOptionType.User | ApplicationCommandOptionType.Role | ApplicationCommandOptionType.Channel;
 
 /**
  * A chat-input command's options: the subcommand group and subcommand it names, and its leaf options by name, each
@@ -161,15 +170,27 @@ class CommandOptions {
     return this.get(name, ApplicationCommandOptionType.Boolean, false) as boolean | undefined;
   }
 
-  /** A user or role option: its id (Discord resolves the object in `resolved`, which pictalk does not need). */
-  id(name: string, type: ApplicationCommandOptionType.User | ApplicationCommandOptionType.Role): string;
-  id(name: string, type: ApplicationCommandOptionType.User | ApplicationCommandOptionType.Role, required: false): string | undefined;
-  id(name: string, type: ApplicationCommandOptionType.User | ApplicationCommandOptionType.Role, required = true): string | undefined {
+  /** Every leaf option with a plain value (string, number, boolean), by name: `/settings set`'s typed values. */
+  values(): Record<string, string | number | boolean> {
+    const values: Record<string, string | number | boolean> = {};
+    for (const [name, option] of this.leaves) {
+      if (typeof option.value === 'string' || typeof option.value === 'number' || typeof option.value === 'boolean') values[name] = option.value;
+    }
+    return values;
+  }
+
+  /** A user, role or channel option: its id (Discord resolves the object in `resolved`, which pictalk does not need). */
+  id(name: string, type: IdOptionType): string;
+  id(name: string, type: IdOptionType, required: false): string | undefined;
+  id(name: string, type: IdOptionType, required = true): string | undefined {
     return this.get(name, type, required) as string | undefined;
   }
 
-  attachment(name: string): APIAttachment {
-    const id = this.get(name, ApplicationCommandOptionType.Attachment, true) as string;
+  attachment(name: string): APIAttachment;
+  attachment(name: string, required: false): APIAttachment | undefined;
+  attachment(name: string, required = true): APIAttachment | undefined {
+    const id = this.get(name, ApplicationCommandOptionType.Attachment, required) as string | undefined;
+    if (id === undefined) return undefined;
     const attachment = this.interaction.data.resolved?.attachments?.[id];
     if (!attachment) throw new PictalkError('input.invalid', `Expected the attachment ${describe(id)} of \`${name}\` in the interaction's resolved data`);
     return attachment;
@@ -178,10 +199,15 @@ class CommandOptions {
 
 const toAttachment = (a: APIAttachment) => toBotAttachment({ name: a.filename, size: a.size, url: a.url, contentType: a.content_type ?? null });
 
+/** `/imagine`'s picture and strength, where given (bot/ refuses a strength without a picture). */
+function imageToImage(image: APIAttachment | undefined, strength: number | undefined): { image?: Attachment; strength?: number } {
+  return { ...(image ? { image: toAttachment(image) } : {}), ...(strength !== undefined ? { strength } : {}) };
+}
+
 function chatInput(interaction: APIChatInputApplicationCommandInteraction): Translation {
   const options = new CommandOptions(interaction);
   const command = (c: BotCommand, ephemeral = false): Translation => ({ kind: 'command', command: c, ephemeral });
-  const { User, Role } = ApplicationCommandOptionType;
+  const { User, Role, Channel } = ApplicationCommandOptionType;
   switch (interaction.data.name) {
     case 'imagine':
       return command({
@@ -194,6 +220,7 @@ function chatInput(interaction: APIChatInputApplicationCommandInteraction): Tran
           guidance: options.number('guidance'),
           count: options.integer('count'),
           scheduler: scheduler(options.string('scheduler')),
+          ...imageToImage(options.attachment('image', false), options.number('strength')),
         },
       });
     case 'caption':
@@ -216,11 +243,33 @@ function chatInput(interaction: APIChatInputApplicationCommandInteraction): Tran
       if (group === undefined && sub === 'reset') return command({ name: 'quota.reset', target: { kind: 'user', id: options.id('user', User) } }, true);
       throw new PictalkError('input.invalid', `Expected a /quota subcommand set, show or reset, got ${describe([group, sub].filter(Boolean).join(' '))}`);
     }
+    case 'settings': {
+      const { group, subcommand: sub } = options;
+      if (group === undefined || group === 'server') {
+        const scope = group === 'server' ? 'server' : 'user';
+        if (sub === 'show') return command({ name: 'settings.show', scope }, true);
+        if (sub === 'set') return command({ name: 'settings.set', scope, values: options.values() }, true);
+        if (sub === 'reset') {
+          const key = options.string('key');
+          return command({ name: 'settings.reset', scope, ...(key !== undefined ? { key } : {}) }, true);
+        }
+      }
+      throw new PictalkError('input.invalid', `Expected a /settings subcommand show, set, reset or server, got ${describe([group, sub].filter(Boolean).join(' '))}`);
+    }
     case 'blocklist': {
       const sub = options.subcommand;
       if (sub === 'add' || sub === 'remove') return command({ name: `blocklist.${sub}`, pattern: options.string('pattern', true) }, true);
       if (sub === 'list') return command({ name: 'blocklist.list' }, true);
       throw new PictalkError('input.invalid', `Expected a /blocklist subcommand add, remove or list, got ${describe(sub)}`);
+    }
+    case 'safety': {
+      const sub = options.subcommand;
+      if (sub === 'show') return command({ name: 'safety.show' }, true);
+      if (sub === 'set') {
+        const channelId = options.id('channel', Channel, false);
+        return command({ name: 'safety.set', mode: options.string('mode', true) as SafetyMode, ...(channelId ? { channelId } : {}) }, true);
+      }
+      throw new PictalkError('input.invalid', `Expected a /safety subcommand show or set, got ${describe(sub)}`);
     }
     default:
       return { kind: 'answer', text: `pictalk does not know the command \`/${interaction.data.name}\`.` };
@@ -243,6 +292,9 @@ function button(interaction: APIMessageComponentInteraction): Translation {
   const { action, jobId } = pressed;
   const message = { channelId: interaction.message.channel_id, id: interaction.message.id };
   if (action === 'reroll') return { kind: 'command', command: { name: 'reroll', jobId }, ephemeral: false, message };
+  if (action === 'vary') {
+    return { kind: 'command', command: { name: 'vary', jobId, ...(pressed.index !== undefined ? { index: pressed.index } : {}) }, ephemeral: false, message };
+  }
   return { kind: 'command', command: { name: action, jobId }, ephemeral: true, message };
 }
 

@@ -35,11 +35,26 @@ function describeStatus(status: JobStatus): string {
 
 class TerminalConversation implements Conversation {
   private lastStatus = '';
+  /** The live preview: the file it is written to (replaced by each newer one, removed with the reply). */
+  private previewPath: string | undefined;
+  private previewSent: Buffer | undefined;
+  private previewWrites: Promise<void> = Promise.resolve();
 
   constructor(private readonly out: Writable, private readonly outDir: string, private readonly tty: boolean) {}
 
   status(update: JobStatus): void {
-    const text = describeStatus(update);
+    let text = describeStatus(update);
+    const preview = update.state === 'running' ? update.preview : undefined;
+    if (preview && preview.png !== this.previewSent) {
+      this.previewSent = preview.png;
+      const path = join(this.outDir, `preview-${update.jobId}.png`);
+      this.previewPath = path;
+      this.previewWrites = this.previewWrites.then(async () => {
+        await mkdir(this.outDir, { recursive: true });
+        await writeFile(path, preview.png);
+      }).catch(() => undefined);
+    }
+    if (preview && this.previewPath) text += ` · preview ${this.previewPath}`;
     if (text === this.lastStatus) return;
     this.lastStatus = text;
     // On a terminal, rewrite the current line; a pipe or a test gets one line per change.
@@ -48,6 +63,12 @@ class TerminalConversation implements Conversation {
 
   async finish(reply: Reply): Promise<FinishReceipt> {
     if (this.tty && this.lastStatus) this.out.write('\r\x1b[2K');
+    if (this.previewPath) {
+      const path = this.previewPath;
+      this.previewPath = undefined;
+      await this.previewWrites;
+      await unlink(path).catch(() => undefined);
+    }
     const lines: string[] = [];
     const written: string[] = [];
     if (reply.error) lines.push(`error (${reply.error.code}): ${reply.text}`);
@@ -65,7 +86,9 @@ class TerminalConversation implements Conversation {
       written.push(path);
       lines.push(`voice: ${path} (${reply.voice.durationSecs.toFixed(1)} s)`);
     }
-    if (reply.buttons?.length) lines.push(`next: ${reply.buttons.map((button) => `/${button.action} ${button.jobId}`).join('   ')}`);
+    if (reply.buttons?.length) {
+      lines.push(`next: ${reply.buttons.map((button) => `/${button.action} ${button.jobId}${button.index !== undefined ? ` ${button.index}` : ''}`).join('   ')}`);
+    }
     if (reply.action?.kind === 'delete') {
       // The local "messages" of a job are the files it wrote.
       for (const path of reply.action.messageIds) {
@@ -107,15 +130,25 @@ export function startLocalAdapter(options: LocalAdapterOptions): LocalAdapter {
       case 'error': output.write(`error: ${parsed.message}\n`); return;
       case 'command': return send(parsed.command);
       case 'caption': {
-        let attachment;
-        try {
-          attachment = await fileAttachment(parsed.path);
-        } catch (error) {
-          output.write(`error: cannot read ${parsed.path}: ${(error as Error).message}\n`);
-          return;
-        }
-        return send({ name: 'caption', attachment, voice: parsed.voice });
+        const attachment = await readFile(parsed.path);
+        if (attachment) return send({ name: 'caption', attachment, voice: parsed.voice });
+        return;
       }
+      case 'imagine': {
+        const image = await readFile(parsed.imagePath);
+        if (image) return send({ name: 'imagine', options: { ...parsed.options, image } });
+        return;
+      }
+    }
+  };
+
+  /** A file named on the line, as an attachment; undefined (and an error line) when it cannot be read. */
+  const readFile = async (path: string): Promise<Awaited<ReturnType<typeof fileAttachment>> | undefined> => {
+    try {
+      return await fileAttachment(path);
+    } catch (error) {
+      output.write(`error: cannot read ${path}: ${(error as Error).message}\n`);
+      return undefined;
     }
   };
 

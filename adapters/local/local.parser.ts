@@ -1,34 +1,50 @@
 /**
  * The terminal's command language, the same commands as the chat platforms:
  *   /imagine <prompt> [--seed N] [--steps N] [--guidance X] [--count N] [--scheduler NAME] [--negative "text"]
- *   /caption <file> [--no-voice]      /status      /cancel <job>   /reroll <job>   /delete <job>
+ *     [--image FILE [--strength X]]  (image-to-image from a picture file; strength 0 < X <= 1)
+ *   /caption <file> [--no-voice]      /status      /cancel <job>   /reroll <job>   /vary <job> [n]   /delete <job>
  *   /quota show [default|role:<id>|user:<id>]      /quota set <imagine|caption> <limit> [default|role:<id>|user:<id>]
  *   /quota reset <user>               /blocklist add|remove <pattern>   /blocklist list
- *   /autocaption <channel> on|off     /help        /quit
+ *   /autocaption <channel> on|off     /safety [show] | set withhold|spoiler [channel]     /help        /quit
+ *   /settings [show] | set <key> <value> | reset [key] | server show|set <key> <value>|reset [key]
  * `/imagine` reads the grammar Slack reads too (bot/commands/command.text.ts); other values are passed on as typed.
  */
-import { IMAGINE_USAGE, parseImagineText, tokenizeCommand } from '../../bot/commands/command.text.js';
-import type { BotCommand, QuotaKind, QuotaTarget } from '../../bot/types.js';
-import { isPictalkError } from '../../common/errors.js';
+import { IMAGINE_FLAGS, IMAGINE_USAGE, parseFlags, tokenizeCommand } from '../../bot/commands/command.text.js';
+import type { OptionSpec } from '../../bot/commands/option.spec.js';
+import { parseSettingsText, settingsUsage } from '../../bot/commands/settings.text.js';
+import type { BotCommand, ImagineOptions, QuotaKind, QuotaTarget } from '../../bot/types.js';
+import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 
 export type ParsedLine =
   | { kind: 'command'; command: BotCommand }
-  | { kind: 'caption'; path: string; voice: boolean }   // the adapter turns the file into an attachment
+  | { kind: 'caption'; path: string; voice?: boolean }  // the adapter turns the file into an attachment; no flag: the `voice` setting
+  | { kind: 'imagine'; options: ImagineOptions; imagePath: string }  // /imagine --image FILE: the file becomes `options.image`
   | { kind: 'help' }
   | { kind: 'quit' }
   | { kind: 'empty' }
   | { kind: 'error'; message: string };
 
+/** The terminal's own `/imagine` flags: a picture file to start from and the strength (a chat sends an attachment). */
+const TERMINAL_FLAGS: readonly OptionSpec[] = [
+  ...IMAGINE_FLAGS,
+  { name: 'image', type: 'string', description: 'A picture file to start from (image-to-image)' },
+  { name: 'strength', type: 'number', description: 'With --image: how far from the picture to go', min: 0, max: 1 },
+];
+
+const TERMINAL_IMAGINE_USAGE = IMAGINE_USAGE.replace(/`$/, ' [--image FILE [--strength X]]`');
+
 export const HELP = [
   'Commands:',
-  `  ${IMAGINE_USAGE.replace(/^Usage: `|`$/g, '')}`,
-  '  /caption <file> [--no-voice]',
-  '  /reroll <job>   /cancel <job>   /delete <job>   /status',
+  `  ${TERMINAL_IMAGINE_USAGE.replace(/^Usage: `|`$/g, '')}`,
+  '  /caption <file> [--voice|--no-voice]   (default: your `voice` setting, else on)',
+  '  /reroll <job>   /vary <job> [n]   /cancel <job>   /delete <job>   /status   (/vary: image-to-image from image n, default 1)',
   '  /quota show [default|role:<id>|user:<id>]',
   '  /quota set <imagine|caption> <limit> [default|role:<id>|user:<id>]   (default target: default)',
   '  /quota reset <user>',
   '  /blocklist add <pattern>   /blocklist remove <pattern>   /blocklist list',
   '  /autocaption <channel> on|off',
+  '  /safety [show]   /safety set withhold|spoiler [channel]   (what images the safety checker flags become)',
+  `  ${settingsUsage('/settings').replace(/^Usage: /, '')}`,
   '  /help   /quit',
 ].join('\n');
 
@@ -39,10 +55,15 @@ export function tokenize(text: string): string[] {
 
 const numberOrText = (text: string): number | string => (/^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text);
 
-/** `/imagine`: the grammar Slack uses too; its refusals become this line's error. */
+/** `/imagine`: the grammar Slack uses too, with --image and --strength; its refusals become this line's error. */
 function parseImagine(rest: string): ParsedLine {
   try {
-    return { kind: 'command', command: { name: 'imagine', options: parseImagineText(rest, IMAGINE_USAGE) } };
+    const { words, options } = parseFlags(rest, TERMINAL_FLAGS, '/imagine', TERMINAL_IMAGINE_USAGE);
+    const prompt = words.join(' ').trim();
+    if (prompt === '') throw new PictalkError('input.invalid', `Expected a prompt to draw, got none. ${TERMINAL_IMAGINE_USAGE}`, { option: 'prompt' });
+    const { image, ...flags } = options;
+    const imagine = { prompt, ...flags } as ImagineOptions;
+    return typeof image === 'string' ? { kind: 'imagine', options: imagine, imagePath: image } : { kind: 'command', command: { name: 'imagine', options: imagine } };
   } catch (error) {
     if (isPictalkError(error)) return { kind: 'error', message: error.message };
     throw error;
@@ -91,12 +112,27 @@ export function parseLine(line: string): ParsedLine {
   switch (name) {
     case 'imagine': return parseImagine(rest);
     case 'caption': {
-      const voice = !args.includes('--no-voice');
-      const path = args.filter((arg) => arg !== '--no-voice')[0];
-      return path === undefined ? { kind: 'error', message: 'Usage: /caption <file> [--no-voice]' } : { kind: 'caption', path, voice };
+      const voice = args.includes('--no-voice') ? false : args.includes('--voice') ? true : undefined;
+      const path = args.filter((arg) => arg !== '--no-voice' && arg !== '--voice')[0];
+      if (path === undefined) return { kind: 'error', message: 'Usage: /caption <file> [--voice|--no-voice]' };
+      return voice === undefined ? { kind: 'caption', path } : { kind: 'caption', path, voice };
     }
+    case 'settings':
+      try {
+        return { kind: 'command', command: parseSettingsText(rest, '/settings') };
+      } catch (error) {
+        if (isPictalkError(error)) return { kind: 'error', message: error.message };
+        throw error;
+      }
     case 'status': return { kind: 'command', command: { name: 'status' } };
     case 'cancel': case 'reroll': case 'delete': return jobCommand(name);
+    case 'vary': {
+      if (args[0] === undefined || args.length > 2) return { kind: 'error', message: 'Usage: /vary <job> [n]   (n: which image of the job, default 1)' };
+      if (args[1] === undefined) return { kind: 'command', command: { name: 'vary', jobId: args[0] } };
+      const index = /^\d{1,3}$/.test(args[1]) ? Number(args[1]) : Number.NaN;
+      if (!(index >= 1)) return { kind: 'error', message: `Expected the image number to be a whole number from 1, got ${describe(args[1])}. Usage: /vary <job> [n]` };
+      return { kind: 'command', command: { name: 'vary', jobId: args[0], index } };
+    }
     case 'quota': return parseQuota(args);
     case 'blocklist': {
       const sub = args[0];
@@ -110,6 +146,14 @@ export function parseLine(line: string): ParsedLine {
       const [channelId, state] = args;
       if (channelId === undefined || (state !== 'on' && state !== 'off')) return { kind: 'error', message: 'Usage: /autocaption <channel> on|off' };
       return { kind: 'command', command: { name: 'autocaption.set', channelId, enabled: state === 'on' } };
+    }
+    case 'safety': {
+      const [sub, mode, channelId, ...extra] = args;
+      if (sub === undefined || (sub === 'show' && mode === undefined)) return { kind: 'command', command: { name: 'safety.show' } };
+      if (sub !== 'set' || (mode !== 'withhold' && mode !== 'spoiler') || extra.length > 0) {
+        return { kind: 'error', message: 'Usage: /safety [show] | /safety set withhold|spoiler [channel]' };
+      }
+      return { kind: 'command', command: { name: 'safety.set', mode, ...(channelId !== undefined ? { channelId } : {}) } };
     }
     case 'help': return { kind: 'help' };
     case 'quit': case 'exit': return { kind: 'quit' };

@@ -5,12 +5,15 @@
  * @see https://docs.slack.dev/interactivity/implementing-slash-commands#app_command_handling
  */
 import { IMAGINE_USAGE, parseImagineText, tokenizeCommand } from '../../bot/commands/command.text.js';
+import { parseSettingsText, settingsUsage } from '../../bot/commands/settings.text.js';
 import type { BotCommand, ImagineOptions, QuotaKind, QuotaTarget } from '../../bot/types.js';
 import { PictalkError, describe } from '../../common/errors.js';
 
 export { IMAGINE_USAGE };
 export const QUOTA_USAGE =
   'Usage: `/pictalk-quota set @user|default imagine|caption N`, `/pictalk-quota show [@user]`, `/pictalk-quota reset @user`';
+export const PICTALK_USAGE = `Usage: \`/pictalk\` (queue status and your usage) or \`/pictalk settings ...\`. ${settingsUsage('/pictalk settings')}`;
+export const SAFETY_USAGE = 'Usage: `/pictalk safety` (the protection in force) or `/pictalk safety set withhold [#channel]`';
 export const CAPTION_USAGE = 'Usage: `/pictalk-caption on|off` (auto-captioning of images shared in this channel)';
 
 /** Slack's three escaped characters. @see https://docs.slack.dev/messaging/formatting-message-text#escaping */
@@ -67,6 +70,44 @@ export function parseQuota(rawText: string): BotCommand {
     default:
       throw new PictalkError('input.invalid', `Expected a subcommand set, show or reset, got ${describe(sub)}. ${QUOTA_USAGE}`);
   }
+}
+
+/** `/pictalk` alone: status; `/pictalk settings ...`: personal settings and, for admins, the workspace's. */
+export function parsePictalk(rawText: string): BotCommand {
+  const text = unescapeSlack(rawText).trim();
+  if (text === '' || text.toLowerCase() === 'status') return { name: 'status' };
+  const match = /^settings(?:\s+|$)(.*)$/is.exec(text);
+  if (match) return parseSettingsText(match[1] ?? '', '/pictalk settings');
+  const safety = /^safety(?:\s+|$)(.*)$/is.exec(text);
+  if (safety) return parseSafety(safety[1] ?? '');
+  throw new PictalkError('input.invalid', `Expected nothing, \`status\` or \`settings ...\`, got ${describe(text)}. ${PICTALK_USAGE}`);
+}
+
+/** `<#C123|name>`, `<#C123>` (an escaped channel mention) or a bare channel id. */
+export function parseChannelMention(text: string): string | undefined {
+  const match = /^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$/.exec(text) ?? /^([CG][A-Z0-9]{2,})$/.exec(text);
+  return match?.[1];
+}
+
+/**
+ * `/pictalk safety [show]` and `/pictalk safety set withhold [#channel]` (moderators). Slack has no spoilers, so an
+ * image the safety checker flags is always withheld there: `spoiler` is refused with that reason.
+ */
+function parseSafety(text: string): BotCommand {
+  const words = tokenize(text).map((token) => token.text);
+  const [sub, mode, channel, ...extra] = words;
+  if (sub === undefined || (sub.toLowerCase() === 'show' && mode === undefined)) return { name: 'safety.show' };
+  if (sub.toLowerCase() !== 'set') throw new PictalkError('input.invalid', `Expected \`show\` or \`set\`, got ${describe(sub)}. ${SAFETY_USAGE}`);
+  if (mode?.toLowerCase() === 'spoiler') {
+    throw new PictalkError('input.invalid', `Slack has no spoilers, so images the safety checker flags are always withheld here. ${SAFETY_USAGE}`);
+  }
+  if (mode?.toLowerCase() !== 'withhold' || extra.length > 0) {
+    throw new PictalkError('input.invalid', `Expected \`set withhold\` and at most one channel, got ${describe(words.slice(1).join(' '))}. ${SAFETY_USAGE}`);
+  }
+  if (channel === undefined) return { name: 'safety.set', mode: 'withhold' };
+  const channelId = parseChannelMention(channel);
+  if (!channelId) throw new PictalkError('input.invalid', `Expected a channel mention like #general, got ${describe(channel)}. ${SAFETY_USAGE}`);
+  return { name: 'safety.set', mode: 'withhold', channelId };
 }
 
 /** `/pictalk-caption on|off` for the channel the command was typed in. */

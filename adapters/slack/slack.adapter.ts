@@ -13,9 +13,11 @@ import { errorReply } from '../../bot/replies.js';
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver, type Logger as BoltLogger, type RespondFn, type webApi } from '@slack/bolt';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buttonCommand } from '../../bot/buttons.js';
 import { BUTTON_ACTIONS, type Actor, type BotCommand, type BotRequest, type ButtonAction, type Conversation } from '../../bot/types.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
-import { parseAutoCaption, parseImagine, parseQuota } from './command.parse.js';
+import { parseAutoCaption, parseImagine, parsePictalk, parseQuota } from './command.parse.js';
+import { PRIVATE_ABLE } from '../../bot/user.settings.js';
 import { fileName, isImageFile, toBotAttachment, type SlackFile } from './file.download.js';
 import { ACTION_PREFIX, SlackConversation, reconnectSlack, slackError, toMrkdwn, type Logger, type SlackTarget } from './slack.conversation.js';
 import { WorkspaceAdmins } from './workspace-admins.js';
@@ -27,6 +29,8 @@ export interface SlackBotPort {
   handle(request: BotRequest, conversation: Conversation): Promise<unknown>;
   /** Auto-captioning: is it on in this channel (`/pictalk-caption on`)? Without it, shared images are not captioned. */
   isAutoCaptionChannel?(spaceId: string, channelId: string): Promise<boolean> | boolean;
+  /** The user's `private` setting: their status and reply stay private (bot/user.settings.ts). */
+  privateReplies?(actor: Actor): Promise<boolean>;
 }
 
 export interface SlackAdapterOptions {
@@ -139,6 +143,16 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     return actor;
   }
 
+  /** The user's private-replies setting (bot/ marks the reply ephemeral anyway; this keeps the status message away). */
+  async function wantsPrivate(actor: Actor): Promise<boolean> {
+    try {
+      return (await bot.privateReplies?.(actor)) === true;
+    } catch (error) {
+      logger.warn('slack: could not read the private-replies setting', { user: actor.userId, error: String(error) });
+      return false;
+    }
+  }
+
   interface Accepted {
     id: string;
     retryNum?: number;
@@ -160,7 +174,8 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value as string);
     const work = (async () => {
       const actor = await actorOf(input.client, input.teamId, input.userId);
-      const conversation = new SlackConversation(input.target, { client: input.client, statusIntervalMs, logger, requestId: input.id });
+      const privately = PRIVATE_ABLE.has(input.command.name) && await wantsPrivate(actor);
+      const conversation = new SlackConversation(input.target, { client: input.client, statusIntervalMs, logger, requestId: input.id, ...(privately ? { privately } : {}) });
       const request: BotRequest = { id: input.id, actor, channelId: input.target.channelId, command: input.command, receivedAt };
       try {
         await bot.handle(request, conversation);
@@ -191,7 +206,7 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     });
   };
   slash('/imagine', (text) => ({ name: 'imagine', options: parseImagine(text) }));
-  slash('/pictalk', () => ({ name: 'status' }));
+  slash('/pictalk', (text) => parsePictalk(text));
   slash('/pictalk-quota', (text) => parseQuota(text));
   slash('/pictalk-caption', (text, channelId) => parseAutoCaption(text, channelId));
 
@@ -227,25 +242,26 @@ export async function startSlackAdapter(options: SlackAdapterOptions): Promise<S
     if (!(await bot.isAutoCaptionChannel?.(teamId, message.channel))) return;
     accept({
       id: (body as { event_id: string }).event_id, retryNum: context.retryNum, teamId, userId: message.user, client,
-      command: { name: 'caption', attachment: toBotAttachment(image, botToken) },
+      // auto: nobody asked, so a picture the captioner cannot describe reliably gets no reply at all
+      command: { name: 'caption', attachment: toBotAttachment(image, botToken), auto: true },
       target: { channelId: message.channel, userId: message.user, threadTs: message.thread_ts ?? message.ts },
     });
   });
 
-  // buttons: Re-roll, Delete (on results) and Cancel (on status messages)
-  app.action(new RegExp(`^${ACTION_PREFIX.replace('.', '\\.')}(${BUTTON_ACTIONS.join('|')})$`), async ({ action, body, ack, respond, client, context }) => {
+  // buttons: Re-roll, Vary (one per image: `pictalk.vary.<n>`), Delete (on results) and Cancel (on status messages)
+  app.action(new RegExp(`^${ACTION_PREFIX.replace('.', '\\.')}(${BUTTON_ACTIONS.join('|')})(\\.\\d+)?$`), async ({ action, body, ack, respond, client, context }) => {
     await ack();
     if (body.type !== 'block_actions' || action.type !== 'button' || !('action_id' in action)) return;
-    const verb = action.action_id.slice(ACTION_PREFIX.length) as ButtonAction;
-    const jobId = action.value ?? '';
-    if (jobId === '') return; // a button without its job (not one pictalk made) does nothing
+    const verb = action.action_id.slice(ACTION_PREFIX.length).split('.')[0] as ButtonAction;
+    const command = buttonCommand(verb, action.value ?? '');
+    if (!command) return; // a button without its job (not one pictalk made) does nothing
     const channelId = body.channel?.id ?? body.container?.channel_id ?? '';
     const target: SlackTarget = { channelId, userId: body.user.id, respond, ...('response_url' in body && typeof body.response_url === 'string' ? { responseUrl: body.response_url } : {}) };
     const messageTs = body.container?.message_ts ?? body.message?.ts;
     if (messageTs) target.buttonMessage = { channelId, ts: messageTs };
     accept({
       id: body.trigger_id, retryNum: context.retryNum, teamId: body.team?.id ?? body.user.team_id ?? '', userId: body.user.id, client,
-      command: { name: verb, jobId }, target,
+      command, target,
     });
   });
 

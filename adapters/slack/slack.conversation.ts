@@ -5,6 +5,7 @@
  *   buttons) and the images go into ITS thread through the v2 upload, with the settings text as the comment;
  * - public, in a thread (captions: the image's own thread): the status message becomes the caption text (+ Delete),
  *   and the spoken caption goes into the same thread as `voice-message.ogg`;
+ * - silent replies (auto-captioning declined the picture): the status message is removed, nothing is sent;
  * - errors and ephemeral replies: the status message is removed and the requester alone gets the text, through the
  *   interaction's response_url (`respond`) or chat.postEphemeral for events.
  * @see https://docs.slack.dev/messaging/working-with-files#uploading_files
@@ -12,6 +13,7 @@
 import type { Logger } from '../../common/logger.js';
 import type { RespondFn, types, webApi } from '@slack/bolt';
 import type { Conversation, FinishReceipt, JobStatus, Reply, ReplyButton } from '../../bot/types.js';
+import { buttonValue } from '../../bot/buttons.js';
 import { formatBytes } from './file.download.js';
 import { StatusThrottle } from '../status-throttle.js';
 
@@ -38,6 +40,7 @@ export interface SlackTarget {
 export const ACTION_PREFIX = 'pictalk.';
 export const VOICE_FILE_NAME = 'voice-message.ogg';
 const MAX_SECTION = 3000;      // a section block's text, characters
+const PREVIEW_FILE_NAME = 'preview.png';
 const MAX_ALT_TEXT = 1000;     // files.getUploadURLExternal alt_text, characters
 const MAX_TITLE = 250;
 const MAX_FILE_BYTES = 1024 * 1024 * 1024;   // Slack's per-file upload limit (1 GB)
@@ -61,13 +64,14 @@ export function renderStatus(update: JobStatus): string {
 
 type Block = types.KnownBlock;
 
-/** bot/'s `{ action, jobId }` as a Slack button: `action_id: pictalk.<action>`, `value: <jobId>`. */
+/** bot/'s `{ action, jobId, index? }` as a Slack button: `action_id: pictalk.<action>[.<n>]`, `value: <jobId>[#<n>]`. */
 export function buttonElement(button: ReplyButton): types.Button {
   const element: types.Button = {
     type: 'button',
-    action_id: `${ACTION_PREFIX}${button.action}`,
+    // action ids must differ within a block: a per-image button (Vary) adds its image number
+    action_id: `${ACTION_PREFIX}${button.action}${button.index !== undefined ? `.${button.index}` : ''}`,
     text: { type: 'plain_text', text: cut(button.label, 75) },
-    value: button.jobId,
+    value: buttonValue(button),
   };
   // Block Kit has no "secondary" style: leaving it out is the default grey button.
   if (button.style !== 'secondary') element.style = button.style;
@@ -95,14 +99,23 @@ export interface ConversationOptions {
   statusIntervalMs: number;
   logger: Logger;
   requestId: string;
+  /**
+   * The requester's private-replies setting is on: no public status message, the reply goes to them alone (its text
+   * ephemerally; images and voice, which an ephemeral message cannot carry, into their direct message with the app).
+   */
+  privately?: boolean;
 }
 
 export class SlackConversation implements Conversation {
   private readonly throttle: StatusThrottle<JobStatus>;
   private statusMessage: MessageRef | null = null;
+  /** The live preview the status message shows (a Slack file id), the PNG last uploaded, and whether previews failed. */
+  private previewFile: string | undefined;
+  private previewSent: Buffer | undefined;
+  private previewsOff = false;
   private finishing = false;
 
-  constructor(private readonly target: SlackTarget, private readonly options: ConversationOptions) {
+  constructor(private target: SlackTarget, private readonly options: ConversationOptions) {
     this.throttle = new StatusThrottle<JobStatus>(
       (update) => this.sendStatus(update),
       options.statusIntervalMs,
@@ -121,7 +134,7 @@ export class SlackConversation implements Conversation {
   }
 
   status(update: JobStatus): void {
-    if (!this.finishing) this.throttle.push(update);
+    if (!this.finishing && !this.options.privately) this.throttle.push(update);
   }
 
   async finish(reply: Reply): Promise<FinishReceipt> {
@@ -133,14 +146,25 @@ export class SlackConversation implements Conversation {
     // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire.
     await this.throttle.close();
     const final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
+    // nothing to say (auto-captioning declined the picture): the thread keeps no trace of pictalk
+    if (final.silent && !final.error) {
+      await this.removeStatus();
+      await this.dropPreview();
+      return { messageIds: [] };
+    }
     if (final.error || final.ephemeral) {
       await this.removeStatus();
+      await this.dropPreview();
+      if (!final.error && (final.images?.length || final.voice)) return { messageIds: await this.sendToDirectMessage(final) };
       await this.sendEphemeral(final.error ? `⚠️ ${final.text}` : final.text);
       return { messageIds: [] };
     }
     try {
-      return { messageIds: await this.sendPublic(final) };
+      const messageIds = await this.sendPublic(final);
+      await this.dropPreview();                  // the reply replaced the status message and its preview
+      return { messageIds };
     } catch (error) {
+      await this.dropPreview();
       // A channel the app is not in: tell the requester what to do instead of failing silently.
       const code = slackError(error);
       if (code === 'not_in_channel' || code === 'channel_not_found') {
@@ -155,7 +179,55 @@ export class SlackConversation implements Conversation {
     if (this.finishing) return;
     const text = renderStatus(update);
     const blocks = messageBlocks(text, [{ action: 'cancel', jobId: update.jobId, label: 'Cancel', style: 'secondary' }]);
-    await this.upsert(text, blocks);
+    const preview = update.state === 'running' ? update.preview : undefined;
+    const replaced = preview && preview.png !== this.previewSent && !this.previewsOff ? await this.uploadPreview(preview.png) : undefined;
+    // the live preview: an image block showing the uploaded file, between the progress text and the Cancel button
+    if (this.previewFile) blocks.splice(1, 0, { type: 'image', slack_file: { id: this.previewFile }, alt_text: 'A rough preview of the picture as it forms' });
+    try {
+      await this.upsert(text, blocks);
+      if (replaced) await this.deleteFile(replaced);   // the message no longer shows it
+    } catch (error) {
+      if (replaced) await this.deleteFile(replaced);
+      if (!this.previewFile || slackError(error) !== 'invalid_blocks') throw error;
+      // Slack would not show the preview (the file not processed yet, or not visible here): go on without previews
+      this.previewsOff = true;
+      await this.dropPreview();
+      await this.upsert(text, messageBlocks(text, [{ action: 'cancel', jobId: update.jobId, label: 'Cancel', style: 'secondary' }]));
+    }
+  }
+
+  /**
+   * A live preview goes up as a private file (shared in no channel) that the status message shows through an image
+   * block's `slack_file`; the one it replaces is deleted, and the last one once the reply is out.
+   */
+  private async uploadPreview(png: Buffer): Promise<string | undefined> {
+    this.previewSent = png;
+    try {
+      const result = await this.options.client.files.uploadV2({ file_uploads: [{ file: png, filename: PREVIEW_FILE_NAME, title: 'Preview' }] });
+      const completions = (result as unknown as { files?: Array<{ files?: Array<{ id?: string }> }> }).files ?? [];
+      const id = completions.flatMap((completion) => completion.files ?? [])[0]?.id;
+      if (!id) throw new Error('files.uploadV2 returned no file id');
+      const replaced = this.previewFile;
+      this.previewFile = id;
+      return replaced;
+    } catch (error) {
+      this.previewsOff = true;
+      this.options.logger.warn('slack: could not upload a live preview; progress goes on as text', { request: this.options.requestId, error: slackError(error) ?? String(error) });
+      return undefined;
+    }
+  }
+
+  /** Delete the preview file the status message shows, if any. */
+  private async dropPreview(): Promise<void> {
+    const id = this.previewFile;
+    if (!id) return;
+    this.previewFile = undefined;
+    await this.deleteFile(id);
+  }
+
+  private async deleteFile(id: string): Promise<void> {
+    await this.options.client.files.delete({ file: id }).catch((error: unknown) =>
+      this.options.logger.warn('slack: could not delete a live preview', { request: this.options.requestId, error: slackError(error) ?? String(error) }));
   }
 
   /** Edit the status message, or post it (in the target thread, if any) when there is none yet. */
@@ -179,6 +251,23 @@ export class SlackConversation implements Conversation {
     this.statusMessage = null;
     await this.options.client.chat.delete({ channel, ts }).catch((error: unknown) =>
       this.options.logger.warn('slack: could not remove a status message', { request: this.options.requestId, error: slackError(error) ?? String(error) }));
+  }
+
+  /**
+   * A private reply with files: an ephemeral message cannot carry them, so the reply (images, voice, text, buttons)
+   * goes into the requester's direct message with the app (conversations.open, scope `im:write`), and an ephemeral
+   * note in the channel says where it went.
+   */
+  private async sendToDirectMessage(reply: Reply): Promise<string[]> {
+    const opened = await this.options.client.conversations.open({ users: this.target.userId });
+    const channelId = opened.channel?.id;
+    if (!channelId) throw new Error('conversations.open returned no channel');
+    const where = this.target;
+    this.target = { channelId, userId: where.userId };
+    const ids = await this.sendPublic(reply);
+    this.target = where;
+    await this.sendEphemeral('🔒 Your replies are private (`/pictalk settings set private off` to change that): the result is in your direct messages with pictalk.');
+    return ids;
   }
 
   private async sendEphemeral(text: string): Promise<void> {

@@ -2,6 +2,9 @@
  * `/caption` (and Slack auto-caption): check the attachment's declared type and size, reserve one caption, fetch with
  * a byte cap, caption on the core, then speak the caption as a voice message. A voice failure still returns the
  * caption, with a note; decoding errors come from the pipeline as `input.unsupported` / `input.invalid`.
+ * A picture the captioner cannot describe reliably (`inDomain: false`: a photograph or a screenshot for the builtin
+ * captioner) is declined: no caption asserted and no voice, the reservation refunded; `/caption` explains and offers
+ * the guess, Slack's auto-captioning stays silent.
  */
 import { formatBytes } from '../../common/format.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
@@ -13,6 +16,7 @@ import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import type { Attachment, Reply, ReplyVoice } from '../types.js';
 import { settleFailure, settleSuccess } from './job-lifecycle.js';
+import { resolveSettings } from '../user.settings.js';
 
 const SUPPORTED_TYPES = new Set(['image/png', 'image/jpeg', 'image/jpg', 'image/webp', 'image/gif']);
 const SUPPORTED_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'webp', 'gif']);
@@ -45,10 +49,12 @@ export function checkAttachment(attachment: Attachment, maxBytes: number): void 
   }
 }
 
-export async function captionCommand(ctx: CommandContext, attachment: Attachment, voice = true): Promise<Reply> {
+export async function captionCommand(ctx: CommandContext, attachment: Attachment, voiceOption?: boolean, auto = false): Promise<Reply> {
   const { actor } = ctx.request;
   const maxBytes = ctx.config.maxAttachmentBytes;
   checkAttachment(attachment, maxBytes);
+  // the voice message: the command's option, else the user's (or server's) `voice` setting, else on
+  const voice = voiceOption ?? (await resolveSettings(ctx.store, actor.spaceId, actor.userId)).voice ?? true;
 
   // accept: one caption reserved
   const jobId = newJobId();
@@ -58,13 +64,13 @@ export async function captionCommand(ctx: CommandContext, attachment: Attachment
     {
       id: jobId, requestId: ctx.request.id, platform: actor.platform, requesterId: actor.userId, spaceId: actor.spaceId,
       channelId: ctx.request.channelId, kind: 'caption', createdAt: now,
-      settings: { name: attachment.name, size: attachment.size, contentType: attachment.contentType ?? null, voice, ...routeOf(ctx) },
+      settings: { name: attachment.name, size: attachment.size, contentType: attachment.contentType ?? null, voice, ...(auto ? { auto } : {}), ...routeOf(ctx) },
     },
     { spaceId: actor.spaceId, userId: actor.userId, kind: 'caption', day: utcDay(now), units: 1, limit },
   );
 
   // fetch and caption
-  return completeCaption(ctx, jobId, { name: attachment.name, size: attachment.size, voice }, async (active) => {
+  return completeCaption(ctx, jobId, { name: attachment.name, size: attachment.size, voice, auto }, async (active) => {
     ctx.conversation.status({ state: 'running', jobId, stage: 'download', step: 0, total: 1 });
     const bytes = await fetchCapped(attachment, maxBytes);
     if (active.cancelled) throw new PictalkError('job.cancelled', `Job ${jobId} was cancelled`);
@@ -77,14 +83,14 @@ export async function captionCommand(ctx: CommandContext, attachment: Attachment
 
 /** A caption job a previous front process accepted and the cluster still runs (or has finished): follow it again. */
 export async function resumeCaption(ctx: CommandContext, job: JobRecord, handle: JobHandle): Promise<Reply> {
-  const { name, size, voice } = job.settings as { name?: string; size?: number; voice?: boolean };
-  return completeCaption(ctx, job.id, { name: name ?? 'image', size: size ?? 0, voice: voice !== false }, (active) =>
+  const { name, size, voice, auto } = job.settings as { name?: string; size?: number; voice?: boolean; auto?: boolean };
+  return completeCaption(ctx, job.id, { name: name ?? 'image', size: size ?? 0, voice: voice !== false, auto: auto === true }, (active) =>
     followJob(handle, 'caption', { statusJobId: job.id, onStatus: (status) => ctx.conversation.status(status), active }));
 }
 
 /** Caption (or follow the caption job), settle, then speak the caption as a voice message when asked. */
 async function completeCaption(
-  ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean }, run: (active: ActiveJob) => Promise<CaptionResult>,
+  ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean; auto: boolean }, run: (active: ActiveJob) => Promise<CaptionResult>,
 ): Promise<Reply> {
   try {
     const { actor } = ctx.request;
@@ -98,6 +104,7 @@ async function completeCaption(
     } finally {
       ctx.jobs.remove(jobId);
     }
+    if (caption.inDomain === false) return await declineCaption(ctx, jobId, about, caption);
     const reply: Reply = { text: caption.caption, jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
     // speak: the caption as a voice message; its failure costs the user nothing but the voice
     if (voice) {
@@ -124,6 +131,31 @@ async function completeCaption(
     // settled and answered (or failed): no other front need take this job over
     ctx.core.release?.(jobId);
   }
+}
+
+/**
+ * What `/caption` says about a picture the captioner cannot describe reliably: why, that it costs nothing, and the
+ * guess for whoever wants it, marked as one.
+ */
+export function declinedText(guess: string): string {
+  return 'I can\'t describe this picture reliably: it doesn\'t look like the pictures my captioner was trained on '
+    + '(drawn shapes and emoji on plain backgrounds), so a caption would likely be wrong. This one is not charged.'
+    + `${guess ? `\nMy best guess, probably wrong: "${guess}"` : ''}`;
+}
+
+/**
+ * A declined caption: its reservation refunded (a bot does not charge for a caption it refuses to give), the job
+ * succeeded with `declined` and the guess in its settings, no voice message; auto-captioning (nobody asked) is silent.
+ */
+async function declineCaption(ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean; auto: boolean }, caption: CaptionResult): Promise<Reply> {
+  const now = ctx.clock.now();
+  await ctx.store.settleJob(jobId, 'refunded', now);
+  await ctx.store.updateJob(jobId, {
+    state: 'succeeded',
+    settings: { name: about.name, size: about.size, voice: about.voice, declined: true, guess: caption.caption, domainScore: caption.domainScore ?? null },
+  }, now);
+  if (about.auto) return { text: '', silent: true, jobId };
+  return { text: declinedText(caption.caption), jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };
 }
 
 /** The adapter's fetch enforces the cap while streaming; check again, since a platform can lie about sizes. */

@@ -5,12 +5,13 @@
 import { PictalkError, isPictalkError } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
 import { errorReply } from '../replies.js';
-import type { JobRecord } from '../store.js';
+import type { JobRecord, PartialCharge } from '../store.js';
 import type { Reply } from '../types.js';
 
-export async function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>): Promise<void> {
+/** Charge the job (`partly`: only the units delivered, e.g. when the safety checker withheld some images). */
+export async function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>, partly?: PartialCharge): Promise<void> {
   const now = ctx.clock.now();
-  await ctx.store.settleJob(jobId, 'charged', now);
+  await ctx.store.settleJob(jobId, 'charged', now, partly);
   await ctx.store.updateJob(jobId, settings ? { state: 'succeeded', settings } : { state: 'succeeded' }, now);
 }
 

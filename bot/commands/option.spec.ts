@@ -21,7 +21,7 @@ export type OptionSpec = StringSpec | IntegerSpec | NumberSpec | ChoiceSpec;
 
 /** `/imagine`'s options, in the order platforms show them (required first). */
 export const IMAGINE_OPTIONS = [
-  { name: 'prompt', type: 'string', description: 'What to draw', required: true, limit: 'maxPromptChars' },
+  { name: 'prompt', type: 'string', description: 'What to draw; (word:1.3) weighs a word up, [word] down', required: true, limit: 'maxPromptChars' },
   { name: 'negative', type: 'string', description: 'What to keep out of the image', limit: 'maxPromptChars' },
   // Seeds are 0 .. 2^32-1 (inference/types.ts).
   { name: 'seed', type: 'integer', description: 'Seed for a reproducible image', min: 0, max: 2 ** 32 - 1 },

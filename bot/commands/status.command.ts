@@ -1,8 +1,9 @@
-/** `/status`: the queue, your jobs in flight, and your usage today. Always ephemeral. */
+/** `/status`: the queue, your jobs in flight, your usage today, and the safety protection in force. Always ephemeral. */
 import type { CommandContext } from '../context.js';
 import { standing } from '../policy/quota.policy.js';
 import { formatDuration, plural } from '../replies.js';
 import type { Reply } from '../types.js';
+import { describeProtection, safetyModeFor } from './safety.command.js';
 
 const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, n) => sum + n, 0);
 
@@ -24,5 +25,7 @@ export async function statusCommand(ctx: CommandContext): Promise<Reply> {
   ]);
   lines.push(`Today you have used ${imagine.used} of ${plural(imagine.limit, 'imagine')} and ${caption.used} of ${plural(caption.limit, 'caption')}; ` +
     `it resets at 00:00 UTC (in ${formatDuration(imagine.resetsAt - now)}).`);
+  const mode = await safetyModeFor(ctx.store, actor.spaceId, ctx.request.channelId);
+  lines.push(describeProtection(ctx.safetyChecker, mode, ctx.request.ageRestricted === true));
   return { text: lines.join('\n'), ephemeral: true };
 }

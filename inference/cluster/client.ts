@@ -279,7 +279,7 @@ export class ClusterClient {
   }
 
   private onEvent(message: string): void {
-    let event: { e?: string; id?: string; kind?: JobKind; stage?: string; step?: number; total?: number };
+    let event: { e?: string; id?: string; kind?: JobKind; stage?: string; step?: number; total?: number; preview?: { png?: unknown; width?: unknown; height?: unknown } };
     try { event = JSON.parse(message) as typeof event; } catch { return; }
     if (event.e === 'line' && event.kind) { this.refreshPositions(event.kind); return; }
     const handle = event.id ? this.handles.get(event.id) : undefined;
@@ -288,7 +288,9 @@ export class ClusterClient {
       handle.setPosition(0);
       handle.emit('start');
     } else if (event.e === 'progress') {
-      handle.emit('progress', { stage: String(event.stage), step: Number(event.step), total: Number(event.total) });
+      const preview = event.preview && typeof event.preview.png === 'string'
+        ? { preview: { png: Buffer.from(event.preview.png, 'base64'), width: Number(event.preview.width), height: Number(event.preview.height) } } : {};
+      handle.emit('progress', { stage: String(event.stage), step: Number(event.step), total: Number(event.total), ...preview });
     } else if (event.e === 'settled') {
       this.reconcile([handle]).catch(() => undefined);
     }

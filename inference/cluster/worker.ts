@@ -224,7 +224,9 @@ export class ClusterWorker {
         const handle = this.core.submit({ userId: user, spaceId: space }, decodeInput(input), { jobId: id, timeoutMs: Number(timeoutMs) });
         running.cancel = () => { handle.cancel('by its requester'); };
         handle.on('progress', (p) => {
-          this.redis.publish(this.keys.events, JSON.stringify({ e: 'progress', id, stage: p.stage, step: p.step, total: p.total })).catch(() => undefined);
+          // a live preview (a PNG of a few kB, every few steps) rides along as base64
+          const preview = p.preview ? { preview: { png: p.preview.png.toString('base64'), width: p.preview.width, height: p.preview.height } } : {};
+          this.redis.publish(this.keys.events, JSON.stringify({ e: 'progress', id, stage: p.stage, step: p.step, total: p.total, ...preview })).catch(() => undefined);
         });
         outcome = { ok: true, payload: encode(await handle.result) };
       } catch (error) {

@@ -5,7 +5,7 @@
  */
 import { PictalkError } from '../../common/errors.js';
 import type { NoiseSource, ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
-import { alphasCumprod, arangeDown, checkStepCount, linspace, roundHalfEven } from './scheduler.config.js';
+import { addNoiseAtTimestep, alphasCumprod, arangeDown, checkStepCount, linspace, roundHalfEven } from './scheduler.config.js';
 
 export class DdimScheduler implements Scheduler {
   readonly name = 'ddim' as const;
@@ -78,5 +78,9 @@ export class DdimScheduler implements Scheduler {
       prevSample[i] = sqrtAPrev * x0 + dirCoeff * epsilon + (z ? std * z[i]! : 0);
     }
     return { prevSample, predOriginal };
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array<ArrayBuffer> {
+    return addNoiseAtTimestep(this.alphas, original, noise, timestep, this.className);
   }
 }

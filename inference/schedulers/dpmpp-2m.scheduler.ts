@@ -7,7 +7,7 @@
 import { PictalkError } from '../../common/errors.js';
 import type { ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
 import {
-  alphasCumprod, arangeDown, checkStepCount, interpOnIndex, linspace, roundHalfEven, trainingSigmas,
+  alphasCumprod, arangeDown, checkStepCount, indexForTimestep, interpOnIndex, linspace, mixNoise, roundHalfEven, trainingSigmas,
 } from './scheduler.config.js';
 
 export class DpmSolverPlusPlus2MScheduler implements Scheduler {
@@ -101,6 +101,12 @@ export class DpmSolverPlusPlus2MScheduler implements Scheduler {
     this.previousX0 = m0;
     this.stepIndex += 1;
     return { prevSample };
+  }
+
+  /** alpha_t * x0 + sigma_t * noise from the timestep's sigma, as diffusers' add_noise for this class. */
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array<ArrayBuffer> {
+    const { alpha, sigma } = alphaSigma(this.sigmas[indexForTimestep(this.timesteps, timestep, this.className)]!);
+    return mixNoise(original, noise, alpha, sigma);
   }
 }
 

@@ -5,7 +5,7 @@
 import { PictalkError } from '../../common/errors.js';
 import type { NoiseSource, ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
 import {
-  alphasCumprod, arangeDown, checkStepCount, indexForTimestep, interpOnIndex, linspace, roundHalfEven, trainingSigmas,
+  alphasCumprod, arangeDown, checkStepCount, indexForTimestep, interpOnIndex, linspace, mixNoise, roundHalfEven, trainingSigmas,
 } from './scheduler.config.js';
 
 export class EulerAncestralScheduler implements Scheduler {
@@ -88,5 +88,11 @@ export class EulerAncestralScheduler implements Scheduler {
     }
     this.stepIndex += 1;
     return { prevSample, predOriginal };
+  }
+
+  /** x0 + sigma_t * noise, sigma_t of the timestep's place in the schedule (diffusers' begin_index there). */
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array<ArrayBuffer> {
+    const sigma = this.sigmas[indexForTimestep(this.timesteps, timestep, this.className)]!;
+    return mixNoise(original, noise, 1, sigma);
   }
 }

@@ -6,7 +6,7 @@
  */
 import { PictalkError, describe } from '../../common/errors.js';
 import type { NoiseSource, ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
-import { alphasCumprod, checkStepCount, indexForTimestep, linspace } from './scheduler.config.js';
+import { addNoiseAtTimestep, alphasCumprod, checkStepCount, indexForTimestep, linspace } from './scheduler.config.js';
 
 const SIGMA_DATA = 0.5;
 
@@ -78,5 +78,9 @@ export class LcmScheduler implements Scheduler {
     }
     this.stepIndex += 1;
     return { prevSample, predOriginal: denoised };
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array<ArrayBuffer> {
+    return addNoiseAtTimestep(this.alphas, original, noise, timestep, this.className);
   }
 }

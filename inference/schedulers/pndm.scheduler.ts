@@ -4,7 +4,7 @@
  */
 import { PictalkError } from '../../common/errors.js';
 import type { ResolvedSchedulerConfig, Scheduler, StepResult } from './scheduler.js';
-import { alphasCumprod, arangeDown, checkStepCount, linspace, roundHalfEven } from './scheduler.config.js';
+import { addNoiseAtTimestep, alphasCumprod, arangeDown, checkStepCount, linspace, roundHalfEven } from './scheduler.config.js';
 
 export class PndmScheduler implements Scheduler {
   readonly name = 'pndm' as const;
@@ -92,6 +92,10 @@ export class PndmScheduler implements Scheduler {
     this.prevSample(x, timestep, prevTimestep, out);
     this.counter += 1;
     return { prevSample: out };
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array<ArrayBuffer> {
+    return addNoiseAtTimestep(this.alphas, original, noise, timestep, this.className);
   }
 
   /** Formula (9) of the PNDM paper, written into `eps` (which holds the combined model output). */

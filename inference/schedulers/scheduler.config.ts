@@ -196,3 +196,26 @@ export function arangeDown(start: number, step: number): number[] {
   const count = Math.ceil(start / step);
   return Array.from({ length: count }, (_, i) => start - i * step);
 }
+
+/**
+ * add_noise of the DDPM-family schedulers (DDIM, PNDM, LCM): sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise,
+ * the coefficients in float32 as diffusers computes them.
+ */
+export function addNoiseAtTimestep(
+  alphas: Float64Array, original: Float32Array, noise: Float32Array, timestep: number, className: string,
+): Float32Array<ArrayBuffer> {
+  if (!Number.isInteger(timestep) || timestep < 0 || timestep >= alphas.length) {
+    throw new PictalkError('input.invalid', `Expected a timestep of ${className} from 0 to ${alphas.length - 1}, got ${describe(timestep)}`);
+  }
+  return mixNoise(original, noise, Math.fround(Math.sqrt(alphas[timestep]!)), Math.fround(Math.sqrt(Math.fround(1 - alphas[timestep]!))));
+}
+
+/** a * original + b * noise, element-wise, into a new array (the two must have one length). */
+export function mixNoise(original: Float32Array, noise: Float32Array, a: number, b: number): Float32Array<ArrayBuffer> {
+  if (noise.length !== original.length) {
+    throw new PictalkError('inference.failed', `Expected noise of ${original.length} values for add_noise, got ${noise.length}`);
+  }
+  const out = new Float32Array(original.length);
+  for (let i = 0; i < out.length; i++) out[i] = a * original[i]! + b * noise[i]!;
+  return out;
+}

@@ -50,6 +50,12 @@ export interface Scheduler {
    * `noise` is required by Euler ancestral and LCM (except on LCM's last step) and by DDIM with eta > 0.
    */
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): StepResult;
+  /**
+   * diffusers' `add_noise`, which image-to-image uses to start mid-schedule: the clean latents `original` taken to
+   * the noise level of `timestep` (an entry of `timesteps`) with unit-variance `noise`; a new array.
+   * DDPM-family classes: sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise; Euler: x0 + sigma_t * noise.
+   */
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array<ArrayBuffer>;
 }
 
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';

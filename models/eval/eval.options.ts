@@ -6,8 +6,9 @@ import { SCHEDULER_NAMES, type SchedulerName } from '../../inference/types.js';
 import { MAX_CANDIDATES } from '../../inference/model-folder.js';
 import { DEFAULT_EVAL_SEED } from './heldout.set.js';
 import { integerOption, optionText, readOptions } from '../cli-options.js';
+import { SKIMAGE_DATA_DIR } from './ood.images.js';
 
-export const EVAL_PARTS = ['caption', 't2i', 'recognizer'] as const;
+export const EVAL_PARTS = ['caption', 't2i', 'recognizer', 'domain'] as const;
 export type EvalPart = (typeof EVAL_PARTS)[number];
 
 export interface EvalOptions {
@@ -28,30 +29,43 @@ export interface EvalOptions {
   scheduler?: SchedulerName;
   candidates?: number;
   threads?: number;
+  /** The sample photographs for the domain part (Debian's python3-skimage); `photosGiven`: named by --photos. */
+  photosDir: string;
+  photosGiven: boolean;
+  /** Random crops per photograph, and synthesized screenshots and drawings each, for the domain part. */
+  photoCrops: number;
+  synthesized: number;
 }
 
 export const DEFAULT_COUNT = 300;
 export const DEFAULT_T2I_COUNT = 25;
+export const DEFAULT_PHOTO_CROPS = 20;
+export const DEFAULT_SYNTHESIZED = 200;
 export const DEFAULT_DIRS = {
   t2i: 'models/builtin/text-to-image',
   captioner: 'models/builtin/captioner',
   recognizer: 'models/builtin/recognizer',
 } as const;
 
-export const USAGE = `Usage: eval [--json] [--seed S] [--count N] [--t2i-count K] [--only caption,t2i,recognizer]
+export const USAGE = `Usage: eval [--json] [--seed S] [--count N] [--t2i-count K] [--only caption,t2i,recognizer,domain]
             [--t2i DIR] [--captioner DIR] [--recognizer DIR] [--beam B] [--steps N] [--guidance G] [--scheduler NAME]
-            [--candidates C] [--threads T]
+            [--candidates C] [--threads T] [--photos DIR] [--photo-crops N] [--synthesized N]
   --seed S        eval seed (default ${DEFAULT_EVAL_SEED}; training draws with seed 1)
   --count N       held-out test images (default ${DEFAULT_COUNT}); the compositional split gets ceil(N/2)
   --t2i-count K   text-to-image prompts per category: single, pair, compositional (default ${DEFAULT_T2I_COUNT})
-  --only PARTS    caption, t2i, recognizer (default all three)
+  --only PARTS    caption, t2i, recognizer, domain (default all four)
   --t2i, --captioner, --recognizer DIR   model folders (default ${DEFAULT_DIRS.t2i}, ${DEFAULT_DIRS.captioner}, ${DEFAULT_DIRS.recognizer})
   --beam B        captioner beam (default: the captioner's config.json beam_size)
   --steps, --guidance, --scheduler       text-to-image settings (default: the model folder's)
   --candidates C  pictures drawn per prompt, the captioner's best kept (default: the model folder's; 1 = no ranking)
-  --threads T     onnxruntime intra-op threads (default: one per core)`;
+  --threads T     onnxruntime intra-op threads (default: one per core)
+  --photos DIR    real photographs for the captioner's out-of-domain check (default ${SKIMAGE_DATA_DIR},
+                  Debian's python3-skimage; without it the photo share is not measured)
+  --photo-crops N random crops of each photograph (default ${DEFAULT_PHOTO_CROPS})
+  --synthesized N synthesized screenshots, and as many line drawings (default ${DEFAULT_SYNTHESIZED})`;
 
-const OPTIONS = ['json', 'seed', 'count', 't2i-count', 'only', 't2i', 'captioner', 'recognizer', 'beam', 'steps', 'guidance', 'scheduler', 'candidates', 'threads'];
+const OPTIONS = ['json', 'seed', 'count', 't2i-count', 'only', 't2i', 'captioner', 'recognizer', 'beam', 'steps', 'guidance', 'scheduler', 'candidates', 'threads',
+  'photos', 'photo-crops', 'synthesized'];
 
 /** Parse and validate the command line (without `node` and the script). */
 export function parseEvalArgs(argv: readonly string[]): EvalOptions | 'help' {
@@ -105,5 +119,9 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions | 'help' {
     ...optional('scheduler', scheduler as SchedulerName | undefined),
     ...optional('candidates', int('candidates', 1, MAX_CANDIDATES)),
     ...optional('threads', int('threads', 0, 256)),
+    photosDir: dir('photos', SKIMAGE_DATA_DIR),
+    photosGiven: text('photos') !== undefined,
+    photoCrops: int('photo-crops', 1, 1000) ?? DEFAULT_PHOTO_CROPS,
+    synthesized: int('synthesized', 0, 100_000) ?? DEFAULT_SYNTHESIZED,
   };
 }

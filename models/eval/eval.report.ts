@@ -27,6 +27,12 @@ const ROWS: ReadonlyArray<[string, string]> = [
   ['t2i_size', '  size (on the right object)'],
   ['t2i_position', '  position / relation (2+ objects)'],
   ['cycle_agreement', 'caption(generate(prompt)) parses to the prompt scene'],
+  ['ood_photos_declined', 'captioner declines real photographs (target >= 0.9)'],
+  ['ood_world_captioned', 'captioner still captions held-out world images (>= 0.98)'],
+  ['ood_world_shared_captioned', '  the same, as JPEG or rescaled'],
+  ['ood_screenshots_declined', 'captioner declines synthesized screenshots'],
+  ['ood_drawings_declined', 'captioner declines synthesized line drawings'],
+  ['ood_generated_captioned', 'captioner captions generated images (alt text)'],
 ];
 
 const fmt = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : v.toFixed(4));

@@ -1,6 +1,7 @@
 /**
  * One evaluation run: check the model folders, draw the held-out set, then the parts asked for
- * (captioning, text-to-image with the recognizer as judge, the recognizer on ground truth), into one report.
+ * (captioning, text-to-image with the recognizer as judge, the recognizer on ground truth, the captioner's
+ * out-of-domain check on held-out world images and on photographs, screenshots and drawings), into one report.
  */
 import { existsSync, statSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
@@ -11,9 +12,11 @@ import type { BackendOptions } from '../../inference/onnx.backend.js';
 import { loadModelSettings } from '../../adapters/config.js';
 import { WorldRenderer } from '../world/world.renderer.js';
 import { evaluateCaptions, type CaptionMetrics } from './caption.eval.js';
+import { evaluateDomain, type DomainMetrics } from './domain.eval.js';
 import type { EvalOptions } from './eval.options.js';
 import { drawSplit, evalPrompts, type HeldOutImage } from './heldout.set.js';
 import { loadRecognizer, type Recognizer } from './recognizer.js';
+import { availablePhotos } from './ood.images.js';
 import { judgeScene } from './scene.judge.js';
 import { evaluateTextToImage, type TextToImageMetrics } from './t2i.eval.js';
 
@@ -25,14 +28,14 @@ export interface EvalReport {
   models: Record<string, string | null>;
   timings_ms: Record<string, number>;
   applied?: TextToImageMetrics['applied'];
-  examples: { captions?: CaptionMetrics['examples']; t2i?: TextToImageMetrics['examples'] };
+  examples: { captions?: CaptionMetrics['examples']; t2i?: TextToImageMetrics['examples']; domain?: Pick<DomainMetrics, 'perSource' | 'misses'> };
 }
 
 /** Which folders the parts need; a missing one fails before any work, naming its option. */
 function requiredFolders(options: EvalOptions): Array<{ option: string; dir: string; what: string }> {
   const need: Array<{ option: string; dir: string; what: string }> = [];
   const { parts } = options;
-  if (parts.includes('caption')) need.push({ option: '--captioner', dir: options.captionerDir, what: 'captioner' });
+  if (parts.includes('caption') || parts.includes('domain')) need.push({ option: '--captioner', dir: options.captionerDir, what: 'captioner' });
   if (parts.includes('t2i')) need.push({ option: '--t2i', dir: options.t2iDir, what: 'text-to-image' });
   if (parts.includes('t2i') || parts.includes('recognizer')) need.push({ option: '--recognizer', dir: options.recognizerDir, what: 'recognizer' });
   return need;
@@ -45,6 +48,11 @@ export function checkFolders(options: EvalOptions): void {
       throw new PictalkError('model.invalid',
         `Expected a ${what} model folder at ${absolute}, found none (pass \`${option} DIR\`, or leave the part out with \`--only\`)`, { path: absolute });
     }
+  }
+  // photographs named on the command line must be there; the default folder may be missing (photos not measured)
+  if (options.parts.includes('domain') && options.photosGiven && availablePhotos(resolve(options.photosDir)).length === 0) {
+    throw new PictalkError('input.invalid', `Expected scikit-image's sample photographs (astronaut.png, coffee.png, ...) in \`--photos\` ${resolve(options.photosDir)}, found none`,
+      { option: 'photos' });
   }
 }
 
@@ -77,7 +85,7 @@ export async function runEval(options: EvalOptions, log: (line: string) => void 
 
   // load the models first, so a malformed folder fails before minutes of drawing
   // (the captioner also serves the cycle check when only t2i runs, if its folder exists)
-  const wantCaptioner = parts.includes('caption') || (parts.includes('t2i') && isDir(options.captionerDir));
+  const wantCaptioner = parts.includes('caption') || parts.includes('domain') || (parts.includes('t2i') && isDir(options.captionerDir));
   let captioner: ImageToText | undefined;
   let t2i: TextToImage | undefined;
   let recognizer: Recognizer | undefined;
@@ -101,7 +109,7 @@ export async function runEval(options: EvalOptions, log: (line: string) => void 
     const renderer = await WorldRenderer.create();
     let test: HeldOutImage[] = [];
     let compositional: HeldOutImage[] = [];
-    if (parts.includes('caption') || parts.includes('recognizer')) {
+    if (parts.includes('caption') || parts.includes('recognizer') || parts.includes('domain')) {
       log(`eval: drawing ${options.count} test + ${options.compositional} compositional images (seed ${options.seed})`);
       await time('draw', async () => {
         test = await drawSplit(renderer, options.seed, 'test', options.count);
@@ -122,6 +130,25 @@ export async function runEval(options: EvalOptions, log: (line: string) => void 
       Object.assign(metrics, numbers);
       report.counts.ceiling_repeats = repeats;
       report.examples.captions = examples;
+    }
+
+    // the captioner's out-of-domain check: the same held-out world images, photographs, screenshots, drawings
+    if (parts.includes('domain') && captioner) {
+      const photosDir = resolve(options.photosDir);
+      const photos = availablePhotos(photosDir);
+      if (!captioner.domain) log(`eval: the captioner has no out-of-domain check (${captioner.folder.generalPurpose ? 'general_purpose' : 'no domain.json'}): nothing to measure`);
+      else if (photos.length === 0) log(`eval: no sample photographs in ${options.photosDir} (install python3-skimage: scripts/setup.sh); the photo share is not measured`);
+      if (captioner.domain) log(`eval: out-of-domain check on ${test.length + compositional.length} world images, ${photos.length * options.photoCrops} photo crops, `
+        + `${options.synthesized} screenshots and ${options.synthesized} drawings`);
+      const d = await time('domain', () => evaluateDomain(captioner!, [...test, ...compositional], {
+        seed: options.seed, photosDir: photos.length > 0 ? photosDir : undefined, photos, perPhoto: options.photoCrops, synthesized: options.synthesized,
+      }));
+      Object.assign(metrics, d.metrics);
+      Object.assign(report.counts, d.counts);
+      report.settings.domain = captioner.domain
+        ? { threshold: captioner.domain.stats.threshold, photos: photos.length > 0 ? options.photosDir : null, photo_crops: options.photoCrops }
+        : { check: captioner.folder.generalPurpose ? 'off (general_purpose)' : 'off (no domain.json)' };
+      report.examples.domain = { perSource: d.perSource, misses: d.misses };
     }
 
     // the recognizer on the drawn ground truth of the same held-out set

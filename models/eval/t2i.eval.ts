@@ -124,6 +124,14 @@ export async function evaluateTextToImage(
     return known.length === 0 ? null : known.filter(Boolean).length / known.length;
   };
   metrics.cycle_agreement = share(cycles);
+  // the alt-text path: generated pictures must pass the captioner's out-of-domain check (they are the drawn world)
+  if (options.captioner?.domain) {
+    const verdicts: boolean[] = [];
+    for (let start = 0; start < pngs.length; start += 16) {
+      for (const pooled of await options.captioner.embed(pngs.slice(start, start + 16))) verdicts.push(options.captioner.domain.judge(pooled).inDomain);
+    }
+    metrics.ood_generated_captioned = share(verdicts);
+  }
   for (const category of PROMPT_CATEGORIES) {
     const idx = prompts.map((p, i) => (p.category === category ? i : -1)).filter((i) => i >= 0);
     putRates(metrics, applied, category, attributeRates(idx.map((i) => judgements[i]!)));

@@ -217,7 +217,7 @@ def export(m: T2I, out: str, timestep_dtype: str = 'int64', seed: int = 0, defau
                              torch.randn(1, L, D)), p,
                     ['sample', 'timestep', 'encoder_hidden_states'], ['out_sample'],
                     {'sample': {0: 'batch', 2: 'height', 3: 'width'}, 'timestep': {0: 'timestep_batch'},
-                     'encoder_hidden_states': {0: 'batch'}, 'out_sample': {0: 'batch', 2: 'height', 3: 'width'}})
+                     'encoder_hidden_states': {0: 'batch', 1: 'sequence'}, 'out_sample': {0: 'batch', 2: 'height', 3: 'width'}})
         feeds = {'sample': g.standard_normal((2, uc.in_channels, h, w)).astype(np.float32),
                  'timestep': np.array([981, 1], dtype=np.int64 if timestep_dtype == 'int64' else np.float32),
                  'encoder_hidden_states': g.standard_normal((2, L, D)).astype(np.float32)}

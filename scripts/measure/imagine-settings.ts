@@ -10,7 +10,7 @@ import { loadTextToImage } from '../../inference/text-to-image.pipeline.js';
 import type { SchedulerName } from '../../inference/types.js';
 import { summarize } from '../bench.stats.js';
 
-type Setting = { scheduler: SchedulerName; steps: number; candidates: number };
+type Setting = { scheduler: SchedulerName; steps: number; candidates: number; guidance?: number };   // guidance: the folder's default when absent
 const settings = JSON.parse(process.argv[2] ?? '[]') as Setting[];
 const runs = Number(process.argv[3] ?? 15);
 if (!Array.isArray(settings) || settings.length === 0 || !Number.isInteger(runs) || runs < 1) {

@@ -109,6 +109,14 @@ describe('loadSettings', () => {
       expect.objectContaining({ code: 'config.invalid', details: { settings: ['PICTALK_DATABASE_URL'] }, message: expect.not.stringContaining('hunter2') }));
   });
 
+  it('reads PICTALK_PREVIEW_AFTER_MS: a number of milliseconds or off, and names it when it is neither', () => {
+    expect(loadSettings({}).previewAfterMs).toBeUndefined();
+    expect(loadSettings({ PICTALK_PREVIEW_AFTER_MS: '0' }).previewAfterMs).toBe(0);
+    expect(loadSettings({ PICTALK_PREVIEW_AFTER_MS: '5000' }).previewAfterMs).toBe(5000);
+    expect(loadSettings({ PICTALK_PREVIEW_AFTER_MS: 'off' }).previewAfterMs).toBe('off');
+    expect(() => loadSettings({ PICTALK_PREVIEW_AFTER_MS: 'soon' })).toThrow('Expected PICTALK_PREVIEW_AFTER_MS to be `off` or an integer from 0 to 600000 (milliseconds), got `"soon"` (string)');
+  });
+
   it('refuses an imagine batch outside 1..16', () => {
     expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: '0' })).toThrow('Expected PICTALK_IMAGINE_BATCH to be an integer from 1 to 16, got `"0"` (string)');
     expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: 'many' })).toThrow('PICTALK_IMAGINE_BATCH');

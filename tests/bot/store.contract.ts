@@ -66,6 +66,22 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await store.settleJob('no-such-job', 'charged', 3)).toBe(false);
     });
 
+    it('charges part of a reservation and gives the rest back to the day (images the safety checker withheld)', async () => {
+      const { store } = t;
+      await store.acceptJob(job('a'), reservation(4, 5));
+      expect(await store.settleJob('a', 'charged', 2, { units: 1, note: '3 of 4 images withheld by the safety checker' })).toBe(true);
+      expect(await store.settleJob('a', 'refunded', 3)).toBe(false);
+      expect(await store.usage('s1', 'u1', 'imagine', DAY)).toEqual({ reserved: 0, charged: 1, refunded: 0 });
+      // 4 of the limit 5 are room again
+      await store.acceptJob(job('b'), reservation(4, 5));
+      await expect(store.acceptJob(job('c'), reservation(1, 5))).rejects.toMatchObject({ code: 'quota.exceeded' });
+      // never more than was reserved
+      expect(await store.settleJob('b', 'charged', 4, { units: 9, note: 'none withheld' })).toBe(true);
+      expect(await store.usage('s1', 'u1', 'imagine', DAY)).toEqual({ reserved: 0, charged: 5, refunded: 0 });
+      await expect(store.settleJob('c', 'charged', 5, { units: 0, note: 'all withheld' })).rejects.toMatchObject({ code: 'input.invalid' });
+      await expect(store.settleJob('c', 'refunded', 5, { units: 1, note: 'a refund is whole' })).rejects.toMatchObject({ code: 'input.invalid' });
+    });
+
     it('keeps a job as it was given and as it changes', async () => {
       const { store } = t;
       await store.acceptJob(job('a', { parentJobId: 'p', createdAt: 5 }), reservation(1, 10));

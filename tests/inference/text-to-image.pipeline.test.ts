@@ -24,6 +24,12 @@ describe('text-to-image on the tiny diffusers folder', () => {
     expect(pipeline.folder).toMatchObject({ latentFactor: 4, latentChannels: 4, scalingFactor: 0.5 });
   });
 
+  it('lets a space\'s `maxSteps` cap the folder\'s default steps, and only the default', () => {
+    expect(pipeline.settingsFor({ prompt: 'x', seed: 1, maxSteps: 8 }).steps).toBe(8);
+    expect(pipeline.settingsFor({ prompt: 'x', seed: 1, maxSteps: 30 }).steps).toBe(20);
+    expect(pipeline.settingsFor({ prompt: 'x', seed: 1, steps: 25, maxSteps: 8 }).steps).toBe(25);
+  });
+
   it('gives the same PNG bytes for the same seed, prompt and settings, and different ones for another seed', async () => {
     const a = await pipeline.imagine({ prompt: PROMPT, seed: 7, steps: 5 });
     const b = await pipeline.imagine({ prompt: PROMPT, seed: 7, steps: 5 });
@@ -70,7 +76,7 @@ describe('text-to-image on the tiny diffusers folder', () => {
     const spy = jest.spyOn(OnnxModel.prototype, 'run');
     try {
       // DDIM: one UNet call per step (PNDM's PLMS repeats its second timestep: steps + 1 calls)
-      await pipeline.imagine({ prompt: 'a unique prompt for the spy', negativePrompt: 'a unique negative', seed: 1, steps: 4, count: 2, scheduler: 'ddim' });
+      await pipeline.imagine({ prompt: 'a spy prompt', negativePrompt: 'a unique negative', seed: 1, steps: 4, count: 2, scheduler: 'ddim' });
       const unetCalls = spy.mock.calls.filter(([feeds]) => 'sample' in (feeds as Feeds));
       expect(unetCalls).toHaveLength(4);
       for (const [feeds] of unetCalls) {
@@ -83,10 +89,10 @@ describe('text-to-image on the tiny diffusers folder', () => {
       expect((textCalls[0]![0] as Feeds).input_ids!.dims).toEqual([2, 16]);
       // a second request with the same texts reuses the cached embeddings
       spy.mockClear();
-      await pipeline.imagine({ prompt: 'a unique prompt for the spy', negativePrompt: 'a unique negative', seed: 2, steps: 1, scheduler: 'ddim' });
+      await pipeline.imagine({ prompt: 'a spy prompt', negativePrompt: 'a unique negative', seed: 2, steps: 1, scheduler: 'ddim' });
       expect(spy.mock.calls.filter(([feeds]) => 'input_ids' in (feeds as Feeds))).toHaveLength(0);
       spy.mockClear();
-      await pipeline.imagine({ prompt: 'another prompt for the spy', seed: 1, steps: 2, guidance: 1, scheduler: 'ddim' });
+      await pipeline.imagine({ prompt: 'another spy prompt', seed: 1, steps: 2, guidance: 1, scheduler: 'ddim' });
       const unguided = spy.mock.calls.filter(([feeds]) => 'sample' in (feeds as Feeds));
       expect(unguided.map(([feeds]) => (feeds as Feeds).sample!.dims[0])).toEqual([1, 1]);
     } finally {

@@ -46,7 +46,11 @@ test('every body follows the API rules for names, descriptions and option order'
 
 test('/imagine offers exactly the options, ranges and schedulers of bot/\'s spec, the prompt length from the settings', () => {
   const options = byName('imagine').options! as Array<Option & { min_value?: number; max_value?: number; max_length?: number }>;
-  expect(options.map((o) => o.name)).toEqual(IMAGINE_OPTIONS.map((spec) => spec.name));
+  // bot/'s spec, then image-to-image's picture (an attachment, type 11) and strength (a number, type 10)
+  expect(options.map((o) => o.name)).toEqual([...IMAGINE_OPTIONS.map((spec) => spec.name), 'image', 'strength']);
+  expect(options.find((o) => o.name === 'image')).toMatchObject({ type: 11 });
+  expect(options.find((o) => o.name === 'image')!.required).toBeUndefined();
+  expect(options.find((o) => o.name === 'strength')).toMatchObject({ type: 10, min_value: 0, max_value: 1 });
   expect(options.find((o) => o.name === 'scheduler')!.choices!.map((c) => c.value)).toEqual([...SCHEDULER_NAMES]);
   expect(options.find((o) => o.name === 'prompt')).toMatchObject({ type: 3, required: true, max_length: DEFAULT_BOT_CONFIG.maxPromptChars });
   for (const name of ['steps', 'count', 'guidance', 'seed'] as const) {

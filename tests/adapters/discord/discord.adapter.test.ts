@@ -64,7 +64,7 @@ test('registers every command by one bulk overwrite in the guild', () => {
   expect(fake.commandPuts).toHaveLength(1);
   const [put] = fake.commandPuts;
   expect(put!.guildId).toBe(fake.guildId);
-  expect(put!.body.map((c) => c.name)).toEqual(['imagine', 'caption', 'Caption image', 'quota', 'blocklist', 'pictalk']);
+  expect(put!.body.map((c) => c.name)).toEqual(['imagine', 'caption', 'Caption image', 'quota', 'blocklist', 'settings', 'safety', 'pictalk']);
   const quota = put!.body.find((c) => c.name === 'quota')!;
   expect(quota.default_member_permissions).toBe('32');
   expect(put!.body.find((c) => c.name === 'Caption image')).toMatchObject({ type: 3 });
@@ -258,6 +258,29 @@ test('a 429 with retry_after on an edit is waited out and retried; the final sta
   expect(fake.original(interaction)!.content).toBe('A red square.');
   expect(fake.callsFor(interaction, FOLLOW_UP)).toHaveLength(1);
 }, 15_000);
+
+test('/imagine: a live preview rides on the progress edits as an embedded attachment, and the reply replaces it', async () => {
+  const preview = solidPng(8, [40, 200, 90]);
+  bot.options = { ...bot.options, steps: 12, stepMs: 200, holdMs: 2000, preview };
+  const interaction = fake.sendChatInput('imagine', [...prompt('a green preview')]);
+  await settled(interaction);
+
+  const edits = fake.callsFor(interaction, EDIT);
+  const withPreview = edits.filter((c) => c.files.some((f) => f.name === 'preview.png'));
+  expect(withPreview.length).toBeGreaterThanOrEqual(1);
+  for (const edit of withPreview) {
+    expect(edit.status).toBe(200);
+    expect(edit.files).toHaveLength(1);
+    expect(edit.files[0]!.data.equals(preview)).toBe(true);
+    expect(edit.body!.embeds).toEqual([{ image: { url: 'attachment://preview.png', width: 8, height: 8 } }]);
+  }
+  // the reply: its own image only, no embed left pointing at the preview
+  const final = edits.at(-1)!;
+  expect(final.body).toMatchObject({ embeds: [] });
+  const message = fake.original(interaction)!;
+  expect(message.attachments.map((a) => a.filename)).toEqual(['pictalk-42.png']);
+  expect(message.embeds).toEqual([]);
+});
 
 test('a 429 on a progress edit does not disturb the job: later edits and the final reply arrive', async () => {
   fake.rateLimitNext(EDIT, 1);

@@ -28,6 +28,8 @@ export interface FakeBotOptions {
   moderatorRoleIds?: string[];
   /** Pause between the last progress report and the reply, so the last state's edit can land. */
   holdMs?: number;
+  /** A live preview PNG on every running status from step 2 on (a new Buffer each step, as the pipeline makes them). */
+  preview?: Buffer;
 }
 
 export class FakeBot implements BotPort {
@@ -69,6 +71,8 @@ export class FakeBot implements BotPort {
       case 'imagine':
       case 'reroll':
         return this.imagine(request, conversation, command.name === 'imagine' ? command.options.prompt : `reroll of ${command.jobId}`);
+      case 'vary':
+        return this.imagine(request, conversation, `vary of ${command.jobId} image ${command.index ?? 1}`);
       case 'cancel': {
         const job = this.jobs.get(command.jobId);
         if (!job) throw new PictalkError('input.invalid', `There is no running job ${command.jobId}.`);
@@ -121,7 +125,8 @@ export class FakeBot implements BotPort {
     say({ state: 'queued', jobId, position: 1 });
     for (let step = 1; step <= steps && !cancelled; step++) {
       await sleep(stepMs);
-      if (!cancelled) say({ state: 'running', jobId, stage: 'denoise', step, total: steps });
+      const preview = this.options.preview && step >= 2 ? { preview: { png: Buffer.from(this.options.preview), width: 8, height: 8 } } : {};
+      if (!cancelled) say({ state: 'running', jobId, stage: 'denoise', step, total: steps, ...preview });
     }
     this.jobs.delete(jobId);
     this.finished.push(jobId);

@@ -45,7 +45,7 @@ describe('local terminal adapter', () => {
     expect(s.text()).toContain(`[${job!.id}] queued, position 1 (/cancel ${job!.id})`);
     expect(s.text()).toContain(`[${job!.id}] denoise 1/2`);
     expect(s.text()).toContain(`image: ${first} (seed 5) — A drawing of a red circle.`);
-    expect(s.text()).toContain(`next: /reroll ${job!.id}   /delete ${job!.id}`);
+    expect(s.text()).toContain(`next: /reroll ${job!.id}   /vary ${job!.id} 1   /vary ${job!.id} 2   /delete ${job!.id}`);
   });
 
   it('captions a file and writes the voice message', async () => {
@@ -90,6 +90,28 @@ describe('local terminal adapter', () => {
     await s.done;
     expect(s.text()).toContain(`Cancelling job ${job!.id}; its quota will be refunded.`);
     expect(s.text()).toContain('error (job.cancelled): Cancelled. Your quota was refunded.');
+  });
+
+  it('writes the live preview beside the images while the job runs, and removes it with the reply', async () => {
+    const t = makeBot();
+    t.core.manual = ['imagine'];            // the alt text's caption job runs on its own
+    const s = session(t);
+    s.input.write('/imagine slow cat --seed 3\n');
+    const [job] = await t.core.waitForJobs(1);
+    job!.emit('start');
+    const preview = Buffer.from('png:preview at step 2');
+    job!.emit('progress', { stage: 'denoise', step: 2, total: 4, preview: { png: preview, width: 128, height: 128 } });
+    const path = join(s.outDir, `preview-${job!.id}.png`);
+    await waitFor(() => s.text().includes(`denoise 2/4 · preview ${path}`));
+    await waitFor(() => existsSync(path) && readFileSync(path).equals(preview));   // written in the background
+    // a later step without a new preview still points at the same file
+    job!.emit('progress', { stage: 'denoise', step: 3, total: 4 });
+    await waitFor(() => s.text().includes(`denoise 3/4 · preview ${path}`));
+    s.input.end();
+    await t.core.run(job!);
+    await s.done;
+    expect(existsSync(path)).toBe(false);
+    expect(s.text()).toContain(`image: ${join(s.outDir, `pictalk-${job!.id}-1.png`)}`);
   });
 
   it('deletes the files of a job', async () => {

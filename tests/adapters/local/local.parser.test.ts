@@ -34,6 +34,29 @@ describe('local command parser', () => {
 
   it('parses /caption with a path and --no-voice', () => {
     expect(parseLine('/caption "my photo.png" --no-voice')).toEqual({ kind: 'caption', path: 'my photo.png', voice: false });
+    // no flag: the user's `voice` setting decides
+    expect(parseLine('/caption cat.png')).toEqual({ kind: 'caption', path: 'cat.png' });
+    expect(parseLine('/caption cat.png --voice')).toEqual({ kind: 'caption', path: 'cat.png', voice: true });
+  });
+
+  it.each([
+    ['/settings', { name: 'settings.show', scope: 'user' }],
+    ['/settings show', { name: 'settings.show', scope: 'user' }],
+    ['/settings set steps 30', { name: 'settings.set', scope: 'user', values: { steps: '30' } }],
+    ['/settings set negative blurry, dark', { name: 'settings.set', scope: 'user', values: { negative: 'blurry, dark' } }],
+    ['/settings reset', { name: 'settings.reset', scope: 'user' }],
+    ['/settings reset private', { name: 'settings.reset', scope: 'user', key: 'private' }],
+    ['/settings server show', { name: 'settings.show', scope: 'server' }],
+    ['/settings server set max_steps 30', { name: 'settings.set', scope: 'server', values: { max_steps: '30' } }],
+    ['/settings server reset max_count', { name: 'settings.reset', scope: 'server', key: 'max_count' }],
+  ])('parses %s', (line, command) => {
+    expect(parseLine(line)).toEqual({ kind: 'command', command });
+  });
+
+  it('refuses a malformed /settings line with the usage', () => {
+    expect(parseLine('/settings set steps')).toEqual({ kind: 'error', message: expect.stringMatching(/^Expected `set` with a key and a value, got `"steps"` \(string\)\. Usage: `\/settings show`/) });
+    expect(parseLine('/settings wipe')).toEqual({ kind: 'error', message: expect.stringMatching(/^Expected show, set, reset or server, got `"wipe"`/) });
+    expect(parseLine('/settings reset steps count').kind).toBe('error');
   });
 
   it('refuses lines without a slash and unknown commands', () => {

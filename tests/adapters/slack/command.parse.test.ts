@@ -1,4 +1,4 @@
-import { parseAutoCaption, parseImagine, parseQuota, parseUserMention, tokenize } from '../../../adapters/slack/command.parse.js';
+import { parseAutoCaption, parseImagine, parsePictalk, parseQuota, parseUserMention, tokenize } from '../../../adapters/slack/command.parse.js';
 import { messageBlocks, renderStatus, toMrkdwn } from '../../../adapters/slack/slack.conversation.js';
 
 describe('/imagine text', () => {
@@ -48,5 +48,22 @@ describe('rendering', () => {
         { type: 'button', action_id: 'pictalk.cancel', value: 'j1', text: { type: 'plain_text', text: 'Cancel' } },
       ],
     });
+  });
+});
+
+describe('/pictalk text', () => {
+  test('alone it is the status; `settings ...` is the settings grammar, after Slack\'s escapes are undone', () => {
+    expect(parsePictalk('')).toEqual({ name: 'status' });
+    expect(parsePictalk(' status ')).toEqual({ name: 'status' });
+    expect(parsePictalk('settings')).toEqual({ name: 'settings.show', scope: 'user' });
+    expect(parsePictalk('Settings set negative cats &amp; dogs')).toEqual({ name: 'settings.set', scope: 'user', values: { negative: 'cats & dogs' } });
+    expect(parsePictalk('settings set private on')).toEqual({ name: 'settings.set', scope: 'user', values: { private: 'on' } });
+    expect(parsePictalk('settings server set max_count 2')).toEqual({ name: 'settings.set', scope: 'server', values: { max_count: '2' } });
+    expect(parsePictalk('settings server reset')).toEqual({ name: 'settings.reset', scope: 'server' });
+  });
+
+  test('anything else is refused with the usage', () => {
+    expect(() => parsePictalk('setings')).toThrow(/^Expected nothing, `status` or `settings \.\.\.`, got `"setings"` \(string\)\. Usage: `\/pictalk`/);
+    expect(() => parsePictalk('settings set steps')).toThrow(/Usage: `\/pictalk settings show`/);
   });
 });

@@ -19,6 +19,10 @@ export interface FakeBotOptions {
   stepMs?: number;
   /** Pause between the last progress report and the reply, so the last state's edit can land. */
   holdMs?: number;
+  /** A live preview PNG on every running status from step 2 on (a new Buffer each step, as the pipeline makes them). */
+  preview?: Buffer;
+  /** Vary buttons on the reply, one per image, for this many images (the real bot puts one under every image). */
+  vary?: number;
 }
 
 export class FakeBot implements SlackBotPort {
@@ -67,6 +71,8 @@ export class FakeBot implements SlackBotPort {
         return this.imagine(request, conversation, command.options.prompt);
       case 'reroll':
         return this.imagine(request, conversation, `reroll of ${command.jobId}`);
+      case 'vary':
+        return this.imagine(request, conversation, `vary of ${command.jobId} image ${command.index ?? 1}`);
       case 'delete': {
         const owner = this.jobRequests.get(command.jobId);
         if (!owner) throw new PictalkError('input.invalid', `There is no job ${command.jobId}.`);
@@ -115,7 +121,8 @@ export class FakeBot implements SlackBotPort {
     say({ state: 'queued', jobId, position: 1 });
     for (let step = 1; step <= steps; step++) {
       await sleep(stepMs);
-      say({ state: 'running', jobId, stage: 'denoise', step, total: steps });
+      const preview = this.options.preview && step >= 2 ? { preview: { png: Buffer.from(this.options.preview), width: 8, height: 8 } } : {};
+      say({ state: 'running', jobId, stage: 'denoise', step, total: steps, ...preview });
     }
     if (this.options.holdMs) await sleep(this.options.holdMs);
     return {
@@ -123,6 +130,7 @@ export class FakeBot implements SlackBotPort {
       images: [{ name: 'pictalk-42.png', png: IMAGE, altText: `An image generated from the prompt: ${prompt}`, seed: 42 }],
       buttons: [
         { action: 'reroll', jobId: jobId, label: 'Re-roll', style: 'primary' },
+        ...Array.from({ length: this.options.vary ?? 0 }, (_, i) => ({ action: 'vary' as const, jobId, index: i + 1, label: `Vary ${i + 1}`, style: 'secondary' as const })),
         { action: 'delete', jobId: jobId, label: 'Delete', style: 'danger' },
       ],
       jobId,

@@ -13,6 +13,6 @@ test('every slash command the adapter handles is declared, with escaped mentions
 test('the message shortcut, the scopes and the events auto-captioning needs', () => {
   expect(listed('callback_id')).toEqual([SHORTCUT_CAPTION]);
   const scopes = [...manifest.matchAll(/^\s+- ([a-z]+:[a-z]+|commands)\b/gm)].map((m) => m[1]);
-  expect(scopes).toEqual(['commands', 'chat:write', 'files:write', 'files:read', 'users:read', 'channels:history', 'groups:history']);
+  expect(scopes).toEqual(['commands', 'chat:write', 'files:write', 'files:read', 'users:read', 'channels:history', 'groups:history', 'im:write']);
   expect(manifest).toMatch(/bot_events:\n\s+- message\.channels\n\s+- message\.groups/);
 });

@@ -110,6 +110,29 @@ describe('Socket Mode', () => {
     expect(bot.receipts.get(request.id)).toEqual({ messageIds: [`msg:${status!.channel}:${status!.ts}`, `file:${upload.id}`] });
   }, 20_000);
 
+  test('/imagine: a live preview shows in the status message as a private file in an image block, deleted once replaced', async () => {
+    const preview = solidPng(8, [40, 200, 90]);
+    bot.options = { steps: 12, stepMs: 150, holdMs: 1700, preview };
+    const since = Date.now();
+    const payload = fake.slashCommand('/imagine', 'a green preview');
+    fake.socket.deliver('slash_commands', payload);
+    await settled(payload.trigger_id!);
+
+    const [status] = topLevel(fake.channels.general.id, since);
+    const shown = status!.edits.flatMap((edit) => (edit.blocks ?? []) as Array<{ type: string; slack_file?: { id: string } }>)
+      .filter((block) => block.type === 'image').map((block) => block.slack_file!.id);
+    expect(shown.length).toBeGreaterThanOrEqual(1);
+    for (const id of shown) {
+      const upload = fake.uploads.get(id)!;
+      expect(upload).toMatchObject({ filename: 'preview.png', deleted: true });   // private, and gone once replaced
+      expect(upload.shared?.channel_id).toBeUndefined();
+      expect(upload.data!.equals(preview)).toBe(true);
+    }
+    // the reply: no image block left in the anchor, and the image itself in the thread as before
+    expect(((status!.edits.at(-1)!.blocks ?? []) as Array<{ type: string }>).some((block) => block.type === 'image')).toBe(false);
+    expect(fake.threadReplies(fake.channels.general.id, status!.ts)).toHaveLength(1);
+  }, 20_000);
+
   test('the Delete button removes the anchor message and the uploaded file; another user may not', async () => {
     const payload = fake.slashCommand('/imagine', 'a cat');
     fake.socket.deliver('slash_commands', payload);

@@ -83,3 +83,29 @@ test('/pictalk-caption on, then a shared image is captioned with a voice file; i
   const [text] = fake.threadReplies(fake.channels.art.id, message.ts);
   expect(text!.edits.at(-1)?.text ?? text!.text).toMatch(/^A drawing of/);
 });
+
+test('auto-caption stays silent on a picture the captioner cannot describe reliably: no reply in the thread, no note, no voice', async () => {
+  const since = Date.now();
+  await bot.handle({
+    id: `autocaption-on-${since}`, actor: { platform: 'slack', userId: fake.users.admin.id, spaceId: fake.teamId, roleIds: [], platformModerator: true },
+    channelId: fake.channels.art.id, command: { name: 'autocaption.set', channelId: fake.channels.art.id, enabled: true }, receivedAt: since,
+  }, { status: () => undefined, finish: async () => undefined });
+  const speeches = core.of('speak').length;
+  core.behaviour.caption = () => ({ kind: 'caption', caption: 'A big red circle.', tokens: [], score: -0.3, inDomain: false, domainScore: 5, timingsMs: {} });
+  try {
+    const message = fake.userMessage(fake.users.bob, fake.channels.art, 'my holiday', [fake.hostFile('beach.jpg', solidPng(4, [200, 180, 90]))]);
+    const event = fake.messageEvent(message, fake.channels.art);
+    fake.socket.deliver('events_api', event);
+    await fake.waitFor(() => core.of('caption').some((c) => c.owner.userId === fake.users.bob.id), 10_000, 'the caption job');
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    // the status message came and went: nothing of pictalk's is left in the thread, nobody got a note
+    const replies = fake.threadReplies(fake.channels.art.id, message.ts);
+    expect(replies.length).toBeGreaterThan(0);
+    expect(replies.filter((m) => !m.deleted)).toEqual([]);
+    expect(fake.completions.filter((c) => c.thread_ts === message.ts)).toHaveLength(0);
+    expect(fake.ephemerals.filter((e) => e.at >= since)).toHaveLength(0);
+    expect(core.of('speak')).toHaveLength(speeches);
+  } finally {
+    delete core.behaviour.caption;
+  }
+});

@@ -19,6 +19,22 @@ describe('imagine options', () => {
     expect(check(options)).toThrow(expect.objectContaining({ code: 'input.invalid' }));
   });
 
+  it('refuses a malformed or out-of-range prompt weight, naming the option, and keeps a good one as typed', () => {
+    expect(check({ prompt: 'a (cat:99)' })).toThrow(expect.objectContaining({
+      code: 'input.invalid', message: 'Expected the weight in `(cat:99)` of `prompt` to be a number from 0 to 2, got `99`',
+    }));
+    expect(check({ negative: '(blur:.)' })).toThrow(expect.objectContaining({
+      code: 'input.invalid', message: 'Expected a number after `:` in `(blur:.)` of `negative`, got `.`',
+    }));
+    expect(validateImagineOptions({ prompt: 'a (red:1.3) [cat]', negative: '(blur)' }, 500, [])).toMatchObject({ prompt: 'a (red:1.3) [cat]', negative: '(blur)' });
+  });
+
+  it('runs the blocklist on the words the model reads, past escapes and brackets', () => {
+    expect(() => validateImagineOptions({ prompt: 'a n\\sfw cat' }, 500, ['nsfw'])).toThrow(expect.objectContaining({ code: 'content.blocked' }));
+    expect(() => validateImagineOptions({ prompt: 'a cat', negative: 'ns(fw)' }, 500, ['nsfw'])).toThrow(expect.objectContaining({ code: 'content.blocked' }));
+    expect(validateImagineOptions({ prompt: 'a (cat:1.2)' }, 500, ['nsfw']).prompt).toBe('a (cat:1.2)');
+  });
+
   it('accepts the bounds and fills count', () => {
     expect(validateImagineOptions({ prompt: ' cat ', steps: 50, guidance: 0, count: 4, seed: 0 }, 500, [])).toEqual({
       prompt: 'cat', steps: 50, guidance: 0, count: 4, seed: 0,
@@ -37,6 +53,8 @@ describe('/imagine', () => {
     expect(reply.text).toBe('two cats\nseeds 40, 41 · 20 steps · guidance 7.5 · pndm · 64×64');
     expect(reply.buttons).toEqual([
       { action: 'reroll', jobId: reply.jobId, label: 'Reroll', style: 'primary' },
+      { action: 'vary', jobId: reply.jobId, index: 1, label: 'Vary 1', style: 'secondary' },
+      { action: 'vary', jobId: reply.jobId, index: 2, label: 'Vary 2', style: 'secondary' },
       { action: 'delete', jobId: reply.jobId, label: 'Delete', style: 'danger' },
     ]);
     expect(reply.ephemeral).toBeUndefined();
@@ -91,6 +109,15 @@ describe('/imagine', () => {
     const stored = (await t.store.getJob(reply.jobId!))!;
     expect(stored.state).toBe('succeeded');
     expect(stored.settings.options).toEqual({ prompt: 'x', negative: 'blur', seed: 1000, steps: 10, guidance: 3, scheduler: 'ddim', count: 1 });
+  });
+
+  it('refuses a bad prompt weight before reserving quota: nothing reaches the core, nothing is charged', async () => {
+    const t = makeBot();
+    const reply = (await t.send({ name: 'imagine', options: { prompt: 'a (cat:99)' } })).reply;
+    expect(reply.error?.code).toBe('input.invalid');
+    expect(reply.text).toContain('from 0 to 2, got `99`');
+    expect(t.core.of('imagine')).toHaveLength(0);
+    expect(await t.store.usage('space1', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 0 });
   });
 
   it('refunds and explains when the queue is busy', async () => {

@@ -109,6 +109,7 @@ describe('/status', () => {
       'Queue: 1 waiting, 0 running.',
       `Your imagine job ${job!.id}: waiting, position 1.`,
       'Today you have used 2 of 20 images and 0 of 50 captions; it resets at 00:00 UTC (in 5 h 30 min).',
+      "Safety: the inference workers' model folder decides whether images are checked; flagged images are withheld and their quota refunded.",
     ].join('\n'));
     job!.cancel();
     await pending;

@@ -121,7 +121,7 @@ export type InteractionInput = {
   applicationId: string;
   channelId: string;
   attachmentSizeLimit: number;
-} & ({ guildId: string; member: APIInteractionGuildMember } | { guildId?: undefined; user: APIUser });
+} & ({ guildId: string; member: APIInteractionGuildMember; nsfw?: boolean } | { guildId?: undefined; user: APIUser });
 
 /** Interaction context types. @see https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object-interaction-context-types */
 export const InteractionContext = { Guild: 0, BotDm: 1 } as const;
@@ -142,7 +142,7 @@ function base(input: InteractionInput, type: number, id: string, token: string) 
   }
   return {
     ...common, guild_id: input.guildId,
-    channel: { id: input.channelId, type: 0, guild_id: input.guildId, name: 'general', permissions: input.member.permissions, flags: 0, nsfw: false, position: 0, last_message_id: null, rate_limit_per_user: 0, parent_id: null, topic: null, permission_overwrites: [] },
+    channel: { id: input.channelId, type: 0, guild_id: input.guildId, name: 'general', permissions: input.member.permissions, flags: 0, nsfw: input.nsfw === true, position: 0, last_message_id: null, rate_limit_per_user: 0, parent_id: null, topic: null, permission_overwrites: [] },
     guild: { id: input.guildId, locale: 'en-US', features: [] },
     member: input.member, guild_locale: 'en-US',
     authorizing_integration_owners: { 0: input.guildId }, context: InteractionContext.Guild,

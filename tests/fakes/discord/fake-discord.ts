@@ -127,6 +127,8 @@ export interface DispatchOptions {
   dm?: boolean;
   /** HTTP delivery only: POST the interaction to every endpoint at once (Discord delivering it twice). */
   deliverTo?: 'all';
+  /** The guild channel is age-restricted (`channel.nsfw` in the payload). */
+  nsfw?: boolean;
 }
 
 /** A server the bot is in: one text channel and the two roles of the first guild's setup, with ids of its own. */
@@ -600,7 +602,7 @@ export class FakeDiscord {
     }
     const guild = this.guild(where.guildId ?? this.guildId);
     return {
-      ...common, guildId: guild.guildId, channelId: guild.channelId,
+      ...common, guildId: guild.guildId, channelId: guild.channelId, ...(where.nsfw ? { nsfw: true } : {}),
       member: interactionMember(member(by.user, this.rolesIn(guild, by.roleIds)), by.permissions),
     };
   }
@@ -631,14 +633,14 @@ export class FakeDiscord {
     return interaction;
   }
 
-  private messageObject(fields: { id: string; channelId: string; author: APIUser; content: string; attachments: APIAttachment[]; type: number; flags: number; components?: unknown[]; interaction?: FakeInteraction }): APIMessage {
+  private messageObject(fields: { id: string; channelId: string; author: APIUser; content: string; attachments: APIAttachment[]; type: number; flags: number; components?: unknown[]; embeds?: unknown; interaction?: FakeInteraction }): APIMessage {
     const { interaction } = fields;
     const payload = interaction?.payload as { member?: { user: APIUser }; user?: APIUser; authorizing_integration_owners?: Record<string, string> } | undefined;
     const by = payload?.member?.user ?? payload?.user;
     return {
       id: fields.id, channel_id: fields.channelId, author: fields.author, content: fields.content, timestamp: new Date().toISOString(),
       edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [], attachments: fields.attachments,
-      embeds: [], pinned: false, type: fields.type, flags: fields.flags, components: (fields.components ?? []) as APIMessage['components'],
+      embeds: embedsOf(fields.embeds, fields.attachments), pinned: false, type: fields.type, flags: fields.flags, components: (fields.components ?? []) as APIMessage['components'],
       ...(interaction ? {
         webhook_id: this.applicationId, application_id: this.applicationId,
         interaction_metadata: { id: interaction.id, type: interaction.payload.type as 2, user: by!, authorizing_integration_owners: payload?.authorizing_integration_owners ?? {} },
@@ -886,7 +888,7 @@ export class FakeDiscord {
     validateMessage(String(body.content ?? ''), flags, attachments);
     const message = this.messageObject({
       id: snowflake(), channelId, author: this.botUser, content: String(body.content ?? ''), attachments, type: 0,
-      flags: flags & (MessageFlag.Ephemeral | MessageFlag.IsVoiceMessage), components: body.components as unknown[] | undefined, interaction,
+      flags: flags & (MessageFlag.Ephemeral | MessageFlag.IsVoiceMessage), components: body.components as unknown[] | undefined, embeds: body.embeds, interaction,
     });
     this.messages.set(message.id, message);
     return message;
@@ -910,7 +912,7 @@ export class FakeDiscord {
     validateMessage(String(body.content ?? ''), flags, attachments);
     const message = this.messageObject({
       id: snowflake(), channelId, author: this.botUser, content: String(body.content ?? ''), attachments, type: 0,
-      flags: flags & MessageFlag.IsVoiceMessage, components: body.components as unknown[] | undefined,
+      flags: flags & MessageFlag.IsVoiceMessage, components: body.components as unknown[] | undefined, embeds: body.embeds,
     });
     this.messages.set(message.id, message);
     return message;
@@ -926,6 +928,7 @@ export class FakeDiscord {
       // The first edit of a deferred response ends its loading state.
       flags: (message.flags ?? 0) & ~MessageFlag.Loading,
       components: ('components' in body ? body.components ?? [] : message.components) as APIMessage['components'],
+      embeds: embedsOf('embeds' in body ? body.embeds : message.embeds, attachments),
     };
     this.messages.set(message.id, edited);
     return edited;
@@ -962,6 +965,23 @@ export class FakeDiscord {
       return kept;
     });
   }
+}
+
+/**
+ * A message's embeds (at most 10), as Discord checks them: an image `attachment://NAME` must name one of the
+ * message's attachments.
+ * @see https://discord.com/developers/docs/reference#editing-message-attachments-using-attachments-within-embeds
+ */
+function embedsOf(value: unknown, attachments: readonly APIAttachment[]): APIMessage['embeds'] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.length > 10) throw invalidForm('embeds', 'Must be an array of 10 or fewer embeds.');
+  for (const [index, embed] of (value as Array<{ image?: { url?: unknown } }>).entries()) {
+    const url = embed?.image?.url;
+    if (typeof url === 'string' && url.startsWith('attachment://') && !attachments.some((a) => a.filename === url.slice('attachment://'.length))) {
+      throw invalidForm(`embeds.${index}.image.url`, `Unknown attachment ${url}`);
+    }
+  }
+  return value as APIMessage['embeds'];
 }
 
 /** An endpoint's answer to a signed POST. */

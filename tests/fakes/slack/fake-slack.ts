@@ -156,6 +156,8 @@ export class FakeSlack implements SlackContext {
   readonly botId = 'B0PICTBOT';
   readonly users: { alice: FakeUser; bob: FakeUser; admin: FakeUser; owner: FakeUser };
   readonly channels: { general: Channel; art: Channel; outside: Channel };
+  /** Direct-message channels that conversations.open made, by user id (pictalk's private replies with files). */
+  readonly directMessages = new Map<string, Channel>();
   /** Workspace members besides the four named ones (`addUser`): users.info knows them. */
   private readonly members = new Map<string, FakeUser>();
   readonly calls: ApiCall[] = [];
@@ -360,7 +362,7 @@ export class FakeSlack implements SlackContext {
   }
 
   private channel(id: unknown): Channel {
-    const channel = Object.values(this.channels).find((c) => c.id === id);
+    const channel = [...Object.values(this.channels), ...this.directMessages.values()].find((c) => c.id === id);
     if (!channel) throw new ApiError('channel_not_found');
     return channel;
   }
@@ -388,7 +390,7 @@ export class FakeSlack implements SlackContext {
     }
     if (token === this.appToken) throw new ApiError('not_allowed_token_type');
     if (token !== this.botToken) throw new ApiError('invalid_auth');
-    const blocks = (value: unknown) => (typeof value === 'string' ? JSON.parse(value) as unknown[] : value as unknown[] | undefined);
+    const blocks = (value: unknown) => this.checkBlocks(typeof value === 'string' ? JSON.parse(value) as unknown[] : value as unknown[] | undefined);
     switch (method) {
       case 'auth.test':
         return { url: `https://${this.teamDomain}.slack.com/`, team: 'pictalk test', user: 'pictalk', team_id: this.teamId, user_id: this.botUserId, bot_id: this.botId, is_enterprise_install: false };
@@ -402,6 +404,18 @@ export class FakeSlack implements SlackContext {
             profile: { display_name: user.name, real_name: user.name },
           },
         };
+      }
+      case 'conversations.open': {
+        // one user: the app's direct message with them (the same channel every time)
+        const id = String(args.users ?? '');
+        if (id === '' || id.includes(',')) throw new ApiError(id === '' ? 'users_list_not_supplied' : 'not_implemented');
+        if (![...Object.values(this.users), ...this.members.values()].some((u) => u.id === id)) throw new ApiError('user_not_found');
+        let dm = this.directMessages.get(id);
+        if (!dm) {
+          dm = { id: `D0${id.slice(1)}`, name: `dm-${id}`, members: new Set([this.botUserId, id]) };
+          this.directMessages.set(id, dm);
+        }
+        return { channel: { id: dm.id } };
       }
       case 'conversations.info': {
         const channel = this.channel(args.channel);
@@ -491,6 +505,25 @@ export class FakeSlack implements SlackContext {
       default:
         throw new ApiError('unknown_method');
     }
+  }
+
+  /**
+   * Blocks as Slack checks them where it matters here: an image block shows a `slack_file` that exists, is not
+   * deleted, was completed, and is a PNG, JPEG or GIF; otherwise the call fails with `invalid_blocks`.
+   * @see https://docs.slack.dev/reference/block-kit/composition-objects/slack-file-object
+   */
+  private checkBlocks(list: unknown[] | undefined): unknown[] | undefined {
+    for (const block of list ?? []) {
+      const { type, slack_file: file, image_url: url, alt_text: alt } = block as { type?: string; slack_file?: { id?: string; url?: string }; image_url?: string; alt_text?: string };
+      if (type !== 'image') continue;
+      if (typeof alt !== 'string' || alt === '' || (file === undefined) === (url === undefined)) throw new ApiError('invalid_blocks');
+      if (file) {
+        const upload = file.id ? this.uploads.get(file.id) : undefined;
+        if (!upload || upload.deleted || !upload.data || !/\.(png|jpe?g|gif)$/i.test(upload.filename)) throw new ApiError('invalid_blocks');
+        if (!this.completions.some((c) => c.files.some((f) => f.id === upload.id))) throw new ApiError('invalid_blocks');
+      }
+    }
+    return list;
   }
 
   /** The upload URL: the bytes as the raw body or as one multipart part (WebClient sends multipart, field `body`). */

@@ -100,6 +100,29 @@ describe('the cluster queue', () => {
     expect(new Set(starts).size).toBe(43);   // every job started once
   });
 
+  it('carries a job\'s live previews from the worker to the front with its progress', async () => {
+    const p = prefix();
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 250, 255]);
+    const base = steeredPipelines({ stepMs: 5, steps: 3 });
+    await worker(p, {
+      ...base,
+      async imagine(request, run) {
+        run.onProgress?.({ stage: 'denoise', step: 1, total: 3, preview: { png, width: 128, height: 96 } });
+        return base.imagine(request, run);
+      },
+    });
+    const front = await client(p);
+    const job = await front.submit(owner('a'), imagine('previewed'));
+    const seen: Array<{ step: number; preview?: { png: Buffer; width: number; height: number } }> = [];
+    job.on('progress', (pr) => seen.push(pr));
+    await job.result;
+    const previewed = seen.filter((pr) => pr.preview);
+    expect(previewed).toHaveLength(1);
+    expect(previewed[0]!.preview!.png.equals(png)).toBe(true);
+    expect(previewed[0]!.preview).toMatchObject({ width: 128, height: 96 });
+    expect(seen.filter((pr) => !pr.preview).map((pr) => pr.step)).toEqual([1, 2, 3]);
+  });
+
   it('cancels from another front a job that a worker runs, within a second, between steps', async () => {
     const p = prefix();
     await worker(p, steeredPipelines({ stepMs: 50, steps: 100 }));
