@@ -332,6 +332,33 @@ export function encodeRgbPng(rgb: Buffer, width: number, height: number): Buffer
   return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(filtered, { level: 6 })), chunk('IEND', Buffer.alloc(0))]);
 }
 
+/**
+ * A [3, H, W] float image in [-1, 1] enlarged `scale` times by repeating pixels, as a PNG, cheaply (a live preview:
+ * about a twentieth of `encodePng`'s time at 16x16 x 8): each source row is written once with the Sub filter, the
+ * rows that repeat it with the Up filter, all zeros, and deflate's fastest level.
+ */
+export function encodeEnlargedPng(chw: Float32Array, width: number, height: number, scale: number, offset = 0): Buffer {
+  const rgb = chwToRgb(chw, width, height, offset);
+  const outWidth = width * scale;
+  const stride = outWidth * 3 + 1;
+  const filtered = Buffer.alloc(stride * height * scale);          // zeros: Up-filtered repeats need nothing more
+  for (let y = 0; y < height; y += 1) {
+    const at = y * scale * stride;
+    filtered[at] = 1;                                              // Sub: each byte minus the one a pixel before
+    for (let x = 0; x < outWidth; x += 1) {
+      const source = (y * width + Math.floor(x / scale)) * 3;
+      const before = x === 0 ? -1 : (y * width + Math.floor((x - 1) / scale)) * 3;   // the pixel to the left, if any
+      for (let c = 0; c < 3; c += 1) filtered[at + 1 + x * 3 + c] = (rgb[source + c]! - (before < 0 ? 0 : rgb[before + c]!)) & 0xff;
+    }
+    for (let k = 1; k < scale; k += 1) filtered[at + k * stride] = 2;   // Up: the same as the row above
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(outWidth, 0);
+  ihdr.writeUInt32BE(height * scale, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(filtered, { level: 1 })), chunk('IEND', Buffer.alloc(0))]);
+}
+
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 // ---- PNG chunks (https://www.w3.org/TR/png-3/#11textinfo) ----

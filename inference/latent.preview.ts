@@ -8,7 +8,7 @@
  * model's map is fitted to its VAE by models/train/fit_latent_preview.ts. A Stable Diffusion 1.x or 2.x export (four
  * latent channels, scaling factor 0.18215, the VAE both share) gets the published SD 1.5 factors.
  */
-import { encodePng } from './image.codec.js';
+import { encodeEnlargedPng } from './image.codec.js';
 import type { PreviewImage } from './types.js';
 
 export interface LatentPreviewMap {
@@ -78,7 +78,7 @@ export async function previewPng(map: LatentPreviewMap, latents: Float32Array, c
 /** The PNG of preview pixels [3, h, w] in [-1, 1] (from `latentsToPixels`). */
 export async function encodePreview(pixels: Float32Array, h: number, w: number): Promise<PreviewImage> {
   const upscale = Math.min(8, Math.max(1, Math.round(PREVIEW_SIDE / Math.max(h, w))));
-  return { png: await encodePng(pixels, w, h, { upscale }), width: w * upscale, height: h * upscale };
+  return { png: encodeEnlargedPng(pixels, w, h, upscale), width: w * upscale, height: h * upscale };
 }
 
 export interface PreviewPolicy {

@@ -390,8 +390,8 @@ function readablePreviews(result: Record<string, unknown>): string {
   const r = result.previews as Awaited<ReturnType<typeof benchPreviews>>;
   const target = (result.targets as Record<string, { met: boolean }>).preview_denoise_overhead!;
   return [`pictalk bench --previews: ${String(result.duration_s)} s`,
-    `  denoising with a preview at every step over without: ${(100 * r.figures.preview_denoise_overhead).toFixed(1)}% slower (target <= ${100 * PREVIEW_TARGETS.preview_denoise_overhead}%: ${target.met ? 'met' : 'MISSED'}); ${r.previews_per_job} previews per job`,
-    ...r.rounds.map((x, i) => `  round ${i + 1}: ${x.with_previews_ms} ms with previews, ${x.without_ms} ms without (${r.jobs_per_round} jobs each)`)].join('\n');
+    `  denoising with a preview at every step over without, median of ${r.pairs} pairs: ${(100 * r.figures.preview_denoise_overhead).toFixed(1)}% (target <= ${100 * PREVIEW_TARGETS.preview_denoise_overhead}%: ${target.met ? 'met' : 'MISSED'}); ${r.previews_per_job} previews per job`,
+    `  pairs' ratios p10 ${r.pair_ratio.p10}, p50 ${r.pair_ratio.p50}, p90 ${r.pair_ratio.p90}; all jobs' total ${(100 * r.total_overhead).toFixed(1)}%; p50 ${r.with_previews_p50_ms} ms with, ${r.without_p50_ms} ms without`].join('\n');
 }
 
 async function main(): Promise<number> {

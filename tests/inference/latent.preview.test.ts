@@ -6,7 +6,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtinModelDir } from '../../common/package-root.js';
-import { decodeImage } from '../../inference/image.codec.js';
+import { decodeImage, encodeEnlargedPng, encodePng } from '../../inference/image.codec.js';
 import {
   PreviewSchedule, SD_LATENT_PREVIEW, latentsToPixels, previewMapFor, previewPng,
 } from '../../inference/latent.preview.js';
@@ -41,6 +41,15 @@ describe('the latent-to-RGB map', () => {
     expect(preview).toMatchObject({ width: 128, height: 128 });
     const decoded = await decodeImage(preview.png);
     expect([decoded.width, decoded.height]).toEqual([128, 128]);
+  });
+
+  it('encodes the enlarged preview to the same pixels as the general PNG encoder', async () => {
+    const pixels = Float32Array.from({ length: 3 * 5 * 7 }, (_, i) => Math.sin(i * 1.7));
+    for (const scale of [1, 3, 8]) {
+      const [cheap, general] = [await decodeImage(encodeEnlargedPng(pixels, 7, 5, scale)), await decodeImage(await encodePng(pixels, 7, 5, { upscale: scale }))];
+      expect([cheap.width, cheap.height]).toEqual([7 * scale, 5 * scale]);
+      expect(cheap.data.equals(general.data)).toBe(true);
+    }
   });
 
   it('refuses a pictalk.json map of the wrong shape, naming the key', () => {
