@@ -5,20 +5,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type CliIo } from '../../adapters/cli.js';
 import { drawImage } from '../../models/eval/heldout.set.js';
 import { WorldRenderer } from '../../models/world/world.renderer.js';
+import { cli } from './cli.harness.js';
 
 const ROOT = process.cwd();
 const PHOTOS = ['astronaut.jpg', 'coffee.jpg'].map((name) => join(ROOT, 'tests/fixtures/photos', name));
-
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; }, env: {}, cwd: ROOT };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 describe('pictalk caption with the builtin captioner', () => {
   let dir: string;

@@ -1,19 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type CliIo } from '../../adapters/cli.js';
 import { readPngText } from '../../inference/image.codec.js';
+import { cli } from './cli.harness.js';
 
 const TINY_SD = join(process.cwd(), 'tests/fixtures/tiny-sd');
 const PROMPT = 'a small red circle to the left of a big cat';
-
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; }, env: {}, cwd: process.cwd() };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 describe('pictalk imagine --image', () => {
   let dir: string;

@@ -1,20 +1,12 @@
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type CliIo } from '../../adapters/cli.js';
+import { cli } from './cli.harness.js';
 
 // tests/fixtures/tiny-sd plus the tiny safety checker of tests/fixtures/tiny-safety, which flags about half of the
 // pictures tiny-sd draws for this prompt (seeds 0 to 3 with 2 steps: some flagged, some not)
 const ROOT = process.cwd();
 const PROMPT = 'a small red circle to the left of a big cat';
-
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; }, env: {}, cwd: ROOT };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 describe('pictalk imagine with a safety checker in the model folder', () => {
   let dir: string;

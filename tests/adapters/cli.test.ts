@@ -7,18 +7,11 @@ import { main, numberedPath, type CliIo } from '../../adapters/cli.js';
 import { packageRoot } from '../../common/package-root.js';
 import { readPngText } from '../../inference/image.codec.js';
 import { writeNpy } from '../../inference/npy.js';
+import { cli } from './cli.harness.js';
 
 const ROOT = process.cwd();
 const TINY_SD = join(ROOT, 'tests/fixtures/tiny-sd');
 const TINY_CAPTIONER = join(ROOT, 'tests/fixtures/tiny-captioner');
-
-async function cli(argv: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; }, env, cwd };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 describe('pictalk command line', () => {
   let dir: string;

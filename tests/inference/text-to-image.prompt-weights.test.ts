@@ -33,6 +33,11 @@ async function contextOf(pipeline: TextToImage, request: ImagineRequest): Promis
   }
 }
 
+/** A model folder's pipeline, its text encoder opened on its own, and its tokenizer. */
+function openFolder(folder: string): Promise<[TextToImage, OnnxModel, ClipTokenizer]> {
+  return Promise.all([loadTextToImage(folder), openModel(join(folder, 'text_encoder/model.onnx')), loadClipTokenizer(join(folder, 'tokenizer'))]);
+}
+
 /** The text encoder run directly: [rows, L] ids -> [rows, L, D] hidden states. */
 async function encode(encoder: OnnxModel, ids: Int32Array, length: number): Promise<Float32Array> {
   const out = await encoder.run({ input_ids: { data: ids, dims: [ids.length / length, length] } }, [encoder.outputNames[0]!]);
@@ -84,9 +89,7 @@ describe('prompt weights on the tiny folder (its UNet fixes the text length)', (
   let encoder: OnnxModel;
   let tokenizer: ClipTokenizer;
   beforeAll(async () => {
-    [pipeline, encoder, tokenizer] = await Promise.all([
-      loadTextToImage(FIXTURE), openModel(join(FIXTURE, 'text_encoder/model.onnx')), loadClipTokenizer(join(FIXTURE, 'tokenizer')),
-    ]);
+    [pipeline, encoder, tokenizer] = await openFolder(FIXTURE);
   }, 20_000);
   afterAll(async () => { await Promise.all([pipeline.dispose(), encoder.dispose()]); });
 
@@ -158,9 +161,7 @@ describe('long prompts in chunks (a UNet with a symbolic text length)', () => {
     dir = mkdtempSync(join(tmpdir(), 'pictalk-t2i-long-'));
     cpSync(FIXTURE, dir, { recursive: true });
     cpSync(DYNAMIC_UNET, join(dir, 'unet', 'model.onnx'));
-    [pipeline, encoder, tokenizer] = await Promise.all([
-      loadTextToImage(dir), openModel(join(dir, 'text_encoder/model.onnx')), loadClipTokenizer(join(dir, 'tokenizer')),
-    ]);
+    [pipeline, encoder, tokenizer] = await openFolder(dir);
   }, 20_000);
   afterAll(async () => {
     await Promise.all([pipeline?.dispose(), encoder?.dispose()]);
@@ -214,9 +215,7 @@ describe('long prompts in chunks (a UNet with a symbolic text length)', () => {
   let encoder: OnnxModel;
   let tokenizer: ClipTokenizer;
   beforeAll(async () => {
-    [pipeline, encoder, tokenizer] = await Promise.all([
-      loadTextToImage(BUILTIN), openModel(join(BUILTIN, 'text_encoder/model.onnx')), loadClipTokenizer(join(BUILTIN, 'tokenizer')),
-    ]);
+    [pipeline, encoder, tokenizer] = await openFolder(BUILTIN);
   }, 60_000);
   afterAll(async () => { await Promise.all([pipeline?.dispose(), encoder?.dispose()]); });
 

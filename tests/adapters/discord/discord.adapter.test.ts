@@ -6,7 +6,7 @@ import { startDiscordAdapter, type DiscordAdapter } from '../../../adapters/disc
 import type { Logger } from '../../../adapters/discord/discord.conversation.js';
 import { FakeDiscord, type FakeInteraction, type RestCall } from '../../fakes/discord/fake-discord.js';
 import { MessageFlag, OptionType } from '../../fakes/discord/fake-discord.payloads.js';
-import { CAPTION_BYTE_LIMIT, FAKE_OGG, FakeBot, solidPng } from './fake-bot.js';
+import { CAPTION_BYTE_LIMIT, FAKE_OGG, FakeBot, solidPng, waitSettled } from './fake-bot.js';
 
 const CALLBACK = 'POST /interactions/:id/:token/callback';
 const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
@@ -29,10 +29,7 @@ let adapter: DiscordAdapter;
 const prompt = (value: string) => [{ name: 'prompt', type: OptionType.String, value }] as const;
 const contentOf = (call: RestCall) => String(call.body?.content ?? '');
 
-async function settled(interaction: FakeInteraction): Promise<void> {
-  const request = await fake.waitFor(() => bot.requests.find((r) => r.id === interaction.id), 10_000, `bot.handle for ${interaction.id}`);
-  await fake.waitFor(() => bot.done.has(request.id), 15_000, `the reply to ${interaction.id}`);
-}
+const settled = (interaction: FakeInteraction) => waitSettled(fake, bot, interaction);
 
 /** `/caption` with one uploaded file, as Discord sends an ATTACHMENT option: an id plus `resolved.attachments`. */
 function sendCaption(name: string, data: Buffer, contentType: string, reportedSize?: number): FakeInteraction {

@@ -2,43 +2,25 @@
  * The adapter wired to the real bot/ (SQLite in memory) with the fake inference core of bot/'s tests, against the
  * fake Discord: the contract between the two as it runs, receipts and the delete action included.
  */
-import { Bot } from '../../../bot/bot.js';
-import { SqliteStore } from '../../../bot/sqlite.store.js';
-import { startDiscordAdapter, type DiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
-import { FakeDiscord, type FakeInteraction } from '../../fakes/discord/fake-discord.js';
+import { type FakeDiscord, type FakeInteraction } from '../../fakes/discord/fake-discord.js';
 import { OptionType } from '../../fakes/discord/fake-discord.payloads.js';
-import { FakeCore } from '../../bot/helpers.js';
 import { solidPng } from './fake-bot.js';
+import { EDIT, startRealBotDiscord, type RealBotDiscord } from './real-bot.harness.js';
 
-const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
 const FOLLOW_UP = 'POST /webhooks/:app/:token';
 const DELETE_MESSAGE = 'DELETE /channels/:channel/messages/:id';
-const silent = { info: () => {}, warn: () => {}, error: () => {} };
 
+let discord: RealBotDiscord;
 let fake: FakeDiscord;
-let core: FakeCore;
-let store: SqliteStore;
-let adapter: DiscordAdapter;
-
-/** bot/ replies exactly once: the last edit or follow-up after the deferral, whichever the adapter chose. */
-async function lastReply(interaction: FakeInteraction, route = EDIT) {
-  return fake.waitFor(() => {
-    const calls = fake.callsFor(interaction, route).filter((c) => c.status === 200 && !String(c.body?.content ?? '').match(/^(⏳|🎨)/));
-    return calls.length > 0 && calls.at(-1);
-  }, 10_000, `the reply to ${interaction.id}`);
-}
+const lastReply = (interaction: FakeInteraction, route?: string) => discord.lastReply(interaction, route);
 
 beforeAll(async () => {
-  fake = await FakeDiscord.start();
-  core = new FakeCore();
-  store = new SqliteStore(':memory:');
-  const bot = new Bot({ store, core, logger: silent, config: { moderatorRoleIds: [fake.moderatorRoleId], rateLimit: { capacity: 1000, windowMs: 1000 } } });
-  adapter = await startDiscordAdapter({ token: fake.token, applicationId: fake.applicationId, apiUrl: fake.apiUrl, bot, guildId: fake.guildId, logger: silent });
+  discord = await startRealBotDiscord({ moderatorRole: true });
+  ({ fake } = discord);
 });
 
 afterAll(async () => {
-  await adapter?.stop();
-  await fake?.stop();
+  await discord?.stop();
 });
 
 test('/imagine through bot/: the image with alt text and buttons; the requester\'s Delete removes the message', async () => {

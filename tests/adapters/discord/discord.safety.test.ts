@@ -4,50 +4,33 @@
  * moderator command; a flagged image is withheld, or in spoiler mode and an age-restricted channel (`channel.nsfw`)
  * uploaded with the `SPOILER_` prefix that makes Discord blur it.
  */
-import { Bot } from '../../../bot/bot.js';
-import { SqliteStore } from '../../../bot/sqlite.store.js';
 import { buildCommands } from '../../../adapters/discord/commands.js';
-import { startDiscordAdapter, type DiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
 import type { ImagineResult } from '../../../inference/types.js';
-import { FakeDiscord, type FakeInteraction, type RestCall } from '../../fakes/discord/fake-discord.js';
+import type { FakeDiscord, FakeInteraction, RestCall } from '../../fakes/discord/fake-discord.js';
 import { OptionType } from '../../fakes/discord/fake-discord.payloads.js';
-import { FakeCore, defaultResult } from '../../bot/helpers.js';
+import { defaultResult } from '../../bot/helpers.js';
+import { startRealBotDiscord, type RealBotDiscord } from './real-bot.harness.js';
 
-const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
-const silent = { info: () => {}, warn: () => {}, error: () => {} };
-
+let discord: RealBotDiscord;
 let fake: FakeDiscord;
-let core: FakeCore;
-let store: SqliteStore;
-let adapter: DiscordAdapter;
-
-async function lastReply(interaction: FakeInteraction, route = EDIT): Promise<RestCall> {
-  return fake.waitFor(() => {
-    const calls = fake.callsFor(interaction, route).filter((c) => c.status === 200 && !String(c.body?.content ?? '').match(/^(⏳|🎨)/));
-    return calls.length > 0 && calls.at(-1);
-  }, 10_000, `the reply to ${interaction.id}`);
-}
+const lastReply = (interaction: FakeInteraction, route?: string) => discord.lastReply(interaction, route);
 
 const sub = (name: string, options: unknown[] = []) => ({ name, type: OptionType.Subcommand, options }) as never;
 const prompt = [{ name: 'prompt', type: OptionType.String, value: 'two cats' }, { name: 'count', type: OptionType.Integer, value: 2 }] as never[];
 const uploaded = (call: RestCall): string[] => (call.body!.attachments as Array<{ filename: string }> | undefined ?? []).map((a) => a.filename);
 
 beforeAll(async () => {
-  fake = await FakeDiscord.start();
-  core = new FakeCore();
+  discord = await startRealBotDiscord({ safetyChecker: true });
+  ({ fake } = discord);
   // the model folder's checker flags the first image of every job
-  core.behaviour.imagine = (input) => {
+  discord.core.behaviour.imagine = (input) => {
     const result = defaultResult(input) as ImagineResult;
     return { ...result, images: result.images.map((image, i) => ({ ...image, nsfw: i === 0 })) };
   };
-  store = new SqliteStore(':memory:');
-  const bot = new Bot({ store, core, logger: silent, safetyChecker: true, config: { rateLimit: { capacity: 1000, windowMs: 1000 } } });
-  adapter = await startDiscordAdapter({ token: fake.token, applicationId: fake.applicationId, apiUrl: fake.apiUrl, bot, guildId: fake.guildId, logger: silent });
 });
 
 afterAll(async () => {
-  await adapter?.stop();
-  await fake?.stop();
+  await discord?.stop();
 });
 
 test('/safety is a moderator command with show and set (mode, optional channel)', () => {

@@ -4,47 +4,36 @@
  * user's `private` setting makes the deferred reply ephemeral from the start (flag 64 on the callback).
  */
 import { Bot } from '../../../bot/bot.js';
-import { SqliteStore } from '../../../bot/sqlite.store.js';
+import type { SqliteStore } from '../../../bot/sqlite.store.js';
 import { buildCommands } from '../../../adapters/discord/commands.js';
-import { startDiscordAdapter, type DiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
+import { startDiscordAdapter } from '../../../adapters/discord/discord.adapter.js';
 import { InteractionHandler, PRIVATE_LOOKUP_MS, type BotPort } from '../../../adapters/discord/interaction.handler.js';
 import type { APIInteraction, REST } from 'discord.js';
-import { FakeDiscord, type FakeInteraction, type RestCall } from '../../fakes/discord/fake-discord.js';
+import type { FakeDiscord, FakeInteraction } from '../../fakes/discord/fake-discord.js';
 import { OptionType } from '../../fakes/discord/fake-discord.payloads.js';
-import { FakeCore } from '../../bot/helpers.js';
+import type { FakeCore } from '../../bot/helpers.js';
+import { silent, startRealBotDiscord, type RealBotDiscord } from './real-bot.harness.js';
 
 const CALLBACK = 'POST /interactions/:id/:token/callback';
-const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
 const FOLLOW_UP = 'POST /webhooks/:app/:token';
-const silent = { info: () => {}, warn: () => {}, error: () => {} };
 
+let discord: RealBotDiscord;
 let fake: FakeDiscord;
 let core: FakeCore;
 let store: SqliteStore;
-let adapter: DiscordAdapter;
-
 /** The reply after the deferral: the last edit or follow-up that is not a status line. */
-async function lastReply(interaction: FakeInteraction, route = EDIT): Promise<RestCall> {
-  return fake.waitFor(() => {
-    const calls = fake.callsFor(interaction, route).filter((c) => c.status === 200 && !String(c.body?.content ?? '').match(/^(⏳|🎨)/));
-    return calls.length > 0 && calls.at(-1);
-  }, 10_000, `the reply to ${interaction.id}`);
-}
+const lastReply = (interaction: FakeInteraction, route?: string) => discord.lastReply(interaction, route);
 
 const sub = (name: string, options: unknown[] = []) => ({ name, type: OptionType.Subcommand, options }) as never;
 const server = (name: string, options: unknown[] = []) => ({ name: 'server', type: OptionType.SubcommandGroup, options: [sub(name, options)] }) as never;
 
 beforeAll(async () => {
-  fake = await FakeDiscord.start();
-  core = new FakeCore();
-  store = new SqliteStore(':memory:');
-  const bot = new Bot({ store, core, logger: silent, config: { moderatorRoleIds: [fake.moderatorRoleId], rateLimit: { capacity: 1000, windowMs: 1000 } } });
-  adapter = await startDiscordAdapter({ token: fake.token, applicationId: fake.applicationId, apiUrl: fake.apiUrl, bot, guildId: fake.guildId, logger: silent });
+  discord = await startRealBotDiscord({ moderatorRole: true });
+  ({ fake, core, store } = discord);
 });
 
 afterAll(async () => {
-  await adapter?.stop();
-  await fake?.stop();
+  await discord?.stop();
 });
 
 test('/settings is registered with show, set (a typed option per key), reset and the server group', () => {

@@ -6,7 +6,7 @@ import { startDiscordAdapter, type DiscordAdapter } from '../../../adapters/disc
 import type { Logger } from '../../../adapters/discord/discord.conversation.js';
 import { FakeDiscord, type FakeInteraction, type RestCall } from '../../fakes/discord/fake-discord.js';
 import { MessageFlag, OptionType } from '../../fakes/discord/fake-discord.payloads.js';
-import { FAKE_OGG, FakeBot, solidPng } from './fake-bot.js';
+import { FAKE_OGG, FakeBot, solidPng, waitSettled } from './fake-bot.js';
 
 const CHANNEL_POST = 'POST /channels/:channel/messages';
 const EDIT = 'PATCH /webhooks/:app/:token/messages/@original';
@@ -22,10 +22,7 @@ let fake: FakeDiscord;
 let bot: FakeBot;
 let adapter: DiscordAdapter;
 
-async function settled(interaction: FakeInteraction): Promise<void> {
-  const request = await fake.waitFor(() => bot.requests.find((r) => r.id === interaction.id), 10_000, `bot.handle for ${interaction.id}`);
-  await fake.waitFor(() => bot.done.has(request.id), 15_000, `the reply to ${interaction.id}`);
-}
+const settled = (interaction: FakeInteraction) => waitSettled(fake, bot, interaction);
 
 const channelPostsSince = (at: number): RestCall[] => fake.calls.filter((c) => c.route === CHANNEL_POST && c.at >= at);
 

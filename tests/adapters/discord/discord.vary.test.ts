@@ -9,7 +9,7 @@ import type { Logger } from '../../../adapters/discord/discord.conversation.js';
 import type { ImagineOptions } from '../../../bot/types.js';
 import { FakeDiscord, type FakeInteraction } from '../../fakes/discord/fake-discord.js';
 import { OptionType } from '../../fakes/discord/fake-discord.payloads.js';
-import { FakeBot, solidPng } from './fake-bot.js';
+import { FakeBot, solidPng, waitSettled } from './fake-bot.js';
 
 const CALLBACK = 'POST /interactions/:id/:token/callback';
 const FOLLOW_UP = 'POST /webhooks/:app/:token';
@@ -19,10 +19,7 @@ let fake: FakeDiscord;
 let bot: FakeBot;
 let adapter: DiscordAdapter;
 
-async function settled(interaction: FakeInteraction): Promise<void> {
-  const request = await fake.waitFor(() => bot.requests.find((r) => r.id === interaction.id), 10_000, `bot.handle for ${interaction.id}`);
-  await fake.waitFor(() => bot.done.has(request.id), 15_000, `the reply to ${interaction.id}`);
-}
+const settled = (interaction: FakeInteraction) => waitSettled(fake, bot, interaction);
 
 beforeAll(async () => {
   fake = await FakeDiscord.start();

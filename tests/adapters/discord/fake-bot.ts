@@ -6,6 +6,7 @@
 import type { BotPort } from '../../../adapters/discord/discord.adapter.js';
 import type { BotRequest, Conversation, Reply } from '../../../bot/types.js';
 import { PictalkError, isPictalkError } from '../../../common/errors.js';
+import type { FakeDiscord, FakeInteraction } from '../../fakes/discord/fake-discord.js';
 
 import { solidPng } from '../../helpers/solid-png.js';
 
@@ -14,6 +15,12 @@ export { solidPng };
 /** Bytes that start like an Ogg page, enough for the fake to store and the test to compare. */
 export const FAKE_OGG = Buffer.concat([Buffer.from('OggS'), Buffer.alloc(24), Buffer.from('OpusHead'), Buffer.alloc(64, 7)]);
 export const CAPTION_BYTE_LIMIT = 64 * 1024;
+
+/** Waits until `bot` has the interaction's request and its `finish` has resolved. */
+export async function waitSettled(fake: FakeDiscord, bot: FakeBot, interaction: FakeInteraction): Promise<void> {
+  const request = await fake.waitFor(() => bot.requests.find((r) => r.id === interaction.id), 10_000, `bot.handle for ${interaction.id}`);
+  await fake.waitFor(() => bot.done.has(request.id), 15_000, `the reply to ${interaction.id}`);
+}
 
 interface Job {
   id: string;

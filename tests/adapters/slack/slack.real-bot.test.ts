@@ -3,33 +3,25 @@
  * the fake Slack over Socket Mode: receipts and the delete action, workspace admins as moderators, and auto-caption
  * switched on through bot/'s own setting, with a retried event that must not reach the core twice.
  */
-import { Bot } from '../../../bot/bot.js';
-import { SqliteStore } from '../../../bot/sqlite.store.js';
-import { startSlackAdapter, type SlackAdapter } from '../../../adapters/slack/slack.adapter.js';
-import { FakeSlack } from '../../fakes/slack/fake-slack.js';
+import type { Bot } from '../../../bot/bot.js';
+import type { FakeSlack } from '../../fakes/slack/fake-slack.js';
 import { solidPng } from '../../fakes/slack/fake-slack.payloads.js';
-import { FakeCore } from '../../bot/helpers.js';
+import type { FakeCore } from '../../bot/helpers.js';
+import { startRealBotSlack, type RealBotSlack } from './real-bot.harness.js';
 
-const silent = { info: () => {}, warn: () => {}, error: () => {} };
-
+let slack: RealBotSlack;
 let fake: FakeSlack;
 let core: FakeCore;
 let bot: Bot;
-let adapter: SlackAdapter;
-
-const ephemeral = (since: number, text: string) =>
-  fake.waitFor(() => fake.ephemerals.find((e) => e.at >= since && e.text.includes(text)), 10_000, `an ephemeral "${text}"`);
+const ephemeral = (since: number, text: string) => slack.ephemeral(since, text);
 
 beforeAll(async () => {
-  fake = await FakeSlack.start();
-  core = new FakeCore();
-  bot = new Bot({ store: new SqliteStore(':memory:'), core, logger: silent, config: { rateLimit: { capacity: 1000, windowMs: 1000 } } });
-  adapter = await startSlackAdapter({ botToken: fake.botToken, appToken: fake.appToken, apiUrl: fake.apiUrl, bot, logger: silent, statusIntervalMs: 200 });
+  slack = await startRealBotSlack();
+  ({ fake, core, bot } = slack);
 });
 
 afterAll(async () => {
-  await adapter?.stop();
-  await fake?.stop();
+  await slack?.stop();
 });
 
 test('/imagine through bot/: the image with alt text in the thread; the requester\'s Delete removes message and file', async () => {

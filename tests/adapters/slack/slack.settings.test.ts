@@ -4,52 +4,44 @@
  * a user's `private` setting keeps the status message out of the channel, answers with `chat.postEphemeral` and
  * sends the image into the user's direct message with the app.
  */
-import { Bot } from '../../../bot/bot.js';
-import { SqliteStore } from '../../../bot/sqlite.store.js';
-import { startSlackAdapter, type SlackAdapter } from '../../../adapters/slack/slack.adapter.js';
-import { FakeSlack } from '../../fakes/slack/fake-slack.js';
-import { FakeCore } from '../../bot/helpers.js';
+import type { SqliteStore } from '../../../bot/sqlite.store.js';
+import type { FakeSlack } from '../../fakes/slack/fake-slack.js';
+import type { FakeUser } from '../../fakes/slack/fake-slack.payloads.js';
+import type { FakeCore } from '../../bot/helpers.js';
+import { startRealBotSlack, type RealBotSlack } from './real-bot.harness.js';
 
-const silent = { info: () => {}, warn: () => {}, error: () => {} };
-
+let slack: RealBotSlack;
 let fake: FakeSlack;
 let core: FakeCore;
 let store: SqliteStore;
-let adapter: SlackAdapter;
-
-const ephemeral = (since: number, text: string) =>
-  fake.waitFor(() => fake.ephemerals.find((e) => e.at >= since && e.text.includes(text)), 10_000, `an ephemeral "${text}"`);
+const ephemeral = (since: number, text: string) => slack.ephemeral(since, text);
+/** `/pictalk <text>` from `user`, and the ephemeral answer since `since` that contains `answer`. */
+const pictalk = (since: number, text: string, user: FakeUser | undefined, answer: string) => {
+  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', text, user));
+  return ephemeral(since, answer);
+};
 
 beforeAll(async () => {
-  fake = await FakeSlack.start();
-  core = new FakeCore();
-  store = new SqliteStore(':memory:');
-  const bot = new Bot({ store, core, logger: silent, config: { rateLimit: { capacity: 1000, windowMs: 1000 } } });
-  adapter = await startSlackAdapter({ botToken: fake.botToken, appToken: fake.appToken, apiUrl: fake.apiUrl, bot, logger: silent, statusIntervalMs: 200 });
+  slack = await startRealBotSlack();
+  ({ fake, core, store } = slack);
 });
 
 afterAll(async () => {
-  await adapter?.stop();
-  await fake?.stop();
+  await slack?.stop();
 });
 
 test('/pictalk alone is still the status; a typo in it gets the usage, ephemerally', async () => {
   const since = Date.now();
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', ''));
-  await ephemeral(since, 'Today you have used');
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', 'setings'));
-  const usage = await ephemeral(since, 'Usage: `/pictalk`');
+  await pictalk(since, '', undefined, 'Today you have used');
+  const usage = await pictalk(since, 'setings', undefined, 'Usage: `/pictalk`');
   expect(usage.text).toMatch(/^⚠️ Expected nothing, `status` or `settings \.\.\.`/);
 });
 
 test('a member sets a default negative prompt and steps; /imagine uses them', async () => {
   const since = Date.now();
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', 'settings set negative blurry &amp; dark', fake.users.bob));
-  await ephemeral(since, '`negative` is now "blurry &amp; dark"');
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', 'settings set steps 12', fake.users.bob));
-  await ephemeral(since, '`steps` is now 12');
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', 'settings set steps 99', fake.users.bob));
-  const refused = await ephemeral(since, 'Expected `steps`');
+  await pictalk(since, 'settings set negative blurry &amp; dark', fake.users.bob, '`negative` is now "blurry &amp; dark"');
+  await pictalk(since, 'settings set steps 12', fake.users.bob, '`steps` is now 12');
+  const refused = await pictalk(since, 'settings set steps 99', fake.users.bob, 'Expected `steps`');
   expect(refused.text).toBe('⚠️ Expected `steps` to be an integer from 1 to 50, got `99` (number).');
 
   const before = core.of('imagine').length;
@@ -60,10 +52,8 @@ test('a member sets a default negative prompt and steps; /imagine uses them', as
 
 test('server limits: a member is refused, an admin sets one, and a larger option is refused with nothing run', async () => {
   const since = Date.now();
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', 'settings server set max_count 1', fake.users.alice));
-  await ephemeral(since, 'Only moderators can use `settings server set`');
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', 'settings server set max_count 1', fake.users.admin));
-  await ephemeral(since, '`max_count` is now 1 (not set before).');
+  await pictalk(since, 'settings server set max_count 1', fake.users.alice, 'Only moderators can use `settings server set`');
+  await pictalk(since, 'settings server set max_count 1', fake.users.admin, '`max_count` is now 1 (not set before).');
   expect((await store.listAudit(fake.teamId))[0]).toMatchObject({ action: 'settings.set', target: 'server max_count', actorId: fake.users.admin.id });
 
   const before = core.of('imagine').length;
@@ -76,8 +66,7 @@ test('server limits: a member is refused, an admin sets one, and a larger option
 test('private replies: no public status, the text ephemerally, the image in the direct message', async () => {
   const since = Date.now();
   const user = fake.users.owner;
-  fake.socket.deliver('slash_commands', fake.slashCommand('/pictalk', 'settings set private on', user));
-  await ephemeral(since, '`private` is now on');
+  await pictalk(since, 'settings set private on', user, '`private` is now on');
   const publicBefore = fake.messages.filter((m) => m.channel === fake.channels.general.id).length;
 
   core.manual = ['imagine'];

@@ -2,28 +2,13 @@
  * The eval's `domain` part with the builtin captioner: real photographs (the test fixtures, under the sample file
  * names the eval looks for), synthesized screenshots and drawings, and held-out world images; and its pictures.
  */
-import { jest } from '@jest/globals';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../../models/eval/eval.cli.js';
 import { asShared, availablePhotos, drawingSvg, photoCrops, screenshotSvg, synthesized } from '../../../models/eval/ood.images.js';
+import { runMain } from './run-main.js';
 
 const ROOT = process.cwd();
-
-async function runMain(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => { out.push(String(chunk)); return true; });
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => { err.push(String(chunk)); return true; });
-  try {
-    const code = await main(argv);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('the eval\'s out-of-domain part', () => {
   let photos: string;

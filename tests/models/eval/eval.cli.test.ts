@@ -2,12 +2,11 @@
  * The eval command end to end on the tiny random fixtures (numbers near zero: the models are untrained), and its
  * option and error handling.
  */
-import { jest } from '@jest/globals';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../../models/eval/eval.cli.js';
 import { DEFAULT_DIRS, parseEvalArgs } from '../../../models/eval/eval.options.js';
 import { SKIMAGE_DATA_DIR } from '../../../models/eval/ood.images.js';
+import { runMain } from './run-main.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const FIXTURES = [
@@ -15,21 +14,6 @@ const FIXTURES = [
   '--captioner', path.join(ROOT, 'tests', 'fixtures', 'tiny-captioner'),
   '--recognizer', path.join(ROOT, 'tests', 'models', 'eval', 'fixtures', 'tiny-recognizer'),
 ];
-
-/** Run main() with stdout and stderr captured. */
-async function runMain(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => { out.push(String(chunk)); return true; });
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => { err.push(String(chunk)); return true; });
-  try {
-    const code = await main(argv);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 const RATE_KEYS = [
   'caption_bleu1', 'caption_bleu2', 'caption_bleu3', 'caption_bleu4', 'caption_bleu4_ceiling', 'caption_exact', 'caption_exact_compositional',
