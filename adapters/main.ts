@@ -193,8 +193,9 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   // their replies sent through conversations rebuilt from the route kept in each job
   const stopSweep = bot.resumeInterrupted((job) => reconnect[job.platform]?.(job.settings.route as Record<string, unknown> | undefined, job.requestId));
   cleanup.push(async () => stopSweep());
-  // stopping, a front first lets go of the jobs it follows (their leases lapse, another front takes them over and
-  // replies), then stops its adapters: it must not settle a job whose reply it would not live to send
+  // stopping, a front first lets go of the jobs it follows whose results have not come (another front takes them over
+  // and replies) and sends the replies it is building from results that did come, then stops its adapters: it must
+  // neither settle a job whose reply it would not live to send nor leave a reply half sent for another front to repeat
   if (stopFollowing) cleanup.push(stopFollowing);
   // and before that, it stops taking requests and waits until those it acknowledged are queued or answered: an
   // acknowledged command must be in the shared queue (where another front takes it over), not lost with this process
@@ -306,7 +307,7 @@ async function startCluster(
   }
   createClusterMetrics(registry, { client, worker });
   return {
-    ...(client ? { port: client, rateLimits: client, stopFollowing: () => client!.close() } : {}),
+    ...(client ? { port: client, rateLimits: client, stopFollowing: async () => { await client!.letGo(); await client!.close(); } } : {}),
     ...(worker ? { workerId: worker.id } : {}),
     health: async () => {
       const redis = await (client ?? worker)!.ping();

@@ -70,7 +70,7 @@ export interface RunJobOptions {
 export async function runJob<K extends JobKind>(
   core: InferencePort, owner: JobOwner, input: Extract<JobInput, { kind: K }>, options: RunJobOptions,
 ): Promise<ResultOf<K>> {
-  const submitOptions: SubmitOptions = { jobId: options.coreJobId };
+  const submitOptions: SubmitOptions = { jobId: options.coreJobId, ...(options.statusJobId !== options.coreJobId ? { part: true } : {}) };
   if (options.timeoutMs !== undefined) submitOptions.timeoutMs = options.timeoutMs;
   const handle = await core.submit(owner, input, submitOptions);
   return followJob(handle, input.kind, options);

@@ -26,6 +26,11 @@ export interface SubmitOptions {
   timeoutMs?: number;
   /** bot/ picks the id so its jobs table, buttons and the core agree on one name. */
   jobId?: string;
+  /**
+   * Part of another job's reply (an image's alt text, a caption's voice): no front need take it over on its own (the
+   * front that takes over the parent job makes its parts again), and a stopping front lets it run to the end.
+   */
+  part?: boolean;
 }
 
 /** Queue figures for `/status`, per job kind; the core offers more, bot/ reads these. */

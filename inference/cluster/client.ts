@@ -47,6 +47,8 @@ class RemoteHandle {
   private readonly listeners: Listeners = { position: new Set(), start: new Set(), progress: new Set() };
   private lastPosition = -2;
   settled = false;
+  /** Part of another job's reply (`submit`'s `part`): not followed under a lease of its own. */
+  part = false;
   readonly result: Promise<JobResult>;
   resolve!: (value: JobResult) => void;
   reject!: (error: PictalkError) => void;
@@ -153,7 +155,7 @@ export class ClusterClient {
   }
 
   /** Accept a job into the cluster's fair line, or reject with `queue.busy` (full, this user's limit, Redis away). */
-  async submit(owner: JobOwner, input: JobInput, options: { timeoutMs?: number; jobId?: string } = {}): Promise<RemoteHandle> {
+  async submit(owner: JobOwner, input: JobInput, options: { timeoutMs?: number; jobId?: string; part?: boolean } = {}): Promise<RemoteHandle> {
     const kind = checkSubmission(owner, input);
     const timeoutMs = options.timeoutMs === undefined ? this.timeouts[kind] : timeout('timeoutMs', options.timeoutMs, 'input.invalid');
     const id = options.jobId ?? randomUUID();
@@ -164,7 +166,8 @@ export class ClusterClient {
 
     const handle = new RemoteHandle(id, kind, this);
     this.handles.set(id, handle);       // before the submit: a fast worker's start must find it
-    this.followed.set(id, Number.POSITIVE_INFINITY);
+    if (options.part) handle.part = true;
+    else this.followed.set(id, Number.POSITIVE_INFINITY);
     let reply;
     try {
       reply = await this.scripts.submit({
@@ -268,6 +271,27 @@ export class ClusterClient {
 
   positions(kind: JobKind, ids: readonly string[]): Promise<number[]> {
     return this.scripts.positions(kind, ids).catch((error: unknown) => { throw unreachable(error); });
+  }
+
+  /**
+   * Stopping a front: let go of the jobs whose results have not come (their follow leases are deleted, so another
+   * front takes them over at once, and their handles here never settle, so this process cannot reply to them too),
+   * then wait, renewing their leases, until the replies being built from results that did come are out (`release`),
+   * at most `timeoutMs`. The parts of those replies (alt text, voice) run on, and can still be submitted meanwhile;
+   * `close` comes after.
+   */
+  async letGo(timeoutMs = 10_000): Promise<void> {
+    if (this.closed) return;
+    // a reply's parts (alt text, voice) run on: the replies being built need them
+    const waiting = [...this.handles.values()].filter((handle) => !handle.part);
+    for (const handle of waiting) {
+      handle.finish();                               // settled for this process: no event or poll resolves it now
+      this.handles.delete(handle.id);
+      this.followed.delete(handle.id);
+    }
+    if (waiting.length > 0) await this.redis.del(...waiting.map((handle) => this.keys.follow(handle.id))).catch(() => undefined);
+    const end = Date.now() + timeoutMs;
+    while (this.followed.size > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 25));
   }
 
   async close(): Promise<void> {

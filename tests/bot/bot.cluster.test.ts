@@ -31,9 +31,9 @@ class RoutedConversation implements Conversation {
 }
 
 let n = 0;
-async function cluster(): Promise<{ prefix: string; store: SqliteStore; front: (followMs: number) => Promise<{ bot: Bot; client: ClusterClient }> }> {
+async function cluster(steps = { stepMs: 25, steps: 12 }): Promise<{ prefix: string; store: SqliteStore; front: (followMs: number) => Promise<{ bot: Bot; client: ClusterClient }> }> {
   const prefix = `resume${++n}`;
-  const worker = await ClusterWorker.open(steeredPipelines({ stepMs: 25, steps: 12 }), {
+  const worker = await ClusterWorker.open(steeredPipelines(steps), {
     redisUrl: redis.url, prefix, lockMs: 2000, log: silentLogger, metrics: createInferenceMetrics(createMetricsRegistry()),
   });
   closers.push(() => worker.close());
@@ -106,6 +106,42 @@ describe('a front that stops while its jobs run', () => {
     expect(conversation.replies).toHaveLength(1);
     expect(conversation.replies[0]!.images?.[0]?.altText).toBe('a slow description');
     expect(rebuilt).toEqual([]);
+  });
+
+  it('lets go when it stops: a job still running goes to another front at once, a reply being built is finished here', async () => {
+    // one worker, one imagine job at a time, 1.2 s each: the first job's result comes while the second still runs
+    const { store, front, prefix } = await cluster({ stepMs: 100, steps: 12 });
+    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 3000, log: silentLogger });
+    closers.push(() => client.close());
+    let describing = 0;
+    const slowAltText = { describe: async () => { describing += 1; await new Promise((resolve) => setTimeout(resolve, 2000)); return 'described late'; } };
+    const a = new Bot({ store, core: client, captioner: slowAltText, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
+    const b = await front(3000);
+    const rebuilt: RoutedConversation[] = [];
+    const stop = b.bot.resumeInterrupted((record) => {
+      const c = new RoutedConversation(`rebuilt from ${(record.settings.route as { conversation: string }).conversation}`);
+      rebuilt.push(c);
+      return c;
+    }, { everyMs: 50 });
+    closers.push(async () => stop());
+    const [first, second] = [new RoutedConversation('first'), new RoutedConversation('second')];
+    void a.handle(request({ name: 'imagine', options: { prompt: 'done before the stop' } }, actor('u6'), 'req-6'), first);
+    void a.handle(request({ name: 'imagine', options: { prompt: 'still running at the stop' } }, actor('u7'), 'req-7'), second);
+    await until(() => describing === 1);                   // the first job's result is in, its reply being built
+
+    const stopping = Date.now();
+    await client.letGo(10_000);
+    // it waited for the reply it was building, and sent it
+    expect(first.replies).toHaveLength(1);
+    expect(first.replies[0]!.images?.[0]?.altText).toBe('described late');
+    expect(Date.now() - stopping).toBeGreaterThan(1000);
+    // the running job went to the other front at once (no lease to wait out), which replied; this front never does
+    await until(() => rebuilt.length === 1 && rebuilt[0]!.replies.length === 1);
+    expect(rebuilt[0]!.name).toBe('rebuilt from second');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(second.replies).toEqual([]);
+    expect(rebuilt).toHaveLength(1);
+    expect(await store.unfinishedJobs()).toEqual([]);
   });
 
   it('leaves alone the jobs a live front follows, fails the ones the queue never got after a grace', async () => {

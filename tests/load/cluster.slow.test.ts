@@ -115,12 +115,14 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
     return found;
   };
   let killedJobs: string[] = [];
+  const faults: Record<string, number> = {};
 
   // waves of ten commands; the faults come in the middle of the run
   for (let wave = 0; wave < COMMANDS / 10; wave += 1) {
     await Promise.all(Array.from({ length: 10 }, (_, i) => send(wave * 10 + i)));
     if (wave === 6) {
       await waitUntil(async () => (await jobsOf(`:${workers[0]!.child.pid}:`)).length > 0, 30_000);
+      faults.workerKilled = Date.now();
       workers[0]!.child.kill('SIGKILL');                 // mid-job: its jobs run again on the other worker
       killedJobs = await jobsOf(`:${workers[0]!.child.pid}:`);
     }
@@ -129,16 +131,20 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
       down.add(fronts[0]!);
       const old = frontProcs[0]!.child;
       const exited = new Promise((resolve) => old.once('exit', resolve));
+      faults.frontStopping = Date.now();
       old.kill('SIGTERM');
       await exited;
+      faults.frontStopped = Date.now();
       frontProcs[0] = await launch('front-1 (restarted)', 'front', frontEnv(fronts[0]!));
       down.delete(fronts[0]!);
     }
     if (wave === 12) {
+      faults.redisDown = Date.now();
       await redis.halt();
       await Promise.all(Array.from({ length: 4 }, (_, i) => send(1000 + 5 * i)));   // /imagine while Redis is down: busy, try again
       await sleep(2000);
       await redis.start();
+      faults.redisUp = Date.now();
     }
     await sleep(300);
   }
@@ -161,7 +167,9 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
       if (answers !== 1) {
         const rows = (await db.query('SELECT id, state, error_code, created_at, updated_at FROM jobs WHERE request_id = $1', [s.requestId])).rows as unknown[];
         const claimed = (await db.query('SELECT command, received_at FROM requests WHERE id = $1', [s.requestId])).rows as unknown[];
-        problems.push(`cmd ${s.n} (${s.kind}): ${answers} answers (${ephemerals} ephemeral, ${images} image posts, ${captions} caption replies); job ${JSON.stringify(rows)}, request ${JSON.stringify(claimed)}`);
+        // each image post's upload: when it was shared, which files, and the status message (anchor) it went under
+        const posts = slack.completions.filter((c) => (c.initial_comment ?? '').includes(`(cmd ${s.n})`)).map((c) => ({ at: c.at, thread: c.thread_ts, files: c.files.map((f) => f.id) }));
+        problems.push(`cmd ${s.n} (${s.kind}): ${answers} answers (${ephemerals} ephemeral, ${images} image posts, ${captions} caption replies); job ${JSON.stringify(rows)}, request ${JSON.stringify(claimed)}, posts ${JSON.stringify(posts)}, faults ${JSON.stringify(faults)}`);
       }
     }
     if (problems.length > 0) {
