@@ -325,11 +325,16 @@ export function encodeRgbPng(rgb: Buffer, width: number, height: number): Buffer
     filtered[at] = 1;
     for (let i = 0; i < stride; i += 1) filtered[at + 1 + i] = (rgb[row + i]! - (i >= 3 ? rgb[row + i - 3]! : 0)) & 0xff;
   }
+  return rgbPngFile(width, height, filtered, 6);
+}
+
+/** An 8-bit RGB PNG file of filtered scanlines (each row's filter byte, then its bytes), deflated at `level`. */
+function rgbPngFile(width: number, height: number, filtered: Buffer, level: number): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);                  // bit depth 8, colour type 2 (RGB), deflate, adaptive filters, no interlace
-  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(filtered, { level: 6 })), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(filtered, { level })), chunk('IEND', Buffer.alloc(0))]);
 }
 
 /**
@@ -352,11 +357,7 @@ export function encodeEnlargedPng(chw: Float32Array, width: number, height: numb
     }
     for (let k = 1; k < scale; k += 1) filtered[at + k * stride] = 2;   // Up: the same as the row above
   }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(outWidth, 0);
-  ihdr.writeUInt32BE(height * scale, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(filtered, { level: 1 })), chunk('IEND', Buffer.alloc(0))]);
+  return rgbPngFile(outWidth, height * scale, filtered, 1);
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

@@ -70,13 +70,8 @@ export function latentsToPixels(map: LatentPreviewMap, latents: Float32Array, ch
   return out;
 }
 
-/** A preview PNG of one picture's latents, enlarged (nearest) to about PREVIEW_SIDE on its long side. */
-export async function previewPng(map: LatentPreviewMap, latents: Float32Array, channels: number, h: number, w: number, offset = 0): Promise<PreviewImage> {
-  return encodePreview(latentsToPixels(map, latents, channels, h, w, offset), h, w);
-}
-
-/** The PNG of preview pixels [3, h, w] in [-1, 1] (from `latentsToPixels`). */
-export async function encodePreview(pixels: Float32Array, h: number, w: number): Promise<PreviewImage> {
+/** The PNG of preview pixels [3, h, w] in [-1, 1] (from `latentsToPixels`), enlarged (nearest) to about PREVIEW_SIDE. */
+export function encodePreview(pixels: Float32Array, h: number, w: number): PreviewImage {
   const upscale = Math.min(8, Math.max(1, Math.round(PREVIEW_SIDE / Math.max(h, w))));
   return { png: encodeEnlargedPng(pixels, w, h, upscale), width: w * upscale, height: h * upscale };
 }
@@ -95,13 +90,13 @@ export class PreviewSchedule {
   private readonly every: number;
   private last = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly policy: PreviewPolicy, private readonly startedAt: number, total: number) {
+  constructor(private readonly policy: PreviewPolicy, private readonly startedAt: number, private readonly total: number) {
     this.every = policy.everySteps ?? Math.max(1, Math.round(total / 5));
   }
 
-  /** Whether step `step` (1-based) of `total` should carry a preview at time `now` (never the last step). */
-  due(step: number, total: number, now: number): boolean {
-    if (step >= total || now - this.startedAt < this.policy.afterMs || step - this.last < this.every) return false;
+  /** Whether step `step` (1-based) should carry a preview at time `now` (never the last step). */
+  due(step: number, now: number): boolean {
+    if (step >= this.total || now - this.startedAt < this.policy.afterMs || step - this.last < this.every) return false;
     this.last = step;
     return true;
   }

@@ -536,7 +536,7 @@ function createPipeline(
       latents = stepped.prevSample;
       denoised = index + 1;
       run.onProgress?.({ stage: 'denoise', step: index + 1, total });
-      if (previewMap && run.onProgress && previews!.due(index + 1, total, performance.now())) {
+      if (previewMap && run.onProgress && previews!.due(index + 1, performance.now())) {
         // image 1's picture (its kept candidate once ranked), from the clean picture the sampler predicts if it does:
         // mapped to RGB now (a few microseconds), encoded as PNG on the next turn of the event loop, while the next
         // UNet call runs on the inference thread, and reported with the latest step unless the denoising is over
@@ -544,9 +544,12 @@ function createPipeline(
         const row = Math.max(0, live.indexOf(kept[0]!));
         const pixels = latentsToPixels(previewMap, source, channels, h, w, row * perImage);
         setImmediate(() => {
-          encodePreview(pixels, h, w).then((preview) => {
-            if (denoised < total) run.onProgress?.({ stage: 'denoise', step: denoised, total, preview });
-          }).catch(() => undefined);   // a preview that cannot be made is only a preview missed
+          if (denoised >= total) return;
+          try {
+            run.onProgress?.({ stage: 'denoise', step: denoised, total, preview: encodePreview(pixels, h, w) });
+          } catch {
+            // a preview that cannot be made is only a preview missed
+          }
         });
       }
       if (index + 1 === rankStep && rankStep < total && stepped.predOriginal) {

@@ -173,7 +173,7 @@ export class ClusterClient {
       reply = await this.scripts.submit({
         id, kind, space: owner.spaceId, user: owner.userId, input: encode(input),
         maxQueued: this.maxQueued, maxPerUser: this.maxPerUser, timeoutMs, inputTtl: INPUT_TTL_SECS,
-        front: this.frontId, followMs: this.followMs,
+        front: this.frontId, followMs: options.part ? 0 : this.followMs,   // a reply's part has no lease of its own
       });
     } catch (error) {
       this.handles.delete(id);

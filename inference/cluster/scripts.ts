@@ -73,7 +73,7 @@ end
 `;
 
 /**
- * ARGV: P, id, kind, space, user, input, maxQueued, maxPerUser, timeoutMs, now, inputTtl, front, followMs.
+ * ARGV: P, id, kind, space, user, input, maxQueued, maxPerUser, timeoutMs, now, inputTtl, front, followMs (0: no follow lease, for a part of another job's reply).
  * → {'ok'} | {'duplicate'} | {'total'|'user', n}
  */
 export const SUBMIT = `${COMMON}
@@ -96,7 +96,7 @@ redis.call('INCR', P .. ':waiting')
 redis.call('HINCRBY', P .. ':waiting:kinds', kind, 1)
 redis.call('HINCRBY', P .. ':users', user, 1)
 redis.call('SADD', P .. ':unfinished', id)
-redis.call('SET', P .. ':follow:' .. id, ARGV[12], 'PX', tonumber(ARGV[13]))
+if tonumber(ARGV[13]) > 0 then redis.call('SET', P .. ':follow:' .. id, ARGV[12], 'PX', tonumber(ARGV[13])) end
 redis.call('PUBLISH', P .. ':wake', kind)
 lineChanged(kind)
 return { 'ok' }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { builtinModelDir } from '../../common/package-root.js';
 import { decodeImage, encodeEnlargedPng, encodePng } from '../../inference/image.codec.js';
 import {
-  PreviewSchedule, SD_LATENT_PREVIEW, latentsToPixels, previewMapFor, previewPng,
+  PreviewSchedule, SD_LATENT_PREVIEW, encodePreview, latentsToPixels, previewMapFor,
 } from '../../inference/latent.preview.js';
 import { readTextToImageFolder } from '../../inference/model-folder.js';
 import { loadTextToImage, type TextToImage } from '../../inference/text-to-image.pipeline.js';
@@ -37,7 +37,7 @@ describe('the latent-to-RGB map', () => {
 
   it('makes a small PNG enlarged to about 128 pixels', async () => {
     const latents = new Float32Array(4 * 16 * 16).fill(0.3);
-    const preview = await previewPng(SD_LATENT_PREVIEW, latents, 4, 16, 16);
+    const preview = encodePreview(latentsToPixels(SD_LATENT_PREVIEW, latents, 4, 16, 16), 16, 16);
     expect(preview).toMatchObject({ width: 128, height: 128 });
     const decoded = await decodeImage(preview.png);
     expect([decoded.width, decoded.height]).toEqual([128, 128]);
@@ -68,7 +68,7 @@ describe('the latent-to-RGB map', () => {
 describe('the schedule', () => {
   it('waits until the job has run long enough, then takes every few steps, never the last', () => {
     const schedule = new PreviewSchedule({ afterMs: 2000 }, 0, 20);
-    const due = (step: number, now: number): boolean => schedule.due(step, 20, now);
+    const due = (step: number, now: number): boolean => schedule.due(step, now);
     expect(due(1, 500)).toBe(false);
     expect(due(5, 2100)).toBe(true);
     expect(due(6, 2200)).toBe(false);
