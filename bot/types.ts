@@ -124,7 +124,8 @@ export interface Reply {
   jobId?: string;
   /**
    * Nothing to say: the adapter removes its status message and sends nothing. Only for requests nobody made
-   * (Slack's auto-captioning of a picture the captioner cannot describe reliably).
+   * (Slack's auto-captioning of a picture the captioner cannot describe reliably), and for a job that another process
+   * of a cluster settled and answers (two fronts followed it: see `answeredElsewhere` in bot/commands/job-lifecycle.ts).
    */
   silent?: boolean;
   error?: { code: ErrorCode; retryable: boolean };

@@ -176,6 +176,8 @@ export class DiscordConversation implements Conversation {
     // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire.
     await this.throttle.close();
     let final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
+    // another front answers this interaction (it edits the same original response with the same token): leave it be
+    if (final.silent && !final.error) return { messageIds: [] };
     if (this.context.footer && !final.error) final = { ...final, text: [final.text, this.context.footer].filter(Boolean).join('\n') };
     return { messageIds: await this.send(final) };
   }

@@ -69,6 +69,7 @@ class TerminalConversation implements Conversation {
       await this.previewWrites;
       await unlink(path).catch(() => undefined);
     }
+    if (reply.silent && !reply.error) return { messageIds: [] };
     const lines: string[] = [];
     const written: string[] = [];
     if (reply.error) lines.push(`error (${reply.error.code}): ${reply.text}`);

@@ -5,7 +5,8 @@
  *   buttons) and the images go into ITS thread through the v2 upload, with the settings text as the comment;
  * - public, in a thread (captions: the image's own thread): the status message becomes the caption text (+ Delete),
  *   and the spoken caption goes into the same thread as `voice-message.ogg`;
- * - silent replies (auto-captioning declined the picture): the status message is removed, nothing is sent;
+ * - silent replies (auto-captioning declined the picture, or another front of a cluster answers the job): the status
+ *   message is removed, nothing is sent;
  * - errors and ephemeral replies: the status message is removed and the requester alone gets the text, through the
  *   interaction's response_url (`respond`) or chat.postEphemeral for events.
  * @see https://docs.slack.dev/messaging/working-with-files#uploading_files

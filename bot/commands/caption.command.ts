@@ -15,7 +15,7 @@ import type { JobHandle } from '../ports.js';
 import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import type { Attachment, Reply, ReplyVoice } from '../types.js';
-import { settleFailure, settleSuccess } from './job-lifecycle.js';
+import { answeredElsewhere, settleFailure, settleSuccess } from './job-lifecycle.js';
 import { resolveSettings } from '../user.settings.js';
 
 const SUPPORTED_TYPES = new Set(['image/png', 'image/jpeg', 'image/jpg', 'image/webp', 'image/gif']);
@@ -125,7 +125,7 @@ async function completeCaption(
       }
     }
     // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
-    await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption });
+    if (!await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption })) return answeredElsewhere(ctx, jobId);
     return reply;
   } finally {
     // settled and answered (or failed): no other front need take this job over
@@ -149,7 +149,7 @@ export function declinedText(guess: string): string {
  */
 async function declineCaption(ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean; auto: boolean }, caption: CaptionResult): Promise<Reply> {
   const now = ctx.clock.now();
-  await ctx.store.settleJob(jobId, 'refunded', now);
+  if (!await ctx.store.settleJob(jobId, 'refunded', now)) return answeredElsewhere(ctx, jobId);
   await ctx.store.updateJob(jobId, {
     state: 'succeeded',
     settings: { name: about.name, size: about.size, voice: about.voice, declined: true, guess: caption.caption, domainScore: caption.domainScore ?? null },

@@ -13,7 +13,7 @@ import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import { describeSettings } from '../replies.js';
 import type { Attachment, ImagineOptions, Reply, ReplyButton, ReplyImage } from '../types.js';
-import { findJob, settleFailure, settleSuccess } from './job-lifecycle.js';
+import { answeredElsewhere, findJob, settleFailure, settleSuccess } from './job-lifecycle.js';
 import { flaggedImagesBecome } from './safety.command.js';
 import { validateImagineOptions, type PictureSource, type ValidImagineOptions } from './imagine.options.js';
 import { RecentPictures } from '../recent.pictures.js';
@@ -106,8 +106,9 @@ async function completeImagine(
     // describe: alt text from the captioner, the prompt when it fails
     const altTexts = await describeImages(ctx, jobId, shown.map(({ image }) => image), withSeed.prompt);
     // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
-    await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model, ...(withheld > 0 ? { withheld } : {}) },
+    const charged = await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model, ...(withheld > 0 ? { withheld } : {}) },
       withheld > 0 ? { units: shown.length, note: `${withheld} of ${result.images.length} images withheld by the safety checker` } : undefined);
+    if (!charged) return answeredElsewhere(ctx, jobId);
     const images: ReplyImage[] = shown.map(({ image, index }, k) => ({
       name: `pictalk-${jobId}-${index + 1}.png`, png: image.png, altText: altTexts[k] ?? withSeed.prompt, seed: image.seed,
       ...(image.nsfw ? { spoiler: true } : {}),
@@ -145,12 +146,12 @@ async function ageRestrictedOf(ctx: CommandContext, jobId: string): Promise<bool
 /** Every image was withheld by the safety checker: nothing is posted and the whole reservation is refunded. */
 async function allWithheld(ctx: CommandContext, jobId: string, withSeed: ValidImagineOptions, result: ImagineResult): Promise<Reply> {
   const now = ctx.clock.now();
-  const refunded = await ctx.store.settleJob(jobId, 'refunded', now);
+  if (!await ctx.store.settleJob(jobId, 'refunded', now)) return answeredElsewhere(ctx, jobId);
   const n = result.images.length;
   await ctx.store.updateJob(jobId, { state: 'succeeded', settings: { options: withSeed, result: result.settings, model: result.model, withheld: n } }, now);
   return {
     text: `${n === 1 ? 'The image was' : `All ${n} images were`} withheld by the safety checker, so nothing was posted.`
-      + `${refunded ? ` Your quota for ${n === 1 ? 'it' : 'them'} was refunded.` : ''}`,
+      + ` Your quota for ${n === 1 ? 'it' : 'them'} was refunded.`,
     buttons: [{ action: 'reroll', jobId, label: 'Reroll', style: 'primary' }],
     jobId,
   };

@@ -8,16 +8,33 @@ import { errorReply } from '../replies.js';
 import type { JobRecord, PartialCharge } from '../store.js';
 import type { Reply } from '../types.js';
 
-/** Charge the job (`partly`: only the units delivered, e.g. when the safety checker withheld some images). */
-export async function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>, partly?: PartialCharge): Promise<void> {
+/**
+ * Charge the job (`partly`: only the units delivered, e.g. when the safety checker withheld some images). Returns
+ * false when the job was settled already: in a cluster, another front followed the same job to its result (this one's
+ * lease lapsed while Redis was away, or it stalled) and settled it first, so that front answers and this one must not
+ * (`answeredElsewhere`). The settlement is a conditional update of the shared store, so exactly one front wins it.
+ */
+export async function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>, partly?: PartialCharge): Promise<boolean> {
   const now = ctx.clock.now();
-  await ctx.store.settleJob(jobId, 'charged', now, partly);
+  if (!await ctx.store.settleJob(jobId, 'charged', now, partly)) return false;
   await ctx.store.updateJob(jobId, settings ? { state: 'succeeded', settings } : { state: 'succeeded' }, now);
+  return true;
+}
+
+/**
+ * The reply of a front that lost the settlement of a job to another front (`settleSuccess` returned false): nothing is
+ * sent, and the adapter removes what this front showed of the job (its status message), so the job is answered once.
+ */
+export function answeredElsewhere(ctx: CommandContext, jobId: string): Reply {
+  ctx.log.warn('another process settled this job first and answers it; this one stays quiet', { jobId });
+  return { text: '', silent: true, jobId };
 }
 
 export async function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Promise<Reply> {
   const now = ctx.clock.now();
   const refunded = await ctx.store.settleJob(jobId, 'refunded', now);
+  // settled already, and delivered: another front followed the same job and answered with its result
+  if (!refunded && (await ctx.store.getJob(jobId))?.state === 'succeeded') return answeredElsewhere(ctx, jobId);
   const code = isPictalkError(error) ? error.code : 'inference.failed';
   await ctx.store.updateJob(jobId, { state: code === 'job.cancelled' ? 'cancelled' : 'failed', errorCode: code }, now);
   if (!isPictalkError(error)) ctx.log.error('job failed with an unexpected error', { jobId, error: String((error as Error)?.stack ?? error) });

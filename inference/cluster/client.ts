@@ -118,6 +118,7 @@ export class ClusterClient {
    */
   private readonly followed = new Map<string, number>();
   private readonly followMs: number;
+  private readonly log: RedisLog;
   /** This front's name in the follow leases. */
   readonly frontId = randomUUID();
   private closed = false;
@@ -134,6 +135,7 @@ export class ClusterClient {
     this.poll = setInterval(() => { this.reconcile().catch(() => undefined); }, 1000);
     this.poll.unref();
     this.followMs = options.followMs ?? 10_000;
+    this.log = options.log ?? { warn: (message: string) => process.emitWarning(message) };
     this.renewal = setInterval(() => { this.renewFollows().catch(() => undefined); }, Math.max(100, Math.round(this.followMs / 3)));
     this.renewal.unref();
   }
@@ -216,7 +218,9 @@ export class ClusterClient {
    * front stopped): returns the ids claimed; follow each with `attach`.
    */
   async claim(ids: readonly string[]): Promise<string[]> {
-    try { return await this.scripts.claim(this.frontId, this.followMs, ids); } catch (error) { throw unreachable(error); }
+    // never a job this front follows itself (its lease lapsed while Redis was away): it answers that job already
+    const others = ids.filter((id) => !this.followed.has(id));
+    try { return await this.scripts.claim(this.frontId, this.followMs, others); } catch (error) { throw unreachable(error); }
   }
 
   /**
@@ -230,18 +234,24 @@ export class ClusterClient {
   /** This front is done with a job (its reply went out, or it failed): its claim ends now. */
   release(jobId: string): void {
     if (!this.followed.delete(jobId) || this.closed) return;
-    this.redis.del(this.keys.follow(jobId)).catch(() => undefined);
+    this.scripts.release(this.frontId, [jobId]).catch(() => undefined);
   }
 
-  /** Keep this front's leases on the jobs it follows. */
+  /**
+   * Keep this front's leases on the jobs it follows. A lease that lapsed (Redis was away, or this process stalled,
+   * longer than `followMs`) is taken back; one that another front claimed meanwhile is left to it, and this front
+   * stops renewing it. Should both fronts reach the job's result, the shared store's settlement lets one answer.
+   */
   private async renewFollows(): Promise<void> {
     const now = Date.now();
     for (const [id, until] of this.followed) if (until < now) this.followed.delete(id);
     const followed = [...this.followed.keys()];
     if (followed.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const id of followed) pipeline.set(this.keys.follow(id), this.frontId, 'PX', this.followMs);
-    await pipeline.exec();
+    const taken = await this.scripts.renew(this.frontId, this.followMs, followed);
+    for (const id of taken) {
+      this.followed.delete(id);
+      this.log.warn('another front took over a job this front followed (its lease lapsed); the first to settle it answers', { jobId: id });
+    }
   }
 
   /** Cancel a job by id, whichever front submitted it and whichever worker runs it. */
@@ -289,7 +299,7 @@ export class ClusterClient {
       this.handles.delete(handle.id);
       this.followed.delete(handle.id);
     }
-    if (waiting.length > 0) await this.redis.del(...waiting.map((handle) => this.keys.follow(handle.id))).catch(() => undefined);
+    await this.scripts.release(this.frontId, waiting.map((handle) => handle.id)).catch(() => undefined);
     const end = Date.now() + timeoutMs;
     while (this.followed.size > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 25));
   }

@@ -223,6 +223,33 @@ return claimed
 `;
 
 /**
+ * A front renews its follow leases: its own are extended, a lapsed one (Redis was away longer than the lease) is taken
+ * back unless another front claimed it meanwhile. ARGV: P, front, followMs, id... → the ids another front holds now
+ */
+export const RENEW = `
+local P, front, ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local taken = {}
+for i = 4, #ARGV do
+  local key = P .. ':follow:' .. ARGV[i]
+  local holder = redis.call('GET', key)
+  if holder == front then redis.call('PEXPIRE', key, ms)
+  elseif not holder then redis.call('SET', key, front, 'PX', ms)
+  else table.insert(taken, ARGV[i]) end
+end
+return taken
+`;
+
+/** A front lets go of its follow leases (its replies are out, or it stops): only its own. ARGV: P, front, id... */
+export const RELEASE = `
+local P, front = ARGV[1], ARGV[2]
+for i = 3, #ARGV do
+  local key = P .. ':follow:' .. ARGV[i]
+  if redis.call('GET', key) == front then redis.call('DEL', key) end
+end
+return 1
+`;
+
+/**
  * One token of a per-user bucket shared by every front (the bot's rate limit): capacity in a burst, refilled at
  * capacity / window, on Redis's clock. ARGV: P, key, capacity, windowMs. → {1, 0} | {0, retryAfterMs}
  */

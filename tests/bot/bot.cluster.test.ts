@@ -10,7 +10,7 @@ import type { Conversation, Reply } from '../../bot/types.js';
 import { ClusterClient } from '../../inference/cluster/client.js';
 import { ClusterWorker } from '../../inference/cluster/worker.js';
 import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
-import { startRedis, type RedisServer } from '../helpers/redis.server.js';
+import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.server.js';
 import { steeredPipelines } from './port.contract.js';
 import { actor, ManualClock, request, silentLogger } from './helpers.js';
 
@@ -142,6 +142,35 @@ describe('a front that stops while its jobs run', () => {
     expect(second.replies).toEqual([]);
     expect(rebuilt).toHaveLength(1);
     expect(await store.unfinishedJobs()).toEqual([]);
+  });
+
+  it('answers once when two fronts follow the same job: the one that settles it first replies, the other stays quiet', async () => {
+    const { store, front, prefix } = await cluster();
+    // a long lease (renewed every 20 s): nothing renews it during the test, so its lapse below stays lapsed
+    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 60_000, log: silentLogger });
+    closers.push(() => client.close());
+    let described = false;
+    const slowAltText = { describe: async () => { await until(() => rebuilt.length === 1 && rebuilt[0]!.replies.length === 1); described = true; return 'described late'; } };
+    const a = new Bot({ store, core: client, captioner: slowAltText, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
+    const first = new RoutedConversation('first');
+    const handled = a.handle(request({ name: 'imagine', options: { prompt: 'followed twice' } }, actor('u8'), 'req-8'), first);
+    await until(async () => (await store.unfinishedJobs()).length === 1);
+    const [job] = await store.unfinishedJobs();
+    // its lease lapses (Redis was away longer than it, or the process stalled), and another front takes the job over
+    await redisCommand(redis.port, 'DEL', `${prefix}:follow:${job!.id}`);
+    const b = await front(3000);
+    const rebuilt: RoutedConversation[] = [];
+    const stop = b.bot.resumeInterrupted(() => { const c = new RoutedConversation('b'); rebuilt.push(c); return c; }, { everyMs: 50 });
+    closers.push(async () => stop());
+    await handled;
+    expect(described).toBe(true);
+    // the other front settled the job first and replied; the first front's reply is silent (its adapter removes its
+    // status message and sends nothing)
+    expect(rebuilt[0]!.replies[0]).toMatchObject({ jobId: job!.id, images: [{ png: Buffer.from('png:followed twice') }] });
+    expect(first.replies).toEqual([{ text: '', silent: true, jobId: job!.id }]);
+    expect(await store.getJob(job!.id)).toMatchObject({ state: 'succeeded' });
+    expect(await store.usage(job!.spaceId, 'u8', 'imagine', new Date(job!.createdAt).toISOString().slice(0, 10)))
+      .toEqual({ reserved: 0, charged: 1, refunded: 0 });
   });
 
   it('leaves alone the jobs a live front follows, fails the ones the queue never got after a grace', async () => {

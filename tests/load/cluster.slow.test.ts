@@ -173,7 +173,9 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
       }
     }
     if (problems.length > 0) {
-      processes.print();
+      // every line of every process that names a job of a command answered wrongly
+      const ids = problems.flatMap((problem) => [...problem.matchAll(/job \[\{"id":"([\w-]+)"/g)].map((m) => m[1]!));
+      processes.print(ids.length > 0 ? new RegExp(ids.join('|')) : undefined, 60);
     }
     expect(problems).toEqual([]);
 

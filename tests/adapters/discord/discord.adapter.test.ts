@@ -112,6 +112,20 @@ test('/imagine: deferred within 3 s, throttled progress edits ending on the late
   expect(request.channelId).toBe(fake.channelId);
 }, 20_000);
 
+test('/imagine answered by another front of a cluster (a silent reply): no edit or follow-up after the progress, so that front\'s edit stays', async () => {
+  bot.options = { ...bot.options, steps: 4, stepMs: 200, holdMs: 1500, answeredElsewhere: true };
+  const interaction = fake.sendChatInput('imagine', [...prompt('answered elsewhere')]);
+  await settled(interaction);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const calls = fake.callsFor(interaction);
+  const edits = fake.callsFor(interaction, EDIT);
+  expect(edits.length).toBeGreaterThanOrEqual(1);
+  // the last call is the last progress edit: nothing replaced, deleted or followed up the original response
+  expect(calls.at(-1)).toBe(edits.at(-1));
+  expect(contentOf(edits.at(-1)!)).toBe('🎨 Working: denoise 4/4');
+  expect(calls.every((call) => call.method !== 'DELETE' && !call.files?.length)).toBe(true);
+}, 20_000);
+
 test('/caption: the caption as text, then a voice message follow-up (flag 8192, one audio/ogg file with duration and waveform)', async () => {
   const interaction = sendCaption('square.png', solidPng(4, [255, 0, 0]), 'image/png');
   await settled(interaction);

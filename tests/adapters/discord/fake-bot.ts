@@ -37,6 +37,8 @@ export interface FakeBotOptions {
   holdMs?: number;
   /** A live preview PNG on every running status from step 2 on (a new Buffer each step, as the pipeline makes them). */
   preview?: Buffer;
+  /** The job's result was settled and answered by another process of a cluster: the reply is silent. */
+  answeredElsewhere?: boolean;
 }
 
 export class FakeBot implements BotPort {
@@ -139,6 +141,7 @@ export class FakeBot implements BotPort {
     this.finished.push(jobId);
     if (cancelled) return { text: 'Your job was cancelled.', ephemeral: true, error: { code: 'job.cancelled', retryable: false }, jobId };
     if (this.options.holdMs) await new Promise((resolve) => setTimeout(resolve, this.options.holdMs));
+    if (this.options.answeredElsewhere) return { text: '', silent: true, jobId };
     return {
       text: `**${prompt}**\nseed 42 · 20 steps · guidance 7.5 · pndm`,
       images: [{ name: 'pictalk-42.png', png: solidPng(8, [220, 30, 30]), altText: `An image generated from the prompt: ${prompt}`, seed: 42 }],

@@ -232,3 +232,35 @@ describe('the cluster queue', () => {
     expect(await front.stats()).toMatchObject({ queued: { imagine: 0 }, running: { imagine: 0 } });
   }, 45_000);
 });
+
+describe('follow leases', () => {
+  const holder = (p: string, id: string): Promise<unknown> => redisCommand(redis.port, 'GET', `${p}:follow:${id}`);
+
+  it('takes back a lapsed lease, leaves one another front claimed meanwhile to it, and never claims a job it follows itself', async () => {
+    const p = prefix();
+    const warned: Array<Record<string, unknown> | undefined> = [];
+    const a = await ClusterClient.open({ redisUrl: redis.url, prefix: p, followMs: 600, log: { warn: (_message, fields) => { warned.push(fields); } } });
+    closers.push(() => a.close());
+    const b = await client(p);
+    // no worker: the jobs wait, unsettled, so any front could follow them
+    await a.submit(owner('u1'), imagine('kept'), { jobId: 'kept' });
+    await a.submit(owner('u1'), imagine('taken'), { jobId: 'taken' });
+    expect(await holder(p, 'kept')).toBe(a.frontId);
+
+    // both leases lapse (Redis away, a stalled process): this front does not claim its own job back through the sweep
+    await redisCommand(redis.port, 'DEL', `${p}:follow:kept`, `${p}:follow:taken`);
+    expect(await a.claim(['kept', 'taken'])).toEqual([]);
+    // another front claims one of them before this front renews
+    expect(await b.claim(['taken'])).toEqual(['taken']);
+    await sleep(500);                                         // a renewal (every 200 ms) or two
+    expect(await holder(p, 'kept')).toBe(a.frontId);          // taken back: nobody else had it
+    expect(await holder(p, 'taken')).toBe(b.frontId);         // left to the front that claimed it, not overwritten
+    expect(warned).toEqual([{ jobId: 'taken' }]);
+    // this front's release touches only its own leases
+    a.release('taken');
+    a.release('kept');
+    await sleep(100);
+    expect(await holder(p, 'taken')).toBe(b.frontId);
+    expect(await holder(p, 'kept')).toBeNull();
+  });
+});
