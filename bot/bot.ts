@@ -292,6 +292,7 @@ export class Bot {
       },
       finish: (reply: Reply) => conversation.finish(reply),
       ...(conversation.route ? { route: () => conversation.route!() } : {}),
+      ...(conversation.watchRoute ? { watchRoute: (listener: (route: Record<string, unknown>) => void) => conversation.watchRoute!(listener) } : {}),
     };
   }
 

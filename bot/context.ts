@@ -27,6 +27,14 @@ export interface CommandContext {
 
 export const ownerOf = (ctx: CommandContext): JobOwner => ({ userId: ctx.request.actor.userId, spaceId: ctx.request.actor.spaceId });
 
+/** Keep the job record's route current when the conversation's changes (e.g. its status message was posted). */
+export function keepRouteCurrent(ctx: CommandContext, jobId: string): void {
+  ctx.conversation.watchRoute?.((route) => {
+    ctx.store.setJobRoute(jobId, route).catch((error: unknown) =>
+      ctx.log.warn('the job\'s route could not be updated; a front taking it over posts a new message', { jobId, error: String(error) }));
+  });
+}
+
 /** The conversation's way back to the requester, kept in the job record: a restarted front answers through it. */
 export const routeOf = (ctx: CommandContext): { route?: Record<string, unknown> } => {
   try {

@@ -218,6 +218,10 @@ export class PostgresStore implements BotStore {
     await this.query('UPDATE jobs SET message_ids = $1, updated_at = $2 WHERE id = $3', [JSON.stringify(messageIds), at, jobId]);
   }
 
+  async setJobRoute(jobId: string, route: Record<string, unknown>): Promise<void> {
+    await this.query("UPDATE jobs SET settings = jsonb_set(settings::jsonb, '{route}', $1::jsonb)::text WHERE id = $2", [JSON.stringify(route), jobId]);
+  }
+
   async getJob(jobId: string): Promise<JobRecord | undefined> {
     const row = (await this.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [jobId])).rows[0];
     return row ? jobFromRow(row) : undefined;

@@ -64,6 +64,7 @@ function prepareStatements(db: Db) {
     updateJob: db.prepare('UPDATE jobs SET state = ?, error_code = ?, updated_at = ? WHERE id = ?'),
     updateJobSettings: db.prepare('UPDATE jobs SET state = ?, error_code = ?, settings = ?, updated_at = ? WHERE id = ?'),
     setJobMessages: db.prepare('UPDATE jobs SET message_ids = ?, updated_at = ? WHERE id = ?'),
+    setJobRoute: db.prepare("UPDATE jobs SET settings = json_set(settings, '$.route', json(?)) WHERE id = ?"),
     getJob: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE id = ?'),
     interrupted: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id"),
     failInterrupted: db.prepare("UPDATE jobs SET state = 'failed', error_code = 'inference.failed', updated_at = ? WHERE id = ?"),
@@ -156,6 +157,10 @@ export class SqliteStore implements BotStore {
 
   async setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void> {
     this.s.setJobMessages.run(JSON.stringify(messageIds), at, jobId);
+  }
+
+  async setJobRoute(jobId: string, route: Record<string, unknown>): Promise<void> {
+    this.s.setJobRoute.run(JSON.stringify(route), jobId);
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {

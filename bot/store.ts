@@ -105,6 +105,8 @@ export interface BotStore {
   settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number, partly?: PartialCharge): Promise<boolean>;
   updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void>;
   setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void>;
+  /** Replace `settings.route` of a job (the rest of its settings unchanged). */
+  setJobRoute(jobId: string, route: Record<string, unknown>): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   /** The jobs queued or running now, oldest first (a restarting front asks the queue which of them it still runs). */
   unfinishedJobs(): Promise<JobRecord[]>;

@@ -128,6 +128,11 @@ export interface Reply {
    * of a cluster settled and answers (two fronts followed it: see `answeredElsewhere` in bot/commands/job-lifecycle.ts).
    */
   silent?: boolean;
+  /**
+   * With `silent`: another front settled this job and answers it, possibly in the same platform message (Discord's
+   * original response, Slack's status message kept in the route), so the adapter leaves that message alone.
+   */
+  answeredElsewhere?: boolean;
   error?: { code: ErrorCode; retryable: boolean };
   /**
    * Something the adapter must do on the platform besides sending this reply. Added for `delete`: bot/ checked that
@@ -153,6 +158,11 @@ export interface Conversation {
    * the job record, and after a front restart the adapter's `reconnect` rebuilds a conversation from it.
    */
   route?(): Record<string, unknown> | undefined;
+  /**
+   * The route changed after the job was accepted (Slack: the status message was posted, so a front that takes the job
+   * over edits that message instead of posting another): bot/ passes a listener that keeps the job record current.
+   */
+  watchRoute?(listener: (route: Record<string, unknown>) => void): void;
 }
 
 /** What `Bot.handle` resolves to. `duplicate`: the request id was seen before, nothing ran and `finish` was not called. */

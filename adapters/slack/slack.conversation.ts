@@ -115,6 +115,7 @@ export class SlackConversation implements Conversation {
   private previewSent: Buffer | undefined;
   private previewsOff = false;
   private finishing = false;
+  private routeListener: ((route: Record<string, unknown>) => void) | undefined;
 
   constructor(private target: SlackTarget, private readonly options: ConversationOptions) {
     this.throttle = new StatusThrottle<JobStatus>(
@@ -127,7 +128,20 @@ export class SlackConversation implements Conversation {
   /** How another process reaches the requester: the channel, the thread, the response_url. */
   route(): Record<string, unknown> {
     const { channelId, userId, threadTs, responseUrl } = this.target;
-    return { platform: 'slack', channelId, userId, ...(threadTs ? { threadTs } : {}), ...(responseUrl ? { responseUrl } : {}) };
+    return {
+      platform: 'slack', channelId, userId, ...(threadTs ? { threadTs } : {}), ...(responseUrl ? { responseUrl } : {}),
+      // the status message, once posted: a front that takes the job over edits it instead of posting another
+      ...(this.statusMessage ? { status: { channel: this.statusMessage.channel, ts: this.statusMessage.ts } } : {}),
+    };
+  }
+
+  watchRoute(listener: (route: Record<string, unknown>) => void): void {
+    this.routeListener = listener;
+  }
+
+  /** A status message taken over from the route of a job another front started. */
+  adoptStatusMessage(message: MessageRef): void {
+    this.statusMessage = message;
   }
 
   get finished(): boolean {
@@ -148,6 +162,12 @@ export class SlackConversation implements Conversation {
     await this.throttle.close();
     const final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
     // nothing to say (auto-captioning declined the picture): the thread keeps no trace of pictalk
+    // another front answers this job, in the status message both may show: leave that message to it
+    if (final.silent && final.answeredElsewhere && !final.error) {
+      this.statusMessage = null;
+      await this.dropPreview();
+      return { messageIds: [] };
+    }
     if (final.silent && !final.error) {
       await this.removeStatus();
       await this.dropPreview();
@@ -235,14 +255,24 @@ export class SlackConversation implements Conversation {
   private async upsert(text: string, blocks: Block[]): Promise<MessageRef> {
     const { client } = this.options;
     if (this.statusMessage) {
-      await client.chat.update({ channel: this.statusMessage.channel, ts: this.statusMessage.ts, text: cut(text, MAX_SECTION), blocks });
-      return this.statusMessage;
+      try {
+        await client.chat.update({ channel: this.statusMessage.channel, ts: this.statusMessage.ts, text: cut(text, MAX_SECTION), blocks });
+        return this.statusMessage;
+      } catch (error) {
+        // deleted meanwhile (by someone in the channel, or a status message taken over from a route): post a new one
+        if (slackError(error) !== 'message_not_found') throw error;
+      }
     }
     const posted = await client.chat.postMessage({
       channel: this.target.channelId, text: cut(text, MAX_SECTION), blocks,
       ...(this.target.threadTs ? { thread_ts: this.target.threadTs } : {}),
     });
     this.statusMessage = { channel: posted.channel ?? this.target.channelId, ts: String(posted.ts) };
+    try {
+      this.routeListener?.(this.route());
+    } catch (error) {
+      this.options.logger.warn('slack: the job\'s route could not be kept', { request: this.options.requestId, error: String(error) });
+    }
     return this.statusMessage;
   }
 
@@ -363,12 +393,14 @@ export class SlackConversation implements Conversation {
 
 /**
  * A conversation rebuilt from a job's route (a front restarted while the job ran): the reply goes to the same channel
- * or thread, and ephemeral answers through the kept response_url while it works (chat.postEphemeral after).
+ * or thread, into the status message the first front posted (when the route has it), and ephemeral answers through
+ * the kept response_url while it works (chat.postEphemeral after).
  */
 export function reconnectSlack(route: Record<string, unknown> | undefined, options: ConversationOptions): SlackConversation | undefined {
   if (!route || route.platform !== 'slack' || typeof route.channelId !== 'string' || typeof route.userId !== 'string') return undefined;
   const target: SlackTarget = { channelId: route.channelId, userId: route.userId };
   if (typeof route.threadTs === 'string') target.threadTs = route.threadTs;
+  const status = route.status as { channel?: unknown; ts?: unknown } | undefined;
   const url = route.responseUrl;
   if (typeof url === 'string' && /^https?:\/\//.test(url)) {
     target.responseUrl = url;
@@ -378,5 +410,7 @@ export function reconnectSlack(route: Record<string, unknown> | undefined, optio
       return { ok: true };
     }) as unknown as RespondFn;
   }
-  return new SlackConversation(target, options);
+  const conversation = new SlackConversation(target, options);
+  if (status && typeof status.channel === 'string' && typeof status.ts === 'string') conversation.adoptStatusMessage({ channel: status.channel, ts: status.ts });
+  return conversation;
 }

@@ -9,7 +9,7 @@
 import { formatBytes } from '../../common/format.js';
 import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
 import type { CaptionResult, SpeechResult } from '../../inference/types.js';
-import { ownerOf, routeOf, type CommandContext } from '../context.js';
+import { keepRouteCurrent, ownerOf, routeOf, type CommandContext } from '../context.js';
 import { followJob, newJobId, runJob, type ActiveJob } from '../jobs.js';
 import type { JobHandle } from '../ports.js';
 import type { JobRecord } from '../store.js';
@@ -68,6 +68,7 @@ export async function captionCommand(ctx: CommandContext, attachment: Attachment
     },
     { spaceId: actor.spaceId, userId: actor.userId, kind: 'caption', day: utcDay(now), units: 1, limit },
   );
+  keepRouteCurrent(ctx, jobId);
 
   // fetch and caption
   return completeCaption(ctx, jobId, { name: attachment.name, size: attachment.size, voice, auto }, async (active) => {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { formatBytes } from '../../common/format.js';
 import type { GeneratedImage, ImagineRequest, ImagineResult, ImagineSettings } from '../../inference/types.js';
-import { ownerOf, routeOf, type CommandContext } from '../context.js';
+import { keepRouteCurrent, ownerOf, routeOf, type CommandContext } from '../context.js';
 import { followJob, newJobId, runJob, type ActiveJob } from '../jobs.js';
 import type { JobHandle } from '../ports.js';
 import type { JobRecord } from '../store.js';
@@ -60,6 +60,7 @@ export async function imagineCommand(ctx: CommandContext, options: ImagineOption
     },
     { spaceId: actor.spaceId, userId: actor.userId, kind: 'imagine', day: utcDay(now), units: withSeed.count, limit },
   );
+  keepRouteCurrent(ctx, jobId);
 
   const request = toRequest(withSeed, ctx.config.imageUpscale, picture?.bytes);
   if (request.steps === undefined && settings.maxSteps !== undefined) request.maxSteps = settings.maxSteps;

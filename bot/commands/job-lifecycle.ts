@@ -23,11 +23,11 @@ export async function settleSuccess(ctx: CommandContext, jobId: string, settings
 
 /**
  * The reply of a front that lost the settlement of a job to another front (`settleSuccess` returned false): nothing is
- * sent, and the adapter removes what this front showed of the job (its status message), so the job is answered once.
+ * sent, and the adapter leaves the platform's messages to the other front, so the job is answered once.
  */
 export function answeredElsewhere(ctx: CommandContext, jobId: string): Reply {
   ctx.log.warn('another process settled this job first and answers it; this one stays quiet', { jobId });
-  return { text: '', silent: true, jobId };
+  return { text: '', silent: true, answeredElsewhere: true, jobId };
 }
 
 export async function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Promise<Reply> {

@@ -167,7 +167,7 @@ describe('a front that stops while its jobs run', () => {
     // the other front settled the job first and replied; the first front's reply is silent (its adapter removes its
     // status message and sends nothing)
     expect(rebuilt[0]!.replies[0]).toMatchObject({ jobId: job!.id, images: [{ png: Buffer.from('png:followed twice') }] });
-    expect(first.replies).toEqual([{ text: '', silent: true, jobId: job!.id }]);
+    expect(first.replies).toEqual([{ text: '', silent: true, answeredElsewhere: true, jobId: job!.id }]);
     expect(await store.getJob(job!.id)).toMatchObject({ state: 'succeeded' });
     expect(await store.usage(job!.spaceId, 'u8', 'imagine', new Date(job!.createdAt).toISOString().slice(0, 10)))
       .toEqual({ reserved: 0, charged: 1, refunded: 0 });

@@ -98,6 +98,18 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await store.getJob('missing')).toBeUndefined();
     });
 
+    it('replaces the route of a job and keeps the rest of its settings', async () => {
+      const { store } = t;
+      await store.acceptJob(job('a', { settings: { options: { prompt: 'ü' }, route: { platform: 'slack', channelId: 'C1' } } }), reservation(1, 10));
+      const before = (await store.getJob('a'))!.updatedAt;
+      await store.setJobRoute('a', { platform: 'slack', channelId: 'C1', status: { channel: 'C1', ts: '1.000002' } });
+      expect(await store.getJob('a')).toMatchObject({
+        settings: { options: { prompt: 'ü' }, route: { platform: 'slack', channelId: 'C1', status: { channel: 'C1', ts: '1.000002' } } }, updatedAt: before,
+      });
+      await store.setJobRoute('missing', { platform: 'slack' });
+      expect(await store.getJob('missing')).toBeUndefined();
+    });
+
     it('fails and refunds the jobs a previous process left queued or running, and returns them as they were left', async () => {
       const { store } = t;
       await store.acceptJob(job('a', { createdAt: 1 }), reservation(2, 10));

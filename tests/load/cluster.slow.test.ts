@@ -206,6 +206,10 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
     // the restarted front's jobs were taken over by a front that lived, and replied to from there
     expect(processes.all.filter((proc) => proc.name !== 'front-1').some((proc) => proc.log.join('').includes('following a job whose front stopped'))).toBe(true);
 
+    // no progress message left behind: the fronts that took jobs over edited the stopped front's into their replies
+    const stale = slack.messages.filter((m) => m.user === slack.botUserId && !m.deleted && /^(⏳|🎨)/.test(m.text));
+    expect(stale.map((m) => `${m.ts}: ${m.text}`)).toEqual([]);
+
     // nothing left in the queue
     expect(await redisCommand(redis.port, 'SCARD', 'pictalk:unfinished')).toBe(0);
     expect(await redisCommand(redis.port, 'GET', 'pictalk:waiting')).toBe('0');
