@@ -148,7 +148,8 @@ export class ClusterClient {
     try {
       await Promise.all([ready(redis, options.connectMs ?? 10_000), ready(sub, options.connectMs ?? 10_000)]);
       const client = new ClusterClient(redis, sub, options);
-      await sub.subscribe(client.keys.events);
+      // the queue's line changes, for all; the events of the jobs this front follows, for it alone
+      await sub.subscribe(client.keys.events, client.keys.frontEvents(client.frontId));
       return client;
     } catch (error) {
       await closeQuietly(redis, sub);
@@ -339,7 +340,8 @@ export class ClusterClient {
     setTimeout(() => {
       const now = [...this.handles.values()].filter((h) => h.kind === kind && h.waitsForPosition);
       this.positions(kind, now.map((h) => h.id))
-        .then((positions) => now.forEach((h, i) => { if ((positions[i] ?? 0) > 0) h.setPosition(positions[i]!); }))
+        // a handle whose job started while the positions were read (its `start` came first) keeps position 0
+        .then((positions) => now.forEach((h, i) => { if ((positions[i] ?? 0) > 0 && h.waitsForPosition) h.setPosition(positions[i]!); }))
         .catch(() => undefined)
         .finally(() => this.refreshing.delete(kind));
     }, 50).unref();

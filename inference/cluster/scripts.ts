@@ -4,7 +4,7 @@
  *
  * Keys, under a prefix P (default `pictalk`):
  *   P:job:<id>           hash: kind, space, user, state (queued | dispatched | running | settled), timeoutMs,
- *                        submittedAt, startedAt, attempts, worker, outcome (ok | error), cancel
+ *                        submittedAt, startedAt, attempts, worker, outcome (ok | error), cancel, front (submitter)
  *   P:input:<id>         the encoded input, until the job settles
  *   P:result:<id>        the encoded result or error JSON, for `resultTtl` seconds after the job settled
  *   P:line:<kind>        list of space ids in round-robin order; P:line:<kind>:s:<space> the space's users in order;
@@ -16,7 +16,8 @@
  *                        lease ran out has stopped, and another front claims the job)
  *   P:unfinished         set of the ids of jobs accepted and not settled (a restarted front keeps their records)
  *   P:dispatched         sorted set id -> when it was handed to BullMQ (a worker re-adds one that a crash lost)
- * Channels: P:events (JSON: line, start, progress, settled), P:wake (a kind has work), P:cancel (a job id to abort).
+ * Channels: P:events (JSON: line, for every front), P:events:<front> (JSON: start, progress, settled of the jobs that
+ * front follows), P:wake (a kind has work), P:cancel (a job id to abort).
  *
  * The fair rule is the in-process core's (fair-queue.ts): round-robin over spaces, then over the users of a space,
  * FIFO within a user; serving a user moves it to the back of its space, serving a space to the back of all spaces.
@@ -29,6 +30,11 @@ local function lineKey(kind) return P .. ':line:' .. kind end
 local function spaceKey(kind, space) return lineKey(kind) .. ':s:' .. space end
 local function userKey(kind, space, user) return lineKey(kind) .. ':u:' .. #space .. ':' .. space .. ':' .. user end
 local function lineChanged(kind) redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'line', kind = kind })) end
+-- a job's own event goes to the front that follows it (the lease holder, else the front that submitted it), not to all
+local function jobEvent(id, payload)
+  local front = redis.call('GET', P .. ':follow:' .. id) or redis.call('HGET', jobKey(id), 'front')
+  if front then redis.call('PUBLISH', P .. ':events:' .. front, payload) else redis.call('PUBLISH', P .. ':events', payload) end
+end
 
 local function lineRemove(kind, space, user, id)
   local U = userKey(kind, space, user)
@@ -67,7 +73,7 @@ local function settle(id, outcome, payload, ttl)
   redis.call('SET', P .. ':result:' .. id, payload, 'EX', ttl)
   redis.call('DEL', P .. ':input:' .. id)
   redis.call('SREM', P .. ':unfinished', id)
-  redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'settled', id = id }))
+  jobEvent(id, cjson.encode({ e = 'settled', id = id }))
   return 1
 end
 `;
@@ -85,7 +91,7 @@ if waiting >= maxQueued then return { 'total', waiting } end
 local mine = tonumber(redis.call('HGET', P .. ':users', user) or '0')
 if mine >= maxPerUser then return { 'user', mine } end
 redis.call('HSET', jobKey(id), 'kind', kind, 'space', space, 'user', user, 'state', 'queued', 'timeoutMs', ARGV[9],
-  'submittedAt', ARGV[10], 'attempts', 0)
+  'submittedAt', ARGV[10], 'attempts', 0, 'front', ARGV[12])
 redis.call('SET', P .. ':input:' .. id, ARGV[6], 'EX', tonumber(ARGV[11]))
 local U = userKey(kind, space, user)
 if redis.call('RPUSH', U, id) == 1 then
@@ -140,8 +146,14 @@ if state == 'dispatched' then
 end
 redis.call('HSET', J, 'state', 'running', 'worker', ARGV[3], 'startedAt', ARGV[4])
 local attempts = redis.call('HINCRBY', J, 'attempts', 1)
-redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'start', id = id, attempt = attempts }))
+jobEvent(id, cjson.encode({ e = 'start', id = id, attempt = attempts }))
 return { 'run', input, f[5], attempts, f[3], f[4] }
+`;
+
+/** A running job's progress, to the front that follows it. ARGV: P, id, payload (JSON) */
+export const PROGRESS = `${COMMON}
+jobEvent(ARGV[2], ARGV[3])
+return 1
 `;
 
 /** ARGV: P, id, outcome (ok | error), payload, ttl. → 1 when this call settled it, 0 when it had settled already */

@@ -226,7 +226,7 @@ export class ClusterWorker {
         handle.on('progress', (p) => {
           // a live preview (a PNG of a few kB, every few steps) rides along as base64
           const preview = p.preview ? { preview: { png: p.preview.png.toString('base64'), width: p.preview.width, height: p.preview.height } } : {};
-          this.redis.publish(this.keys.events, JSON.stringify({ e: 'progress', id, stage: p.stage, step: p.step, total: p.total, ...preview })).catch(() => undefined);
+          this.scripts.progress(id, JSON.stringify({ e: 'progress', id, stage: p.stage, step: p.step, total: p.total, ...preview })).catch(() => undefined);
         });
         outcome = { ok: true, payload: encode(await handle.result) };
       } catch (error) {

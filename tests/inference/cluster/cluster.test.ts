@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { ClusterClient, type ClusterHandle } from '../../../inference/cluster/client.js';
 import { ClusterWorker } from '../../../inference/cluster/worker.js';
 import type { InferencePipelines } from '../../../inference/core.js';
@@ -262,5 +263,41 @@ describe('follow leases', () => {
     await sleep(100);
     expect(await holder(p, 'taken')).toBe(b.frontId);
     expect(await holder(p, 'kept')).toBeNull();
+  });
+
+  it('sends a job\'s events to the front that follows it, not to every front, and to the front that takes it over', async () => {
+    const p = prefix();
+    const a = await client(p);
+    const b = await client(p);
+    // what reaches each front: a subscriber of its channel and of the channel for all
+    const heard = { a: [] as string[], b: [] as string[] };
+    for (const [name, front] of [['a', a], ['b', b]] as const) {
+      const sub = new Redis(redis.url);
+      closers.push(() => sub.quit());
+      sub.on('message', (_channel: string, message: string) => {
+        const event = JSON.parse(message) as { e: string; id?: string };
+        if (event.id) heard[name].push(`${event.e} ${event.id}`);
+      });
+      await sub.subscribe(`${p}:events`, `${p}:events:${front.frontId}`);
+    }
+    await worker(p, steeredPipelines({ stepMs: 50, steps: 12 }));   // 0.6 s a job: the takeover below comes well within
+    const mine = await a.submit(owner('u1'), imagine('followed by a'), { jobId: 'of-a' });
+    let progress = 0;
+    mine.on('progress', () => { progress += 1; });
+    await mine.result;
+    await sleep(100);
+    expect(progress).toBeGreaterThan(0);
+    expect(heard.a).toEqual(expect.arrayContaining(['start of-a', 'progress of-a', 'settled of-a']));
+    expect(heard.b).toEqual([]);
+
+    // a job whose front stopped: from the claim on, its events go to the front that took it over
+    await a.submit(owner('u1'), imagine('taken over by b'), { jobId: 'to-b' });
+    await a.letGo(0);
+    expect(await b.claim(['to-b'])).toEqual(['to-b']);
+    const followed = (await b.attach('to-b'))!;
+    await followed.result;
+    await sleep(100);
+    expect(heard.b).toContain('settled to-b');
+    expect(heard.a.filter((line) => line.startsWith('settled to-b'))).toEqual([]);
   });
 });
