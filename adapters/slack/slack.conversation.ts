@@ -5,8 +5,8 @@
  *   buttons) and the images go into ITS thread through the v2 upload, with the settings text as the comment;
  * - public, in a thread (captions: the image's own thread): the status message becomes the caption text (+ Delete),
  *   and the spoken caption goes into the same thread as `voice-message.ogg`;
- * - silent replies (auto-captioning declined the picture, or another front of a cluster answers the job): the status
- *   message is removed, nothing is sent;
+ * - silent replies (auto-captioning declined the picture): the status message is removed, nothing is sent; a job that
+ *   another front of a cluster answers (`answeredElsewhere`): nothing is sent, the status message is left to it;
  * - errors and ephemeral replies: the status message is removed and the requester alone gets the text, through the
  *   interaction's response_url (`respond`) or chat.postEphemeral for events.
  * @see https://docs.slack.dev/messaging/working-with-files#uploading_files
@@ -161,13 +161,13 @@ export class SlackConversation implements Conversation {
     // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire.
     await this.throttle.close();
     const final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
-    // nothing to say (auto-captioning declined the picture): the thread keeps no trace of pictalk
     // another front answers this job, in the status message both may show: leave that message to it
     if (final.silent && final.answeredElsewhere && !final.error) {
       this.statusMessage = null;
       await this.dropPreview();
       return { messageIds: [] };
     }
+    // nothing to say (auto-captioning declined the picture): the thread keeps no trace of pictalk
     if (final.silent && !final.error) {
       await this.removeStatus();
       await this.dropPreview();
