@@ -128,12 +128,12 @@ return id
 
 /**
  * A worker starts a job BullMQ gave it. ARGV: P, id, worker, now.
- * → {'run', input, timeoutMs, attempts, owner space, owner user} | {'gone'} (settled meanwhile: cancelled, failed)
+ * → {'run', input, timeoutMs, attempts, owner space, owner user, front ('' if none)} | {'gone'} (settled meanwhile: cancelled, failed)
  */
 export const START = `${COMMON}
 local id = ARGV[2]
 local J = jobKey(id)
-local f = redis.call('HMGET', J, 'state', 'kind', 'space', 'user', 'timeoutMs')
+local f = redis.call('HMGET', J, 'state', 'kind', 'space', 'user', 'timeoutMs', 'front')
 local state, kind = f[1], f[2]
 if not state or state == 'settled' or state == 'queued' then return { 'gone' } end
 local input = redis.call('GET', P .. ':input:' .. id)
@@ -147,13 +147,8 @@ end
 redis.call('HSET', J, 'state', 'running', 'worker', ARGV[3], 'startedAt', ARGV[4])
 local attempts = redis.call('HINCRBY', J, 'attempts', 1)
 jobEvent(id, cjson.encode({ e = 'start', id = id, attempt = attempts }))
-return { 'run', input, f[5], attempts, f[3], f[4] }
-`;
-
-/** A running job's progress, to the front that follows it. ARGV: P, id, payload (JSON) */
-export const PROGRESS = `${COMMON}
-jobEvent(ARGV[2], ARGV[3])
-return 1
+-- the front its progress goes to (the worker asks again now and then: another front may take the job over)
+return { 'run', input, f[5], attempts, f[3], f[4], redis.call('GET', P .. ':follow:' .. id) or f[6] or '' }
 `;
 
 /** ARGV: P, id, outcome (ok | error), payload, ttl. → 1 when this call settled it, 0 when it had settled already */

@@ -51,7 +51,13 @@ interface Running {
   cancel?: () => void;
   /** Its pipeline call has ended; only its outcome is on the way to Redis (its lock is still renewed until then). */
   done?: boolean;
+  /** The front its progress goes to ('' for every front), and when that was last asked. */
+  front: string;
+  frontAt: number;
 }
+
+/** How often a running job's front is asked again (one that takes the job over gets its progress from then on). */
+const FRONT_RECHECK_MS = 1000;
 
 export class ClusterWorker {
   readonly id: string;
@@ -212,11 +218,11 @@ export class ClusterWorker {
       await bull.moveToCompleted('gone', token, false).catch(() => undefined);
       return false;
     }
-    const [, input, timeoutMs, attempts, space, user] = claim as [string, string, string, number, string, string];
+    const [, input, timeoutMs, attempts, space, user, front] = claim as [string, string, string, number, string, string, string];
     this.counts.started += 1;
     if (attempts > 1) this.counts.retried += 1;
     this.options.onStart?.(id, attempts);
-    const running: Running = { id, kind, bull, token };
+    const running: Running = { id, kind, bull, token, front: front ?? '', frontAt: Date.now() };
     this.running.set(id, running);
     const settled = (async (): Promise<void> => {
       let outcome: { ok: true; payload: string } | { ok: false; payload: string };
@@ -226,7 +232,7 @@ export class ClusterWorker {
         handle.on('progress', (p) => {
           // a live preview (a PNG of a few kB, every few steps) rides along as base64
           const preview = p.preview ? { preview: { png: p.preview.png.toString('base64'), width: p.preview.width, height: p.preview.height } } : {};
-          this.scripts.progress(id, JSON.stringify({ e: 'progress', id, stage: p.stage, step: p.step, total: p.total, ...preview })).catch(() => undefined);
+          this.publishProgress(running, JSON.stringify({ e: 'progress', id, stage: p.stage, step: p.step, total: p.total, ...preview }));
         });
         outcome = { ok: true, payload: encode(await handle.result) };
       } catch (error) {
@@ -243,6 +249,20 @@ export class ClusterWorker {
   }
 
   /** Settle in Redis; while Redis is away, keep the outcome and try again (a result is never dropped). */
+  /**
+   * A running job's progress goes to the front that follows it, on that front's channel (one PUBLISH, as many as
+   * there are steps); which front that is, is asked again at most once a second, so a front that took the job over
+   * gets the rest of it. A job with no front known goes to every front.
+   */
+  private publishProgress(running: Running, message: string): void {
+    const now = Date.now();
+    if (now - running.frontAt >= FRONT_RECHECK_MS) {
+      running.frontAt = now;
+      this.redis.get(this.keys.follow(running.id)).then((holder) => { if (holder) running.front = holder; }).catch(() => undefined);
+    }
+    this.redis.publish(running.front ? this.keys.frontEvents(running.front) : this.keys.events, message).catch(() => undefined);
+  }
+
   private async settle(id: string, outcome: 'ok' | 'error', payload: string): Promise<void> {
     for (let attempt = 0; ; attempt += 1) {
       try {

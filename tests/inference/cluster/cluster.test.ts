@@ -280,7 +280,8 @@ describe('follow leases', () => {
       });
       await sub.subscribe(`${p}:events`, `${p}:events:${front.frontId}`);
     }
-    await worker(p, steeredPipelines({ stepMs: 50, steps: 12 }));   // 0.6 s a job: the takeover below comes well within
+    // 1.8 s a job: the takeover below comes well within it, and the worker asks again for the job's front after 1 s
+    await worker(p, steeredPipelines({ stepMs: 60, steps: 30 }));
     const mine = await a.submit(owner('u1'), imagine('followed by a'), { jobId: 'of-a' });
     let progress = 0;
     mine.on('progress', () => { progress += 1; });
@@ -290,7 +291,8 @@ describe('follow leases', () => {
     expect(heard.a).toEqual(expect.arrayContaining(['start of-a', 'progress of-a', 'settled of-a']));
     expect(heard.b).toEqual([]);
 
-    // a job whose front stopped: from the claim on, its events go to the front that took it over
+    // a job whose front stopped: from the claim on, its events go to the front that took it over (its progress from
+    // the worker's next look at the job's front)
     await a.submit(owner('u1'), imagine('taken over by b'), { jobId: 'to-b' });
     await a.letGo(0);
     expect(await b.claim(['to-b'])).toEqual(['to-b']);
@@ -298,6 +300,7 @@ describe('follow leases', () => {
     await followed.result;
     await sleep(100);
     expect(heard.b).toContain('settled to-b');
+    expect(heard.b).toContain('progress to-b');
     expect(heard.a.filter((line) => line.startsWith('settled to-b'))).toEqual([]);
   });
 });
