@@ -93,7 +93,14 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
   try {
     workers.push(await startWorker(redis, 'worker-1'));
     client = await ClusterClient.open({ redisUrl: redis.url, maxPerUser: 100 });
-    const cluster = client;
+    const front = client;
+    // as the bot does: a job's claim ends once its reply is out (else the front would keep renewing every job it ran)
+    const cluster = {
+      submit: async (owner: Parameters<ClusterClient['submit']>[0], input: Parameters<ClusterClient['submit']>[1]) => {
+        const handle = await front.submit(owner, input);
+        return { id: handle.id, on: handle.on.bind(handle), result: handle.result.finally(() => front.release(handle.id)) };
+      },
+    };
 
     log(`cluster: hop from submit to start, ${hops} caption jobs one at a time on an idle worker`);
     const hopMs: number[] = [];
