@@ -30,9 +30,11 @@ local function lineKey(kind) return P .. ':line:' .. kind end
 local function spaceKey(kind, space) return lineKey(kind) .. ':s:' .. space end
 local function userKey(kind, space, user) return lineKey(kind) .. ':u:' .. #space .. ':' .. space .. ':' .. user end
 local function lineChanged(kind) redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'line', kind = kind })) end
--- a job's own event goes to the front that follows it (the lease holder, else the front that submitted it), not to all
+-- the front that follows a job: the lease holder, else the front that submitted it (false when neither is known)
+local function frontOf(id) return redis.call('GET', P .. ':follow:' .. id) or redis.call('HGET', jobKey(id), 'front') end
+-- a job's own event goes to the front that follows it, not to all
 local function jobEvent(id, payload)
-  local front = redis.call('GET', P .. ':follow:' .. id) or redis.call('HGET', jobKey(id), 'front')
+  local front = frontOf(id)
   if front then redis.call('PUBLISH', P .. ':events:' .. front, payload) else redis.call('PUBLISH', P .. ':events', payload) end
 end
 
@@ -133,7 +135,7 @@ return id
 export const START = `${COMMON}
 local id = ARGV[2]
 local J = jobKey(id)
-local f = redis.call('HMGET', J, 'state', 'kind', 'space', 'user', 'timeoutMs', 'front')
+local f = redis.call('HMGET', J, 'state', 'kind', 'space', 'user', 'timeoutMs')
 local state, kind = f[1], f[2]
 if not state or state == 'settled' or state == 'queued' then return { 'gone' } end
 local input = redis.call('GET', P .. ':input:' .. id)
@@ -148,7 +150,7 @@ redis.call('HSET', J, 'state', 'running', 'worker', ARGV[3], 'startedAt', ARGV[4
 local attempts = redis.call('HINCRBY', J, 'attempts', 1)
 jobEvent(id, cjson.encode({ e = 'start', id = id, attempt = attempts }))
 -- the front its progress goes to (the worker asks again now and then: another front may take the job over)
-return { 'run', input, f[5], attempts, f[3], f[4], redis.call('GET', P .. ':follow:' .. id) or f[6] or '' }
+return { 'run', input, f[5], attempts, f[3], f[4], frontOf(id) or '' }
 `;
 
 /** ARGV: P, id, outcome (ok | error), payload, ttl. → 1 when this call settled it, 0 when it had settled already */

@@ -248,7 +248,6 @@ export class ClusterWorker {
     return true;
   }
 
-  /** Settle in Redis; while Redis is away, keep the outcome and try again (a result is never dropped). */
   /**
    * A running job's progress goes to the front that follows it, on that front's channel (one PUBLISH, as many as
    * there are steps); which front that is, is asked again at most once a second, so a front that took the job over
@@ -263,6 +262,7 @@ export class ClusterWorker {
     this.redis.publish(running.front ? this.keys.frontEvents(running.front) : this.keys.events, message).catch(() => undefined);
   }
 
+  /** Settle in Redis; while Redis is away, keep the outcome and try again (a result is never dropped). */
   private async settle(id: string, outcome: 'ok' | 'error', payload: string): Promise<void> {
     for (let attempt = 0; ; attempt += 1) {
       try {
