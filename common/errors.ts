@@ -91,6 +91,18 @@ export function isPictalkError(error: unknown): error is PictalkError {
   return isErrorCode(code) && typeof message === 'string' && name === `PictalkError[${code}]`;
 }
 
+/**
+ * How a front's handle on a cluster job ends when another front follows the job now (it claimed the job while this
+ * front's lease had lapsed) or has answered it: this front leaves the reply, the quota and the job's record to it.
+ */
+export function answeredElsewhereError(jobId: string): PictalkError {
+  return new PictalkError('inference.failed', `Another pictalk process follows job ${jobId} and answers it`, { jobId, answeredElsewhere: true });
+}
+
+export function isAnsweredElsewhere(error: unknown): boolean {
+  return isPictalkError(error) && error.details.answeredElsewhere === true;
+}
+
 /** Describe a received value for an error message: ``Expected `steps` to be ..., got `80` (number)``. */
 export function describe(value: unknown): string {
   if (value === null) return '`null`';

@@ -2,7 +2,7 @@
  * The end of every accepted job: charge on success, refund on failure or cancel, the job row updated, and a reply.
  * Settling is idempotent in the store (only a `reserved` row changes), so a unit is never charged and refunded both.
  */
-import { PictalkError, isPictalkError } from '../../common/errors.js';
+import { PictalkError, isAnsweredElsewhere, isPictalkError } from '../../common/errors.js';
 import type { CommandContext } from '../context.js';
 import { errorReply } from '../replies.js';
 import type { JobRecord, PartialCharge } from '../store.js';
@@ -31,6 +31,8 @@ export function answeredElsewhere(ctx: CommandContext, jobId: string): Reply {
 }
 
 export async function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Promise<Reply> {
+  // another front follows the job now and settles and answers it: nothing to write, nothing to say
+  if (isAnsweredElsewhere(error)) return answeredElsewhere(ctx, jobId);
   const now = ctx.clock.now();
   const refunded = await ctx.store.settleJob(jobId, 'refunded', now);
   // settled already, and delivered: another front followed the same job and answered with its result

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { PictalkError, describe, isPictalkError } from '../../common/errors.js';
+import { PictalkError, answeredElsewhereError, describe, isPictalkError } from '../../common/errors.js';
 import { DEFAULT_TIMEOUT_MS, JOB_KINDS, checkSubmission, timeout } from '../core.js';
 import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../types.js';
 import { decodeResult, encode } from './codec.js';
@@ -232,10 +232,13 @@ export class ClusterClient {
     return this.scripts.take(key, capacity, windowMs);
   }
 
-  /** This front is done with a job (its reply went out, or it failed): its claim ends now. */
+  /**
+   * This front is done with a job (its reply went out, or it failed): its claim becomes a mark that the job is answered,
+   * so no other front claims it, and one that followed it too steps aside.
+   */
   release(jobId: string): void {
     if (!this.followed.delete(jobId) || this.closed) return;
-    this.scripts.release(this.frontId, [jobId]).catch(() => undefined);
+    this.scripts.answered(this.frontId, this.resultTtl, [jobId]).catch(() => undefined);
   }
 
   /**
@@ -251,8 +254,24 @@ export class ClusterClient {
     const taken = await this.scripts.renew(this.frontId, this.followMs, followed);
     for (const id of taken) {
       this.followed.delete(id);
-      this.log.warn('another front took over a job this front followed (its lease lapsed); the first to settle it answers', { jobId: id });
+      const handle = this.handles.get(id);
+      this.log.warn(handle ? 'another front took over a job this front followed (its lease lapsed); it answers the job, this front steps aside'
+        : 'another front took over a job whose reply this front is building (its lease lapsed); the first to settle it answers', { jobId: id });
+      if (handle) this.stepAside(handle);
     }
+  }
+
+  /**
+   * Another front follows this job now, or has answered it: this front's handle ends with `answeredElsewhereError`
+   * (bot/ says nothing, charges nothing, writes nothing), so the requester gets one reply and one set of progress
+   * messages, the other front's. Not for a reply's parts: they have no lease of their own.
+   */
+  private stepAside(handle: RemoteHandle): void {
+    if (handle.settled || handle.part) return;
+    handle.finish();
+    this.handles.delete(handle.id);
+    this.followed.delete(handle.id);
+    handle.reject(answeredElsewhereError(handle.id));
   }
 
   /** Cancel a job by id, whichever front submitted it and whichever worker runs it. */
@@ -286,7 +305,8 @@ export class ClusterClient {
 
   /**
    * Stopping a front: let go of the jobs whose results have not come (their follow leases are deleted, so another
-   * front takes them over at once, and their handles here never settle, so this process cannot reply to them too),
+   * front takes them over at once, and their handles here end with `answeredElsewhereError`, so this process says
+   * nothing more about them),
    * then wait, renewing their leases, until the replies being built from results that did come are out (`release`),
    * at most `timeoutMs`. The parts of those replies (alt text, voice) run on, and can still be submitted meanwhile;
    * `close` comes after.
@@ -295,11 +315,9 @@ export class ClusterClient {
     if (this.closed) return;
     // a reply's parts (alt text, voice) run on: the replies being built need them
     const waiting = [...this.handles.values()].filter((handle) => !handle.part);
-    for (const handle of waiting) {
-      handle.finish();                               // settled for this process: no event or poll resolves it now
-      this.handles.delete(handle.id);
-      this.followed.delete(handle.id);
-    }
+    // settled for this process: no event or poll resolves it now, and bot/ ends the command quietly at once, so its
+    // conversation sends no progress edit late, over the reply of the front that takes the job over
+    for (const handle of waiting) this.stepAside(handle);
     await this.scripts.release(this.frontId, waiting.map((handle) => handle.id)).catch(() => undefined);
     const end = Date.now() + timeoutMs;
     while (this.followed.size > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 25));
@@ -352,13 +370,24 @@ export class ClusterClient {
     const handles = (only ?? [...this.handles.values()]).filter((h) => !h.settled);
     if (handles.length === 0) return;
     const pipeline = this.redis.pipeline();
-    for (const h of handles) { pipeline.hmget(this.keys.job(h.id), 'state', 'outcome'); pipeline.get(this.keys.result(h.id)); }
+    for (const h of handles) {
+      pipeline.hmget(this.keys.job(h.id), 'state', 'outcome');
+      pipeline.get(this.keys.result(h.id));
+      pipeline.get(this.keys.follow(h.id));
+    }
     const replies = await pipeline.exec();
     if (!replies) return;
     handles.forEach((handle, i) => {
-      const [stateError, fields] = replies[2 * i]!;
-      const [resultError, payload] = replies[2 * i + 1]!;
+      const [stateError, fields] = replies[3 * i]!;
+      const [resultError, payload] = replies[3 * i + 1]!;
+      const [, holder] = replies[3 * i + 2]!;
       if (stateError || resultError || handle.settled) return;
+      // another front claimed the job (this one's lease lapsed) or answered it: it replies, not this one
+      if (!handle.part && typeof holder === 'string' && holder !== this.frontId) {
+        this.log.warn('another front follows a job this front followed (its lease lapsed); it answers the job, this front steps aside', { jobId: handle.id });
+        this.stepAside(handle);
+        return;
+      }
       const [state, outcome] = fields as [string | null, string | null];
       if (state === 'settled' && typeof payload === 'string') this.settle(handle, outcome === 'ok', payload);
       else if (state === null && payload === null) {

@@ -6,7 +6,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { PictalkError } from '../../common/errors.js';
 import { JOB_KINDS } from '../core.js';
 import type { JobKind } from '../types.js';
-import { ATTACHABLE, CANCEL, CLAIM, POP, POSITIONS, RELEASE, RENEW, SETTLE, START, SUBMIT, TAKE } from './scripts.js';
+import { ANSWERED, ATTACHABLE, CANCEL, CLAIM, POP, POSITIONS, RELEASE, RENEW, SETTLE, START, SUBMIT, TAKE } from './scripts.js';
 
 export const DEFAULT_PREFIX = 'pictalk';
 
@@ -83,6 +83,7 @@ export interface Scripts {
   claim(front: string, followMs: number, ids: readonly string[]): Promise<string[]>;
   renew(front: string, followMs: number, ids: readonly string[]): Promise<string[]>;
   release(front: string, ids: readonly string[]): Promise<void>;
+  answered(front: string, ttlSecs: number, ids: readonly string[]): Promise<void>;
   attachable(ids: readonly string[]): Promise<string[]>;
   take(key: string, capacity: number, windowMs: number): Promise<{ ok: boolean; retryAfterMs: number }>;
   pop(kind: string): Promise<string | null>;
@@ -92,7 +93,7 @@ export interface Scripts {
   positions(kind: string, ids: readonly string[]): Promise<number[]>;
 }
 
-const SOURCES = { pictalkAttachable: ATTACHABLE, pictalkTake: TAKE, pictalkClaim: CLAIM, pictalkRenew: RENEW, pictalkRelease: RELEASE, pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
+const SOURCES = { pictalkAttachable: ATTACHABLE, pictalkTake: TAKE, pictalkClaim: CLAIM, pictalkRenew: RENEW, pictalkRelease: RELEASE, pictalkAnswered: ANSWERED, pictalkSubmit: SUBMIT, pictalkPop: POP, pictalkStart: START, pictalkSettle: SETTLE, pictalkCancel: CANCEL, pictalkPositions: POSITIONS };
 
 export function scripts(redis: Redis, prefix: string): Scripts {
   for (const [name, lua] of Object.entries(SOURCES)) {
@@ -111,6 +112,7 @@ export function scripts(redis: Redis, prefix: string): Scripts {
     claim: async (front, followMs, ids) => ids.length === 0 ? [] : (await call('pictalkClaim', front, followMs, ...ids) as string[]),
     renew: async (front, followMs, ids) => ids.length === 0 ? [] : (await call('pictalkRenew', front, followMs, ...ids) as string[]),
     release: async (front, ids) => { if (ids.length > 0) await call('pictalkRelease', front, ...ids); },
+    answered: async (front, ttlSecs, ids) => { if (ids.length > 0) await call('pictalkAnswered', front, ttlSecs, ...ids); },
     pop: async (kind) => await call('pictalkPop', kind, Date.now()) as string | null,
     start: async (id, worker) => await call('pictalkStart', id, worker, Date.now()) as Reply[],
     settle: async (id, outcome, payload, ttl) => (await call('pictalkSettle', id, outcome, payload, ttl)) === 1,

@@ -31,7 +31,11 @@ local function spaceKey(kind, space) return lineKey(kind) .. ':s:' .. space end
 local function userKey(kind, space, user) return lineKey(kind) .. ':u:' .. #space .. ':' .. space .. ':' .. user end
 local function lineChanged(kind) redis.call('PUBLISH', P .. ':events', cjson.encode({ e = 'line', kind = kind })) end
 -- the front that follows a job: the lease holder, else the front that submitted it (false when neither is known)
-local function frontOf(id) return redis.call('GET', P .. ':follow:' .. id) or redis.call('HGET', jobKey(id), 'front') end
+local function frontOf(id)
+  local holder = redis.call('GET', P .. ':follow:' .. id)
+  if holder and string.sub(holder, 1, 9) ~= 'answered:' then return holder end
+  return redis.call('HGET', jobKey(id), 'front')
+end
 -- a job's own event goes to the front that follows it, not to all
 local function jobEvent(id, payload)
   local front = frontOf(id)
@@ -248,7 +252,22 @@ end
 return taken
 `;
 
-/** A front lets go of its follow leases (its replies are out, or it stops): only its own. ARGV: P, front, id... */
+/**
+ * A front's replies to these jobs are out: its lease on each becomes a mark that the job is answered, kept as long as
+ * the job's result, so no front claims the job again and a front that followed it too (its lease had lapsed) steps
+ * aside instead of answering twice. A lease another front holds is left to it. ARGV: P, front, ttlSecs, id...
+ */
+export const ANSWERED = `
+local P, front, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 4, #ARGV do
+  local key = P .. ':follow:' .. ARGV[i]
+  local holder = redis.call('GET', key)
+  if holder == front or not holder then redis.call('SET', key, 'answered:' .. front, 'EX', ttl) end
+end
+return 1
+`;
+
+/** A front lets go of its follow leases (it stops before these jobs' results came): only its own. ARGV: P, front, id... */
 export const RELEASE = `
 local P, front = ARGV[1], ARGV[2]
 for i = 3, #ARGV do

@@ -6,7 +6,7 @@
  */
 import { Bot } from '../../bot/bot.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
-import type { Conversation, Reply } from '../../bot/types.js';
+import type { Conversation, JobStatus, Reply } from '../../bot/types.js';
 import { ClusterClient } from '../../inference/cluster/client.js';
 import { ClusterWorker } from '../../inference/cluster/worker.js';
 import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
@@ -24,8 +24,9 @@ afterEach(async () => { for (const close of closers.splice(0).reverse()) await c
 /** A conversation with a route: what an adapter rebuilds it from after a restart. */
 class RoutedConversation implements Conversation {
   readonly replies: Reply[] = [];
+  readonly statuses: JobStatus[] = [];
   constructor(readonly name: string) {}
-  status(): void { /* progress is not what this test is about */ }
+  status(update: JobStatus): void { this.statuses.push(update); }
   async finish(reply: Reply): Promise<void> { this.replies.push(reply); }
   route(): Record<string, unknown> { return { platform: 'local', conversation: this.name }; }
 }
@@ -135,11 +136,16 @@ describe('a front that stops while its jobs run', () => {
     expect(first.replies).toHaveLength(1);
     expect(first.replies[0]!.images?.[0]?.altText).toBe('described late');
     expect(Date.now() - stopping).toBeGreaterThan(1000);
-    // the running job went to the other front at once (no lease to wait out), which replied; this front never does
+    // the running job went to the other front at once (no lease to wait out), which replied; this front ended its
+    // command quietly when it let go (no reply, no charge, and no progress edit after, over the other front's reply)
+    expect(second.replies).toEqual([{ text: '', silent: true, answeredElsewhere: true, jobId: expect.any(String) }]);
+    const quietFrom = second.statuses.length;
     await until(() => rebuilt.length === 1 && rebuilt[0]!.replies.length === 1);
     expect(rebuilt[0]!.name).toBe('rebuilt from second');
+    expect(rebuilt[0]!.replies[0]!.jobId).toBe(second.replies[0]!.jobId);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(second.replies).toEqual([]);
+    expect(second.replies).toHaveLength(1);
+    expect(second.statuses).toHaveLength(quietFrom);
     expect(rebuilt).toHaveLength(1);
     expect(await store.unfinishedJobs()).toEqual([]);
   });
@@ -149,28 +155,69 @@ describe('a front that stops while its jobs run', () => {
     // a long lease (renewed every 20 s): nothing renews it during the test, so its lapse below stays lapsed
     const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 60_000, log: silentLogger });
     closers.push(() => client.close());
+    const b = await front(3000);
+    const rebuilt: RoutedConversation[] = [];
+    const stop = b.bot.resumeInterrupted(() => { const c = new RoutedConversation('b'); rebuilt.push(c); return c; }, { everyMs: 50 });
+    closers.push(async () => stop());
     let described = false;
-    const slowAltText = { describe: async () => { await until(() => rebuilt.length === 1 && rebuilt[0]!.replies.length === 1); described = true; return 'described late'; } };
+    // the result is in and this front builds its reply when its lease lapses (Redis was away longer than it, or the
+    // process stalled): another front takes the job over and answers it before this one is done
+    const slowAltText = {
+      describe: async () => {
+        const [job] = await store.unfinishedJobs();
+        await redisCommand(redis.port, 'DEL', `${prefix}:follow:${job!.id}`);
+        await until(() => rebuilt.length === 1 && rebuilt[0]!.replies.length === 1);
+        described = true;
+        return 'described late';
+      },
+    };
     const a = new Bot({ store, core: client, captioner: slowAltText, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
     const first = new RoutedConversation('first');
-    const handled = a.handle(request({ name: 'imagine', options: { prompt: 'followed twice' } }, actor('u8'), 'req-8'), first);
+    await a.handle(request({ name: 'imagine', options: { prompt: 'followed twice' } }, actor('u8'), 'req-8'), first);
+    expect(described).toBe(true);
+    const jobId = rebuilt[0]!.replies[0]!.jobId!;
+    // the other front settled the job first and replied; the first front's reply is silent (its adapter leaves the
+    // status message to the other front and sends nothing)
+    expect(rebuilt[0]!.replies[0]).toMatchObject({ images: [{ png: Buffer.from('png:followed twice') }] });
+    expect(first.replies).toEqual([{ text: '', silent: true, answeredElsewhere: true, jobId }]);
+    const job = await store.getJob(jobId);
+    expect(job).toMatchObject({ state: 'succeeded' });
+    expect(await store.usage(job!.spaceId, 'u8', 'imagine', new Date(job!.createdAt).toISOString().slice(0, 10)))
+      .toEqual({ reserved: 0, charged: 1, refunded: 0 });
+  });
+
+  it('steps aside when another front claims its job while it runs: one reply and one set of progress messages, the other front\'s', async () => {
+    const { store, front, prefix } = await cluster({ stepMs: 100, steps: 12 });
+    // a long lease (renewed every 20 s): nothing renews it during the test, so its lapse below stays lapsed
+    const client = await ClusterClient.open({ redisUrl: redis.url, prefix, followMs: 60_000, log: silentLogger });
+    closers.push(() => client.close());
+    let described = 0;
+    const altText = { describe: async () => { described += 1; return 'described'; } };
+    const a = new Bot({ store, core: client, captioner: altText, logger: silentLogger, randomSeed: () => 7, config: { rateLimit: { capacity: 100, windowMs: 1000 } } });
+    const first = new RoutedConversation('first');
+    const handled = a.handle(request({ name: 'imagine', options: { prompt: 'taken over while it runs' } }, actor('u9'), 'req-9'), first);
     await until(async () => (await store.unfinishedJobs()).length === 1);
     const [job] = await store.unfinishedJobs();
-    // its lease lapses (Redis was away longer than it, or the process stalled), and another front takes the job over
     await redisCommand(redis.port, 'DEL', `${prefix}:follow:${job!.id}`);
     const b = await front(3000);
     const rebuilt: RoutedConversation[] = [];
     const stop = b.bot.resumeInterrupted(() => { const c = new RoutedConversation('b'); rebuilt.push(c); return c; }, { everyMs: 50 });
     closers.push(async () => stop());
     await handled;
-    expect(described).toBe(true);
-    // the other front settled the job first and replied; the first front's reply is silent (its adapter removes its
-    // status message and sends nothing)
-    expect(rebuilt[0]!.replies[0]).toMatchObject({ jobId: job!.id, images: [{ png: Buffer.from('png:followed twice') }] });
+    // the first front noticed the other front's claim (within a second) and ended its part quietly: no alt text,
+    // no progress after it, nothing settled
     expect(first.replies).toEqual([{ text: '', silent: true, answeredElsewhere: true, jobId: job!.id }]);
+    const quietFrom = first.statuses.length;
+    await until(() => rebuilt.length === 1 && rebuilt[0]!.replies.length === 1);
+    expect(rebuilt[0]!.replies[0]).toMatchObject({ jobId: job!.id, images: [{ png: Buffer.from('png:taken over while it runs') }] });
+    expect(described).toBe(0);
+    expect(first.statuses).toHaveLength(quietFrom);
     expect(await store.getJob(job!.id)).toMatchObject({ state: 'succeeded' });
-    expect(await store.usage(job!.spaceId, 'u8', 'imagine', new Date(job!.createdAt).toISOString().slice(0, 10)))
+    expect(await store.usage(job!.spaceId, 'u9', 'imagine', new Date(job!.createdAt).toISOString().slice(0, 10)))
       .toEqual({ reserved: 0, charged: 1, refunded: 0 });
+    // the answer is marked in Redis: no front claims the job again
+    expect(await redisCommand(redis.port, 'GET', `${prefix}:follow:${job!.id}`)).toBe(`answered:${b.client.frontId}`);
+    expect(await client.claim([job!.id])).toEqual([]);
   });
 
   it('leaves alone the jobs a live front follows, fails the ones the queue never got after a grace', async () => {

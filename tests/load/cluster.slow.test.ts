@@ -206,8 +206,9 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
     // the restarted front's jobs were taken over by a front that lived, and replied to from there
     expect(processes.all.filter((proc) => proc.name !== 'front-1').some((proc) => proc.log.join('').includes('following a job whose front stopped'))).toBe(true);
 
-    // progress messages left as they were (a front that stopped while it described a result can leave one; the fronts
-    // that take jobs over edit the stopped front's status message when the job's route has it)
+    // progress messages left as they were: the fronts that take jobs over edit the stopped front's status message (kept
+    // in the job's route), and a front that lets a job go or sees another front's claim sends no progress edit after
+    // it. Logged rather than asserted: an edit already on the wire when a front steps aside can still land late
     const stale = slack.messages.filter((m) => m.user === slack.botUserId && !m.deleted && /^(⏳|🎨)/.test(m.text));
     if (stale.length > 0) console.log(`cluster: ${stale.length} progress message(s) left: ${stale.map((m) => m.text).join(', ')}`);
 

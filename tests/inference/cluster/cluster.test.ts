@@ -257,12 +257,18 @@ describe('follow leases', () => {
     expect(await holder(p, 'kept')).toBe(a.frontId);          // taken back: nobody else had it
     expect(await holder(p, 'taken')).toBe(b.frontId);         // left to the front that claimed it, not overwritten
     expect(warned).toEqual([{ jobId: 'taken' }]);
-    // this front's release touches only its own leases
+    // this front's release touches only its own leases: its own becomes the mark of an answered job, which no front claims
     a.release('taken');
     a.release('kept');
     await sleep(100);
     expect(await holder(p, 'taken')).toBe(b.frontId);
-    expect(await holder(p, 'kept')).toBeNull();
+    expect(await holder(p, 'kept')).toBe(`answered:${a.frontId}`);
+    expect(await b.claim(['kept'])).toEqual([]);
+    // a front stopping lets go of what it follows: another front can claim it at once
+    await a.submit(owner('u1'), imagine('let go'), { jobId: 'let-go' });
+    await a.letGo(0);
+    expect(await holder(p, 'let-go')).toBeNull();
+    expect(await b.claim(['let-go'])).toEqual(['let-go']);
   });
 
   it('sends a job\'s events to the front that follows it, not to every front, and to the front that takes it over', async () => {
