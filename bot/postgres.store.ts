@@ -66,6 +66,16 @@ function unavailable(error: unknown, where: string): unknown {
   return new PictalkError('store.unavailable', `The database at ${where} cannot be reached: ${message}`, { where }, { cause: error });
 }
 
+/**
+ * A pooled connection the server ended by shutting down (SQLSTATE 57P01, an administrator's or a restart's fast stop):
+ * the statement on it was not run, or its transaction rolled back, so it is safe to run once more on a new connection.
+ * The pool may still hold such a connection for a moment after the server is back; without one more try, each of them
+ * would fail a command with "temporarily unavailable" although the database answers.
+ */
+function shutDownUnder(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === '57P01';
+}
+
 /** Apply the migrations the database has not seen, under an advisory lock. Returns the versions applied. */
 export async function migratePostgres(pool: pg.Pool, migrations: readonly Migration[] = PG_MIGRATIONS): Promise<number[]> {
   const client = await pool.connect();
@@ -135,24 +145,34 @@ export class PostgresStore implements BotStore {
   }
 
   private async query<R extends pg.QueryResultRow>(sql: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(sql, values);
-    } catch (error) {
-      throw unavailable(error, this.where);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.pool.query<R>(sql, values);
+      } catch (error) {
+        if (attempt === 1 && shutDownUnder(error)) continue;
+        throw unavailable(error, this.where);
+      }
     }
   }
 
   /** Run `work` in one transaction on one connection; any error rolls it back. */
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
+    let client = await this.connect();
     try {
-      client = await this.pool.connect();
+      await client.query('BEGIN');
     } catch (error) {
-      throw unavailable(error, this.where);
+      client.release(true);
+      if (!shutDownUnder(error)) throw unavailable(error, this.where);
+      client = await this.connect();                  // a connection the server's shutdown ended: once more
+      try {
+        await client.query('BEGIN');
+      } catch (again) {
+        client.release(true);
+        throw unavailable(again, this.where);
+      }
     }
     let broken = false;
     try {
-      await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
@@ -161,6 +181,14 @@ export class PostgresStore implements BotStore {
       throw unavailable(error, this.where);
     } finally {
       client.release(broken);
+    }
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (error) {
+      throw unavailable(error, this.where);
     }
   }
 

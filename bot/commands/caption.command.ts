@@ -15,7 +15,7 @@ import type { JobHandle } from '../ports.js';
 import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import type { Attachment, Reply, ReplyVoice } from '../types.js';
-import { answeredElsewhere, settleFailure, settleSuccess } from './job-lifecycle.js';
+import { answeredElsewhere, refundWhenStoreIsBack, settleFailure, settleSuccess } from './job-lifecycle.js';
 import { resolveSettings } from '../user.settings.js';
 
 const SUPPORTED_TYPES = new Set(['image/png', 'image/jpeg', 'image/jpg', 'image/webp', 'image/gif']);
@@ -128,6 +128,10 @@ async function completeCaption(
     // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
     if (!await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption })) return answeredElsewhere(ctx, jobId);
     return reply;
+  } catch (error) {
+    // the store could not be reached to settle it: the requester is told so, and the job refunded once it is back
+    refundWhenStoreIsBack(ctx, jobId, error);
+    throw error;
   } finally {
     // settled and answered (or failed): no other front need take this job over
     ctx.core.release?.(jobId);

@@ -13,7 +13,7 @@ import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import { describeSettings } from '../replies.js';
 import type { Attachment, ImagineOptions, Reply, ReplyButton, ReplyImage } from '../types.js';
-import { answeredElsewhere, findJob, settleFailure, settleSuccess } from './job-lifecycle.js';
+import { answeredElsewhere, findJob, refundWhenStoreIsBack, settleFailure, settleSuccess } from './job-lifecycle.js';
 import { flaggedImagesBecome } from './safety.command.js';
 import { validateImagineOptions, type PictureSource, type ValidImagineOptions } from './imagine.options.js';
 import { RecentPictures } from '../recent.pictures.js';
@@ -132,6 +132,10 @@ async function completeImagine(
       ],
       jobId,
     };
+  } catch (error) {
+    // the store could not be reached to settle it: the requester is told so, and the job refunded once it is back
+    refundWhenStoreIsBack(ctx, jobId, error);
+    throw error;
   } finally {
     // settled and answered (or failed): no other front need take this job over
     ctx.core.release?.(jobId);

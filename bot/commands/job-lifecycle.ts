@@ -17,8 +17,48 @@ import type { Reply } from '../types.js';
 export async function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>, partly?: PartialCharge): Promise<boolean> {
   const now = ctx.clock.now();
   if (!await ctx.store.settleJob(jobId, 'charged', now, partly)) return false;
-  await ctx.store.updateJob(jobId, settings ? { state: 'succeeded', settings } : { state: 'succeeded' }, now);
+  const update: Parameters<CommandContext['store']['updateJob']>[1] = settings ? { state: 'succeeded', settings } : { state: 'succeeded' };
+  try {
+    await ctx.store.updateJob(jobId, update, now);
+  } catch (error) {
+    // charged: the reply goes out; the job's row follows once the store answers again
+    if (!isStoreDown(error)) throw error;
+    whenStoreIsBack(ctx, jobId, 'the job\'s state after its charge', async () => { await ctx.store.updateJob(jobId, update, now); });
+  }
   return true;
+}
+
+const isStoreDown = (error: unknown): boolean => isPictalkError(error) && error.code === 'store.unavailable';
+
+/**
+ * A write the store could not take (it was unreachable) done again every few seconds until it answers, for up to an
+ * hour, so a job's quota and row do not wait for a restart's recovery.
+ */
+function whenStoreIsBack(ctx: CommandContext, jobId: string, what: string, write: () => Promise<void>, everyMs = 2000, forMs = 3_600_000): void {
+  const until = Date.now() + forMs;
+  const attempt = (): void => {
+    write().then(
+      () => ctx.log.warn(`wrote ${what} once the store was back`, { jobId }),
+      (error: unknown) => {
+        if (isStoreDown(error) && Date.now() < until) setTimeout(attempt, everyMs).unref();
+        else ctx.log.warn(`could not write ${what}; a restart's recovery settles the job`, { jobId, error: String(error) });
+      },
+    );
+  };
+  setTimeout(attempt, everyMs).unref();
+}
+
+/**
+ * A job cut short because the store could not be reached when it was to be settled (the requester is told "temporarily
+ * unavailable, nothing was done"): refund it as soon as the store answers again. A job settled meanwhile (another front,
+ * a recovery) is left as it is: settling is idempotent.
+ */
+export function refundWhenStoreIsBack(ctx: CommandContext, jobId: string, error: unknown): void {
+  if (!isStoreDown(error)) return;
+  whenStoreIsBack(ctx, jobId, 'the refund of a job cut short', async () => {
+    const now = ctx.clock.now();
+    if (await ctx.store.settleJob(jobId, 'refunded', now)) await ctx.store.updateJob(jobId, { state: 'failed', errorCode: 'store.unavailable' }, now);
+  });
 }
 
 /**

@@ -61,3 +61,51 @@ describe('bot/ on PostgreSQL, two fronts', () => {
     expect(await fronts[1]!.store.usage('space1', 'u4', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 2 });
   });
 });
+
+describe('bot/ when PostgreSQL becomes unreachable while it runs', () => {
+  it('answers "temporarily unavailable" at once, writes nothing half, and works again when the database is back', async () => {
+    const own = await startPostgres();          // a server of its own: this test stops it
+    const store = await PostgresStore.open(await own.createDatabase(), { connectTimeoutMs: 1000 });
+    try {
+      const front = makeBot({ defaultDailyLimits: { imagine: 3, caption: 10 } }, { store });
+      expect((await front.send({ name: 'imagine', options: { prompt: 'before' } }, actor('u1'), 'req-before')).reply.error).toBeUndefined();
+
+      // down before a command: the reply says so, within a platform's three-second ack deadline
+      own.halt();
+      const at = Date.now();
+      const during = await front.send({ name: 'imagine', options: { prompt: 'during' } }, actor('u1'), 'req-during');
+      expect(Date.now() - at).toBeLessThan(3000);
+      expect(during.reply.error).toMatchObject({ code: 'store.unavailable', retryable: true });
+      expect(during.reply.text).toMatch(/temporarily unavailable/);
+      expect(front.core.of('imagine')).toHaveLength(1);          // no job started for it
+
+      // down while a job runs: its result comes, its settlement cannot be written; the requester is told, and the job
+      // is refunded as soon as the database answers again (not at the next restart)
+      own.start();
+      front.core.manual = ['imagine'];                  // the alt text's caption jobs run on their own
+      const running = front.send({ name: 'imagine', options: { prompt: 'mid-job' } }, actor('u1'), 'req-mid');
+      const [, job] = await front.core.waitForJobs(2, 'imagine');
+      own.halt();
+      job!.resolve();
+      const mid = await running;
+      expect(mid.reply.error).toMatchObject({ code: 'store.unavailable' });
+      expect(mid.reply.text).toMatch(/temporarily unavailable/);
+      own.start();
+      front.core.manual = false;
+
+      // back: the job cut short refunded, nothing of the refused command written, the same request id runs now
+      const day = '2025-06-01';
+      const usage = (): Promise<unknown> => store.usage('space1', 'u1', 'imagine', day);
+      for (let i = 0; i < 100 && (await usage() as { refunded: number }).refunded === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await usage()).toEqual({ reserved: 0, charged: 1, refunded: 1 });
+      expect(await store.getJob(job!.id)).toMatchObject({ state: 'failed', errorCode: 'store.unavailable' });
+      const again = await front.send({ name: 'imagine', options: { prompt: 'during' } }, actor('u1'), 'req-during');
+      expect(again.reply.error).toBeUndefined();
+      expect(await usage()).toEqual({ reserved: 0, charged: 2, refunded: 1 });
+      expect(await front.bot.recoverInterrupted()).toBe(0);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  }, 60_000);
+});

@@ -151,3 +151,31 @@ describe('the Bot with SQLite on a file', () => {
     }
   });
 });
+
+describe('a store that stops answering just after a job is charged', () => {
+  it('still sends the reply, and writes the job\'s state once the store answers again', async () => {
+    const store = new SqliteStore(':memory:');
+    let down = 0;                                      // how many job updates to refuse
+    const updateJob = store.updateJob.bind(store);
+    store.updateJob = async (...args) => {
+      if (down > 0) { down -= 1; throw new PictalkError('store.unavailable', 'The database cannot be reached: test'); }
+      return updateJob(...args);
+    };
+    const t = makeBot({}, { store });
+    t.core.manual = ['imagine'];
+    const sent = t.send({ name: 'imagine', options: { prompt: 'charged, then the store went away' } }, actor('u1'));
+    const [job] = await t.core.waitForJobs(1, 'imagine');
+    down = 1;                                          // the update after the charge fails once
+    job!.resolve();
+    const conversation = await sent;
+    expect(conversation.reply.error).toBeUndefined();
+    expect(conversation.reply.images).toHaveLength(1);
+    expect(down).toBe(0);
+    const day = new Date(t.clock.now()).toISOString().slice(0, 10);
+    expect(await store.usage('space1', 'u1', 'imagine', day)).toEqual({ reserved: 0, charged: 1, refunded: 0 });
+    expect((await store.getJob(job!.id))?.state).not.toBe('succeeded');
+    for (let i = 0; i < 60 && (await store.getJob(job!.id))?.state !== 'succeeded'; i += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await store.getJob(job!.id))?.state).toBe('succeeded');
+    store.close();
+  }, 15_000);
+});
