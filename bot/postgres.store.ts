@@ -157,20 +157,7 @@ export class PostgresStore implements BotStore {
 
   /** Run `work` in one transaction on one connection; any error rolls it back. */
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client = await this.connect();
-    try {
-      await client.query('BEGIN');
-    } catch (error) {
-      client.release(true);
-      if (!shutDownUnder(error)) throw unavailable(error, this.where);
-      client = await this.connect();                  // a connection the server's shutdown ended: once more
-      try {
-        await client.query('BEGIN');
-      } catch (again) {
-        client.release(true);
-        throw unavailable(again, this.where);
-      }
-    }
+    const client = await this.begin();
     let broken = false;
     try {
       const result = await work(client);
@@ -184,11 +171,23 @@ export class PostgresStore implements BotStore {
     }
   }
 
-  private async connect(): Promise<pg.PoolClient> {
-    try {
-      return await this.pool.connect();
-    } catch (error) {
-      throw unavailable(error, this.where);
+  /** A connection with its transaction begun: on a new one once more when the server's shutdown had ended the first. */
+  private async begin(): Promise<pg.PoolClient> {
+    for (let attempt = 1; ; attempt += 1) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (error) {
+        throw unavailable(error, this.where);
+      }
+      try {
+        await client.query('BEGIN');
+        return client;
+      } catch (error) {
+        client.release(true);
+        if (attempt === 1 && shutDownUnder(error)) continue;
+        throw unavailable(error, this.where);
+      }
     }
   }
 

@@ -23,6 +23,9 @@
  * FIFO within a user; serving a user moves it to the back of its space, serving a space to the back of all spaces.
  */
 
+/** How a follow lease reads once its front's reply is out (`ANSWERED`): this, then the front's id. */
+export const ANSWERED_MARK = 'answered:';
+
 const COMMON = `
 local P = ARGV[1]
 local function jobKey(id) return P .. ':job:' .. id end
@@ -33,7 +36,7 @@ local function lineChanged(kind) redis.call('PUBLISH', P .. ':events', cjson.enc
 -- the front that follows a job: the lease holder, else the front that submitted it (false when neither is known)
 local function frontOf(id)
   local holder = redis.call('GET', P .. ':follow:' .. id)
-  if holder and string.sub(holder, 1, 9) ~= 'answered:' then return holder end
+  if holder and string.sub(holder, 1, ${ANSWERED_MARK.length}) ~= '${ANSWERED_MARK}' then return holder end
   return redis.call('HGET', jobKey(id), 'front')
 end
 -- a job's own event goes to the front that follows it, not to all
@@ -262,7 +265,7 @@ local P, front, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 for i = 4, #ARGV do
   local key = P .. ':follow:' .. ARGV[i]
   local holder = redis.call('GET', key)
-  if holder == front or not holder then redis.call('SET', key, 'answered:' .. front, 'EX', ttl) end
+  if holder == front or not holder then redis.call('SET', key, '${ANSWERED_MARK}' .. front, 'EX', ttl) end
 end
 return 1
 `;

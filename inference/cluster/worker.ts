@@ -22,6 +22,7 @@ import type { JobKind } from '../types.js';
 import { decodeInput, encode } from './codec.js';
 import { DEFAULT_WORKER_LOCK_MS } from './defaults.js';
 import { DEFAULT_PREFIX, closeQuietly, connect, keys, readStats, ready, redisOptionsOf, scripts, type RedisLog, type Scripts } from './redis.js';
+import { ANSWERED_MARK } from './scripts.js';
 
 
 export interface ClusterWorkerOptions {
@@ -257,7 +258,7 @@ export class ClusterWorker {
     const now = Date.now();
     if (now - running.frontAt >= FRONT_RECHECK_MS) {
       running.frontAt = now;
-      this.redis.get(this.keys.follow(running.id)).then((holder) => { if (holder) running.front = holder; }).catch(() => undefined);
+      this.redis.get(this.keys.follow(running.id)).then((holder) => { if (holder && !holder.startsWith(ANSWERED_MARK)) running.front = holder; }).catch(() => undefined);
     }
     this.redis.publish(running.front ? this.keys.frontEvents(running.front) : this.keys.events, message).catch(() => undefined);
   }
