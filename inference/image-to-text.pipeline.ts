@@ -13,7 +13,7 @@ import { PictalkError, asInferenceError, describe, isPictalkError } from '../com
 import { domainCheck, poolFeatures, readDomainStats, type DomainCheck, type DomainVerdict } from './domain.check.js';
 import { beamSearch, logSoftmaxRow, type SearchModel, type SearchResult, type SearchSettings } from './beam.search.js';
 import { encodeAsDecoded } from './encode-as-decoded.js';
-import { imageToTensor, type DecodeLimits } from './image.codec.js';
+import { imageToTensor, rgbToTensor, type DecodeLimits, type RgbPixels } from './image.codec.js';
 import { readCaptionerFolder, type CaptionerFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
 import type { CaptionRequest, CaptionResult, CaptionRunOptions } from './types.js';
@@ -46,9 +46,10 @@ export interface ImageToText {
   /**
    * How well each image fits `text`: the mean log-probability per token of the text's words and then `<eos>`, as
    * this captioner's caption of the image (teacher forcing; words outside the vocabulary read as `<unk>`). Only a
-   * comparison between images of the same text means anything: the text's own prior cancels there.
+   * comparison between images of the same text means anything: the text's own prior cancels there. An image is
+   * encoded bytes, or RGB pixels in memory (a pipeline's own pictures: the same score as their PNG, with no PNG made).
    */
-  scoreText(images: readonly Buffer[], text: string, options?: CaptionRunOptions): Promise<number[]>;
+  scoreText(images: readonly ScoredImage[], text: string, options?: CaptionRunOptions): Promise<number[]>;
   /**
    * The encoder's features of each image averaged over positions ([F] per image): what the domain check judges.
    * For calibrating the check (models/train/calibrate_domain.ts) and measuring it (`npm run eval`).
@@ -56,6 +57,9 @@ export interface ImageToText {
   embed(images: readonly Buffer[], options?: CaptionRunOptions): Promise<Float32Array[]>;
   dispose(): Promise<void>;
 }
+
+/** An image to score: encoded bytes (PNG, JPEG, WebP, GIF), or 8-bit RGB pixels in memory. */
+export type ScoredImage = Buffer | RgbPixels;
 
 /** The training side's caption preprocessing (models/train/datasets.py `tokenize`): lower case, letters only. */
 export function captionWords(text: string): string[] {
@@ -284,7 +288,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
 
   const wordIds = new Map(vocab.map((word, id) => [word, id] as const));
 
-  async function scoreText(images: readonly Buffer[], text: string, run: CaptionRunOptions = {}): Promise<number[]> {
+  async function scoreText(images: readonly ScoredImage[], text: string, run: CaptionRunOptions = {}): Promise<number[]> {
     if (images.length === 0) return [];
     if (images.length > maxBatch) {
       throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images to score at once, got ${images.length}`);
@@ -294,8 +298,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const n = images.length;
     const plane = 3 * height * width;
     const pixels = new Float32Array(n * plane);
-    const prepared = await Promise.all(images.map((image) => prepare({ image })));
-    prepared.forEach((one, i) => pixels.set(one.pixels, i * plane));
+    const tensorOptions = { size: [height, width] as const, mean: config.mean, std: config.std, kernel: 'bilinear' as const, ...options.limits };
+    await Promise.all(images.map((image, i) => (Buffer.isBuffer(image)
+      ? imageToTensor(image, tensorOptions, pixels, i * plane)
+      : rgbToTensor(image, tensorOptions, pixels, i * plane))));
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The scoring job was cancelled');
     const { features, h0, c0 } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
     let h = h0.data;
@@ -333,8 +339,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     }
     const plane = 3 * height * width;
     const pixels = new Float32Array(images.length * plane);
-    const prepared = await Promise.all(images.map((image) => prepare({ image })));
-    prepared.forEach((one, i) => pixels.set(one.pixels, i * plane));
+    const tensorOptions = { size: [height, width] as const, mean: config.mean, std: config.std, kernel: 'bilinear' as const, ...options.limits };
+    await Promise.all(images.map((image, i) => (Buffer.isBuffer(image)
+      ? imageToTensor(image, tensorOptions, pixels, i * plane)
+      : rgbToTensor(image, tensorOptions, pixels, i * plane))));
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The embedding job was cancelled');
     const { features } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [images.length, 3, height, width] } }));
     return images.map((_, i) => poolFeatures(features.data, features.dims, i));

@@ -151,14 +151,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits = {}): Pro
  * Writes into `out` at `offset` when given (a batch buffer [B, 3, H, W]), else returns a new [3, H, W] array.
  */
 export async function imageToTensor(bytes: Buffer, options: TensorOptions, out?: Float32Array, offset = 0): Promise<Float32Array> {
-  const [height, width] = options.size;
-  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
-    throw new PictalkError('config.invalid', `Expected the image size to be two positive integers [H, W], got ${describe(JSON.stringify(options.size))}`);
-  }
-  if (options.mean.length !== 3 || options.std.length !== 3 || options.std.some((s) => !(s > 0))) {
-    throw new PictalkError('config.invalid',
-      `Expected mean and std of three channels with std > 0, got mean ${JSON.stringify(options.mean)} and std ${JSON.stringify(options.std)}`);
-  }
+  const [height, width] = checkTensorOptions(options);
   // One sharp call per image (no separate header read): its work runs on sharp's threads from start to end, so a
   // batch of images decodes while this thread runs the models. Resizing to the size the image already has is a
   // no-op in sharp, as the captioner's training preprocessing resizes only when the size differs.
@@ -171,6 +164,49 @@ export async function imageToTensor(bytes: Buffer, options: TensorOptions, out?:
   } catch (error) {
     throw decodeError(error, format, maxPixels);
   }
+  return normalise(data, options, out, offset);
+}
+
+/** 8-bit RGB pixels a pipeline holds already (a picture it generated): row-major [H, W, 3], no container. */
+export interface RgbPixels {
+  rgb: Buffer;
+  width: number;
+  height: number;
+}
+
+/**
+ * `imageToTensor` for pixels already in memory: the same tensor as decoding the lossless PNG of the same pixels, without
+ * encoding and decoding one. At the target size nothing runs but the normalisation (on this thread); another size is
+ * resized by sharp with the same kernel.
+ */
+export async function rgbToTensor(pixels: RgbPixels, options: TensorOptions, out?: Float32Array, offset = 0): Promise<Float32Array> {
+  const [height, width] = checkTensorOptions(options);
+  const { rgb, width: w, height: h } = pixels;
+  if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || !Buffer.isBuffer(rgb) || rgb.length !== 3 * w * h) {
+    throw new PictalkError('input.invalid', `Expected ${describe(w)}x${describe(h)} RGB pixels of ${3 * w * h} bytes, got ${Buffer.isBuffer(rgb) ? `${rgb.length} bytes` : describe(rgb)}`);
+  }
+  const data = w === width && h === height ? rgb
+    : await sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
+      .resize(width, height, { fit: 'fill', kernel: SHARP_KERNEL[options.kernel ?? 'bilinear'] }).raw().toBuffer();
+  return normalise(data, options, out, offset);
+}
+
+/** The target [H, W] of valid tensor options, or `config.invalid` naming what is wrong. */
+function checkTensorOptions(options: TensorOptions): [number, number] {
+  const [height, width] = options.size;
+  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
+    throw new PictalkError('config.invalid', `Expected the image size to be two positive integers [H, W], got ${describe(JSON.stringify(options.size))}`);
+  }
+  if (options.mean.length !== 3 || options.std.length !== 3 || options.std.some((s) => !(s > 0))) {
+    throw new PictalkError('config.invalid',
+      `Expected mean and std of three channels with std > 0, got mean ${JSON.stringify(options.mean)} and std ${JSON.stringify(options.std)}`);
+  }
+  return [height, width];
+}
+
+/** [H, W, 3] bytes at the options' size -> ((pixel / 255) - mean[c]) / std[c] as [3, H, W], into `out` at `offset`. */
+function normalise(data: Buffer, options: TensorOptions, out: Float32Array | undefined, offset: number): Float32Array {
+  const [height, width] = options.size;
   const plane = width * height;
   const target = out ?? new Float32Array(3 * plane);
   if (target.length < offset + 3 * plane) {

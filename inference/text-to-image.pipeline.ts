@@ -14,7 +14,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import { loadClipTokenizer, type ClipTokenizer } from './clip.tokenizer.js';
 import { PictalkError, asInferenceError, describe, isPictalkError } from '../common/errors.js';
-import { encodePng, imageToTensor } from './image.codec.js';
+import { chwToRgb, encodePng, imageToTensor, type RgbPixels } from './image.codec.js';
 import { MAX_CANDIDATES, hashModelFolder, readTextToImageFolder, type TextToImageFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
 import { UnetBatcher, type UnetBatcherStats } from './unet.batcher.js';
@@ -55,7 +55,7 @@ export interface TextToImageOptions {
 }
 
 /** Scores of PNG pictures against one text, higher = closer; one number per picture, in order. */
-export type TextScorer = (images: readonly Buffer[], text: string, options?: { signal?: AbortSignal }) => Promise<number[]>;
+export type TextScorer = (images: ReadonlyArray<Buffer | RgbPixels>, text: string, options?: { signal?: AbortSignal }) => Promise<number[]>;
 
 export interface TextToImage {
   readonly folder: TextToImageFolder;
@@ -478,8 +478,8 @@ function createPipeline(
     };
     /** Keep, per image, the candidate whose picture the scorer ranks first (the first on a tie). */
     const rank = async (pixels: Float32Array): Promise<void> => {
-      const plain = await Promise.all(live.map((_, r) => encodePng(pixels, width, height, {}, r * 3 * width * height)));
-      checkAbort();
+      // the drafts' 8-bit pixels, as their PNG would hold them (none is made: the scorer reads pixels)
+      const plain = live.map((_, r) => ({ rgb: chwToRgb(pixels, width, height, r * 3 * width * height), width, height }));
       for (let i = 0; i < count; i += 1) {
         const group = plain.slice(i * candidates, (i + 1) * candidates);
         const scores = await options.scorer!(group, settings.prompt, { ...(run.signal ? { signal: run.signal } : {}) });

@@ -8,12 +8,22 @@ import type { JobInput, JobKind, JobResult } from '../types.js';
 
 type Tagged = { $bytes: string; $type: 'Buffer' | 'Uint8Array' | 'Float32Array' };
 
-function replace(this: unknown, key: string, value: unknown): unknown {
-  // JSON.stringify calls Buffer#toJSON before the replacer sees it: look at the holder's own value instead.
-  const raw = (this as Record<string, unknown>)[key];
-  if (Buffer.isBuffer(raw)) return { $bytes: raw.toString('base64'), $type: 'Buffer' } satisfies Tagged;
-  if (raw instanceof Float32Array) return { $bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'), $type: 'Float32Array' } satisfies Tagged;
-  if (raw instanceof Uint8Array) return { $bytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'), $type: 'Uint8Array' } satisfies Tagged;
+/**
+ * A copy of the value with every binary part tagged. Done before JSON.stringify, not in a replacer: JSON.stringify
+ * calls Buffer#toJSON (a number array of every byte) before a replacer sees the value.
+ */
+function tag(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return { $bytes: value.toString('base64'), $type: 'Buffer' } satisfies Tagged;
+  if (value instanceof Float32Array) return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'), $type: 'Float32Array' } satisfies Tagged;
+  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'), $type: 'Uint8Array' } satisfies Tagged;
+  if (Array.isArray(value)) return value.map(tag);
+  if (value && typeof value === 'object') {
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) return value;      // a class with its own JSON form
+    const copy: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) copy[key] = tag(item);
+    return copy;
+  }
   return value;
 }
 
@@ -31,7 +41,7 @@ function revive(_key: string, value: unknown): unknown {
   return value;
 }
 
-export const encode = (value: JobInput | JobResult): string => JSON.stringify(value, replace);
+export const encode = (value: JobInput | JobResult): string => JSON.stringify(tag(value));
 
 export function decodeInput(text: string | null): JobInput {
   const value = text === null ? undefined : JSON.parse(text, revive) as JobInput;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { captionWords, loadImageToText, postProcess, type ImageToText } from '../../inference/image-to-text.pipeline.js';
 import { drawImage } from '../../models/eval/heldout.set.js';
 import { WorldRenderer } from '../../models/world/world.renderer.js';
-import { imageToTensor } from '../../inference/image.codec.js';
+import { decodeImage, imageToTensor } from '../../inference/image.codec.js';
 import { PictalkError } from '../../common/errors.js';
 import type { CaptionResult } from '../../inference/types.js';
 
@@ -180,6 +180,13 @@ const BUILTIN = join(process.cwd(), 'models/builtin/captioner');
       expect(bOfB).toBeCloseTo(cb.score, 4);
       expect(bOfB).toBeGreaterThan(aOfB!);
       expect(captionWords("A dog's 2 RED balls, left.")).toEqual(['a', 'dog', 'red', 'balls', 'left']);
+      // pixels in memory (the text-to-image pipeline's drafts) score exactly as their PNG does
+      const [pixelsA, pixelsB] = await Promise.all([a.png, b.png].map(async (png) => {
+        const { data, width, height } = await decodeImage(png);
+        return { rgb: data, width, height };
+      }));
+      expect(await captioner.scoreText([pixelsA!, b.png, pixelsB!], cb.caption)).toEqual([aOfB, bOfB, bOfB]);
+      await expect(captioner.scoreText([{ rgb: Buffer.alloc(5), width: 64, height: 64 }], 'a red circle')).rejects.toMatchObject({ code: 'input.invalid' });
       await expect(captioner.scoreText([], 'a red circle')).resolves.toEqual([]);
       await expect(captioner.scoreText(Array(5).fill(a.png), 'a red circle')).rejects.toMatchObject({ code: 'input.too_large' });
       await expect(captioner.scoreText([a.png, Buffer.from('not an image')], 'a red circle')).rejects.toMatchObject({ code: expect.stringMatching(/^input\./) });

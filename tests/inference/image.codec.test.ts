@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import type { CreateRaw, Sharp } from 'sharp';
 import { deflateSync } from 'node:zlib';
 import {
-  decodeImage, encodePng, imageToTensor, readPngText, sniffFormat, withTextChunks,
+  chwToRgb, decodeImage, encodePng, imageToTensor, readPngText, rgbToTensor, sniffFormat, withTextChunks,
 } from '../../inference/image.codec.js';
 
 /** A 4x2 image: left half red, right half blue. */
@@ -120,6 +120,21 @@ describe('image codec: tensors and PNG output', () => {
     const resized = await imageToTensor(png, { size: [8, 8], mean: [0, 0, 0], std: [1, 1, 1] });
     expect(resized.length).toBe(3 * 64);
     await expect(imageToTensor(png, { size: [8, 8], mean: [0, 0], std: [1, 1, 1] })).rejects.toMatchObject({ code: 'config.invalid' });
+  });
+
+  it('normalises RGB pixels in memory exactly as it does their lossless PNG, at the target size and resized', async () => {
+    const chw = Float32Array.from({ length: 3 * 12 * 10 }, (_, i) => Math.sin(i * 7.31) * 1.05);
+    const rgb = { rgb: chwToRgb(chw, 12, 10), width: 12, height: 10 };
+    const png = await encodePng(chw, 12, 10);
+    for (const [size, kernel] of [[[10, 12], 'bilinear'], [[7, 9], 'bilinear'], [[20, 24], 'nearest']] as const) {
+      const options = { size, mean: [0.5, 0.4, 0.3], std: [0.25, 0.5, 0.2], kernel };
+      const fromPixels = new Float32Array(2 * 3 * size[0] * size[1]);
+      await rgbToTensor(rgb, options, fromPixels, 3 * size[0] * size[1]);
+      const fromPng = await imageToTensor(png, options);
+      expect(Array.from(fromPixels.subarray(3 * size[0] * size[1]))).toEqual(Array.from(fromPng));
+    }
+    await expect(rgbToTensor({ ...rgb, width: 11 }, { size: [10, 12], mean: [0, 0, 0], std: [1, 1, 1] })).rejects.toMatchObject({ code: 'input.invalid' });
+    await expect(rgbToTensor(rgb, { size: [10, 12], mean: [0, 0, 0], std: [0, 1, 1] })).rejects.toMatchObject({ code: 'config.invalid' });
   });
 
   it('encodes [-1, 1] CHW floats as PNG the way diffusers rounds them', async () => {

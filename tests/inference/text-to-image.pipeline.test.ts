@@ -225,8 +225,9 @@ describe('ranking candidates with a scorer', () => {
   const calls: Array<{ count: number; text: string }> = [];
   const brightness: TextScorer = async (images, text) => {
     calls.push({ count: images.length, text });
-    return Promise.all(images.map(async (png) => {
-      const { data } = await decodeImage(png);
+    return Promise.all(images.map(async (image) => {
+      // the pipeline hands its drafts over as RGB pixels; an encoded picture is read like one
+      const data = Buffer.isBuffer(image) ? (await decodeImage(image)).data : image.rgb;
       let sum = 0;
       for (const v of data) sum += v;
       return sum / data.length;
