@@ -61,6 +61,10 @@ export interface ImageToText {
 /** An image to score: encoded bytes (PNG, JPEG, WebP, GIF), or 8-bit RGB pixels in memory. */
 export type ScoredImage = Buffer | RgbPixels;
 
+/** The array itself when it is the only view of its buffer, else a copy that is (safe to lend to the inference thread). */
+const ownBuffer = (data: Float32Array): Float32Array =>
+  (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice());
+
 /** The training side's caption preprocessing (models/train/datasets.py `tokenize`): lower case, letters only. */
 export function captionWords(text: string): string[] {
   return text.toLowerCase().replace(/[^a-z]+/g, ' ').split(' ').filter((word) => word.length > 1 || word === 'a');
@@ -223,6 +227,8 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       }
     });
     const encodedAt = performance.now();
+    // the same features at every step: lent to the inference thread for each call, not copied there each time
+    const featureFeed: TensorValue<Float32Array> = { data: features, dims: [batch, ...featureDims] };
 
     // search: one decoder step per search step over all live rows; the model side carries h and c of the kept rows
     let last: { h: Float32Array; c: Float32Array; rows: number } | undefined;
@@ -236,9 +242,9 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
           input_ids: { data: idsType === 'int64' ? BigInt64Array.from(lastIds, (id) => BigInt(id)) : Int32Array.from(lastIds), dims: [rows] },
           h: { data: h, dims: [layers, rows, hidden] },
           c: { data: c, dims: [layers, rows, hidden] },
-          features: { data: features, dims: [batch, ...featureDims] },
+          features: featureFeed,
           feature_rows: { data: BigInt64Array.from(imageOfRow, (image) => BigInt(image)), dims: [rows] },
-        });
+        }, undefined, ['features']);
         const logits = out.logits?.data as Float32Array | undefined;
         if (!logits || logits.length !== rows * vocab.length) {
           throw new PictalkError('model.invalid', `Expected logits [${rows}, ${vocab.length}] from ${decoder.path}, got ${out.logits ? `[${out.logits.dims.join(', ')}]` : 'none'}`,
@@ -310,6 +316,8 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const sums = new Float64Array(n);
     const logp = new Float64Array(vocab.length);
     const imageRows = BigInt64Array.from({ length: n }, (_, i) => BigInt(i));   // one row per image
+    // the same features at every step: lent to the inference thread for each call (an array of their own)
+    const featureFeed = { data: ownBuffer(features.data), dims: features.dims };
     let previous = config.bosId;
     for (const target of targets) {
       const ids = idsType === 'int64' ? new BigInt64Array(n).fill(BigInt(previous)) : new Int32Array(n).fill(previous);
@@ -317,9 +325,9 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         input_ids: { data: ids, dims: [n] },
         h: { data: h, dims: [layers, n, hidden] },
         c: { data: c, dims: [layers, n, hidden] },
-        features: { data: features.data, dims: features.dims },
+        features: featureFeed,
         feature_rows: { data: imageRows, dims: [n] },
-      });
+      }, undefined, ['features']);
       const logits = out.logits!.data as Float32Array;
       for (let i = 0; i < n; i += 1) {
         logSoftmaxRow(logits, i, vocab.length, logp);

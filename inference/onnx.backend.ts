@@ -121,7 +121,8 @@ interface Loaded {
 }
 
 type WireTensor = { type: TensorDType; data: TensorData; dims: readonly number[] };
-type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; message: string };
+type Lent = Record<string, TensorData>;
+type Reply = { seq: number; ok: true; value: unknown; lent?: Lent } | { seq: number; ok: false; message: string; lent?: Lent };
 
 /**
  * The thread's code, plain JavaScript run with `eval`, written to work as a CommonJS script and as a module alike (a
@@ -179,11 +180,15 @@ async function release(id) {
   if (session) await session.release();
 }
 parentPort.on('message', async ({ seq, op, args }) => {
+  // feeds lent for the call (moved here, not copied) go back with the reply, whatever it is
+  const lent = {};
+  if (op === 'run') for (const name of args[3] ?? []) lent[name] = args[1][name].data;
+  const moved = [...new Set(Object.values(lent).map((data) => data.buffer))];
   try {
     const value = op === 'create' ? await create(...args) : op === 'run' ? await run(...args) : await release(...args);
-    parentPort.postMessage({ seq, ok: true, value });
+    parentPort.postMessage({ seq, ok: true, value, lent }, moved);
   } catch (error) {
-    parentPort.postMessage({ seq, ok: false, message: error instanceof Error ? error.message : String(error) });
+    parentPort.postMessage({ seq, ok: false, message: error instanceof Error ? error.message : String(error), lent }, moved);
   }
 });
 })();
@@ -192,7 +197,7 @@ parentPort.on('message', async ({ seq, op, args }) => {
 /** The one inference thread of this process: started at the first model, kept alive only while it has work. */
 class InferenceThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void; lent?: (lent: Lent) => void }>();
   private seq = 0;
 
   constructor() {
@@ -204,6 +209,7 @@ class InferenceThread {
       if (!waiting) return;
       this.pending.delete(reply.seq);
       if (this.pending.size === 0) this.worker.unref();
+      if (reply.lent) waiting.lent?.(reply.lent);
       if (reply.ok) waiting.resolve(reply.value);
       else waiting.reject(new Error(reply.message));
     });
@@ -213,13 +219,17 @@ class InferenceThread {
     this.worker.on('exit', (code) => this.fail(new Error(`the inference thread exited with code ${code}`)));
   }
 
-  call<T>(op: 'create' | 'run' | 'release', args: unknown[]): Promise<T> {
+  /**
+   * `moved`: buffers that go to the thread instead of being copied (the caller cannot read them meanwhile); `lent`
+   * hears them when they come back with the reply.
+   */
+  call<T>(op: 'create' | 'run' | 'release', args: unknown[], moved: ArrayBuffer[] = [], lent?: (lent: Lent) => void): Promise<T> {
     const seq = ++this.seq;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(seq, { resolve: resolve as (value: unknown) => void, reject });
+      this.pending.set(seq, { resolve: resolve as (value: unknown) => void, reject, ...(lent ? { lent } : {}) });
       // a pending call keeps the process alive (a command-line run awaits it); an idle thread does not
       if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage({ seq, op, args });
+      this.worker.postMessage({ seq, op, args }, moved);
     });
   }
 
@@ -272,9 +282,12 @@ export class OnnxModel {
 
   /**
    * Run the graph. `outputs` may name a subset of the outputs; a preallocated TensorValue there is filled in place
-   * (the UNet's output buffer is reused across steps that way).
+   * (the UNet's output buffer is reused across steps that way). The feeds named in `lend` are moved to the inference
+   * thread instead of copied, and their TensorValue's `data` is a new array over the same memory once the call ends
+   * (a large feed given at every step: the captioner's image features). Lend only an array whose buffer is the
+   * caller's alone and untouched until then: any other view of that buffer reads nothing meanwhile.
    */
-  async run(feeds: Feeds, outputs?: readonly string[] | Record<string, TensorValue<Float32Array> | null>): Promise<Record<string, TensorValue>> {
+  async run(feeds: Feeds, outputs?: readonly string[] | Record<string, TensorValue<Float32Array> | null>, lend: readonly string[] = []): Promise<Record<string, TensorValue>> {
     const wireFeeds: Record<string, WireTensor> = {};
     for (const name of this.inputNames) {
       const value = feeds[name];
@@ -304,7 +317,14 @@ export class OnnxModel {
       for (const [name, value] of Object.entries(outputs as Record<string, TensorValue<Float32Array> | null>)) if (value) prealloc.set(name, value);
     }
     try {
-      const result = await inferenceThread().call<Record<string, WireTensor>>('run', [this.loaded.id, wireFeeds, fetches]);
+      for (const name of lend) {
+        if (!feeds[name]) throw new Error(`a lent feed \`${name}\` is not among the feeds`);
+      }
+      const moved = [...new Set(lend.map((name) => feeds[name]!.data.buffer as ArrayBuffer))];
+      const giveBack = (lent: Lent): void => {
+        for (const name of lend) if (lent[name]) (feeds[name] as { data: TensorData }).data = lent[name]!;
+      };
+      const result = await inferenceThread().call<Record<string, WireTensor>>('run', [this.loaded.id, wireFeeds, fetches, lend], moved, giveBack);
       const out: Record<string, TensorValue> = {};
       for (const [name, value] of Object.entries(result)) {
         const given = prealloc.get(name);

@@ -46,6 +46,30 @@ describe('onnx backend', () => {
     await model.dispose();
   });
 
+  it('lends a feed to the inference thread and gives its memory back, after a run and after a failed one', async () => {
+    const model = await openModel(MODEL);
+    try {
+      const x = { data: new Float32Array([1, 2, 3]), dims: [1, 3] };
+      const original = x.data;
+      for (const t of [1n, 2n]) {
+        const out = await model.run({ x, t: { data: new BigInt64Array([t]), dims: [1] } }, undefined, ['x']);
+        expect(Array.from(out.y!.data as Float32Array)).toEqual([2, 4, 6].map((v) => v + Number(t)));
+        // the same values in a new array over the memory that came back; the array lent is empty (moved, not copied)
+        expect(Array.from(x.data)).toEqual([1, 2, 3]);
+        expect(x.data).not.toBe(original);
+        expect(original.length).toBe(0);
+      }
+      const wrong = { data: new Float32Array([1, 2, 3, 4]), dims: [1, 4] };
+      await expect(model.run({ x: wrong, t: { data: new BigInt64Array([1n]), dims: [1] } }, undefined, ['x']))
+        .rejects.toMatchObject({ code: 'inference.failed' });
+      expect(Array.from(wrong.data)).toEqual([1, 2, 3, 4]);
+      await expect(model.run({ x, t: { data: new BigInt64Array([1n]), dims: [1] } }, undefined, ['z']))
+        .rejects.toMatchObject({ code: 'inference.failed', message: expect.stringContaining('`z`') });
+    } finally {
+      await model.dispose();
+    }
+  });
+
   it('names the path when the model file is missing', async () => {
     const missing = join(process.cwd(), 'tests/fixtures/onnx-backend/nope.onnx');
     await expect(openModel(missing)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining(missing) });
