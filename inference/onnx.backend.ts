@@ -183,7 +183,7 @@ async function release(id) {
 parentPort.on('message', async ({ seq, op, args }) => {
   // feeds lent for the call (moved here, not copied) go back with the reply, whatever it is
   const lent = {};
-  if (op === 'run') for (const name of args[3] ?? []) lent[name] = args[1][name].data;
+  if (op === 'run') for (const name of args[3] ?? []) if (args[1][name]) lent[name] = args[1][name].data;
   const moved = [...new Set(Object.values(lent).map((data) => data.buffer))];
   try {
     const value = op === 'create' ? await create(...args) : op === 'run' ? await run(...args) : await release(...args);
@@ -319,7 +319,7 @@ export class OnnxModel {
     }
     try {
       for (const name of lend) {
-        if (!feeds[name]) throw new Error(`a lent feed \`${name}\` is not among the feeds`);
+        if (!wireFeeds[name]) throw new Error(`a lent feed \`${name}\` is not among the inputs it feeds (${this.inputNames.join(', ')})`);
       }
       const moved = [...new Set(lend.map((name) => feeds[name]!.data.buffer as ArrayBuffer))];
       const giveBack = (lent: Lent): void => {

@@ -65,6 +65,13 @@ describe('onnx backend', () => {
       expect(Array.from(wrong.data)).toEqual([1, 2, 3, 4]);
       await expect(model.run({ x, t: { data: new BigInt64Array([1n]), dims: [1] } }, undefined, ['z']))
         .rejects.toMatchObject({ code: 'inference.failed', message: expect.stringContaining('`z`') });
+      // a feed the graph has no input for is not sent, so it cannot be lent either
+      const extra = { data: new Float32Array([1]), dims: [1] };
+      await expect(model.run({ x, t: { data: new BigInt64Array([1n]), dims: [1] }, extra }, undefined, ['extra']))
+        .rejects.toMatchObject({ code: 'inference.failed', message: expect.stringContaining('`extra`') });
+      expect(extra.data.length).toBe(1);
+      // the thread is still there
+      await expect(model.run({ x, t: { data: new BigInt64Array([0n]), dims: [1] } }, undefined, ['x'])).resolves.toBeDefined();
     } finally {
       await model.dispose();
     }
