@@ -13,7 +13,7 @@ import { PictalkError, asInferenceError, describe, isPictalkError } from '../com
 import { domainCheck, poolFeatures, readDomainStats, type DomainCheck, type DomainVerdict } from './domain.check.js';
 import { beamSearch, logSoftmaxRow, type SearchModel, type SearchResult, type SearchSettings } from './beam.search.js';
 import { encodeAsDecoded } from './encode-as-decoded.js';
-import { imageToTensor, rgbToTensor, type DecodeLimits, type RgbPixels } from './image.codec.js';
+import { imageToTensor, type DecodeLimits, type ImageInput, type TensorOptions } from './image.codec.js';
 import { readCaptionerFolder, type CaptionerFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
 import type { CaptionRequest, CaptionResult, CaptionRunOptions } from './types.js';
@@ -49,7 +49,7 @@ export interface ImageToText {
    * comparison between images of the same text means anything: the text's own prior cancels there. An image is
    * encoded bytes, or RGB pixels in memory (a pipeline's own pictures: the same score as their PNG, with no PNG made).
    */
-  scoreText(images: readonly ScoredImage[], text: string, options?: CaptionRunOptions): Promise<number[]>;
+  scoreText(images: readonly ImageInput[], text: string, options?: CaptionRunOptions): Promise<number[]>;
   /**
    * The encoder's features of each image averaged over positions ([F] per image): what the domain check judges.
    * For calibrating the check (models/train/calibrate_domain.ts) and measuring it (`npm run eval`).
@@ -57,9 +57,6 @@ export interface ImageToText {
   embed(images: readonly Buffer[], options?: CaptionRunOptions): Promise<Float32Array[]>;
   dispose(): Promise<void>;
 }
-
-/** An image to score: encoded bytes (PNG, JPEG, WebP, GIF), or 8-bit RGB pixels in memory. */
-export type ScoredImage = Buffer | RgbPixels;
 
 /** The array itself when it is the only view of its buffer, else a copy that is (safe to lend to the inference thread). */
 const ownBuffer = (data: Float32Array): Float32Array =>
@@ -125,6 +122,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
   }
   const specials = new Set([config.padId, config.bosId, config.eosId, config.unkId]);
   const [height, width] = config.imageSize;
+  const tensorOptions: TensorOptions = { size: [height, width], mean: config.mean, std: config.std, kernel: 'bilinear', ...options.limits };
 
   function settingsOf(request: CaptionRequest): SearchSettings {
     const beam = request.beam ?? config.beamSize;
@@ -146,10 +144,15 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
   /** A request's search settings and pixels [3, H, W]; rejects with the request's own input error. */
   async function prepare(request: CaptionRequest): Promise<{ settings: SearchSettings; pixels: Float32Array }> {
     const settings = settingsOf(request);
-    const pixels = await imageToTensor(request.image, {
-      size: [height, width], mean: config.mean, std: config.std, kernel: 'bilinear', ...options.limits,
-    });
+    const pixels = await imageToTensor(request.image, tensorOptions);
     return { settings, pixels };
+  }
+  /** The images as one batch [n, 3, H, W] of the encoder's input. */
+  async function batchOf(images: readonly ImageInput[]): Promise<Float32Array> {
+    const plane = 3 * height * width;
+    const pixels = new Float32Array(images.length * plane);
+    await Promise.all(images.map((image, i) => imageToTensor(image, tensorOptions, pixels, i * plane)));
+    return pixels;
   }
   /** The encoder's three outputs, or `model.invalid` naming what it gave instead. */
   function encoderOutputs(encoded: Record<string, TensorValue>): { features: TensorValue<Float32Array>; h0: TensorValue<Float32Array>; c0: TensorValue<Float32Array> } {
@@ -294,7 +297,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
 
   const wordIds = new Map(vocab.map((word, id) => [word, id] as const));
 
-  async function scoreText(images: readonly ScoredImage[], text: string, run: CaptionRunOptions = {}): Promise<number[]> {
+  async function scoreText(images: readonly ImageInput[], text: string, run: CaptionRunOptions = {}): Promise<number[]> {
     if (images.length === 0) return [];
     if (images.length > maxBatch) {
       throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images to score at once, got ${images.length}`);
@@ -302,12 +305,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const words = captionWords(text).slice(0, config.maxLength - 1);
     const targets = [...words.map((word) => wordIds.get(word) ?? config.unkId), config.eosId];
     const n = images.length;
-    const plane = 3 * height * width;
-    const pixels = new Float32Array(n * plane);
-    const tensorOptions = { size: [height, width] as const, mean: config.mean, std: config.std, kernel: 'bilinear' as const, ...options.limits };
-    await Promise.all(images.map((image, i) => (Buffer.isBuffer(image)
-      ? imageToTensor(image, tensorOptions, pixels, i * plane)
-      : rgbToTensor(image, tensorOptions, pixels, i * plane))));
+    const pixels = await batchOf(images);
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The scoring job was cancelled');
     const { features, h0, c0 } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
     let h = h0.data;
@@ -345,12 +343,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     if (images.length > maxBatch) {
       throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images to embed at once, got ${images.length}`);
     }
-    const plane = 3 * height * width;
-    const pixels = new Float32Array(images.length * plane);
-    const tensorOptions = { size: [height, width] as const, mean: config.mean, std: config.std, kernel: 'bilinear' as const, ...options.limits };
-    await Promise.all(images.map((image, i) => (Buffer.isBuffer(image)
-      ? imageToTensor(image, tensorOptions, pixels, i * plane)
-      : rgbToTensor(image, tensorOptions, pixels, i * plane))));
+    const pixels = await batchOf(images);
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The embedding job was cancelled');
     const { features } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [images.length, 3, height, width] } }));
     return images.map((_, i) => poolFeatures(features.data, features.dims, i));

@@ -146,11 +146,18 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits = {}): Pro
   }
 }
 
+/** An image as bytes of a file (PNG, JPEG, WebP, GIF), or as RGB pixels a pipeline holds already. */
+export type ImageInput = Buffer | RgbPixels;
+
 /**
- * Decode, resize to `size` and normalise into a CHW float tensor: ((pixel / 255) - mean[c]) / std[c].
- * Writes into `out` at `offset` when given (a batch buffer [B, 3, H, W]), else returns a new [3, H, W] array.
+ * Decode, resize to `size` and normalise into a CHW float tensor: ((pixel / 255) - mean[c]) / std[c]. Pixels in memory
+ * skip the decoding (`rgbToTensor`). Writes into `out` at `offset` when given (a batch buffer [B, 3, H, W]), else
+ * returns a new [3, H, W] array.
  */
-export async function imageToTensor(bytes: Buffer, options: TensorOptions, out?: Float32Array, offset = 0): Promise<Float32Array> {
+export async function imageToTensor(image: ImageInput, options: TensorOptions, out?: Float32Array, offset = 0): Promise<Float32Array> {
+  // anything but pixels is read as bytes, whose checks name what came instead
+  if (!Buffer.isBuffer(image) && typeof image === 'object' && image !== null && 'rgb' in image) return rgbToTensor(image, options, out, offset);
+  const bytes = image as Buffer;
   const [height, width] = checkTensorOptions(options);
   // One sharp call per image (no separate header read): its work runs on sharp's threads from start to end, so a
   // batch of images decodes while this thread runs the models. Resizing to the size the image already has is a

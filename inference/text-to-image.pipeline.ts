@@ -14,7 +14,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import { loadClipTokenizer, type ClipTokenizer } from './clip.tokenizer.js';
 import { PictalkError, asInferenceError, describe, isPictalkError } from '../common/errors.js';
-import { chwToRgb, encodePng, imageToTensor, type RgbPixels } from './image.codec.js';
+import { chwToRgb, encodePng, imageToTensor, type ImageInput } from './image.codec.js';
 import { MAX_CANDIDATES, hashModelFolder, readTextToImageFolder, type TextToImageFolder } from './model-folder.js';
 import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
 import { UnetBatcher, type UnetBatcherStats } from './unet.batcher.js';
@@ -54,8 +54,8 @@ export interface TextToImageOptions {
   previews?: PreviewPolicy | false;
 }
 
-/** Scores of PNG pictures against one text, higher = closer; one number per picture, in order. */
-export type TextScorer = (images: ReadonlyArray<Buffer | RgbPixels>, text: string, options?: { signal?: AbortSignal }) => Promise<number[]>;
+/** Scores of pictures (encoded, or RGB pixels) against one text, higher = closer; one number per picture, in order. */
+export type TextScorer = (images: readonly ImageInput[], text: string, options?: { signal?: AbortSignal }) => Promise<number[]>;
 
 export interface TextToImage {
   readonly folder: TextToImageFolder;
