@@ -195,6 +195,18 @@ parentPort.on('message', async ({ seq, op, args }) => {
 })();
 `;
 
+/**
+ * onnxruntime 1.30's Linux build collects telemetry when its environment starts (at the first session): it reads
+ * /etc/machine-id, keeps a device id and a queue of events for upload to Microsoft under ~/.cache/Microsoft, and
+ * leaves `mat-debug-PID.log` and `.ses` in the temporary folder of every process. A bot on an operator's server
+ * must not do that unasked, so pictalk turns it off unless the operator set ORT_DISABLE_TELEMETRY (0 turns it back
+ * on). onnxruntime reads the variable from the process's environment, which only the main thread can change: it
+ * is set here, before the thread that loads onnxruntime starts.
+ */
+export function quietOnnxruntime(): void {
+  if (process.env.ORT_DISABLE_TELEMETRY === undefined) process.env.ORT_DISABLE_TELEMETRY = '1';
+}
+
 /** The one inference thread of this process: started at the first model, kept alive only while it has work. */
 class InferenceThread {
   private readonly worker: Worker;
@@ -202,6 +214,7 @@ class InferenceThread {
   private seq = 0;
 
   constructor() {
+    quietOnnxruntime();
     const ortUrl = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
     this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortUrl }, name: 'pictalk-inference' });
     this.worker.unref();

@@ -34,6 +34,9 @@ def missing() -> list[str]:
 
 
 def require() -> None:
+    # onnxruntime's telemetry off unless the caller set it (inference/onnx.backend.ts, quietOnnxruntime): it would
+    # queue events for upload under ~/.cache/Microsoft and leave mat-debug-PID.log in the temporary folder
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     gone = missing()
     if gone:
         sys.exit(f"missing Python package{'s' if len(gone) > 1 else ''}: {', '.join(gone)} "

@@ -6,6 +6,7 @@
  * ("A float32 tensor's data must be type of function Float32Array()"). Sharing the host's constructors fixes that.
  * jest.config.js makes it every test file's environment.
  */
+import process from 'node:process';
 import { TestEnvironment } from 'jest-environment-node';
 
 const SHARED = [
@@ -16,6 +17,9 @@ const SHARED = [
 class OnnxEnvironment extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
+    // onnxruntime's telemetry off, as inference/onnx.backend.ts's quietOnnxruntime() does in a real process: a test
+    // file's process.env is Jest's copy, so that assignment would not reach onnxruntime in this worker
+    if (process.env.ORT_DISABLE_TELEMETRY === undefined) process.env.ORT_DISABLE_TELEMETRY = '1';
     for (const name of SHARED) this.global[name] = globalThis[name];
   }
 }
