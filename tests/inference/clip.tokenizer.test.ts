@@ -18,6 +18,16 @@ interface Cases {
 
 const cases = JSON.parse(await readFile(path.join(FIXTURES, 'cases.json'), 'utf8')) as Cases;
 
+/** A copy of a fixture tokenizer folder to break, in a temporary folder removed after the tests. */
+const copies: string[] = [];
+async function copyOf(name: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'clip-tok-'));
+  copies.push(dir);
+  await cp(path.join(FIXTURES, name), dir, { recursive: true });
+  return dir;
+}
+afterAll(async () => { await Promise.all(copies.map((dir) => rm(dir, { recursive: true, force: true }))); });
+
 describe.each(Object.keys(cases.tokenizers))('CLIP tokenizer parity with transformers (%s)', (name) => {
   const expected = cases.tokenizers[name]!;
 
@@ -55,15 +65,13 @@ describe('CLIP tokenizer', () => {
   });
 
   it('refuses a folder with a missing file, naming the path', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'clip-tok-'));
-    await cp(path.join(FIXTURES, 'tokenizer-eot'), dir, { recursive: true });
+    const dir = await copyOf('tokenizer-eot');
     await rm(path.join(dir, 'merges.txt'));
     await expect(loadClipTokenizer(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining(path.join(dir, 'merges.txt')) });
   });
 
   it('refuses malformed JSON and a vocabulary without its special tokens', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'clip-tok-'));
-    await cp(path.join(FIXTURES, 'tokenizer-eot'), dir, { recursive: true });
+    const dir = await copyOf('tokenizer-eot');
     await writeFile(path.join(dir, 'tokenizer_config.json'), '{ "model_max_length": 16,');
     const error = await loadClipTokenizer(dir).catch((e: unknown) => e);
     expect(isPictalkError(error) && error.code === 'model.invalid' && error.message.includes('tokenizer_config.json')).toBe(true);
@@ -74,8 +82,7 @@ describe('CLIP tokenizer', () => {
   });
 
   it('refuses a config without a usable model_max_length', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'clip-tok-'));
-    await cp(path.join(FIXTURES, 'tokenizer-eot'), dir, { recursive: true });
+    const dir = await copyOf('tokenizer-eot');
     await writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 1e30 }));
     await expect(loadClipTokenizer(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining('model_max_length') });
   });
