@@ -203,7 +203,7 @@ parentPort.on('message', async ({ seq, op, args }) => {
  * on). onnxruntime reads the variable from the process's environment, which only the main thread can change: it
  * is set here, before the thread that loads onnxruntime starts.
  */
-export function quietOnnxruntime(): void {
+function quietOnnxruntime(): void {
   if (process.env.ORT_DISABLE_TELEMETRY === undefined) process.env.ORT_DISABLE_TELEMETRY = '1';
 }
 
