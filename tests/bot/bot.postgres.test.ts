@@ -71,7 +71,7 @@ describe('bot/ when PostgreSQL becomes unreachable while it runs', () => {
       expect((await front.send({ name: 'imagine', options: { prompt: 'before' } }, actor('u1'), 'req-before')).reply.error).toBeUndefined();
 
       // down before a command: the reply says so, within a platform's three-second ack deadline
-      own.halt();
+      await own.halt();
       const at = Date.now();
       const during = await front.send({ name: 'imagine', options: { prompt: 'during' } }, actor('u1'), 'req-during');
       expect(Date.now() - at).toBeLessThan(3000);
@@ -81,16 +81,16 @@ describe('bot/ when PostgreSQL becomes unreachable while it runs', () => {
 
       // down while a job runs: its result comes, its settlement cannot be written; the requester is told, and the job
       // is refunded as soon as the database answers again (not at the next restart)
-      own.start();
+      await own.start();
       front.core.manual = ['imagine'];                  // the alt text's caption jobs run on their own
       const running = front.send({ name: 'imagine', options: { prompt: 'mid-job' } }, actor('u1'), 'req-mid');
       const [, job] = await front.core.waitForJobs(2, 'imagine');
-      own.halt();
+      await own.halt();
       job!.resolve();
       const mid = await running;
       expect(mid.reply.error).toMatchObject({ code: 'store.unavailable' });
       expect(mid.reply.text).toMatch(/temporarily unavailable/);
-      own.start();
+      await own.start();
       front.core.manual = false;
 
       // back: the job cut short refunded, nothing of the refused command written, the same request id runs now

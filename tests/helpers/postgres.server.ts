@@ -1,15 +1,18 @@
 /**
  * A private PostgreSQL for tests: its own cluster in a temporary folder (initdb), on a free loopback port, no system
- * service; `stop()` shuts it down and removes the folder. Debian's `postgresql` package provides the binaries
+ * service; `stop()` shuts it down and removes the folder, and a test process that dies without calling it takes its
+ * server and folder with it (scripts/owned.server.ts: the server runs as this process's child, not daemonised by
+ * pg_ctl, which would outlive it). Debian's `postgresql` package provides the binaries
  * (scripts/setup.sh installs it); PostgreSQL refuses to run as root, so under root the server runs as the `postgres`
  * user the package creates. Missing binaries fail the test with a message: the tests skip nothing.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 
+import { startOwned, type OwnedServer } from '../../scripts/owned.server.js';
 import { freePort } from '../../scripts/redis.server.js';
 
 export { freePort };
@@ -23,8 +26,8 @@ export interface PostgresServer {
   /** Stop the server and remove its folder. */
   stop(): Promise<void>;
   /** Stop the server (its connections cut, its data kept); `start` brings it back on the same port. */
-  halt(): void;
-  start(): void;
+  halt(): Promise<void>;
+  start(): Promise<void>;
 }
 
 /** The folder of initdb, pg_ctl and postgres: PICTALK_PG_BIN, Debian's newest /usr/lib/postgresql/N/bin, or PATH. */
@@ -63,13 +66,41 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'pictalk', '-E', 'UTF8', '--locale=C', '--no-sync']);
   const port = await freePort();
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
-  const start = (): void => run('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', options]);
-  const halt = (): void => run('pg_ctl', ['stop', '-m', 'fast', '-w', '-D', data]);
-  start();
-  let running = true;
-  let databases = 0;
   const admin = `postgres://pictalk@127.0.0.1:${port}/postgres`;
+  const options = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off',
+    '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'];
+  let server: OwnedServer | undefined;
+  // INT: PostgreSQL's "fast" shutdown (connections cut, a clean stop), also when this process dies without stopping it
+  const start = async (): Promise<void> => {
+    const output = openSync(log, 'a');
+    try {
+      server = startOwned(join(bin, 'postgres'), options, { stopSignal: 'INT', dir, output, ...(asRoot ? { user: 'postgres' } : {}) });
+    } finally {
+      closeSync(output);
+    }
+    const started = server;
+    for (let i = 0; i < 1200 && !started.exited; i += 1) {
+      const client = new pg.Client({ connectionString: admin });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        await client.end();
+        return;
+      } catch {
+        await client.end().catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    await halt();
+    throw new Error(`postgres did not start on port ${port}: ${existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : 'no log'}`);
+  };
+  const halt = async (): Promise<void> => {
+    const running = server;
+    server = undefined;
+    await running?.halt();
+  };
+  await start();
+  let databases = 0;
   return {
     port,
     dir,
@@ -86,13 +117,10 @@ export async function startPostgres(): Promise<PostgresServer> {
       return `postgres://pictalk@127.0.0.1:${port}/${name}`;
     },
     async stop() {
-      if (running) {
-        running = false;
-        try { halt(); } catch { /* already down */ }
-      }
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
-    halt() { halt(); },
-    start() { start(); },
+    halt,
+    start,
   };
 }

@@ -1,9 +1,12 @@
 /**
  * The private servers the tests start (tests/helpers): each on a free loopback port in a temporary folder, no system
- * service, and nothing left running or on disk after `stop`.
+ * service, and nothing left running or on disk after `stop`, nor after their owner dies without calling it.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { redisCommand, startRedis } from './redis.server.js';
 import { startPostgres } from './postgres.server.js';
@@ -40,11 +43,11 @@ describe('a private PostgreSQL', () => {
       await client.connect();
       await client.query('CREATE TABLE kept (x INTEGER); INSERT INTO kept VALUES (2)');
       await client.end();
-      server.halt();
+      await server.halt();
       const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
       probe.on('error', () => undefined);
       await expect(probe.connect()).rejects.toThrow();
-      server.start();
+      await server.start();
       const again = new pg.Client({ connectionString: url });
       await again.connect();
       expect((await again.query('SELECT x FROM kept')).rows).toEqual([{ x: 2 }]);
@@ -57,5 +60,41 @@ describe('a private PostgreSQL', () => {
     await expect(client.connect()).rejects.toThrow();
     expect(server.dir.startsWith(tmpdir())).toBe(true);
     expect(existsSync(server.dir)).toBe(false);
+  }, 120_000);
+});
+
+describe('servers whose owner dies', () => {
+  it('stop, and their folders go, when the process that started them is killed', async () => {
+    const root = process.cwd();
+    const tsx = pathToFileURL(join(root, 'node_modules/tsx/dist/loader.mjs')).href;
+    const script = `const { startRedis } = await import(${JSON.stringify(pathToFileURL(join(root, 'tests/helpers/redis.server.ts')).href)});
+const { startPostgres } = await import(${JSON.stringify(pathToFileURL(join(root, 'tests/helpers/postgres.server.ts')).href)});
+const [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+process.stdout.write(JSON.stringify({ redis: [redis.port, redis.dir], postgres: [postgres.port, postgres.dir] }) + '\\n');
+setInterval(() => undefined, 1000);`;
+    const owner = spawn(process.execPath, ['--import', tsx, '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    owner.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    owner.stderr.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    for (let i = 0; i < 1200 && !out.includes('\n'); i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = JSON.parse(out.split('\n')[0]!) as { redis: [number, string]; postgres: [number, string] };
+    const pgRefused = async (): Promise<boolean> => {
+      const client = new pg.Client({ connectionString: `postgres://pictalk@127.0.0.1:${started.postgres[0]}/postgres`, connectionTimeoutMillis: 1000 });
+      client.on('error', () => undefined);
+      try { await client.connect(); await client.end(); return false; } catch { return true; }
+    };
+    expect(await refused(started.redis[0])).toBe(false);
+    expect(await pgRefused()).toBe(false);
+
+    owner.kill('SIGKILL');
+    await new Promise((resolve) => owner.once('exit', resolve));
+    const gone = async (): Promise<boolean> => (await refused(started.redis[0])) && (await pgRefused())
+      && !existsSync(started.redis[1]) && !existsSync(started.postgres[1]);
+    let ok = false;
+    for (let i = 0; i < 150 && !(ok = await gone()); i += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect({ redisRefused: await refused(started.redis[0]), postgresRefused: await pgRefused(),
+      redisDir: existsSync(started.redis[1]), postgresDir: existsSync(started.postgres[1]) })
+      .toEqual({ redisRefused: true, postgresRefused: true, redisDir: false, postgresDir: false });
+    expect(ok).toBe(true);
   }, 120_000);
 });
