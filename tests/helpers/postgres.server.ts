@@ -30,7 +30,7 @@ export interface PostgresServer {
   start(): Promise<void>;
 }
 
-/** The folder of initdb, pg_ctl and postgres: PICTALK_PG_BIN, Debian's newest /usr/lib/postgresql/N/bin, or PATH. */
+/** The folder of initdb and postgres: PICTALK_PG_BIN, Debian's newest /usr/lib/postgresql/N/bin, or PATH. */
 function binDir(): string {
   if (process.env.PICTALK_PG_BIN) return process.env.PICTALK_PG_BIN;
   const root = '/usr/lib/postgresql';
