@@ -6,6 +6,7 @@
  * folder once the server is gone. A server that stops by itself ends the shell too, so its owner sees it at once.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 
 /**
  * $1 the shutdown signal, $2 the folder, the rest the server's command; stdin: the owner's pipe ("halt" keeps the
@@ -64,4 +65,35 @@ export function startOwned(command: string, args: readonly string[], options: Ow
       await exited;
     },
   };
+}
+
+export interface RestartableServer {
+  /** Start the server and wait until it answers; a server that never does is stopped, and its log's end thrown. */
+  start(): Promise<void>;
+  /** Stop the server and wait for it (its folder stays); nothing when it is not running. */
+  halt(): Promise<void>;
+}
+
+/**
+ * `launch` (a `startOwned`) made restartable: `start` polls `ready` every `everyMs` for up to `timeoutMs`, giving up
+ * early when the server stops by itself.
+ */
+export function restartable(name: string, launch: () => OwnedServer, ready: () => Promise<boolean>,
+  wait: { timeoutMs: number; everyMs: number; log: string }): RestartableServer {
+  let running: OwnedServer | undefined;
+  const halt = async (): Promise<void> => {
+    const server = running;
+    running = undefined;
+    await server?.halt();
+  };
+  const start = async (): Promise<void> => {
+    const server = running = launch();
+    for (const until = Date.now() + wait.timeoutMs; Date.now() < until && !server.exited;) {
+      if (await ready().catch(() => false)) return;
+      await new Promise((resolve) => setTimeout(resolve, wait.everyMs));
+    }
+    await halt();
+    throw new Error(`${name} did not start: ${existsSync(wait.log) ? readFileSync(wait.log, 'utf8').slice(-2000) : 'no log'}`);
+  };
+  return { start, halt };
 }

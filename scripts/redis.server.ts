@@ -1,16 +1,17 @@
 /**
  * A private Redis for the tests and the cluster bench: its own server process in a temporary folder, on a free loopback port, with the
  * append-only file on (so a restart keeps what was written, as an operator's Redis would); `stop()` shuts it down and
- * removes the folder, and a process that dies without calling it takes its server and folder with it (owned.server.ts). Debian's `redis-server` package provides the binary (scripts/setup.sh installs it); a missing
+ * removes the folder, and a process that dies without calling it takes its server and folder with it
+ * (owned.server.ts). Debian's `redis-server` package provides the binary (scripts/setup.sh installs it); a missing
  * binary fails the test with a message: the tests skip nothing. `redisCommand` speaks RESP over a socket, enough for
  * a test to look inside without a client library.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startOwned, type OwnedServer } from './owned.server.js';
+import { restartable, startOwned } from './owned.server.js';
 
 export interface RedisServer {
   port: number;
@@ -103,32 +104,11 @@ export async function startRedis(): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'pictalk-redis-'));
   const port = await freePort();
   const log = join(dir, 'server.log');
-  let child: OwnedServer | undefined;
-
-  const start = async (): Promise<void> => {
-    // stopped with TERM (Redis flushes its append-only file and exits), also when this process dies without stopping it
-    child = startOwned(server, [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--daemonize', 'no',
-      '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'yes',
-    ], { stopSignal: 'TERM', dir });
-    const running = child;
-    for (let i = 0; i < 500; i += 1) {
-      if (running.exited) break;
-      try {
-        if ((await redisCommand(port, 'PING')) === 'PONG') return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await halt();
-    throw new Error(`redis-server did not start on port ${port}: ${existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : 'no log'}`);
-  };
-  const halt = async (): Promise<void> => {
-    const running = child;
-    child = undefined;
-    await running?.halt();
-  };
+  // stopped with TERM (Redis flushes its append-only file and exits), also when this process dies without stopping it
+  const { start, halt } = restartable(`redis-server on port ${port}`, () => startOwned(server, [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--daemonize', 'no',
+    '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'yes',
+  ], { stopSignal: 'TERM', dir }), async () => (await redisCommand(port, 'PING')) === 'PONG', { timeoutMs: 10_000, everyMs: 20, log });
 
   await start();
   return {

@@ -13,9 +13,10 @@ type Tagged = { $bytes: string; $type: 'Buffer' | 'Uint8Array' | 'Float32Array' 
  * calls Buffer#toJSON (a number array of every byte) before a replacer sees the value.
  */
 function tag(value: unknown): unknown {
-  if (Buffer.isBuffer(value)) return { $bytes: value.toString('base64'), $type: 'Buffer' } satisfies Tagged;
-  if (value instanceof Float32Array) return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'), $type: 'Float32Array' } satisfies Tagged;
-  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'), $type: 'Uint8Array' } satisfies Tagged;
+  if (value instanceof Uint8Array || value instanceof Float32Array) {
+    const $type = Buffer.isBuffer(value) ? 'Buffer' : value instanceof Float32Array ? 'Float32Array' : 'Uint8Array';
+    return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'), $type } satisfies Tagged;
+  }
   if (Array.isArray(value)) return value.map(tag);
   if (value && typeof value === 'object') {
     const prototype = Object.getPrototypeOf(value);

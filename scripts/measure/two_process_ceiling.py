@@ -20,20 +20,12 @@ sys.path.insert(0, os.path.join(ROOT, 'models', 'train'))
 import needs  # noqa: E402
 needs.require()
 
-UNET = os.path.join(ROOT, 'models', 'builtin', 'text-to-image', 'unet', 'model.onnx')
 
 
 def loop(start: float, seconds: float, batch: int, out) -> None:
-    import numpy as np
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = so.inter_op_num_threads = 1
-    so.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    session = ort.InferenceSession(UNET, so, providers=['CPUExecutionProvider'])
-    rng = np.random.default_rng(0)
-    feed = {'sample': rng.standard_normal((batch, 4, 16, 16), dtype=np.float32),
-            'timestep': np.full((batch,), 500, np.int64),
-            'encoder_hidden_states': rng.standard_normal((batch, 32, 128), dtype=np.float32)}
+    import unet_setup
+    session = unet_setup.session(config=unet_setup.NO_SPINNING)
+    feed = unet_setup.feed(batch)
     for _ in range(3):
         session.run(None, feed)
     while time.time() < start:                       # every process of a level starts timing at the same moment

@@ -26,11 +26,11 @@ sys.path.insert(0, os.path.join(ROOT, 'models', 'train'))
 import needs  # noqa: E402
 needs.require()
 
-import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-FOLDER = os.path.join(ROOT, 'models', 'builtin', 'text-to-image')
+import unet_setup  # noqa: E402
+from unet_setup import FOLDER  # noqa: E402
+
 SCOPE = re.compile(r'/m/([a-z_0-9]+(?:\.\d+)?)/')
 
 
@@ -47,15 +47,9 @@ def median_ms(call, calls: int) -> float:
 
 def onnxruntime_modules(feed: dict, calls: int) -> tuple[object, dict[str, float]]:
     """A plain call, and each module's share of a profiled call."""
-    path = os.path.join(FOLDER, 'unet', 'model.onnx')
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = so.inter_op_num_threads = 1
-    so.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    plain = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    plain = unet_setup.session(config=unet_setup.NO_SPINNING)
     with tempfile.TemporaryDirectory() as tmp:
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tmp, 'unet')
-        profiled = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+        profiled = unet_setup.session(config=unet_setup.NO_SPINNING, profile_prefix=os.path.join(tmp, 'unet'))
         for _ in range(calls):
             profiled.run(None, feed)
         with open(profiled.end_profiling()) as f:
@@ -110,10 +104,7 @@ def main() -> None:
     ap.add_argument('--calls', type=int, default=40)
     ap.add_argument('--rounds', type=int, default=6)
     a = ap.parse_args()
-    rng = np.random.default_rng(0)
-    feed = {'sample': rng.standard_normal((a.batch, 4, 16, 16), dtype=np.float32),
-            'timestep': np.full((a.batch,), 500, np.int64),
-            'encoder_hidden_states': rng.standard_normal((a.batch, 32, 128), dtype=np.float32)}
+    feed = unet_setup.feed(a.batch)
     ort_call, ort_share = onnxruntime_modules(feed, a.calls)
     pt_call, pt_share = pytorch_modules(feed, a.calls)
     ort_times, pt_times = [], []

@@ -18,25 +18,16 @@ sys.path.insert(0, os.path.join(ROOT, 'models', 'train'))
 import needs  # noqa: E402
 needs.require()
 
-import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
+import unet_setup  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument('--calls', type=int, default=40)
     a = ap.parse_args()
-    unet = os.path.join(ROOT, 'models', 'builtin', 'text-to-image', 'unet', 'model.onnx')
     with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tmp, 'unet')
-        session = ort.InferenceSession(unet, so, providers=['CPUExecutionProvider'])
-        rng = np.random.default_rng(0)
-        feed = {'sample': rng.standard_normal((2, 4, 16, 16), dtype=np.float32),
-                'timestep': np.full((2,), 500, np.int64),
-                'encoder_hidden_states': rng.standard_normal((2, 32, 128), dtype=np.float32)}
+        session = unet_setup.session(profile_prefix=os.path.join(tmp, 'unet'))
+        feed = unet_setup.feed(2)
         for _ in range(a.calls):
             session.run(None, feed)
         with open(session.end_profiling()) as f:

@@ -18,17 +18,7 @@ import needs  # noqa: E402
 needs.require()
 
 import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-
-
-def session(path: str, config: dict | None = None, dims: dict | None = None) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = so.inter_op_num_threads = 1
-    for k, v in (config or {}).items():
-        so.add_session_config_entry(k, v)
-    for k, v in (dims or {}).items():
-        so.add_free_dimension_override_by_name(k, v)
-    return ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+import unet_setup  # noqa: E402
 
 
 def main() -> None:
@@ -36,8 +26,7 @@ def main() -> None:
     ap.add_argument('--batch', type=int, default=2)
     ap.add_argument('--rounds', type=int, default=30)
     a = ap.parse_args()
-    folder = os.path.join(ROOT, 'models', 'builtin', 'text-to-image')
-    unet = os.path.join(folder, 'unet', 'model.onnx')
+    folder, unet, session = unet_setup.FOLDER, unet_setup.UNET, unet_setup.session
     import onnx_weights
     from export_t2i import export
     from sample_ddim import T2I
@@ -49,10 +38,7 @@ def main() -> None:
             'int8, height and width fixed': session(unet, dims={'height': 16, 'width': 16}),
             'float32, same weights': session(os.path.join(tmp, 'float', 'unet', 'model.onnx')),
         }
-        g = np.random.default_rng(0)
-        feeds = {'sample': g.standard_normal((a.batch, 4, 16, 16), np.float32),
-                 'timestep': np.full(a.batch, 500, np.int64),
-                 'encoder_hidden_states': g.standard_normal((a.batch, 32, 128), np.float32)}
+        feeds = unet_setup.feed(a.batch)
         for s in variants.values():
             for _ in range(5):
                 s.run(None, feeds)

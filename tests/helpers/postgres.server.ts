@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 
-import { startOwned, type OwnedServer } from '../../scripts/owned.server.js';
+import { restartable, startOwned } from '../../scripts/owned.server.js';
 import { freePort } from '../../scripts/redis.server.js';
 
 export { freePort };
@@ -69,36 +69,26 @@ export async function startPostgres(): Promise<PostgresServer> {
   const admin = `postgres://pictalk@127.0.0.1:${port}/postgres`;
   const options = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off',
     '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'];
-  let server: OwnedServer | undefined;
   // INT: PostgreSQL's "fast" shutdown (connections cut, a clean stop), also when this process dies without stopping it
-  const start = async (): Promise<void> => {
+  const launch = () => {
     const output = openSync(log, 'a');
     try {
-      server = startOwned(join(bin, 'postgres'), options, { stopSignal: 'INT', dir, output, ...(asRoot ? { user: 'postgres' } : {}) });
+      return startOwned(join(bin, 'postgres'), options, { stopSignal: 'INT', dir, output, ...(asRoot ? { user: 'postgres' } : {}) });
     } finally {
       closeSync(output);
     }
-    const started = server;
-    for (let i = 0; i < 1200 && !started.exited; i += 1) {
-      const client = new pg.Client({ connectionString: admin });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        await client.end();
-        return;
-      } catch {
-        await client.end().catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+  };
+  const answers = async (): Promise<boolean> => {
+    const client = new pg.Client({ connectionString: admin });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return true;
+    } finally {
+      await client.end().catch(() => undefined);
     }
-    await halt();
-    throw new Error(`postgres did not start on port ${port}: ${existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : 'no log'}`);
   };
-  const halt = async (): Promise<void> => {
-    const running = server;
-    server = undefined;
-    await running?.halt();
-  };
+  const { start, halt } = restartable(`postgres on port ${port}`, launch, answers, { timeoutMs: 60_000, everyMs: 50, log });
   await start();
   let databases = 0;
   return {
