@@ -3,6 +3,8 @@
  * telemetry queue under the home folder and no `mat-debug-PID.log` or `.ses` in the temporary folder
  * (inference/onnx.backend.ts, quietOnnxruntime). Each case is a real child process, with its home and temporary
  * folder pointed at a folder of its own: a test file's process.env is Jest's copy, not the one onnxruntime reads.
+ * Whether onnxruntime writes anything with telemetry on depends on the host (a machine without a CA bundle, for one,
+ * writes nothing), so the operator's case checks the setting that reaches onnxruntime, not the files.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -43,9 +45,8 @@ describe('onnxruntime telemetry', () => {
     expect(left).toEqual([]);
   }, 70_000);
 
-  it('is left as the operator set it (0: on, and onnxruntime writes its files, which the default prevents)', () => {
-    const { said, left } = openIn(dir, '0');
-    expect(said).toBe('0');
-    expect(left.some((name) => /^mat-debug-\d+\.log$/.test(name))).toBe(true);
-  }, 70_000);
+  it('is left as the operator set it (0: on)', () => {
+    expect(openIn(dir, '0').said).toBe('0');
+    expect(openIn(dir, 'yes').said).toBe('yes');
+  }, 130_000);
 });
