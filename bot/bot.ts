@@ -4,7 +4,7 @@
  * becomes a friendly reply with its stable code, and what users should not see goes to the logger.
  */
 import { randomInt } from 'node:crypto';
-import { PictalkError, describe, isPictalkError } from '../common/errors.js';
+import { PictalkError, describe, isPictalkError, type ErrorCode } from '../common/errors.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from './config.js';
 import type { CommandContext } from './context.js';
 import { ActiveJobs } from './jobs.js';
@@ -48,6 +48,12 @@ const REQUEST_MEMORY_MS = 24 * 3600 * 1000;
 
 /** The kinds a restarted front follows again (their replies are built from the job record and the result). */
 const RESUMABLE = new Set(['imagine', 'caption']);
+
+/**
+ * How far back a sweep looks for settled jobs whose reply never went out: as long as the cluster keeps a result (its
+ * default), after which there is nothing left to answer with.
+ */
+const UNANSWERED_WITHIN_MS = 3600 * 1000;
 
 /** Commands that never count against the rate limit: stopping a job must always work. */
 const UNLIMITED = new Set<BotCommand['name']>(['cancel']);
@@ -111,11 +117,14 @@ export class Bot {
       if (running) return;
       running = true;
       try {
-        const candidates = (await this.store.unfinishedJobs()).filter((job) => !this.jobs.get(job.id));
+        const now = this.clock.now();
+        const unfinished = await this.store.unfinishedJobs();
+        // settled, but their front stopped before the reply went out: answered from the result the queue keeps
+        const unanswered = (await this.store.unansweredJobs(now - UNANSWERED_WITHIN_MS)).filter((job) => RESUMABLE.has(job.kind));
+        const candidates = [...unfinished, ...unanswered].filter((job) => !this.jobs.get(job.id));
         if (candidates.length === 0) return;
         const deliverable = new Set(await core.attachable!(candidates.map((job) => job.id)));
-        const now = this.clock.now();
-        const lost = candidates.filter((job) => !deliverable.has(job.id) && now - job.createdAt > lostAfterMs);
+        const lost = unfinished.filter((job) => !this.jobs.get(job.id) && !deliverable.has(job.id) && now - job.createdAt > lostAfterMs);
         if (lost.length > 0) {
           const failed = await this.store.recoverInterrupted(now, lost.map((job) => job.id));
           if (failed.length > 0) this.log.warn(`refunded ${failed.length} job(s) the queue no longer knows`, { jobIds: failed.map((job) => job.id) });
@@ -142,27 +151,43 @@ export class Bot {
       id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt,
       actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
       command: job.kind === 'imagine' ? { name: 'reroll', jobId: job.id } : { name: 'cancel', jobId: job.id },
+      ageRestricted: job.settings.ageRestricted === true,
     };
     const silent: Conversation = { status: () => undefined, finish: async () => undefined };
     const safe = this.guard(conversation ?? silent, request);
     const ctx = this.context(request, safe);
-    this.log.warn('following a job whose front stopped', { jobId: job.id, kind: job.kind, reply: conversation ? 'rebuilt' : 'none' });
-    const handle = await this.core.attach!(job.id);
-    let reply = handle
-      ? job.kind === 'imagine' ? await resumeImagine(ctx, job, handle) : await resumeCaption(ctx, job, handle)
-      : await settleFailure(ctx, job.id, new PictalkError('inference.failed', 'The job was lost while pictalk restarted; please send it again'));
-    if (conversation) reply = await this.markPrivate(request.actor, reply);
+    // settled by a front that stopped before its reply went out: answer from the result, settle nothing again
+    const settled = job.state !== 'queued' && job.state !== 'running';
+    if (settled) ctx.settledBefore = true;
+    ctx.answering.add(job.id);
+    this.log.warn(settled ? 'answering a job whose front stopped before its reply went out' : 'following a job whose front stopped',
+      { jobId: job.id, kind: job.kind, reply: conversation ? 'rebuilt' : 'none' });
+    let reply: Reply;
+    try {
+      const handle = await this.core.attach!(job.id);
+      reply = !handle
+        ? await settleFailure(ctx, job.id, new PictalkError('inference.failed', 'The job was lost while pictalk restarted; please send it again'))
+        : settled && job.state !== 'succeeded'
+          ? await settleFailure(ctx, job.id, await failureOf(job, handle.result))
+          : job.kind === 'imagine' ? await resumeImagine(ctx, job, handle) : await resumeCaption(ctx, job, handle);
+      if (conversation) reply = await this.markPrivate(request.actor, reply);
+    } catch (error) {
+      if (!isPictalkError(error)) this.log.error('unexpected error while following a job again', { jobId: job.id, error: String((error as Error)?.stack ?? error) });
+      reply = { ...errorReply(error), jobId: job.id };
+    }
     if (!conversation) {
       this.log.warn('a job finished after a restart, but its conversation cannot be rebuilt; its quota is settled', { jobId: job.id, code: reply.error?.code });
+      await this.answered(ctx, reply);
       return;
     }
-    await this.finish(safe, reply, request);
+    await this.finish(safe, reply, request, ctx);
   }
 
   /** Handle one request; resolves when its one reply has been handed to `conversation.finish`. Never rejects. */
   async handle(request: BotRequest, conversation: Conversation): Promise<HandleOutcome> {
     const safe = this.guard(conversation, request);
     let reply: Reply;
+    let ctx: CommandContext | undefined;
     try {
       checkRequest(request);
       const fresh = await this.store.claimRequest({
@@ -174,13 +199,14 @@ export class Bot {
       // housekeeping off the request's path: a request is not held up (or reordered) by the hourly prune
       this.pruneRequests().catch((error: unknown) => this.log.warn('pruning old request ids failed', { error: String(error) }));
       if (!UNLIMITED.has(request.command.name)) await this.takeToken(`${request.actor.spaceId}\u0000${request.actor.userId}`);
-      reply = await this.dispatch(this.context(request, safe), request.command);
+      ctx = this.context(request, safe);
+      reply = await this.dispatch(ctx, request.command);
       if (PRIVATE_ABLE.has(request.command.name)) reply = await this.markPrivate(request.actor, reply);
     } catch (error) {
       if (!isPictalkError(error)) this.log.error('unexpected error in a command', { requestId: request?.id, error: String((error as Error)?.stack ?? error) });
       reply = errorReply(error);
     }
-    await this.finish(safe, reply, request);
+    await this.finish(safe, reply, request, ctx);
     return reply.jobId ? { duplicate: false, jobId: reply.jobId } : { duplicate: false };
   }
 
@@ -273,7 +299,7 @@ export class Bot {
   private context(request: BotRequest, conversation: Conversation): CommandContext {
     const ctx: CommandContext = {
       request, conversation, store: this.store, core: this.core, config: this.config, clock: this.clock, log: this.log,
-      jobs: this.jobs, randomSeed: this.randomSeed, pictures: this.pictures,
+      jobs: this.jobs, randomSeed: this.randomSeed, pictures: this.pictures, answering: new Set(),
     };
     if (this.captioner) ctx.captioner = this.captioner;
     if (this.safetyChecker !== undefined) ctx.safetyChecker = this.safetyChecker;
@@ -296,19 +322,55 @@ export class Bot {
     };
   }
 
-  private async finish(conversation: Conversation, reply: Reply, request: BotRequest): Promise<void> {
+  private async finish(conversation: Conversation, reply: Reply, request: BotRequest, ctx?: CommandContext): Promise<void> {
+    let messageIds: string[] | undefined;
     try {
       const receipt = await conversation.finish(reply);
-      if (reply.jobId && receipt && Array.isArray(receipt.messageIds) && receipt.messageIds.length > 0) {
-        await this.store.setJobMessages(reply.jobId, receipt.messageIds, this.clock.now());
-      }
+      if (reply.jobId && receipt && Array.isArray(receipt.messageIds) && receipt.messageIds.length > 0) messageIds = receipt.messageIds;
     } catch (error) {
       // The adapter could not deliver; there is no second channel to the user, so the log is the last resort.
       this.log.error('conversation.finish failed; the reply was not delivered', {
         requestId: request?.id, jobId: reply.jobId, code: reply.error?.code, error: String((error as Error)?.stack ?? error),
       });
     }
+    // a reply about a job the command did not run (a status, a cancel): its messages are still that job's
+    const aboutAnother = reply.jobId !== undefined && !ctx?.answering.has(reply.jobId);
+    if (ctx) await this.answered(ctx, reply, messageIds);
+    if (aboutAnother && reply.jobId && messageIds) {
+      await this.store.setJobMessages(reply.jobId, messageIds, this.clock.now())
+        .catch((error: unknown) => this.log.warn('the reply\'s message ids could not be kept', { jobId: reply.jobId, error: String(error) }));
+    }
   }
+
+  /**
+   * The reply of a command went out (or the platform refused it: a second try would fare no better): its jobs are
+   * marked answered in the store, then released from the queue, so no front answers them again. A job another front
+   * answers (`answeredElsewhere`) is only released: that front marks it.
+   */
+  private async answered(ctx: CommandContext, reply: Reply, messageIds?: string[]): Promise<void> {
+    const now = this.clock.now();
+    for (const jobId of ctx.answering) {
+      if (!(reply.answeredElsewhere && reply.jobId === jobId)) {
+        try {
+          await this.store.markAnswered(jobId, now, jobId === reply.jobId ? messageIds : undefined);
+        } catch (error) {
+          this.log.warn('the job could not be marked answered; the queue\'s mark keeps other fronts from answering it again', { jobId, error: String(error) });
+        }
+      }
+      this.core.release?.(jobId);
+    }
+    ctx.answering.clear();
+  }
+}
+
+/** Why a job settled as failed or cancelled: the error its result holds, else one rebuilt from its recorded code. */
+async function failureOf(job: JobRecord, result: Promise<unknown>): Promise<PictalkError> {
+  try {
+    await result;
+  } catch (error) {
+    if (isPictalkError(error)) return error;
+  }
+  return new PictalkError((job.errorCode ?? 'inference.failed') as ErrorCode, `The ${job.kind} job ${job.state === 'cancelled' ? 'was cancelled' : 'failed'}`);
 }
 
 /** The request's own shape: adapters are typed, but a malformed request must become a reply, not a crash. */

@@ -23,6 +23,17 @@ export interface CommandContext {
   randomSeed: () => number;
   /** Recent generated and uploaded pictures, where image-to-image (Vary, a reroll of one) finds its start. */
   pictures?: RecentPictures;
+  /**
+   * The jobs this command follows, answered by its reply: once the reply has been handed to the platform, `Bot` marks
+   * them answered in the store and releases them from the queue. Until then a cluster front keeps its claim on each, so
+   * a front that stops while it sends the reply leaves the job to another front, which sends the reply again.
+   */
+  answering: Set<string>;
+  /**
+   * A front that stopped after settling this job and before its reply went out: the job is answered from its result
+   * without being settled again (quota, job state); the settlement that front made stands.
+   */
+  settledBefore?: boolean;
 }
 
 export const ownerOf = (ctx: CommandContext): JobOwner => ({ userId: ctx.request.actor.userId, spaceId: ctx.request.actor.spaceId });

@@ -95,4 +95,13 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'jobs remember when their reply went out',
+    sql: `
+      ALTER TABLE jobs ADD COLUMN answered_at BIGINT;
+      UPDATE jobs SET answered_at = updated_at WHERE state NOT IN ('queued', 'running');
+      CREATE INDEX jobs_unanswered ON jobs (updated_at) WHERE answered_at IS NULL AND state NOT IN ('queued', 'running');
+    `,
+  },
 ];

@@ -245,6 +245,11 @@ export class PostgresStore implements BotStore {
     await this.query('UPDATE jobs SET message_ids = $1, updated_at = $2 WHERE id = $3', [JSON.stringify(messageIds), at, jobId]);
   }
 
+  async markAnswered(jobId: string, at: number, messageIds?: string[]): Promise<void> {
+    await this.query('UPDATE jobs SET answered_at = COALESCE(answered_at, $1), message_ids = COALESCE($2, message_ids) WHERE id = $3',
+      [at, messageIds ? JSON.stringify(messageIds) : null, jobId]);
+  }
+
   async setJobRoute(jobId: string, route: Record<string, unknown>): Promise<void> {
     await this.query("UPDATE jobs SET settings = jsonb_set(settings::jsonb, '{route}', $1::jsonb)::text WHERE id = $2", [JSON.stringify(route), jobId]);
   }
@@ -258,6 +263,11 @@ export class PostgresStore implements BotStore {
     return (await this.query<JobRow>(`SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id COLLATE "C"`)).rows.map(jobFromRow);
   }
 
+  async unansweredJobs(since: number): Promise<JobRecord[]> {
+    return (await this.query<JobRow>(`SELECT * FROM jobs WHERE answered_at IS NULL AND state NOT IN ('queued', 'running') AND updated_at >= $1
+      ORDER BY created_at, id COLLATE "C"`, [since])).rows.map(jobFromRow);
+  }
+
   async recoverInterrupted(at: number, only?: readonly string[]): Promise<JobRecord[]> {
     return this.transaction(async (client) => {
       // each job as it was left (its state then), oldest first
@@ -265,7 +275,7 @@ export class PostgresStore implements BotStore {
         ORDER BY created_at, id COLLATE "C" FOR UPDATE`, [only ?? null])).rows;
       const ids = rows.map((row) => row.id);
       if (ids.length > 0) {
-        await client.query("UPDATE jobs SET state = 'failed', error_code = 'inference.failed', updated_at = $1 WHERE id = ANY($2)", [at, ids]);
+        await client.query("UPDATE jobs SET state = 'failed', error_code = 'inference.failed', updated_at = $1, answered_at = $1 WHERE id = ANY($2)", [at, ids]);
         await client.query("UPDATE usage_ledger SET state = 'refunded', settled_at = $1 WHERE job_id = ANY($2) AND state = 'reserved'", [at, ids]);
       }
       return rows.map(jobFromRow);

@@ -100,4 +100,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'jobs remember when their reply went out',
+    sql: `
+      -- When the job's reply was handed to the platform. A job settled without it had a front that stopped before its
+      -- reply went out: a cluster front answers it from the result the queue keeps. Jobs settled before this
+      -- migration were answered (or never will be).
+      ALTER TABLE jobs ADD COLUMN answered_at INTEGER;
+      UPDATE jobs SET answered_at = updated_at WHERE state NOT IN ('queued', 'running');
+      CREATE INDEX jobs_unanswered ON jobs (updated_at) WHERE answered_at IS NULL AND state NOT IN ('queued', 'running');
+    `,
+  },
 ];

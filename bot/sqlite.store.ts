@@ -66,8 +66,11 @@ function prepareStatements(db: Db) {
     setJobMessages: db.prepare('UPDATE jobs SET message_ids = ?, updated_at = ? WHERE id = ?'),
     setJobRoute: db.prepare("UPDATE jobs SET settings = json_set(settings, '$.route', json(?)) WHERE id = ?"),
     getJob: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE id = ?'),
+    markAnswered: db.prepare('UPDATE jobs SET answered_at = COALESCE(answered_at, ?), message_ids = COALESCE(?, message_ids) WHERE id = ?'),
     interrupted: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id"),
-    failInterrupted: db.prepare("UPDATE jobs SET state = 'failed', error_code = 'inference.failed', updated_at = ? WHERE id = ?"),
+    unanswered: db.prepare<[number], JobRow>(`SELECT * FROM jobs WHERE answered_at IS NULL AND state NOT IN ('queued', 'running')
+      AND updated_at >= ? ORDER BY created_at, id`),
+    failInterrupted: db.prepare("UPDATE jobs SET state = 'failed', error_code = 'inference.failed', updated_at = ?, answered_at = ? WHERE id = ?"),
     resetUsage: db.prepare(`UPDATE usage_ledger SET state = 'refunded', note = ?, settled_at = ?
       WHERE space_id = ? AND user_id = ? AND day = ? AND state = 'charged'`),
     getLimit: db.prepare<[string, string, string, string], { daily_limit: number }>(
@@ -125,7 +128,7 @@ export class SqliteStore implements BotStore {
     this.recoverTx = this.db.transaction((at: number, only: ReadonlySet<string> | undefined) => {
       const rows = this.s.interrupted.all().filter((row) => !only || only.has(row.id));
       for (const row of rows) {
-        this.s.failInterrupted.run(at, row.id);
+        this.s.failInterrupted.run(at, at, row.id);
         this.s.settle.run('refunded', at, row.id);
       }
       return rows.map(jobFromRow);
@@ -159,6 +162,10 @@ export class SqliteStore implements BotStore {
     this.s.setJobMessages.run(JSON.stringify(messageIds), at, jobId);
   }
 
+  async markAnswered(jobId: string, at: number, messageIds?: string[]): Promise<void> {
+    this.s.markAnswered.run(at, messageIds ? JSON.stringify(messageIds) : null, jobId);
+  }
+
   async setJobRoute(jobId: string, route: Record<string, unknown>): Promise<void> {
     this.s.setJobRoute.run(JSON.stringify(route), jobId);
   }
@@ -170,6 +177,10 @@ export class SqliteStore implements BotStore {
 
   async unfinishedJobs(): Promise<JobRecord[]> {
     return this.s.interrupted.all().map(jobFromRow);
+  }
+
+  async unansweredJobs(since: number): Promise<JobRecord[]> {
+    return this.s.unanswered.all(since).map(jobFromRow);
   }
 
   async recoverInterrupted(at: number, only?: readonly string[]): Promise<JobRecord[]> {

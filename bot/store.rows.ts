@@ -16,7 +16,7 @@ export const targetOf = (kind: string, id: string): QuotaTarget =>
 export interface JobRow {
   id: string; request_id: string; platform: string; requester_id: string; space_id: string; channel_id: string;
   kind: string; settings: string; state: string; error_code: string | null; message_ids: string;
-  parent_job_id: string | null; created_at: number; updated_at: number;
+  parent_job_id: string | null; created_at: number; updated_at: number; answered_at: number | null;
 }
 
 export function jobFromRow(row: JobRow): JobRecord {
@@ -28,6 +28,7 @@ export function jobFromRow(row: JobRow): JobRecord {
   };
   if (row.error_code !== null) job.errorCode = row.error_code;
   if (row.parent_job_id !== null) job.parentJobId = row.parent_job_id;
+  if (row.answered_at !== null && row.answered_at !== undefined) job.answeredAt = Number(row.answered_at);
   return job;
 }
 

@@ -32,9 +32,11 @@ export interface JobRecord {
   parentJobId?: string;
   createdAt: number;
   updatedAt: number;
+  /** When the job's reply was handed to the platform (`markAnswered`); absent while no front has answered it. */
+  answeredAt?: number;
 }
 
-export type NewJob = Omit<JobRecord, 'state' | 'messageIds' | 'updatedAt' | 'errorCode'>;
+export type NewJob = Omit<JobRecord, 'state' | 'messageIds' | 'updatedAt' | 'errorCode' | 'answeredAt'>;
 
 export interface Reservation {
   spaceId: string;
@@ -105,13 +107,24 @@ export interface BotStore {
   settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number, partly?: PartialCharge): Promise<boolean>;
   updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void>;
   setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void>;
+  /**
+   * The job's reply went out (or was handed to the platform and failed there): the job needs no front any more. Sets
+   * `answeredAt` once (a later call leaves the first time), and the message ids when given.
+   */
+  markAnswered(jobId: string, at: number, messageIds?: string[]): Promise<void>;
   /** Replace `settings.route` of a job (the rest of its settings unchanged). */
   setJobRoute(jobId: string, route: Record<string, unknown>): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   /** The jobs queued or running now, oldest first (a restarting front asks the queue which of them it still runs). */
   unfinishedJobs(): Promise<JobRecord[]>;
   /**
-   * Jobs left queued or running by a previous process: fail them and refund their reservations. Returns them. With
+   * Jobs settled (succeeded, failed or cancelled) at or after `since` whose reply never went out, oldest first: their
+   * front stopped between settling and answering, and a cluster front answers them from the result the queue keeps.
+   */
+  unansweredJobs(since: number): Promise<JobRecord[]>;
+  /**
+   * Jobs left queued or running by a previous process: fail them and refund their reservations (they count as answered:
+   * nobody can reach their requester now). Returns them. With
    * `only`, just those of these ids that are still queued or running (a cluster front fails the jobs it knows are lost).
    */
   recoverInterrupted(at: number, only?: readonly string[]): Promise<JobRecord[]>;

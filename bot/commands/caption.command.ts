@@ -15,7 +15,7 @@ import type { JobHandle } from '../ports.js';
 import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import type { Attachment, Reply, ReplyVoice } from '../types.js';
-import { answeredElsewhere, refundWhenStoreIsBack, settleFailure, settleSuccess } from './job-lifecycle.js';
+import { answeredElsewhere, refundWhenStoreIsBack, settleFailure, settleOnce, settleSuccess, withRoute } from './job-lifecycle.js';
 import { resolveSettings } from '../user.settings.js';
 
 const SUPPORTED_TYPES = new Set(['image/png', 'image/jpeg', 'image/jpg', 'image/webp', 'image/gif']);
@@ -126,15 +126,16 @@ async function completeCaption(
       }
     }
     // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
-    if (!await settleSuccess(ctx, jobId, { name: about.name, size: about.size, voice, caption: caption.caption })) return answeredElsewhere(ctx, jobId);
+    const settings = { name: about.name, size: about.size, voice, caption: caption.caption, ...(about.auto ? { auto: true } : {}) };
+    if (!await settleSuccess(ctx, jobId, settings)) return answeredElsewhere(ctx, jobId);
     return reply;
   } catch (error) {
     // the store could not be reached to settle it: the requester is told so, and the job refunded once it is back
     refundWhenStoreIsBack(ctx, jobId, error);
     throw error;
   } finally {
-    // settled and answered (or failed): no other front need take this job over
-    ctx.core.release?.(jobId);
+    // settled (or failed): released once the reply is out, so a front that stops before leaves the job to another
+    ctx.answering.add(jobId);
   }
 }
 
@@ -154,10 +155,13 @@ export function declinedText(guess: string): string {
  */
 async function declineCaption(ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean; auto: boolean }, caption: CaptionResult): Promise<Reply> {
   const now = ctx.clock.now();
-  if (!await ctx.store.settleJob(jobId, 'refunded', now)) return answeredElsewhere(ctx, jobId);
+  if (!await settleOnce(ctx, jobId, 'refunded', now)) return answeredElsewhere(ctx, jobId);
   await ctx.store.updateJob(jobId, {
     state: 'succeeded',
-    settings: { name: about.name, size: about.size, voice: about.voice, declined: true, guess: caption.caption, domainScore: caption.domainScore ?? null },
+    settings: withRoute(ctx, {
+      name: about.name, size: about.size, voice: about.voice, declined: true, guess: caption.caption, domainScore: caption.domainScore ?? null,
+      ...(about.auto ? { auto: true } : {}),
+    }),
   }, now);
   if (about.auto) return { text: '', silent: true, jobId };
   return { text: declinedText(caption.caption), jobId, buttons: [{ action: 'delete', jobId, label: 'Delete', style: 'danger' }] };

@@ -13,7 +13,7 @@ import type { JobRecord } from '../store.js';
 import { effectiveLimit, utcDay } from '../policy/quota.policy.js';
 import { describeSettings } from '../replies.js';
 import type { Attachment, ImagineOptions, Reply, ReplyButton, ReplyImage } from '../types.js';
-import { answeredElsewhere, findJob, refundWhenStoreIsBack, settleFailure, settleSuccess } from './job-lifecycle.js';
+import { answeredElsewhere, findJob, refundWhenStoreIsBack, settleFailure, settleOnce, settleSuccess, withRoute } from './job-lifecycle.js';
 import { flaggedImagesBecome } from './safety.command.js';
 import { validateImagineOptions, type PictureSource, type ValidImagineOptions } from './imagine.options.js';
 import { RecentPictures } from '../recent.pictures.js';
@@ -100,14 +100,17 @@ async function completeImagine(
     }
     // safety: images the model folder's checker flagged are withheld and not charged, or in spoiler mode and an
     // age-restricted channel sent as spoilers
-    const flaggedBecome = result.images.some((image) => image.nsfw) ? await flaggedImagesBecome(ctx, await ageRestrictedOf(ctx, jobId)) : 'withheld';
+    const flaggedBecome = result.images.some((image) => image.nsfw) ? await flaggedImagesBecome(ctx, ctx.request.ageRestricted === true) : 'withheld';
     const shown = result.images.flatMap((image, index) => (image.nsfw && flaggedBecome === 'withheld' ? [] : [{ image, index }]));
     const withheld = result.images.length - shown.length;
     if (shown.length === 0) return await allWithheld(ctx, jobId, withSeed, result);
     // describe: alt text from the captioner, the prompt when it fails
     const altTexts = await describeImages(ctx, jobId, shown.map(({ image }) => image), withSeed.prompt);
     // charged once the reply is ready: a front that stops before this leaves the job for another front to finish
-    const charged = await settleSuccess(ctx, jobId, { options: withSeed, result: result.settings, model: result.model, ...(withheld > 0 ? { withheld } : {}) },
+    const charged = await settleSuccess(ctx, jobId, {
+      options: withSeed, result: result.settings, model: result.model, ...(withheld > 0 ? { withheld } : {}),
+      ...ageRestricted(ctx),
+    },
       withheld > 0 ? { units: shown.length, note: `${withheld} of ${result.images.length} images withheld by the safety checker` } : undefined);
     if (!charged) return answeredElsewhere(ctx, jobId);
     const images: ReplyImage[] = shown.map(({ image, index }, k) => ({
@@ -137,23 +140,21 @@ async function completeImagine(
     refundWhenStoreIsBack(ctx, jobId, error);
     throw error;
   } finally {
-    // settled and answered (or failed): no other front need take this job over
-    ctx.core.release?.(jobId);
+    // settled (or failed): released once the reply is out, so a front that stops before leaves the job to another
+    ctx.answering.add(jobId);
   }
 }
 
-/** Whether the job's channel is age-restricted: the request says so, or (a job resumed after a restart) its record. */
-async function ageRestrictedOf(ctx: CommandContext, jobId: string): Promise<boolean> {
-  if (ctx.request.ageRestricted !== undefined) return ctx.request.ageRestricted;
-  return (await ctx.store.getJob(jobId))?.settings.ageRestricted === true;
-}
+/** Whether the job's channel is age-restricted, as its request says (a job resumed after a restart: as its record says). */
+const ageRestricted = (ctx: CommandContext): { ageRestricted?: true } => (ctx.request.ageRestricted === true ? { ageRestricted: true } : {});
 
 /** Every image was withheld by the safety checker: nothing is posted and the whole reservation is refunded. */
 async function allWithheld(ctx: CommandContext, jobId: string, withSeed: ValidImagineOptions, result: ImagineResult): Promise<Reply> {
   const now = ctx.clock.now();
-  if (!await ctx.store.settleJob(jobId, 'refunded', now)) return answeredElsewhere(ctx, jobId);
+  if (!await settleOnce(ctx, jobId, 'refunded', now)) return answeredElsewhere(ctx, jobId);
   const n = result.images.length;
-  await ctx.store.updateJob(jobId, { state: 'succeeded', settings: { options: withSeed, result: result.settings, model: result.model, withheld: n } }, now);
+  const settings = { options: withSeed, result: result.settings, model: result.model, withheld: n, ...ageRestricted(ctx) };
+  await ctx.store.updateJob(jobId, { state: 'succeeded', settings: withRoute(ctx, settings) }, now);
   return {
     text: `${n === 1 ? 'The image was' : `All ${n} images were`} withheld by the safety checker, so nothing was posted.`
       + ` Your quota for ${n === 1 ? 'it' : 'them'} was refunded.`,

@@ -3,7 +3,7 @@
  * Settling is idempotent in the store (only a `reserved` row changes), so a unit is never charged and refunded both.
  */
 import { PictalkError, isAnsweredElsewhere, isPictalkError } from '../../common/errors.js';
-import type { CommandContext } from '../context.js';
+import { routeOf, type CommandContext } from '../context.js';
 import { errorReply } from '../replies.js';
 import type { JobRecord, PartialCharge } from '../store.js';
 import type { Reply } from '../types.js';
@@ -15,9 +15,11 @@ import type { Reply } from '../types.js';
  * (`answeredElsewhere`). The settlement is a conditional update of the shared store, so exactly one front wins it.
  */
 export async function settleSuccess(ctx: CommandContext, jobId: string, settings?: Record<string, unknown>, partly?: PartialCharge): Promise<boolean> {
+  // answered again: the front that stopped settled the job and wrote its state
+  if (ctx.settledBefore) return true;
   const now = ctx.clock.now();
   if (!await ctx.store.settleJob(jobId, 'charged', now, partly)) return false;
-  const update: Parameters<CommandContext['store']['updateJob']>[1] = settings ? { state: 'succeeded', settings } : { state: 'succeeded' };
+  const update: Parameters<CommandContext['store']['updateJob']>[1] = settings ? { state: 'succeeded', settings: withRoute(ctx, settings) } : { state: 'succeeded' };
   try {
     await ctx.store.updateJob(jobId, update, now);
   } catch (error) {
@@ -26,6 +28,22 @@ export async function settleSuccess(ctx: CommandContext, jobId: string, settings
     whenStoreIsBack(ctx, jobId, 'the job\'s state after its charge', async () => { await ctx.store.updateJob(jobId, update, now); });
   }
   return true;
+}
+
+/**
+ * A settled job's settings, with the way back to its requester kept: a front that stops after settling and before
+ * its reply is out leaves the job to another front, which answers through it.
+ */
+export const withRoute = (ctx: CommandContext, settings: Record<string, unknown>): Record<string, unknown> => ({ ...settings, ...routeOf(ctx) });
+
+/**
+ * Settle the job's reservation (`BotStore.settleJob`): false when it was settled already. A job being answered again
+ * (`ctx.settledBefore`: its front settled it and stopped before the reply went out) counts as settled by this
+ * command, and nothing is written: the quota moves once.
+ */
+export async function settleOnce(ctx: CommandContext, jobId: string, outcome: 'charged' | 'refunded', at: number, partly?: PartialCharge): Promise<boolean> {
+  if (ctx.settledBefore) return true;
+  return ctx.store.settleJob(jobId, outcome, at, partly);
 }
 
 const isStoreDown = (error: unknown): boolean => isPictalkError(error) && error.code === 'store.unavailable';
@@ -73,6 +91,8 @@ export function answeredElsewhere(ctx: CommandContext, jobId: string): Reply {
 export async function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Promise<Reply> {
   // another front follows the job now and settles and answers it: nothing to write, nothing to say
   if (isAnsweredElsewhere(error)) return answeredElsewhere(ctx, jobId);
+  // answered again: the settlement the stopped front made stands, whatever failed now
+  if (ctx.settledBefore) return { ...errorReply(error, { refunded: (await ctx.store.getJob(jobId))?.state !== 'succeeded' }), jobId };
   const now = ctx.clock.now();
   const refunded = await ctx.store.settleJob(jobId, 'refunded', now);
   // settled already, and delivered: another front followed the same job and answered with its result

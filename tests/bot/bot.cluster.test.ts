@@ -220,6 +220,78 @@ describe('a front that stops while its jobs run', () => {
     expect(await client.claim([job!.id])).toEqual([]);
   });
 
+  it('stops while it sends a reply: another front sends it from the kept result, charging nothing twice', async () => {
+    const { store, front, prefix } = await cluster();
+    const a = await front(1000);
+    // the platform takes the reply and the process dies before it is done: finish never returns
+    const sending: Reply[] = [];
+    const dying: Conversation = {
+      status: () => undefined,
+      finish: (reply) => { sending.push(reply); return new Promise<void>(() => undefined); },
+      route: () => ({ platform: 'local', conversation: 'dying' }),
+    };
+    void a.bot.handle(request({ name: 'imagine', options: { prompt: 'sent by the next front' } }, actor('u10'), 'req-10'), dying);
+    void a.bot.handle(request({ name: 'imagine', options: { prompt: 'fail' } }, actor('u11'), 'req-11'), dying);
+    await until(() => sending.length === 2);
+    const ok = sending.find((reply) => !reply.error)!;
+    const failed = sending.find((reply) => reply.error)!;
+    expect(ok.images).toHaveLength(1);
+    expect(failed.error!.code).toBe('inference.failed');
+    // settled (charged, refunded) and not answered
+    expect((await store.unansweredJobs(0)).map((job) => job.id).sort()).toEqual([ok.jobId, failed.jobId].sort());
+    await a.client.close();                    // the process is gone: its leases are no longer renewed
+
+    const b = await front(1000);
+    const rebuilt: RoutedConversation[] = [];
+    const stop = b.bot.resumeInterrupted((record) => {
+      const c = new RoutedConversation(`${record.id} from ${(record.settings.route as { conversation: string }).conversation}`);
+      rebuilt.push(c);
+      return c;
+    }, { everyMs: 50 });
+    closers.push(async () => stop());
+    await until(() => rebuilt.length === 2 && rebuilt.every((c) => c.replies.length === 1));
+    await new Promise((resolve) => setTimeout(resolve, 300));   // a second sweep must not answer them again
+    expect(rebuilt).toHaveLength(2);
+    const again = (jobId: string | undefined): Reply => rebuilt.find((c) => c.name === `${jobId} from dying`)!.replies[0]!;
+    expect(again(ok.jobId)).toMatchObject({ jobId: ok.jobId, images: [{ png: Buffer.from('png:sent by the next front') }] });
+    expect(again(ok.jobId).text).toBe(ok.text);
+    expect(again(failed.jobId)).toMatchObject({ jobId: failed.jobId, error: { code: 'inference.failed' } });
+    expect(again(failed.jobId).text).toBe(failed.text);
+    expect(again(failed.jobId).text).toMatch(/refunded/);
+    const job = (await store.getJob(ok.jobId!))!;
+    const day = new Date(job.createdAt).toISOString().slice(0, 10);
+    expect(await store.usage(job.spaceId, 'u10', 'imagine', day)).toEqual({ reserved: 0, charged: 1, refunded: 0 });
+    expect(await store.usage(job.spaceId, 'u11', 'imagine', day)).toEqual({ reserved: 0, charged: 0, refunded: 1 });
+    expect(await store.getJob(ok.jobId!)).toMatchObject({ state: 'succeeded', answeredAt: expect.any(Number) });
+    expect(await store.getJob(failed.jobId!)).toMatchObject({ state: 'failed', answeredAt: expect.any(Number) });
+    expect(await store.unansweredJobs(0)).toEqual([]);
+    expect(await redisCommand(redis.port, 'GET', `${prefix}:follow:${ok.jobId!}`)).toBe(`answered:${b.client.frontId}`);
+  });
+
+  it('keeps its claim until its reply is out: no other front answers a reply being sent', async () => {
+    const { store, front } = await cluster();
+    const a = await front(1000);
+    let release!: () => void;
+    const sent = new Promise<void>((resolve) => { release = resolve; });
+    const slow: Conversation = {
+      status: () => undefined,
+      finish: async () => { await sent; },
+      route: () => ({ platform: 'local', conversation: 'slow' }),
+    };
+    const handled = a.bot.handle(request({ name: 'imagine', options: { prompt: 'a slow upload' } }, actor('u12'), 'req-12'), slow);
+    await until(async () => (await store.unansweredJobs(0)).length === 1);
+    const b = await front(1000);
+    const rebuilt: RoutedConversation[] = [];
+    const stop = b.bot.resumeInterrupted(() => { const c = new RoutedConversation('b'); rebuilt.push(c); return c; }, { everyMs: 50 });
+    closers.push(async () => stop());
+    // three leases' time sending: the front renews its claim meanwhile
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    release();
+    await handled;
+    expect(rebuilt).toEqual([]);
+    expect(await store.unansweredJobs(0)).toEqual([]);
+  });
+
   it('leaves alone the jobs a live front follows, fails the ones the queue never got after a grace', async () => {
     const { store, front } = await cluster();
     const a = await front(2000);

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore, schemaVersion } from '../../bot/sqlite.store.js';
+import Database from 'better-sqlite3';
+import { SqliteStore, migrate, schemaVersion } from '../../bot/sqlite.store.js';
 import { MIGRATIONS, type Migration } from '../../bot/sqlite.migrations.js';
 import type { NewJob, Reservation } from '../../bot/store.js';
 
@@ -46,12 +47,30 @@ describe('SqliteStore migrations', () => {
     await store.close();
   });
 
+  it('upgrades a version-1 database: its settled jobs count as answered, its unfinished ones do not', async () => {
+    const path = join(dir, 'answered.sqlite');
+    // a database written by the previous release: version 1 only, one job answered and one still running
+    const old = new Database(path);
+    migrate(old, MIGRATIONS.slice(0, 1));
+    const insert = old.prepare(`INSERT INTO jobs (id, request_id, platform, requester_id, space_id, channel_id, kind, settings, state, created_at, updated_at)
+      VALUES (?, ?, 'discord', 'u1', 's1', 'c1', 'imagine', '{}', ?, ?, ?)`);
+    insert.run('done', 'r-done', 'succeeded', 1, 3);
+    insert.run('running', 'r-running', 'running', 4, 4);
+    old.close();
+    const store = new SqliteStore(path);
+    expect(await store.getJob('done')).toMatchObject({ state: 'succeeded', answeredAt: 3 });
+    expect((await store.getJob('running'))?.answeredAt).toBeUndefined();
+    expect(await store.unansweredJobs(0)).toEqual([]);
+    await store.close();
+  });
+
   it('rolls a failing migration back completely', async () => {
     const path = join(dir, 'broken.sqlite');
-    const broken: Migration = { version: 2, name: 'half broken', sql: 'CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);' };
+    const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+    const broken: Migration = { version: latest + 1, name: 'half broken', sql: 'CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);' };
     expect(() => new SqliteStore(path, { migrations: [...MIGRATIONS, broken] })).toThrow(/nowhere/);
     const store = new SqliteStore(path);
-    expect(schemaVersion(store.db)).toBe(1);
+    expect(schemaVersion(store.db)).toBe(latest);
     expect(store.db.prepare("SELECT name FROM sqlite_master WHERE name = 'half'").get()).toBeUndefined();
     await store.close();
   });

@@ -125,6 +125,34 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await store.recoverInterrupted(6)).toEqual([]);
     });
 
+    it('remembers when a job was answered, and lists the settled jobs whose reply never went out', async () => {
+      const { store } = t;
+      for (const [id, at] of [['a', 1], ['b', 2], ['c', 3], ['d', 4]] as const) await store.acceptJob(job(id, { createdAt: at }), reservation(1, 10));
+      await store.settleJob('a', 'charged', 5);
+      await store.updateJob('a', { state: 'succeeded' }, 5);
+      await store.settleJob('b', 'refunded', 6);
+      await store.updateJob('b', { state: 'failed', errorCode: 'job.timeout' }, 6);
+      await store.updateJob('c', { state: 'cancelled', errorCode: 'job.cancelled' }, 2);
+      // d runs on: unfinished, not unanswered
+      await store.updateJob('d', { state: 'running' }, 6);
+      expect((await store.unansweredJobs(0)).map((j) => [j.id, j.state])).toEqual([['a', 'succeeded'], ['b', 'failed'], ['c', 'cancelled']]);
+      // settled before `since`: too old to answer from a kept result
+      expect((await store.unansweredJobs(5)).map((j) => j.id)).toEqual(['a', 'b']);
+      expect((await store.getJob('a'))?.answeredAt).toBeUndefined();
+      await store.markAnswered('a', 7, ['m1']);
+      await store.markAnswered('b', 8);
+      await store.markAnswered('a', 9, ['m2']);
+      expect(await store.getJob('a')).toMatchObject({ answeredAt: 7, messageIds: ['m2'] });
+      expect(await store.getJob('b')).toMatchObject({ answeredAt: 8, messageIds: [] });
+      expect((await store.unansweredJobs(0)).map((j) => j.id)).toEqual(['c']);
+      // jobs failed because their process went away are never answered: nobody can reach their requester now
+      await store.recoverInterrupted(10);
+      expect(await store.getJob('d')).toMatchObject({ state: 'failed', answeredAt: 10 });
+      expect((await store.unansweredJobs(0)).map((j) => j.id)).toEqual(['c']);
+      await store.markAnswered('missing', 11);
+      expect(await store.getJob('missing')).toBeUndefined();
+    });
+
     it('fails only the named jobs when told which are lost', async () => {
       const { store } = t;
       await store.acceptJob(job('a', { createdAt: 1 }), reservation(1, 10));

@@ -154,6 +154,8 @@ test('two fronts and two workers: 200 commands from 20 users, a worker killed, a
   await db.connect();
   try {
     await waitUntil(async () => Number((await db.query("SELECT count(*) AS n FROM jobs WHERE state IN ('queued', 'running')")).rows[0].n) === 0, 180_000);
+    // and every job's reply handed to the platform (the mark a front leaves once its reply is out)
+    await waitUntil(async () => Number((await db.query('SELECT count(*) AS n FROM jobs WHERE answered_at IS NULL')).rows[0].n) === 0, 30_000);
     await sleep(1500);
 
     const problems: string[] = [];
