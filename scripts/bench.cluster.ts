@@ -16,6 +16,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../common/package-root.js';
 import { ClusterClient } from '../inference/cluster/client.js';
 import { loadBenchCore } from './bench.core.js';
@@ -41,8 +42,10 @@ const round = (value: number): number => Number(value.toFixed(2));
 async function startWorker(redis: RedisServer, name: string): Promise<ChildProcess> {
   const cli = join(packageRoot(), 'dist/adapters/cli.js');
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
-  const child = spawn(process.execPath, [cli, 'start', '--role', 'worker'], {
-    env: { ...env, PICTALK_REDIS_URL: redis.url, PICTALK_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  // it ends with the bench, whatever ends it (Ctrl-C, a kill): scripts/exit-with-owner.mjs
+  const owned = pathToFileURL(join(packageRoot(), 'scripts/exit-with-owner.mjs')).href;
+  const child = spawn(process.execPath, ['--import', owned, cli, 'start', '--role', 'worker'], {
+    env: { ...env, PICTALK_REDIS_URL: redis.url, PICTALK_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
   await new Promise<void>((resolve, reject) => {

@@ -11,6 +11,8 @@ import { pathToFileURL } from 'node:url';
 const ROOT = process.cwd();
 const MAIN = pathToFileURL(join(ROOT, 'adapters/main.ts')).href;
 const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+/** Each process ends with the test's process, whatever ends it (scripts/exit-with-owner.mjs). */
+const OWNED = pathToFileURL(join(ROOT, 'scripts/exit-with-owner.mjs')).href;
 const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
 /** What a worker, a Slack front and a Discord front print once they take work. */
 const READY = /worker ready|Slack adapter started|Discord adapter started/;
@@ -24,10 +26,10 @@ export class Processes {
 
   launch(name: string, role: 'front' | 'worker', env: Record<string, string>): Promise<Proc> {
     const script = `import(${JSON.stringify(MAIN)}).then((m) => m.start(['--role', '${role}'])).then((code) => process.exit(code));`;
-    const child = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
+    const child = spawn(process.execPath, ['--import', OWNED, '--import', TSX, '--input-type=module', '-e', script], {
       cwd: this.options.dir(),
       env: { ...CLEAN_ENV, ...env, PICTALK_REDIS_URL: this.options.redisUrl(), PICTALK_WORKER_LOCK_MS: '1500' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     const proc: Proc = { name, child, log: [] };
     this.all.push(proc);

@@ -43,8 +43,10 @@ async function client(p: string, options: { maxQueued?: number; maxPerUser?: num
 
 /** A worker in its own process, to be killed with SIGKILL. */
 async function childWorker(p: string, lockMs: number, stepMs: number, steps: number): Promise<{ child: ChildProcess; starts: string[] }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'tests/inference/cluster/worker.child.ts', redis.url, p, String(lockMs), String(stepMs), String(steps)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+  // it ends with this test's process, whatever ends it (scripts/exit-with-owner.mjs)
+  const child = spawn(process.execPath, ['--import', './scripts/exit-with-owner.mjs', '--import', 'tsx', 'tests/inference/cluster/worker.child.ts',
+    redis.url, p, String(lockMs), String(stepMs), String(steps)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   closers.push(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await new Promise((r) => child.once('exit', r)); } });
   const starts: string[] = [];
