@@ -50,16 +50,19 @@ const isStatus = (call: RestCall) => /^(⏳|🎨)/.test(String(call.body?.conten
 const answers = (interaction: FakeInteraction) => discord.callsFor(interaction).filter((c) => (c.route === EDIT || c.route === FOLLOW_UP)
   && c.status === 200 && !isStatus(c) && !(Number(c.body?.flags ?? 0) & MessageFlag.IsVoiceMessage));
 
+const frontEnv = (port: number): Record<string, string> => ({
+  DISCORD_TOKEN: discord.token, DISCORD_APPLICATION_ID: discord.applicationId, DISCORD_API_URL: discord.apiUrl,
+  DISCORD_PUBLIC_KEY: discord.publicKeyHex, PICTALK_DISCORD_HTTP_PORT: String(port), PICTALK_DISCORD_GUILD_ID: discord.guildId,
+  PICTALK_DATABASE_URL: databaseUrl, PICTALK_DAILY_IMAGINE: '100', PICTALK_DAILY_CAPTION: '100', PICTALK_RATE_LIMIT: '1000/1s', PICTALK_REQUIRE_PLATFORM: '1',
+});
+/** The fronts' interaction endpoints, as the balancer knows them. */
+let urls: string[] = [];
+
 test('two HTTP fronts and a worker: interactions spread over both, one delivered twice, a front stopped mid-job; each answered once', async () => {
   const ports = [await freePort(), await freePort()];
-  const frontEnv = (port: number): Record<string, string> => ({
-    DISCORD_TOKEN: discord.token, DISCORD_APPLICATION_ID: discord.applicationId, DISCORD_API_URL: discord.apiUrl,
-    DISCORD_PUBLIC_KEY: discord.publicKeyHex, PICTALK_DISCORD_HTTP_PORT: String(port), PICTALK_DISCORD_GUILD_ID: discord.guildId,
-    PICTALK_DATABASE_URL: databaseUrl, PICTALK_DAILY_IMAGINE: '100', PICTALK_DAILY_CAPTION: '100', PICTALK_RATE_LIMIT: '1000/1s', PICTALK_REQUIRE_PLATFORM: '1',
-  });
   await launch('worker', 'worker', {});
   const fronts = await Promise.all(ports.map((port, i) => launch(`front-${i + 1}`, 'front', frontEnv(port))));
-  const urls = ports.map((port) => `http://127.0.0.1:${port}/discord/interactions`);
+  urls = ports.map((port) => `http://127.0.0.1:${port}/discord/interactions`);
   discord.useHttpEndpoints(urls);
   for (const url of urls) expect((await discord.ping(url, 'bad')).status).toBe(401);
 
@@ -123,3 +126,41 @@ test('two HTTP fronts and a worker: interactions spread over both, one delivered
     await db.end();
   }
 }, 300_000);
+
+test('a front killed while it sends a reply: the front that lives sends it, once, and the quota is charged once', async () => {
+  // front 2 (and the worker) of the test above are still running; a third front takes this one interaction
+  const port = await freePort();
+  const dying = await launch('front-3', 'front', frontEnv(port));
+  const url = `http://127.0.0.1:${port}/discord/interactions`;
+  // its final reply (the edit that carries the picture) never completes: the upload hangs, and the front is killed
+  const held = discord.holdNext(EDIT, (call) => call.files.length > 0);
+  discord.useHttpEndpoints([url]);
+  const interaction = discord.sendChatInput('imagine', [{ name: 'prompt', type: OptionType.String, value: 'a small blue star' }], discord.members.bob);
+  await discord.delivered(interaction);
+  discord.useHttpEndpoints([urls[1]!]);
+  const call = await held;
+  expect(call.interactionId).toBe(interaction.id);
+  const exited = new Promise((resolve) => dying.child.once('exit', resolve));
+  dying.child.kill('SIGKILL');
+  await exited;
+
+  // the front that lives takes the settled, unanswered job over once the killed front's lease lapses (about 10 s)
+  await waitUntil(async () => answers(interaction).length > 0, 60_000);
+  await sleep(1500);
+  const got = answers(interaction);
+  expect(got).toHaveLength(1);
+  expect(got[0]!.route).toBe(EDIT);
+  expect(got[0]!.files).toHaveLength(1);
+  expect(processes.all.find((p) => p.name === 'front-2')!.log.join('')).toMatch(/answering a job whose front stopped before its reply went out/);
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const [job] = (await db.query('SELECT id, state, answered_at FROM jobs WHERE request_id = $1', [interaction.id])).rows as Array<{ id: string; state: string; answered_at: string | null }>;
+    expect(job!.state).toBe('succeeded');
+    expect(job!.answered_at).not.toBeNull();
+    const ledger = (await db.query('SELECT state, units FROM usage_ledger WHERE job_id = $1', [job!.id])).rows;
+    expect(ledger).toEqual([{ state: 'charged', units: 1 }]);
+  } finally {
+    await db.end();
+  }
+}, 120_000);

@@ -212,6 +212,7 @@ export class FakeDiscord {
   private readonly commandIds = new Map<string, string>();
   private readonly rateLimits: RateLimitRule[] = [];
   private readonly refusals: Array<{ route: string; when: (call: RestCall) => boolean; status: number; body: Record<string, unknown> }> = [];
+  private readonly holds: Array<{ route: string; when: (call: RestCall) => boolean; arrived: (call: RestCall) => void }> = [];
   private readonly guilds = new Map<string, FakeGuild>();
   /** Every channel the bot can post in: each guild's text channel and the DM channels, by id. */
   private readonly channels = new Map<string, { guildId?: string; recipient?: APIUser }>();
@@ -306,6 +307,15 @@ export class FakeDiscord {
    */
   refuseNext(route: string, status: number, body: Record<string, unknown>, when: (call: RestCall) => boolean = () => true): void {
     this.refusals.push({ route, when, status, body });
+  }
+
+  /**
+   * Hold the next request on `route` that `when` accepts: neither applied nor answered, like an upload that never
+   * completes, until its connection closes (its sender died); it stays in `calls` with status 0. Resolves with the
+   * call once it arrives.
+   */
+  holdNext(route: string, when: (call: RestCall) => boolean = () => true): Promise<RestCall> {
+    return new Promise((arrived) => { this.holds.push({ route, when, arrived }); });
   }
 
   /** Host a file on the fake CDN, as a user's upload; `reportedSize` lets the attachment object lie about its size. */
@@ -675,6 +685,12 @@ export class FakeDiscord {
       if (refused >= 0) {
         const [rule] = this.refusals.splice(refused, 1);
         throw new HttpError(rule!.status, rule!.body);
+      }
+      const held = this.holds.findIndex((rule) => rule.route === call.route && rule.when(call));
+      if (held >= 0) {
+        const [rule] = this.holds.splice(held, 1);
+        await new Promise<void>((closed) => { req.socket.once('close', () => closed()); rule!.arrived(call); });
+        return;
       }
       const limited = this.rateLimits.findIndex((rule) => rule.route === call.route);
       if (limited >= 0) {
