@@ -46,9 +46,13 @@ describe('a process started with scripts/exit-with-owner.mjs', () => {
   it('stops as on SIGTERM when its owner is killed', async () => {
     const marker = join(dir, 'piped');
     const pid = await orphan('pipe', marker);
-    for (let i = 0; i < 100 && alive(pid); i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(alive(pid)).toBe(false);
-    expect(readFileSync(marker, 'utf8')).toBe('term');
+    try {
+      for (let i = 0; i < 100 && alive(pid); i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(alive(pid)).toBe(false);
+      expect(readFileSync(marker, 'utf8')).toBe('term');
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');     // a failed check leaves nothing running
+    }
   }, 30_000);
 
   it('without a pipe from its owner, outlives it (what the pipe is for)', async () => {

@@ -2,6 +2,7 @@
 Run by tests/models/train/python.test.ts; prints 'ok <name>' per check and exits non-zero on the first failure."""
 import os
 import sys
+import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 sys.path.insert(0, os.path.join(ROOT, 'models', 'train'))
@@ -9,6 +10,8 @@ from datasets import (BOS, EOS, PAD, SPECIALS, UNK, build_vocab, encode, frequen
                       load_images, load_karpathy, read_kaggle_csv, tokenize)
 
 FIX = os.path.join(ROOT, 'tests', 'fixtures', 'caption-datasets')
+# the files this check writes, removed when it ends
+SCRATCH = tempfile.TemporaryDirectory(prefix='pictalk-datasets-')
 
 
 def check(name, cond, detail=''):
@@ -51,7 +54,7 @@ k = load_karpathy(os.path.join(FIX, 'karpathy-coco', 'dataset_coco.json'))
 check('karpathy restval -> train', sorted(r.file for r in k.split('train')) == sorted(
     ['train2014/COCO_train2014_000000057870.jpg', 'val2014/COCO_val2014_000000184613.jpg']))
 check('karpathy sixth caption', max(len(r.captions) for r in k.images) == 6)
-tmp = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'pictalk-kaggle-captions.txt')
+tmp = os.path.join(SCRATCH.name, 'kaggle-captions.txt')
 open(tmp, 'w').write('image,caption\nx.jpg,"A dog, a cat ."\nx.jpg,Two dogs , running\n')
 check('kaggle csv quoted commas', read_kaggle_csv(tmp) == {'x.jpg': ['A dog, a cat .', 'Two dogs , running']},
       read_kaggle_csv(tmp))
@@ -67,7 +70,7 @@ small = load_images(a, a.images, (16, 12))
 check('resize to [N, H, W, 3]', small.shape == (4, 16, 12, 3), small.shape)
 
 # a malformed token file is an error that says what was expected
-bad = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'pictalk-bad-token')
+bad = os.path.join(SCRATCH.name, 'bad-token')
 os.makedirs(bad, exist_ok=True)
 open(os.path.join(bad, 'Flickr8k.token.txt'), 'w').write('no tab here\n')
 try:
