@@ -10,7 +10,7 @@ import process from 'node:process';
 import { Bot } from '../bot/bot.js';
 import { PostgresStore } from '../bot/postgres.store.js';
 import { SqliteStore } from '../bot/sqlite.store.js';
-import type { BotStore } from '../bot/store.js';
+import type { BotStore, JobRecord } from '../bot/store.js';
 import type { InferencePort, SharedRateLimits } from '../bot/ports.js';
 import type { Conversation } from '../bot/types.js';
 import { builtinModelDir } from '../common/package-root.js';
@@ -191,7 +191,10 @@ export async function start(argv: readonly string[] = []): Promise<number> {
 
   // in a cluster: jobs whose front stopped (this one before a restart, or another) are followed again from here,
   // their replies sent through conversations rebuilt from the route kept in each job
-  const stopSweep = bot.resumeInterrupted((job) => reconnect[job.platform]?.(job.settings.route as Record<string, unknown> | undefined, job.requestId));
+  const reconnectJob = (job: JobRecord): Conversation | undefined => reconnect[job.platform]?.(job.settings.route as Record<string, unknown> | undefined, job.requestId);
+  const stopSweep = bot.resumeInterrupted(reconnectJob);
+  // the single process: the requesters of the jobs its restart lost are told so (the cluster's sweep does it there)
+  void bot.tellInterrupted(reconnectJob).catch((error: unknown) => log.warn('telling the requesters of lost jobs failed', { error: String(error) }));
   cleanup.push(async () => stopSweep());
   // stopping, a front first lets go of the jobs it follows whose results have not come (another front takes them over
   // and replies) and sends the replies it is building from results that did come, then stops its adapters: it must

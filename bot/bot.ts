@@ -55,6 +55,9 @@ const RESUMABLE = new Set(['imagine', 'caption']);
  */
 const UNANSWERED_WITHIN_MS = 3600 * 1000;
 
+/** Jobs lost to a restart whose requesters are told so: those of the last hour (older news helps nobody). */
+const TELL_WITHIN_MS = 3600 * 1000;
+
 /** Commands that never count against the rate limit: stopping a job must always work. */
 const UNLIMITED = new Set<BotCommand['name']>(['cancel']);
 
@@ -72,6 +75,8 @@ export class Bot {
   private readonly sharedRateLimits: SharedRateLimits | undefined;
   private readonly safetyChecker: boolean | undefined;
   private lastPrune = 0;
+  /** Jobs failed at start (`recoverInterrupted`) whose requesters `tellInterrupted` tells once the adapters run. */
+  private readonly toTell: JobRecord[] = [];
 
   constructor(options: BotOptions) {
     this.config = resolveBotConfig(options.config);
@@ -95,11 +100,43 @@ export class Bot {
     // a queue shared by a cluster outlives this process: the jobs in the store may be running for other fronts, so
     // the sweep of `resumeInterrupted` decides job by job instead
     if (this.core.claim) return 0;
-    const interrupted = await this.store.recoverInterrupted(this.clock.now());
+    const now = this.clock.now();
+    const interrupted = await this.store.recoverInterrupted(now);
     if (interrupted.length > 0) {
       this.log.warn(`refunded ${interrupted.length} job(s) interrupted by a restart`, { jobIds: interrupted.map((job) => job.id) });
     }
+    this.toTell.push(...interrupted.filter((job) => now - job.createdAt <= TELL_WITHIN_MS));
     return interrupted.length;
+  }
+
+  /**
+   * Once the adapters run: tell the requesters of the jobs `recoverInterrupted` failed at start (those of the last
+   * hour) that a restart lost their job and refunded it, through the conversation `reconnect` rebuilds from the route
+   * kept in each job (Discord: the same deferred reply while its token lasts; Slack: the response_url). Best effort:
+   * a job whose conversation cannot be rebuilt stays refunded and unmentioned. Returns how many were told.
+   */
+  async tellInterrupted(reconnect: (job: JobRecord) => Conversation | undefined): Promise<number> {
+    const jobs = this.toTell.splice(0);
+    let told = 0;
+    for (const job of jobs) await this.tellLost(job, reconnect(job)).then((ok) => { if (ok) told += 1; });
+    return told;
+  }
+
+  /** A lost job's requester told so (its quota was refunded): true when a conversation took the reply. */
+  private async tellLost(job: JobRecord, conversation: Conversation | undefined): Promise<boolean> {
+    if (!conversation) return false;
+    const request: BotRequest = {
+      id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt, command: { name: 'status' },
+      actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
+    };
+    const lost = new PictalkError('inference.failed', 'The job was lost when pictalk restarted', { restarted: true });
+    try {
+      await conversation.finish(await this.markPrivate(request.actor, { ...errorReply(lost, { refunded: true }), jobId: job.id }));
+      return true;
+    } catch (error) {
+      this.log.warn('could not tell a requester that a restart lost their job', { jobId: job.id, error: String(error) });
+      return false;
+    }
   }
 
   /**
@@ -128,6 +165,8 @@ export class Bot {
         if (lost.length > 0) {
           const failed = await this.store.recoverInterrupted(now, lost.map((job) => job.id));
           if (failed.length > 0) this.log.warn(`refunded ${failed.length} job(s) the queue no longer knows`, { jobIds: failed.map((job) => job.id) });
+          // this front failed them (the store's transaction picks each once): it tells their requesters
+          for (const job of failed) void this.tellLost(job, reconnect(job));
         }
         const orphans = candidates.filter((job) => deliverable.has(job.id) && RESUMABLE.has(job.kind));
         const claimed = new Set(orphans.length > 0 ? await core.claim!(orphans.map((job) => job.id)) : []);
@@ -166,7 +205,7 @@ export class Bot {
     try {
       const handle = await this.core.attach!(job.id);
       reply = !handle
-        ? await settleFailure(ctx, job.id, new PictalkError('inference.failed', 'The job was lost while pictalk restarted; please send it again'))
+        ? await settleFailure(ctx, job.id, new PictalkError('inference.failed', 'The job was lost while pictalk restarted; please send it again', { restarted: true }))
         : settled && job.state !== 'succeeded'
           ? await settleFailure(ctx, job.id, await failureOf(job, handle.result))
           : job.kind === 'imagine' ? await resumeImagine(ctx, job, handle) : await resumeCaption(ctx, job, handle);

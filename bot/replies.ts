@@ -53,6 +53,7 @@ function friendlyText(error: PictalkError, context: ErrorContext): string {
     case 'job.timeout':
       return `That took too long and was stopped.${refund} Please try again.`;
     case 'inference.failed':
+      if (d.restarted === true) return `pictalk restarted before this job finished, so it was lost.${refund} Please send it again.`;
       return `Something went wrong while running the model.${refund} Please try again.`;
     case 'model.invalid':
       return `The model is not set up correctly, so I can't do that now; an operator has to fix it.${refund}`;

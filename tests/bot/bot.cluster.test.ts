@@ -304,14 +304,24 @@ describe('a front that stops while its jobs run', () => {
       { spaceId: 'local', userId: 'u3', kind: 'imagine', day: new Date().toISOString().slice(0, 10), units: 1, limit: 5 },
     );
     const b = await front(2000);
-    const rebuilt: string[] = [];
-    const stop = b.bot.resumeInterrupted((record) => { rebuilt.push(record.id); return new RoutedConversation('b'); }, { everyMs: 50, lostAfterMs: 60_000 });
+    const rebuilt = new Map<string, RoutedConversation>();
+    const stop = b.bot.resumeInterrupted((record) => {
+      const c = new RoutedConversation('b');
+      rebuilt.set(record.id, c);
+      return c;
+    }, { everyMs: 50, lostAfterMs: 60_000 });
     closers.push(async () => stop());
     await handled;
     expect(live.replies).toHaveLength(1);
     expect(live.replies[0]!.error).toBeUndefined();
     await until(async () => (await store.getJob('never-queued'))?.state === 'failed');
-    expect(rebuilt).toEqual([]);
+    // the live front's job is left to it; the lost job's requester is told, once, that it was lost and refunded
+    await until(() => rebuilt.get('never-queued')?.replies.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect([...rebuilt.keys()]).toEqual(['never-queued']);
+    expect(rebuilt.get('never-queued')!.replies).toEqual([expect.objectContaining({
+      jobId: 'never-queued', error: expect.objectContaining({ code: 'inference.failed' }), text: expect.stringMatching(/restarted.*refunded/),
+    })]);
     expect(await store.usage('local', 'u3', 'imagine', new Date().toISOString().slice(0, 10))).toEqual({ reserved: 0, charged: 0, refunded: 1 });
   });
 });

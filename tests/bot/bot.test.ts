@@ -5,6 +5,7 @@ import { Bot } from '../../bot/bot.js';
 import { PictalkError, type ErrorCode } from '../../common/errors.js';
 import { errorReply } from '../../bot/replies.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
+import type { JobRecord } from '../../bot/store.js';
 import type { BotRequest, Conversation } from '../../bot/types.js';
 import { actor, FakeCore, makeBot, ManualClock, moderator, RecordingConversation, request } from './helpers.js';
 
@@ -98,6 +99,36 @@ describe('never throws, never loses a request', () => {
     expect(await bot.recoverInterrupted()).toBe(1);
     expect((await store.usage('s', 'u1', 'imagine', '2025-06-01'))).toEqual({ reserved: 0, charged: 0, refunded: 4 });
     expect(warnings).toEqual(['refunded 1 job(s) interrupted by a restart']);
+  });
+
+  it('tells the requesters of the jobs a restart lost, once the adapters run: those of the last hour', async () => {
+    const store = new SqliteStore(':memory:');
+    const clock = new ManualClock(Date.UTC(2025, 5, 1, 12));
+    const accept = (id: string, requesterId: string, createdAt: number) => store.acceptJob(
+      { id, requestId: `r-${id}`, platform: 'discord', requesterId, spaceId: 's', channelId: 'c', kind: 'imagine', settings: { route: { to: id } }, createdAt },
+      { spaceId: 's', userId: requesterId, kind: 'imagine', day: '2025-06-01', units: 1, limit: 20 },
+    );
+    await accept('recent', 'u1', clock.now() - 60_000);
+    await accept('old', 'u2', clock.now() - 2 * 3600_000);
+    await accept('unreachable', 'u3', clock.now() - 1000);
+    const bot = new Bot({ store, core: new FakeCore(), clock, logger: { warn: () => undefined, error: () => undefined } });
+    expect(await bot.recoverInterrupted()).toBe(3);
+    const conversations = new Map<string, RecordingConversation>();
+    const reconnect = (job: JobRecord): RecordingConversation | undefined => {
+      if (job.id === 'unreachable') return undefined;     // its route can no longer be used
+      const conversation = new RecordingConversation();
+      conversations.set(job.id, conversation);
+      return conversation;
+    };
+    expect(await bot.tellInterrupted(reconnect)).toBe(1);
+    expect([...conversations.keys()]).toEqual(['recent']);
+    expect(conversations.get('recent')!.reply).toMatchObject({
+      jobId: 'recent', ephemeral: true, error: { code: 'inference.failed' },
+      text: 'pictalk restarted before this job finished, so it was lost. Your quota was refunded. Please send it again.',
+    });
+    // told once
+    expect(await bot.tellInterrupted(reconnect)).toBe(0);
+    expect(await store.usage('s', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 1 });
   });
 
   it('validates its config up front', () => {
