@@ -15,9 +15,9 @@ import { errorReply } from './replies.js';
 import type { BotStore, JobRecord } from './store.js';
 import type { Actor, BotCommand, BotRequest, Conversation, HandleOutcome, JobStatus, Reply } from './types.js';
 import { settleFailure } from './commands/job-lifecycle.js';
-import { imagineCommand, rerollCommand, resumeImagine, varyCommand } from './commands/imagine.command.js';
+import { imagineCommand, redrawImagine, rerollCommand, resumeImagine, varyCommand } from './commands/imagine.command.js';
 import { RecentPictures } from './recent.pictures.js';
-import { captionCommand, resumeCaption } from './commands/caption.command.js';
+import { captionCommand, recaption, resumeCaption } from './commands/caption.command.js';
 import { cancelCommand, deleteCommand } from './commands/cancel.command.js';
 import { statusCommand } from './commands/status.command.js';
 import { quotaResetCommand, quotaSetCommand, quotaShowCommand } from './commands/quota.command.js';
@@ -77,6 +77,8 @@ export class Bot {
   private lastPrune = 0;
   /** Jobs failed at start (`recoverInterrupted`) whose requesters `tellInterrupted` tells once the adapters run. */
   private readonly toTell: JobRecord[] = [];
+  /** Jobs the last run settled but never answered, which `tellInterrupted` answers again once the adapters run. */
+  private readonly toAnswer: JobRecord[] = [];
 
   constructor(options: BotOptions) {
     this.config = resolveBotConfig(options.config);
@@ -93,7 +95,8 @@ export class Bot {
 
   /**
    * Jobs a previous process accepted but never finished: their conversations are gone, but their quota is not spent.
-   * Fails them and refunds their reservations; the composition root calls it once at start-up, before the adapters.
+   * Fails them and refunds their reservations; the composition root calls it once at start-up, before the adapters,
+   * and `tellInterrupted` once they run (it also answers the jobs that process settled and stopped while answering).
    * Jobs that the queue says are still unfinished (a cluster's, run by a live worker) are left alone.
    */
   async recoverInterrupted(): Promise<number> {
@@ -106,6 +109,8 @@ export class Bot {
       this.log.warn(`refunded ${interrupted.length} job(s) interrupted by a restart`, { jobIds: interrupted.map((job) => job.id) });
     }
     this.toTell.push(...interrupted.filter((job) => now - job.createdAt <= TELL_WITHIN_MS));
+    // settled, and stopped while their replies went out: answered again once the adapters run
+    this.toAnswer.push(...await this.store.unansweredJobs(now - TELL_WITHIN_MS));
     return interrupted.length;
   }
 
@@ -116,10 +121,44 @@ export class Bot {
    * a job whose conversation cannot be rebuilt stays refunded and unmentioned. Returns how many were told.
    */
   async tellInterrupted(reconnect: (job: JobRecord) => Conversation | undefined): Promise<number> {
-    const jobs = this.toTell.splice(0);
     let told = 0;
-    for (const job of jobs) await this.tellLost(job, reconnect(job)).then((ok) => { if (ok) told += 1; });
+    for (const job of this.toTell.splice(0)) if (await this.tellLost(job, reconnect(job))) told += 1;
+    for (const job of this.toAnswer.splice(0)) if (await this.answerAgain(job, reconnect(job))) told += 1;
     return told;
+  }
+
+  /**
+   * A job the last run settled and stopped while its reply went out: the reply built again and sent (an imagine job's
+   * pictures redrawn from its stored seed, a caption from its stored text, a failure from its code), nothing settled
+   * again. True when a conversation took the reply; a job whose conversation cannot be rebuilt is marked answered.
+   */
+  private async answerAgain(job: JobRecord, conversation: Conversation | undefined): Promise<boolean> {
+    const request: BotRequest = {
+      id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt, command: { name: 'status' },
+      actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
+      ageRestricted: job.settings.ageRestricted === true,
+    };
+    const safe = this.guard(conversation ?? { status: () => undefined, finish: async () => undefined }, request);
+    const ctx = this.context(request, safe);
+    ctx.settledBefore = true;
+    ctx.answering.add(job.id);
+    if (!conversation || !RESUMABLE.has(job.kind)) {
+      await this.answered(ctx, { text: '', silent: true, jobId: job.id });
+      return false;
+    }
+    this.log.warn('answering a job whose reply the last run did not send', { jobId: job.id, kind: job.kind, state: job.state });
+    let reply: Reply;
+    try {
+      reply = job.state !== 'succeeded'
+        ? await settleFailure(ctx, job.id, new PictalkError((job.errorCode ?? 'inference.failed') as ErrorCode, `The ${job.kind} job failed`))
+        : job.kind === 'imagine' ? await redrawImagine(ctx, job) : await recaption(ctx, job);
+      reply = await this.markPrivate(request.actor, reply);
+    } catch (error) {
+      if (!isPictalkError(error)) this.log.error('unexpected error while answering a job again', { jobId: job.id, error: String((error as Error)?.stack ?? error) });
+      reply = { ...errorReply(error), jobId: job.id };
+    }
+    await this.finish(safe, reply, request, ctx);
+    return true;
   }
 
   /** A lost job's requester told so (its quota was refunded): true when a conversation took the reply. */

@@ -89,6 +89,24 @@ export async function resumeCaption(ctx: CommandContext, job: JobRecord, handle:
     followJob(handle, 'caption', { statusJobId: job.id, onStatus: (status) => ctx.conversation.status(status), active }));
 }
 
+/**
+ * A caption job the last run settled but never answered (the single process stopped while its reply went out): the
+ * reply built again from the caption its record keeps (a declined one from its guess), the voice spoken again; nothing
+ * is settled again (`ctx.settledBefore`).
+ */
+export async function recaption(ctx: CommandContext, job: JobRecord): Promise<Reply> {
+  const { name, size, voice, auto, caption, declined, guess, domainScore } = job.settings as {
+    name?: string; size?: number; voice?: boolean; auto?: boolean; caption?: string; declined?: boolean; guess?: string; domainScore?: number | null;
+  };
+  const text = declined ? guess : caption;
+  if (typeof text !== 'string') throw new PictalkError('inference.failed', `Job \`${job.id}\` keeps no caption to send again`, { jobId: job.id });
+  const kept: CaptionResult = {
+    kind: 'caption', caption: text, tokens: [], score: 0, timingsMs: {},
+    ...(declined ? { inDomain: false } : {}), ...(typeof domainScore === 'number' ? { domainScore } : {}),
+  };
+  return completeCaption(ctx, job.id, { name: name ?? 'image', size: size ?? 0, voice: voice !== false, auto: auto === true }, async () => kept);
+}
+
 /** Caption (or follow the caption job), settle, then speak the caption as a voice message when asked. */
 async function completeCaption(
   ctx: CommandContext, jobId: string, about: { name: string; size: number; voice: boolean; auto: boolean }, run: (active: ActiveJob) => Promise<CaptionResult>,

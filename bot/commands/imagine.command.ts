@@ -82,6 +82,28 @@ export async function resumeImagine(ctx: CommandContext, job: JobRecord, handle:
   }));
 }
 
+/**
+ * An imagine job the last run settled but never answered (the single process stopped while its reply went out): its
+ * pictures drawn again from the job's stored settings (the pipeline is seeded, so they are the same pictures), and the
+ * reply built as the first time; nothing is settled again (`ctx.settledBefore`). A job drawn by another model than
+ * the one running now gets an error instead of different pictures.
+ */
+export async function redrawImagine(ctx: CommandContext, job: JobRecord): Promise<Reply> {
+  const { options, result, model } = job.settings as { options?: ValidImagineOptions; result?: ImagineSettings; model?: { name: string; hash: string } };
+  if (!options || !result) throw new PictalkError('inference.failed', `Job \`${job.id}\` keeps no settings to draw it again`, { jobId: job.id });
+  const start = options.source ? await pictureOf(ctx, options.source, 1) : undefined;
+  return completeImagine(ctx, job.id, options, async (active) => {
+    const redrawn = await runJob(ctx.core, ownerOf(ctx), { kind: 'imagine', request: redrawRequest(ctx, options, result, start) }, {
+      statusJobId: job.id, coreJobId: `${job.id}.again.${newJobId()}`, timeoutMs: ctx.config.jobTimeoutMs.imagine,
+      onStatus: (status) => ctx.conversation.status(status), active,
+    });
+    if (model && redrawn.model.hash !== model.hash) {
+      throw new PictalkError('inference.failed', `Job \`${job.id}\` was drawn by another model (${model.name}) than the one running now, so it cannot be drawn again`, { jobId: job.id });
+    }
+    return redrawn;
+  });
+}
+
 /** Run (or follow) the job, settle it, describe its images, and build the reply. */
 async function completeImagine(
   ctx: CommandContext, jobId: string, withSeed: ValidImagineOptions, run: (active: ActiveJob) => Promise<ImagineResult>,
@@ -232,14 +254,8 @@ async function sourcePicture(ctx: CommandContext, job: JobRecord, index: number,
       `Job \`${job.id}\`'s picture is more than ${MAX_REDRAW_DEPTH} variations deep and no longer kept here; save it and send /imagine with it`);
   }
   const start = options.source ? await pictureOf(ctx, options.source, depth + 1) : undefined;
-  const request: ImagineRequest = {
-    prompt: result.prompt, negativePrompt: result.negativePrompt, seed: result.seed, steps: result.steps,
-    guidance: result.guidance, width: result.width, height: result.height, scheduler: result.scheduler, count: result.count, candidates: result.candidates,
-    ...(ctx.config.imageUpscale !== undefined ? { upscale: ctx.config.imageUpscale } : {}),
-    ...(start ? { image: start, strength: result.strength ?? options.strength ?? DEFAULT_STRENGTH } : {}),
-  };
   ctx.conversation.status({ state: 'running', jobId: job.id, stage: 'redraw', step: 0, total: 1 });
-  const redrawn = await runJob(ctx.core, ownerOf(ctx), { kind: 'imagine', request }, {
+  const redrawn = await runJob(ctx.core, ownerOf(ctx), { kind: 'imagine', request: redrawRequest(ctx, options, result, start) }, {
     statusJobId: job.id, coreJobId: `${job.id}.redraw${index}.${newJobId()}`, timeoutMs: ctx.config.jobTimeoutMs.imagine,
   });
   if (model && redrawn.model.hash !== model.hash) {
@@ -251,6 +267,16 @@ async function sourcePicture(ctx: CommandContext, job: JobRecord, index: number,
   if (image.nsfw) throw new PictalkError('input.invalid', `Picture ${index} of job \`${job.id}\` was withheld by the safety checker, so it cannot be varied`, { jobId: job.id });
   ctx.pictures?.set(key, image.png);
   return image.png;
+}
+
+/** The request that draws a finished job's pictures again: its settings as drawn (the seed among them). */
+function redrawRequest(ctx: CommandContext, options: ValidImagineOptions, result: ImagineSettings, start: Buffer | undefined): ImagineRequest {
+  return {
+    prompt: result.prompt, negativePrompt: result.negativePrompt, seed: result.seed, steps: result.steps,
+    guidance: result.guidance, width: result.width, height: result.height, scheduler: result.scheduler, count: result.count, candidates: result.candidates,
+    ...(ctx.config.imageUpscale !== undefined ? { upscale: ctx.config.imageUpscale } : {}),
+    ...(start ? { image: start, strength: result.strength ?? options.strength ?? DEFAULT_STRENGTH } : {}),
+  };
 }
 
 /** An uploaded starting picture: downloaded within the attachment limit and checked to be a picture. */

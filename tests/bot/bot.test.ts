@@ -6,8 +6,8 @@ import { PictalkError, type ErrorCode } from '../../common/errors.js';
 import { errorReply } from '../../bot/replies.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
 import type { JobRecord } from '../../bot/store.js';
-import type { BotRequest, Conversation } from '../../bot/types.js';
-import { actor, FakeCore, makeBot, ManualClock, moderator, RecordingConversation, request } from './helpers.js';
+import type { Attachment, BotRequest, Conversation, Reply } from '../../bot/types.js';
+import { actor, defaultResult, FakeCore, makeBot, ManualClock, moderator, RecordingConversation, request } from './helpers.js';
 
 describe('idempotency', () => {
   it('never starts a second job for the same request id, and replies once', async () => {
@@ -129,6 +129,50 @@ describe('never throws, never loses a request', () => {
     // told once
     expect(await bot.tellInterrupted(reconnect)).toBe(0);
     expect(await store.usage('s', 'u1', 'imagine', '2025-06-01')).toEqual({ reserved: 0, charged: 0, refunded: 1 });
+  });
+
+  it('answers again, once the adapters run, the jobs the last run settled and never answered: the same reply, charged once', async () => {
+    const first = makeBot();
+    first.core.behaviour.imagine = async (input) => {
+      if (input.kind === 'imagine' && input.request.prompt === 'fail') throw new PictalkError('inference.failed', 'the model failed');
+      return defaultResult(input);
+    };
+    // the platform takes each reply, and the process dies before any is done
+    const sending: Reply[] = [];
+    const dying: Conversation = { status: () => undefined, finish: (reply) => { sending.push(reply); return new Promise<void>(() => undefined); } };
+    const picture: Attachment = { name: 'photo.png', contentType: 'image/png', size: 2048, fetch: async () => Buffer.from('png:a blue star') };
+    void first.bot.handle(request({ name: 'imagine', options: { prompt: 'a red circle', seed: 5 } }, actor('u1'), 'r-img'), dying);
+    void first.bot.handle(request({ name: 'imagine', options: { prompt: 'fail' } }, actor('u2'), 'r-fail'), dying);
+    void first.bot.handle(request({ name: 'caption', attachment: picture, voice: true }, actor('u3'), 'r-cap'), dying);
+    for (let i = 0; i < 200 && sending.length < 3; i += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(sending).toHaveLength(3);
+    expect((await first.store.unansweredJobs(0)).map((job) => job.kind).sort()).toEqual(['caption', 'imagine', 'imagine']);
+
+    // the restart: a new process on the same store, its adapters up, conversations rebuilt from the jobs' routes
+    const second = makeBot({}, { store: first.store });
+    expect(await second.bot.recoverInterrupted()).toBe(0);
+    const again = new Map<string, RecordingConversation>();
+    const told = await second.bot.tellInterrupted((job) => {
+      const conversation = new RecordingConversation();
+      again.set(job.requestId, conversation);
+      return conversation;
+    });
+    expect(told).toBe(3);
+    const sent = (id: string): Reply => sending.find((reply) => reply.jobId === again.get(id)!.reply.jobId)!;
+    // the same pictures, redrawn from the stored seed, with the same text and buttons
+    expect(again.get('r-img')!.reply.images).toEqual(sent('r-img').images);
+    expect(again.get('r-img')!.reply.text).toBe(sent('r-img').text);
+    expect(again.get('r-img')!.reply.buttons).toEqual(sent('r-img').buttons);
+    expect(again.get('r-fail')!.reply).toMatchObject({ error: { code: 'inference.failed' }, text: sent('r-fail').text });
+    expect(again.get('r-cap')!.reply.text).toBe(sent('r-cap').text);
+    expect(again.get('r-cap')!.reply.voice?.ogg).toEqual(sent('r-cap').voice?.ogg);
+    // charged once, refunded once; answered now
+    const day = '2025-06-01';
+    expect(await first.store.usage('space1', 'u1', 'imagine', day)).toEqual({ reserved: 0, charged: 1, refunded: 0 });
+    expect(await first.store.usage('space1', 'u2', 'imagine', day)).toEqual({ reserved: 0, charged: 0, refunded: 1 });
+    expect(await first.store.usage('space1', 'u3', 'caption', day)).toEqual({ reserved: 0, charged: 1, refunded: 0 });
+    expect(await first.store.unansweredJobs(0)).toEqual([]);
+    expect(await second.bot.tellInterrupted(() => new RecordingConversation())).toBe(0);
   });
 
   it('validates its config up front', () => {
