@@ -1,15 +1,19 @@
 /**
- * The single process (`pictalk start`, SQLite), restarted with a job its previous run left unfinished: the job is
- * refunded, and once the Slack adapter runs its requester hears, through the command's response_url kept in the job's
- * route, that the restart lost it. A real process on the real store, against the fake Slack.
+ * The single process (`pictalk start`, SQLite, the builtin models), restarted:
+ * - with a job its previous run left unfinished: the job is refunded, and once the Slack adapter runs its requester
+ *   hears, through the command's response_url kept in the job's route, that the restart lost it;
+ * - after it was killed while it uploaded a finished picture: the restarted process draws the same picture again from
+ *   the stored seed and posts it, once, charging once.
+ * Real processes on the real store, against the fake Slack.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SqliteStore } from '../../bot/sqlite.store.js';
 import { FakeSlack } from '../fakes/slack/fake-slack.js';
+import { sendSigned } from '../fakes/slack/fake-slack.payloads.js';
 import { freePort } from '../helpers/postgres.server.js';
 
 const ROOT = process.cwd();
@@ -64,3 +68,66 @@ it('tells the requester of a job the last run left unfinished that the restart l
     rmSync(dir, { recursive: true, force: true });
   }
 }, 90_000);
+
+/** `pictalk start` on the SQLite file `db`, Slack over HTTP on `port` against `slack`; resolves once Slack is up. */
+async function startProcess(dir: string, db: string, slack: FakeSlack, port: number): Promise<{ child: ChildProcess; log: () => string }> {
+  const script = `import(${JSON.stringify(MAIN)}).then((m) => m.start([])).then((code) => process.exit(code));`;
+  const child = spawn(process.execPath, ['--import', OWNED, '--import', TSX, '--input-type=module', '-e', script], {
+    cwd: dir, stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...CLEAN_ENV, PICTALK_DB: db, SLACK_BOT_TOKEN: slack.botToken, SLACK_SIGNING_SECRET: slack.signingSecret, SLACK_API_URL: slack.apiUrl,
+      PICTALK_SLACK_PORT: String(port) },
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+  child.stderr!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+  for (let i = 0; i < 600 && !/Slack adapter started/.test(out) && child.exitCode === null; i += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+  if (!/Slack adapter started/.test(out)) throw new Error(`pictalk did not start:\n${out}`);
+  return { child, log: () => out };
+}
+
+const stopped = (child: ChildProcess, signal: NodeJS.Signals): Promise<unknown> => {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  return exited;
+};
+
+it('posts, once, the picture a killed run had finished and was uploading: the same picture, drawn again, charged once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pictalk-restart-'));
+  const slack = await FakeSlack.start();
+  let running: ChildProcess | undefined;
+  try {
+    const db = join(dir, 'db.sqlite');
+    const port = await freePort();
+    const first = await startProcess(dir, db, slack, port);
+    running = first.child;
+    // the picture's share in the channel never completes: the process is killed while it waits
+    const held = slack.holdNext('files.completeUploadExternal', (args) => args.channel_id !== undefined);
+    const payload = slack.slashCommand('/imagine', 'a small red circle --seed 5');
+    expect((await sendSigned(`http://127.0.0.1:${port}/slack/events`, 'slash_commands', payload, { secret: slack.signingSecret })).status).toBe(200);
+    const call = await held;
+    const files = JSON.parse(String(call.args.files)) as Array<{ id: string }>;
+    const firstPicture = slack.uploads.get(files[0]!.id)!.data!;
+    await stopped(first.child, 'SIGKILL');
+    expect(slack.completions.filter((c) => c.channel_id !== undefined)).toEqual([]);
+
+    const second = await startProcess(dir, db, slack, port);
+    running = second.child;
+    await slack.waitFor(() => slack.completions.some((c) => c.channel_id !== undefined), 60_000, 'the picture posted by the restarted process');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const shared = slack.completions.filter((c) => c.channel_id !== undefined);
+    expect(shared).toHaveLength(1);
+    expect(slack.uploads.get(shared[0]!.files[0]!.id)!.data).toEqual(firstPicture);
+    expect(second.log()).toMatch(/answering a job whose reply the last run did not send/);
+    await stopped(second.child, 'SIGTERM');
+    running = undefined;
+
+    const store = new SqliteStore(db);
+    expect(await store.unansweredJobs(0)).toEqual([]);
+    expect(await store.usage(slack.teamId, slack.users.alice.id, 'imagine', new Date().toISOString().slice(0, 10))).toEqual({ reserved: 0, charged: 1, refunded: 0 });
+    await store.close();
+  } finally {
+    if (running) await stopped(running, 'SIGKILL');
+    await slack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 150_000);

@@ -172,6 +172,7 @@ export class FakeSlack implements SlackContext {
   readonly socket: FakeSocketMode;
   private readonly hosted = new Map<string, { file: FakeFileObject; data: Buffer; chunked: boolean }>();
   private readonly rateLimits: Array<{ method: string; remaining: number; retryAfterSec: number }> = [];
+  private readonly holds: Array<{ method: string; when: (args: Record<string, unknown>) => boolean; arrived: (call: ApiCall) => void }> = [];
   private server!: Server;
   baseUrl = '';
 
@@ -225,6 +226,15 @@ export class FakeSlack implements SlackContext {
   /** The next `times` calls of `method` answer HTTP 429 with `Retry-After: retryAfterSec`. */
   rateLimit(method: string, times = 1, retryAfterSec = 1): void {
     this.rateLimits.push({ method, remaining: times, retryAfterSec });
+  }
+
+  /**
+   * Hold the next call of `method` whose arguments `when` accepts: neither carried out nor answered, like a request
+   * that never completes, until its connection closes (its sender died); it stays in `calls` with status 0. Resolves
+   * with the call once it arrives.
+   */
+  holdNext(method: string, when: (args: Record<string, unknown>) => boolean = () => true): Promise<ApiCall> {
+    return new Promise((arrived) => { this.holds.push({ method, when, arrived }); });
   }
 
   /**
@@ -340,6 +350,13 @@ export class FakeSlack implements SlackContext {
     const token = bearer ?? (typeof args.token === 'string' ? args.token : undefined);
     const call: ApiCall = { at: Date.now(), method, args, status: 200, ...(token ? { token } : {}) };
     this.calls.push(call);
+    const held = this.holds.findIndex((rule) => rule.method === method && rule.when(args));
+    if (held >= 0) {
+      const [rule] = this.holds.splice(held, 1);
+      call.status = 0;
+      await new Promise<void>((closed) => { req.socket.once('close', () => closed()); rule!.arrived(call); });
+      return;
+    }
     const limit = this.rateLimits.find((rule) => rule.method === method && rule.remaining > 0);
     if (limit) {
       limit.remaining -= 1;
