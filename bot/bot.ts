@@ -133,41 +133,42 @@ export class Bot {
    * again. True when a conversation took the reply; a job whose conversation cannot be rebuilt is marked answered.
    */
   private async answerAgain(job: JobRecord, conversation: Conversation | undefined): Promise<boolean> {
-    const request: BotRequest = {
-      id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt, command: { name: 'status' },
-      actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
-      ageRestricted: job.settings.ageRestricted === true,
-    };
-    const safe = this.guard(conversation ?? { status: () => undefined, finish: async () => undefined }, request);
-    const ctx = this.context(request, safe);
-    ctx.settledBefore = true;
-    ctx.answering.add(job.id);
     if (!conversation || !RESUMABLE.has(job.kind)) {
-      await this.answered(ctx, { text: '', silent: true, jobId: job.id });
+      await this.answerJob(job, undefined, true, async () => ({ text: '', silent: true, jobId: job.id }));
       return false;
     }
     this.log.warn('answering a job whose reply the last run did not send', { jobId: job.id, kind: job.kind, state: job.state });
+    await this.answerJob(job, conversation, true, (ctx) => (job.state !== 'succeeded' ? settleFailure(ctx, job.id, recordedFailure(job))
+      : job.kind === 'imagine' ? redrawImagine(ctx, job) : recaption(ctx, job)));
+    return true;
+  }
+
+  /**
+   * Build a job's reply in a command context of its own (`settled`: the job was settled before, so nothing is settled
+   * again) and send it through `conversation`, or, with none, only settle and mark the job answered. Never rejects.
+   */
+  private async answerJob(job: JobRecord, conversation: Conversation | undefined, settled: boolean, build: (ctx: CommandContext) => Promise<Reply>): Promise<void> {
+    const request = requestFor(job);
+    const safe = this.guard(conversation ?? { status: () => undefined, finish: async () => undefined }, request);
+    const ctx = this.context(request, safe);
+    if (settled) ctx.settledBefore = true;
+    ctx.answering.add(job.id);
     let reply: Reply;
     try {
-      reply = job.state !== 'succeeded'
-        ? await settleFailure(ctx, job.id, new PictalkError((job.errorCode ?? 'inference.failed') as ErrorCode, `The ${job.kind} job failed`))
-        : job.kind === 'imagine' ? await redrawImagine(ctx, job) : await recaption(ctx, job);
-      reply = await this.markPrivate(request.actor, reply);
+      reply = await build(ctx);
+      if (conversation) reply = await this.markPrivate(request.actor, reply);
     } catch (error) {
-      if (!isPictalkError(error)) this.log.error('unexpected error while answering a job again', { jobId: job.id, error: String((error as Error)?.stack ?? error) });
+      if (!isPictalkError(error)) this.log.error('unexpected error while answering a job', { jobId: job.id, error: String((error as Error)?.stack ?? error) });
       reply = { ...errorReply(error), jobId: job.id };
     }
-    await this.finish(safe, reply, request, ctx);
-    return true;
+    if (conversation) await this.finish(safe, reply, request, ctx);
+    else await this.answered(ctx, reply);
   }
 
   /** A lost job's requester told so (its quota was refunded): true when a conversation took the reply. */
   private async tellLost(job: JobRecord, conversation: Conversation | undefined): Promise<boolean> {
     if (!conversation) return false;
-    const request: BotRequest = {
-      id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt, command: { name: 'status' },
-      actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
-    };
+    const request = requestFor(job);
     const lost = new PictalkError('inference.failed', 'The job was lost when pictalk restarted', { restarted: true });
     try {
       await conversation.finish(await this.markPrivate(request.actor, { ...errorReply(lost, { refunded: true }), jobId: job.id }));
@@ -225,40 +226,22 @@ export class Bot {
   }
 
   private async resume(job: JobRecord, conversation: Conversation | undefined): Promise<void> {
-    const request: BotRequest = {
-      id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt,
-      actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
-      command: job.kind === 'imagine' ? { name: 'reroll', jobId: job.id } : { name: 'cancel', jobId: job.id },
-      ageRestricted: job.settings.ageRestricted === true,
-    };
-    const silent: Conversation = { status: () => undefined, finish: async () => undefined };
-    const safe = this.guard(conversation ?? silent, request);
-    const ctx = this.context(request, safe);
     // settled by a front that stopped before its reply went out: answer from the result, settle nothing again
     const settled = job.state !== 'queued' && job.state !== 'running';
-    if (settled) ctx.settledBefore = true;
-    ctx.answering.add(job.id);
     this.log.warn(settled ? 'answering a job whose front stopped before its reply went out' : 'following a job whose front stopped',
       { jobId: job.id, kind: job.kind, reply: conversation ? 'rebuilt' : 'none' });
-    let reply: Reply;
-    try {
+    await this.answerJob(job, conversation, settled, async (ctx) => {
       const handle = await this.core.attach!(job.id);
-      reply = !handle
+      const reply = !handle
         ? await settleFailure(ctx, job.id, new PictalkError('inference.failed', 'The job was lost while pictalk restarted; please send it again', { restarted: true }))
         : settled && job.state !== 'succeeded'
           ? await settleFailure(ctx, job.id, await failureOf(job, handle.result))
           : job.kind === 'imagine' ? await resumeImagine(ctx, job, handle) : await resumeCaption(ctx, job, handle);
-      if (conversation) reply = await this.markPrivate(request.actor, reply);
-    } catch (error) {
-      if (!isPictalkError(error)) this.log.error('unexpected error while following a job again', { jobId: job.id, error: String((error as Error)?.stack ?? error) });
-      reply = { ...errorReply(error), jobId: job.id };
-    }
-    if (!conversation) {
-      this.log.warn('a job finished after a restart, but its conversation cannot be rebuilt; its quota is settled', { jobId: job.id, code: reply.error?.code });
-      await this.answered(ctx, reply);
-      return;
-    }
-    await this.finish(safe, reply, request, ctx);
+      if (!conversation) {
+        this.log.warn('a job finished after a restart, but its conversation cannot be rebuilt; its quota is settled', { jobId: job.id, code: reply.error?.code });
+      }
+      return reply;
+    });
   }
 
   /** Handle one request; resolves when its one reply has been handed to `conversation.finish`. Never rejects. */
@@ -441,14 +424,31 @@ export class Bot {
   }
 }
 
-/** Why a job settled as failed or cancelled: the error its result holds, else one rebuilt from its recorded code. */
+/** Why a job settled as failed or cancelled: the error its result holds, else `recordedFailure`. */
 async function failureOf(job: JobRecord, result: Promise<unknown>): Promise<PictalkError> {
   try {
     await result;
   } catch (error) {
     if (isPictalkError(error)) return error;
   }
-  return new PictalkError((job.errorCode ?? 'inference.failed') as ErrorCode, `The ${job.kind} job ${job.state === 'cancelled' ? 'was cancelled' : 'failed'}`);
+  return recordedFailure(job);
+}
+
+/** A settled job's failure rebuilt from the code its record keeps. */
+const recordedFailure = (job: JobRecord): PictalkError =>
+  new PictalkError((job.errorCode ?? 'inference.failed') as ErrorCode, `The ${job.kind} job ${job.state === 'cancelled' ? 'was cancelled' : 'failed'}`);
+
+/**
+ * A request standing for a job's requester when the job is answered without one (after a restart, or by another
+ * front): the job's own ids, actor and channel age restriction.
+ */
+function requestFor(job: JobRecord): BotRequest {
+  return {
+    id: job.requestId, channelId: job.channelId, receivedAt: job.createdAt,
+    actor: { platform: job.platform, userId: job.requesterId, spaceId: job.spaceId, roleIds: [], platformModerator: false },
+    command: job.kind === 'imagine' ? { name: 'reroll', jobId: job.id } : { name: 'cancel', jobId: job.id },
+    ageRestricted: job.settings.ageRestricted === true,
+  };
 }
 
 /** The request's own shape: adapters are typed, but a malformed request must become a reply, not a crash. */
