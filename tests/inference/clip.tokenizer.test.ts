@@ -49,6 +49,35 @@ describe.each(Object.keys(cases.tokenizers))('CLIP tokenizer parity with transfo
   });
 });
 
+// Made by tests/fixtures/clip-tokenizer/make_fuzz.py: seeded random prompts mixing many scripts, marks, emoji forms,
+// control characters and the special tokens, with transformers 5's ids for each (padded ids up to the last real token).
+interface Fuzz {
+  seed: number;
+  prompts: string[];
+  tokenizers: Record<string, { version: string; class: string; pad_id: number; results: Array<{ ids: number[]; padded_to: number; full: number[] }> }>;
+}
+const fuzz = JSON.parse(await readFile(path.join(FIXTURES, 'fuzz.json'), 'utf8')) as Fuzz;
+
+describe.each(Object.keys(fuzz.tokenizers))('CLIP tokenizer parity with transformers on random prompts (%s)', (name) => {
+  it(`gives transformers' ids for every one of ${fuzz.prompts.length} prompts`, async () => {
+    const expected = fuzz.tokenizers[name]!;
+    expect(expected.class).toBe('transformers.models.clip.tokenization_clip.CLIPTokenizer');
+    const tokenizer = await loadClipTokenizer(path.join(FIXTURES, name));
+    expect(tokenizer.padId).toBe(expected.pad_id);
+    const differing: Array<{ index: number; prompt: string }> = [];
+    fuzz.prompts.forEach((prompt, index) => {
+      const want = expected.results[index]!;
+      const padded = [...want.ids, ...new Array<number>(want.padded_to - want.ids.length).fill(expected.pad_id)];
+      const full = tokenizer.tokenize(prompt).map((token) => tokenizer.idOf(token));
+      const encoded = tokenizer.encode(prompt);
+      const same = JSON.stringify(full) === JSON.stringify(want.full) && JSON.stringify(Array.from(encoded.ids)) === JSON.stringify(padded)
+        && encoded.length === want.ids.length;
+      if (!same) differing.push({ index, prompt });
+    });
+    expect(differing.slice(0, 5)).toEqual([]);
+  });
+});
+
 describe('CLIP tokenizer', () => {
   it('pads with the pad token of the files, truncates keeping eos last, and says so', async () => {
     const eot = await loadClipTokenizer(path.join(FIXTURES, 'tokenizer-eot'));
