@@ -8,7 +8,9 @@
  * - silent replies (auto-captioning declined the picture): the status message is removed, nothing is sent; a job that
  *   another front of a cluster answers (`answeredElsewhere`): nothing is sent, the status message is left to it;
  * - errors and ephemeral replies: the status message is removed and the requester alone gets the text, through the
- *   interaction's response_url (`respond`) or chat.postEphemeral for events.
+ *   interaction's response_url (`respond`) or chat.postEphemeral for events;
+ * - private replies (the requester's setting): no status message; a job not done soon gets one ephemeral note with its
+ *   state, before the reply (an ephemeral message cannot be edited).
  * @see https://docs.slack.dev/messaging/working-with-files#uploading_files
  */
 import type { Logger } from '../../common/logger.js';
@@ -103,8 +105,11 @@ export interface ConversationOptions {
   /**
    * The requester's private-replies setting is on: no public status message, the reply goes to them alone (its text
    * ephemerally; images and voice, which an ephemeral message cannot carry, into their direct message with the app).
+   * A job still waiting or running `privateNoteAfterMs` after its first status (default: twice `statusIntervalMs`)
+   * gets one ephemeral note with its state, so the requester knows it is under way.
    */
   privately?: boolean;
+  privateNoteAfterMs?: number;
 }
 
 export class SlackConversation implements Conversation {
@@ -116,6 +121,10 @@ export class SlackConversation implements Conversation {
   private previewsOff = false;
   private finishing = false;
   private routeListener: ((route: Record<string, unknown>) => void) | undefined;
+  /** Private replies: the latest state, the timer of the one note, and the note once it is on its way. */
+  private privateState: JobStatus | undefined;
+  private privateTimer: NodeJS.Timeout | undefined;
+  private privateNote: Promise<void> | undefined;
 
   constructor(private target: SlackTarget, private readonly options: ConversationOptions) {
     this.throttle = new StatusThrottle<JobStatus>(
@@ -149,7 +158,27 @@ export class SlackConversation implements Conversation {
   }
 
   status(update: JobStatus): void {
-    if (!this.finishing && !this.options.privately) this.throttle.push(update);
+    if (this.finishing) return;
+    if (this.options.privately) this.notePrivately(update);
+    else this.throttle.push(update);
+  }
+
+  /**
+   * Private replies have no status message to edit (an ephemeral message cannot be edited): a job that is not done
+   * soon gets one ephemeral note with its latest state instead, and nothing after it but the reply.
+   */
+  private notePrivately(update: JobStatus): void {
+    if (this.privateNote) return;
+    this.privateState = update;
+    if (this.privateTimer) return;
+    this.privateTimer = setTimeout(() => {
+      this.privateTimer = undefined;
+      if (this.finishing || this.privateNote || !this.privateState) return;
+      const text = `${renderStatus(this.privateState)}\n🔒 Your replies are private, so only you will see the result.`;
+      this.privateNote = this.sendEphemeral(text).catch((error: unknown) =>
+        this.options.logger.warn('slack: could not send the private progress note', { request: this.options.requestId, error: slackError(error) ?? String(error) }));
+    }, this.options.privateNoteAfterMs ?? 2 * this.options.statusIntervalMs);
+    this.privateTimer.unref();
   }
 
   async finish(reply: Reply): Promise<FinishReceipt> {
@@ -158,8 +187,12 @@ export class SlackConversation implements Conversation {
       return { messageIds: [] };
     }
     this.finishing = true;
-    // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire.
+    // No status edit may land after the final one: stop the throttle and wait for an edit already on the wire (and
+    // for a private note already on its way, so the reply comes after it).
+    if (this.privateTimer) clearTimeout(this.privateTimer);
+    this.privateTimer = undefined;
     await this.throttle.close();
+    await this.privateNote;
     const final = reply.action?.kind === 'delete' && !reply.error ? await this.deleteMessages(reply, reply.action.messageIds) : reply;
     // another front answers this job, in the status message both may show: leave that message to it
     if (final.silent && final.answeredElsewhere && !final.error) {

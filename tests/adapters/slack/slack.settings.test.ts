@@ -87,3 +87,40 @@ test('private replies: no public status, the text ephemerally, the image in the 
   expect(fake.messages.filter((m) => m.channel === fake.channels.general.id)).toHaveLength(publicBefore);
   expect(fake.completions.filter((c) => c.at >= since && c.channel_id === fake.channels.general.id)).toEqual([]);
 });
+
+test('private replies: a job that takes a while gets one ephemeral note with its state, before the reply', async () => {
+  const since = Date.now();
+  const user = fake.users.owner;
+  await pictalk(since, 'settings set private on', user, '`private` is now on');
+  const publicBefore = fake.messages.filter((m) => m.channel === fake.channels.general.id).length;
+
+  core.manual = ['imagine'];
+  const before = core.of('imagine').length;
+  fake.socket.deliver('slash_commands', fake.slashCommand('/imagine', 'a slow secret circle --seed 4', user));
+  const [job] = (await core.waitForJobs(before + 1, 'imagine')).slice(-1);
+  job!.emit('progress', { stage: 'denoise', step: 1, total: 2 });
+  // the harness's status interval is 200 ms: the note comes about 400 ms after the first state, with the latest one
+  const note = await ephemeral(since, 'only you will see the result');
+  expect(note.text).toContain('Step 1/2 · denoise');
+  expect(note.via === 'response_url' || note.user === user.id).toBe(true);
+  job!.emit('progress', { stage: 'denoise', step: 2, total: 2 });
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  core.manual = false;
+  job!.resolve();
+
+  const done = await ephemeral(since, 'the result is in your direct messages');
+  expect(done.at).toBeGreaterThanOrEqual(note.at);
+  // one note, however long the job ran, and nothing in the channel
+  expect(fake.ephemerals.filter((e) => e.at >= since && e.text.includes('only you will see the result'))).toHaveLength(1);
+  expect(fake.messages.filter((m) => m.channel === fake.channels.general.id)).toHaveLength(publicBefore);
+});
+
+test('private replies: a job done at once gets no note, only its reply', async () => {
+  const since = Date.now();
+  const user = fake.users.owner;
+  await pictalk(since, 'settings set private on', user, '`private` is now on');
+  fake.socket.deliver('slash_commands', fake.slashCommand('/imagine', 'a quick secret star --seed 5', user));
+  await ephemeral(since, 'the result is in your direct messages');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  expect(fake.ephemerals.filter((e) => e.at >= since && e.text.includes('only you will see the result'))).toEqual([]);
+});
