@@ -119,8 +119,12 @@ test('private replies: a job done at once gets no note, only its reply', async (
   const since = Date.now();
   const user = fake.users.owner;
   await pictalk(since, 'settings set private on', user, '`private` is now on');
+  const sent = Date.now();
   fake.socket.deliver('slash_commands', fake.slashCommand('/imagine', 'a quick secret star --seed 5', user));
-  await ephemeral(since, 'the result is in your direct messages');
+  const done = await ephemeral(since, 'the result is in your direct messages');
   await new Promise((resolve) => setTimeout(resolve, 600));
-  expect(fake.ephemerals.filter((e) => e.at >= since && e.text.includes('only you will see the result'))).toEqual([]);
+  const notes = fake.ephemerals.filter((e) => e.at >= since && e.text.includes('only you will see the result'));
+  // the note is due 400 ms after the first state; a machine so busy that the whole job took longer may send it
+  if (done.at - sent < 350) expect(notes).toEqual([]);
+  else expect(notes.length).toBeLessThanOrEqual(1);
 });
