@@ -159,7 +159,8 @@ export class Bot {
       if (conversation) reply = await this.markPrivate(request.actor, reply);
     } catch (error) {
       if (!isPictalkError(error)) this.log.error('unexpected error while answering a job', { jobId: job.id, error: String((error as Error)?.stack ?? error) });
-      reply = { ...errorReply(error), jobId: job.id };
+      // a settled job's reply that cannot be built: settled as a failure is (a charge given back, and said so)
+      reply = settled ? await settleFailure(ctx, job.id, error).catch(() => ({ ...errorReply(error), jobId: job.id })) : { ...errorReply(error), jobId: job.id };
     }
     if (conversation) await this.finish(safe, reply, request, ctx);
     else await this.answered(ctx, reply);

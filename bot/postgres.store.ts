@@ -232,6 +232,11 @@ export class PostgresStore implements BotStore {
     return result.rowCount === 1;
   }
 
+  async refundCharge(jobId: string, at: number): Promise<boolean> {
+    const result = await this.query("UPDATE usage_ledger SET state = 'refunded', settled_at = $1 WHERE job_id = $2 AND state = 'charged'", [at, jobId]);
+    return result.rowCount === 1;
+  }
+
   async updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void> {
     if (change.settings) {
       await this.query('UPDATE jobs SET state = $1, error_code = $2, settings = $3, updated_at = $4 WHERE id = $5',

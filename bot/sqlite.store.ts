@@ -59,6 +59,7 @@ function prepareStatements(db: Db) {
     insertReservation: db.prepare(`INSERT INTO usage_ledger (job_id, space_id, user_id, kind, day, units, state, created_at)
       VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?)`),
     settle: db.prepare("UPDATE usage_ledger SET state = ?, settled_at = ? WHERE job_id = ? AND state = 'reserved'"),
+    refundCharge: db.prepare("UPDATE usage_ledger SET state = 'refunded', settled_at = ? WHERE job_id = ? AND state = 'charged'"),
     settlePartly: db.prepare(`UPDATE usage_ledger SET state = 'charged', settled_at = ?, units = MIN(units, ?), note = ?
       WHERE job_id = ? AND state = 'reserved'`),
     updateJob: db.prepare('UPDATE jobs SET state = ?, error_code = ?, updated_at = ? WHERE id = ?'),
@@ -151,6 +152,10 @@ export class SqliteStore implements BotStore {
     checkPartialCharge(outcome, partly);
     if (partly) return this.s.settlePartly.run(at, partly.units, partly.note, jobId).changes === 1;
     return this.s.settle.run(outcome, at, jobId).changes === 1;
+  }
+
+  async refundCharge(jobId: string, at: number): Promise<boolean> {
+    return this.s.refundCharge.run(at, jobId).changes === 1;
   }
 
   async updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void> {

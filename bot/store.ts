@@ -105,6 +105,13 @@ export interface BotStore {
    * reservation's units become `partly.units` (at most what was reserved, at least 1) and `partly.note` says why.
    */
   settleJob(jobId: string, outcome: 'charged' | 'refunded', at: number, partly?: PartialCharge): Promise<boolean>;
+  /**
+   * charged -> refunded: a job charged when its result came, whose reply could not be given after all (answered again
+   * after a restart or by another front, and that answer failed: its starting picture no longer kept, the model
+   * changed). Its charged units are room again. Returns false when the job holds no charge (never charged, or given
+   * back already), so two processes that try it give it back once.
+   */
+  refundCharge(jobId: string, at: number): Promise<boolean>;
   updateJob(jobId: string, change: { state: JobState; errorCode?: string; settings?: Record<string, unknown> }, at: number): Promise<void>;
   setJobMessages(jobId: string, messageIds: string[], at: number): Promise<void>;
   /**

@@ -91,8 +91,15 @@ export function answeredElsewhere(ctx: CommandContext, jobId: string): Reply {
 export async function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Promise<Reply> {
   // another front follows the job now and settles and answers it: nothing to write, nothing to say
   if (isAnsweredElsewhere(error)) return answeredElsewhere(ctx, jobId);
-  // answered again: the settlement the stopped front made stands, whatever failed now
-  if (ctx.settledBefore) return { ...errorReply(error, { refunded: (await ctx.store.getJob(jobId))?.state !== 'succeeded' }), jobId };
+  // answered again: a failure the stopped front settled stands (refunded then); a job it charged whose reply cannot be
+  // given after all (its starting picture no longer kept, the model changed) gives its charge back, once
+  if (ctx.settledBefore) {
+    if ((await ctx.store.getJob(jobId))?.state !== 'succeeded') return { ...errorReply(error, { refunded: true }), jobId };
+    const now = ctx.clock.now();
+    const refunded = await ctx.store.refundCharge(jobId, now);
+    if (refunded) await ctx.store.updateJob(jobId, { state: 'failed', errorCode: isPictalkError(error) ? error.code : 'inference.failed' }, now);
+    return { ...errorReply(error, { refunded }), jobId };
+  }
   const now = ctx.clock.now();
   const refunded = await ctx.store.settleJob(jobId, 'refunded', now);
   // settled already, and delivered: another front followed the same job and answered with its result

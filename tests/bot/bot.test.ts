@@ -175,6 +175,39 @@ describe('never throws, never loses a request', () => {
     expect(await second.bot.tellInterrupted(() => new RecordingConversation())).toBe(0);
   });
 
+  it('gives the charge back when a job it answers again cannot be drawn again: its upload no longer kept, the model changed', async () => {
+    const first = makeBot();
+    const sending: Reply[] = [];
+    const dying: Conversation = { status: () => undefined, finish: (reply) => { sending.push(reply); return new Promise<void>(() => undefined); } };
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
+    const upload: Attachment = { name: 'start.png', contentType: 'image/png', size: png.length, fetch: async () => png };
+    void first.bot.handle(request({ name: 'imagine', options: { prompt: 'a red circle', image: upload, strength: 0.5, seed: 2 } }, actor('u1'), 'r-upload'), dying);
+    void first.bot.handle(request({ name: 'imagine', options: { prompt: 'a blue star', seed: 3 } }, actor('u2'), 'r-model'), dying);
+    for (let i = 0; i < 200 && sending.length < 2; i += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(sending).toHaveLength(2);
+    const day = '2025-06-01';
+    expect(await first.store.usage('space1', 'u1', 'imagine', day)).toEqual({ reserved: 0, charged: 1, refunded: 0 });
+
+    // the restart: the upload was kept in the first process's memory only, and another model draws now
+    const second = makeBot({}, { store: first.store });
+    second.core.behaviour.imagine = async (input) => ({ ...defaultResult(input), model: { name: 'another', hash: '1' } } as never);
+    await second.bot.recoverInterrupted();
+    const again = new Map<string, RecordingConversation>();
+    expect(await second.bot.tellInterrupted((job) => {
+      const conversation = new RecordingConversation();
+      again.set(job.requestId, conversation);
+      return conversation;
+    })).toBe(2);
+    expect(again.get('r-upload')!.reply).toMatchObject({
+      error: { code: 'input.invalid' },
+      text: 'The picture this job started from (`start.png`) is no longer kept here; send /imagine with the image again. Your quota was refunded.',
+    });
+    expect(again.get('r-model')!.reply).toMatchObject({ error: { code: 'inference.failed' }, text: expect.stringContaining('Your quota was refunded.') });
+    for (const user of ['u1', 'u2']) expect(await first.store.usage('space1', user, 'imagine', day)).toEqual({ reserved: 0, charged: 0, refunded: 1 });
+    for (const reply of sending) expect(await first.store.getJob(reply.jobId!)).toMatchObject({ state: 'failed', answeredAt: expect.any(Number) });
+    expect(await first.store.unansweredJobs(0)).toEqual([]);
+  });
+
   it('validates its config up front', () => {
     expect(() => new Bot({ store: new SqliteStore(':memory:'), core: new FakeCore(), config: { rateLimit: { capacity: 0 } } }))
       .toThrow('Expected `rateLimit.capacity` to be an integer from 1 to 10000, got `0` (number)');

@@ -82,6 +82,24 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       await expect(store.settleJob('c', 'refunded', 5, { units: 1, note: 'a refund is whole' })).rejects.toMatchObject({ code: 'input.invalid' });
     });
 
+    it('gives a charge back once, and only a charge', async () => {
+      const { store } = t;
+      await store.acceptJob(job('a'), reservation(3, 4));
+      expect(await store.refundCharge('a', 2)).toBe(false);            // reserved, not charged
+      expect(await store.settleJob('a', 'charged', 2, { units: 2, note: '1 of 3 images withheld by the safety checker' })).toBe(true);
+      expect(await store.usage('s1', 'u1', 'imagine', DAY)).toEqual({ reserved: 0, charged: 2, refunded: 0 });
+      await expect(store.acceptJob(job('b'), reservation(3, 4))).rejects.toMatchObject({ code: 'quota.exceeded' });
+      // from two connections at once: one gives it back
+      const other = await another();
+      expect((await Promise.all([store.refundCharge('a', 3), other.refundCharge('a', 3)])).filter(Boolean)).toEqual([true]);
+      expect(await store.usage('s1', 'u1', 'imagine', DAY)).toEqual({ reserved: 0, charged: 0, refunded: 2 });
+      await store.acceptJob(job('b'), reservation(4, 4));               // the room is back
+      expect(await store.settleJob('b', 'refunded', 4)).toBe(true);
+      expect(await store.refundCharge('b', 5)).toBe(false);             // refunded already
+      expect(await store.refundCharge('no-such-job', 5)).toBe(false);
+      expect(await store.settleJob('a', 'charged', 6)).toBe(false);     // and settling again does nothing
+    });
+
     it('keeps a job as it was given and as it changes', async () => {
       const { store } = t;
       await store.acceptJob(job('a', { parentJobId: 'p', createdAt: 5 }), reservation(1, 10));
