@@ -105,11 +105,10 @@ export interface ConversationOptions {
   /**
    * The requester's private-replies setting is on: no public status message, the reply goes to them alone (its text
    * ephemerally; images and voice, which an ephemeral message cannot carry, into their direct message with the app).
-   * A job still waiting or running `privateNoteAfterMs` after its first status (default: twice `statusIntervalMs`)
-   * gets one ephemeral note with its state, so the requester knows it is under way.
+   * A job still waiting or running two status intervals after its first status gets one ephemeral note with its
+   * state, so the requester knows it is under way.
    */
   privately?: boolean;
-  privateNoteAfterMs?: number;
 }
 
 export class SlackConversation implements Conversation {
@@ -177,7 +176,7 @@ export class SlackConversation implements Conversation {
       const text = `${renderStatus(this.privateState)}\n🔒 Your replies are private, so only you will see the result.`;
       this.privateNote = this.sendEphemeral(text).catch((error: unknown) =>
         this.options.logger.warn('slack: could not send the private progress note', { request: this.options.requestId, error: slackError(error) ?? String(error) }));
-    }, this.options.privateNoteAfterMs ?? 2 * this.options.statusIntervalMs);
+    }, 2 * this.options.statusIntervalMs);
     this.privateTimer.unref();
   }
 

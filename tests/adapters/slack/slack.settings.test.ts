@@ -7,7 +7,7 @@
 import type { SqliteStore } from '../../../bot/sqlite.store.js';
 import type { FakeSlack } from '../../fakes/slack/fake-slack.js';
 import type { FakeUser } from '../../fakes/slack/fake-slack.payloads.js';
-import type { FakeCore } from '../../bot/helpers.js';
+import type { FakeCore, FakeJob } from '../../bot/helpers.js';
 import { startRealBotSlack, type RealBotSlack } from './real-bot.harness.js';
 
 let slack: RealBotSlack;
@@ -63,21 +63,29 @@ test('server limits: a member is refused, an admin sets one, and a larger option
   expect(core.of('imagine')).toHaveLength(before);
 });
 
+/**
+ * The owner, with private replies on, sends `/imagine <text>`; the job is held in the fake core and has reported step 1
+ * of 2. Returns the job and how many messages the channel had before.
+ */
+async function privateImagine(since: number, text: string): Promise<{ job: FakeJob; publicBefore: number }> {
+  await pictalk(since, 'settings set private on', fake.users.owner, '`private` is now on');
+  const publicBefore = fake.messages.filter((m) => m.channel === fake.channels.general.id).length;
+  core.manual = ['imagine'];
+  const before = core.of('imagine').length;
+  fake.socket.deliver('slash_commands', fake.slashCommand('/imagine', text, fake.users.owner));
+  const job = (await core.waitForJobs(before + 1, 'imagine')).at(-1)!;
+  job.emit('progress', { stage: 'denoise', step: 1, total: 2 });
+  return { job, publicBefore };
+}
+
 test('private replies: no public status, the text ephemerally, the image in the direct message', async () => {
   const since = Date.now();
   const user = fake.users.owner;
-  await pictalk(since, 'settings set private on', user, '`private` is now on');
-  const publicBefore = fake.messages.filter((m) => m.channel === fake.channels.general.id).length;
-
-  core.manual = ['imagine'];
-  const before = core.of('imagine').length;
-  fake.socket.deliver('slash_commands', fake.slashCommand('/imagine', 'a secret square --seed 9', user));
-  const [job] = (await core.waitForJobs(before + 1, 'imagine')).slice(-1);
   // progress while it runs: nothing posted in the channel
-  job!.emit('progress', { stage: 'denoise', step: 1, total: 2 });
+  const { job, publicBefore } = await privateImagine(since, 'a secret square --seed 9');
   await new Promise((resolve) => setTimeout(resolve, 400));
   core.manual = false;
-  job!.resolve();
+  job.resolve();
 
   const note = await ephemeral(since, 'the result is in your direct messages');
   expect(note.user ?? user.id).toBe(user.id);
@@ -91,22 +99,15 @@ test('private replies: no public status, the text ephemerally, the image in the 
 test('private replies: a job that takes a while gets one ephemeral note with its state, before the reply', async () => {
   const since = Date.now();
   const user = fake.users.owner;
-  await pictalk(since, 'settings set private on', user, '`private` is now on');
-  const publicBefore = fake.messages.filter((m) => m.channel === fake.channels.general.id).length;
-
-  core.manual = ['imagine'];
-  const before = core.of('imagine').length;
-  fake.socket.deliver('slash_commands', fake.slashCommand('/imagine', 'a slow secret circle --seed 4', user));
-  const [job] = (await core.waitForJobs(before + 1, 'imagine')).slice(-1);
-  job!.emit('progress', { stage: 'denoise', step: 1, total: 2 });
+  const { job, publicBefore } = await privateImagine(since, 'a slow secret circle --seed 4');
   // the harness's status interval is 200 ms: the note comes about 400 ms after the first state, with the latest one
   const note = await ephemeral(since, 'only you will see the result');
   expect(note.text).toContain('Step 1/2 · denoise');
   expect(note.via === 'response_url' || note.user === user.id).toBe(true);
-  job!.emit('progress', { stage: 'denoise', step: 2, total: 2 });
+  job.emit('progress', { stage: 'denoise', step: 2, total: 2 });
   await new Promise((resolve) => setTimeout(resolve, 700));
   core.manual = false;
-  job!.resolve();
+  job.resolve();
 
   const done = await ephemeral(since, 'the result is in your direct messages');
   expect(done.at).toBeGreaterThanOrEqual(note.at);
