@@ -5,39 +5,23 @@
  *
  *   npx tsx scripts/measure/imagine-threads.ts [jobs]
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { builtinModelDir } from '../../common/package-root.js';
 import { benchPrompts } from '../bench.inputs.js';
 import { loadBenchCore } from '../bench.core.js';
 import { closedLoop } from '../bench.throughput.js';
+import { perJob, threadTicks } from './proc-threads.js';
 
 const jobs = Number(process.argv[2] ?? 48);
-const threads = (): Map<string, number> => {
-  const byName = new Map<string, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      const key = tid === String(process.pid) ? 'main' : name;
-      byName.set(key, (byName.get(key) ?? 0) + ticks);
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
-  return byName;
-};
 const { core, close } = await loadBenchCore({ t2iDir: builtinModelDir('text-to-image'), captionerDir: builtinModelDir('captioner') }, { executionProvider: 'cpu', intraOpThreads: 1 });
 const prompts = benchPrompts(256);
 const imagine = (offset: number) => (i: number) => ({ kind: 'imagine' as const, request: { prompt: prompts[(offset + i) % prompts.length]!, seed: offset + i } });
 await closedLoop(core, 8, 8, imagine(100));
-const before = threads();
+const before = threadTicks();
 const wallStart = performance.now();
 const level = await closedLoop(core, 8, jobs, imagine(1000));
 const wall = (performance.now() - wallStart) / 1000;
-const after = threads();
-const rows = [...after].map(([name, ticks]) => ({ name, cpuPerJob: (ticks - (before.get(name) ?? 0)) / 100 / jobs })).filter((r) => r.cpuPerJob > 0)
-  .sort((a, b) => b.cpuPerJob - a.cpuPerJob);
+const after = threadTicks();
+const rows = perJob(before, after, jobs);
 const total = rows.reduce((sum, r) => sum + r.cpuPerJob, 0);
 process.stdout.write(`${jobs} imagine jobs, 8 clients: ${level.jobs_per_s} jobs/s, ${(wall / jobs).toFixed(3)} s wall per job, ${total.toFixed(3)} CPU s per job\n`);
 for (const r of rows) process.stdout.write(`  ${r.name.padEnd(16)} ${r.cpuPerJob.toFixed(3)} CPU s per job (${(100 * r.cpuPerJob / total).toFixed(0)}%)\n`);
