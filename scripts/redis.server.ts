@@ -47,19 +47,30 @@ export async function freePort(): Promise<number> {
 
 type Reply = string | number | null | Reply[];
 
-/** One command, its reply (RESP 2: simple strings, errors thrown, integers, bulk strings, arrays). */
+/**
+ * One command, its reply (RESP 2: simple strings, errors thrown, integers, bulk strings, arrays). A connection that
+ * closes before a whole reply (a server shutting down) or stays silent for five seconds rejects: a probe never hangs.
+ */
 export async function redisCommand(port: number, ...args: string[]): Promise<Reply> {
+  const timeoutMs = 5000;
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
     let buffer = Buffer.alloc(0);
-    socket.once('error', reject);
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      fn();
+    };
+    socket.setTimeout(timeoutMs, () => settle(() => reject(new Error(`Redis on port ${port} did not answer ${args[0]} within ${timeoutMs} ms`))));
+    socket.once('error', (error) => settle(() => reject(error)));
+    socket.once('close', () => settle(() => reject(new Error(`Redis on port ${port} closed the connection before answering ${args[0]}`))));
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       const parsed = parse(buffer, 0);
       if (parsed === undefined) return;
-      socket.end();
-      if (parsed.value instanceof Error) reject(parsed.value);
-      else resolve(parsed.value as Reply);
+      settle(() => (parsed.value instanceof Error ? reject(parsed.value) : resolve(parsed.value as Reply)));
     });
     socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
   });

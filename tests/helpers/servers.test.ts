@@ -76,7 +76,11 @@ setInterval(() => undefined, 1000);`;
     let out = '';
     owner.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
     owner.stderr.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-    for (let i = 0; i < 1200 && !out.includes('\n'); i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    // both servers start (initdb takes a while on a busy machine); a probe that cannot answer rejects, never hangs
+    for (const until = Date.now() + 90_000; Date.now() < until && !out.includes('\n') && owner.exitCode === null;) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (!out.includes('\n')) throw new Error(`the owner did not start its servers: ${out.slice(-2000)}`);
     const started = JSON.parse(out.split('\n')[0]!) as { redis: [number, string]; postgres: [number, string] };
     const pgRefused = async (): Promise<boolean> => {
       const client = new pg.Client({ connectionString: `postgres://pictalk@127.0.0.1:${started.postgres[0]}/postgres`, connectionTimeoutMillis: 1000 });
@@ -86,15 +90,16 @@ setInterval(() => undefined, 1000);`;
     expect(await refused(started.redis[0])).toBe(false);
     expect(await pgRefused()).toBe(false);
 
+    const exited = owner.exitCode !== null || owner.signalCode !== null ? Promise.resolve() : new Promise((resolve) => owner.once('exit', resolve));
     owner.kill('SIGKILL');
-    await new Promise((resolve) => owner.once('exit', resolve));
+    await exited;
     const gone = async (): Promise<boolean> => (await refused(started.redis[0])) && (await pgRefused())
       && !existsSync(started.redis[1]) && !existsSync(started.postgres[1]);
     let ok = false;
-    for (let i = 0; i < 150 && !(ok = await gone()); i += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const until = Date.now() + 30_000; Date.now() < until && !(ok = await gone());) await new Promise((resolve) => setTimeout(resolve, 100));
     expect({ redisRefused: await refused(started.redis[0]), postgresRefused: await pgRefused(),
       redisDir: existsSync(started.redis[1]), postgresDir: existsSync(started.postgres[1]) })
       .toEqual({ redisRefused: true, postgresRefused: true, redisDir: false, postgresDir: false });
     expect(ok).toBe(true);
-  }, 120_000);
+  }, 180_000);
 });
