@@ -58,7 +58,7 @@ describe('bot/ on the real InferenceCore', () => {
     const running = new RecordingConversation();
     const waiting = new RecordingConversation();
     const until = async (done: () => boolean): Promise<void> => {
-      for (let i = 0; i < 500 && !done(); i += 1) await sleep(1);
+      for (const until = Date.now() + 10_000; Date.now() < until && !done();) await sleep(1);
     };
     const first = bot.handle(request({ name: 'imagine', options: { prompt: 'a' } }), running);
     await until(() => running.statuses.some((s) => s.state === 'running'));

@@ -28,7 +28,7 @@ function session(t: TestBot = makeBot()): Session {
 }
 
 const waitFor = async (check: () => boolean): Promise<void> => {
-  for (let i = 0; i < 500 && !check(); i += 1) await new Promise((resolve) => setTimeout(resolve, 2));
+  for (const until = Date.now() + 10_000; Date.now() < until && !check();) await new Promise((resolve) => setTimeout(resolve, 2));
   if (!check()) throw new Error('condition never became true');
 };
 
