@@ -38,8 +38,8 @@ export interface ClusterBench {
 const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`); };
 const round = (value: number): number => Number(value.toFixed(2));
 
-/** A real worker process: the built command line, `start --role worker`. */
-async function startWorker(redis: RedisServer, name: string): Promise<ChildProcess> {
+/** A real worker process: the built command line, `start --role worker`, one onnxruntime thread. */
+export async function startWorker(redis: RedisServer, name: string): Promise<ChildProcess> {
   const cli = join(packageRoot(), 'dist/adapters/cli.js');
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
   // it ends with the bench, whatever ends it (Ctrl-C, a kill): scripts/exit-with-owner.mjs
@@ -57,7 +57,8 @@ async function startWorker(redis: RedisServer, name: string): Promise<ChildProce
   return child;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+/** Stop a worker (SIGTERM) and wait for it to exit. */
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');

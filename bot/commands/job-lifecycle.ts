@@ -91,20 +91,19 @@ export function answeredElsewhere(ctx: CommandContext, jobId: string): Reply {
 export async function settleFailure(ctx: CommandContext, jobId: string, error: unknown): Promise<Reply> {
   // another front follows the job now and settles and answers it: nothing to write, nothing to say
   if (isAnsweredElsewhere(error)) return answeredElsewhere(ctx, jobId);
+  const now = ctx.clock.now();
+  const code = isPictalkError(error) ? error.code : 'inference.failed';
   // answered again: a failure the stopped front settled stands (refunded then); a job it charged whose reply cannot be
   // given after all (its starting picture no longer kept, the model changed) gives its charge back, once
   if (ctx.settledBefore) {
     if ((await ctx.store.getJob(jobId))?.state !== 'succeeded') return { ...errorReply(error, { refunded: true }), jobId };
-    const now = ctx.clock.now();
     const refunded = await ctx.store.refundCharge(jobId, now);
-    if (refunded) await ctx.store.updateJob(jobId, { state: 'failed', errorCode: isPictalkError(error) ? error.code : 'inference.failed' }, now);
+    if (refunded) await ctx.store.updateJob(jobId, { state: 'failed', errorCode: code }, now);
     return { ...errorReply(error, { refunded }), jobId };
   }
-  const now = ctx.clock.now();
   const refunded = await ctx.store.settleJob(jobId, 'refunded', now);
   // settled already, and delivered: another front followed the same job and answered with its result
   if (!refunded && (await ctx.store.getJob(jobId))?.state === 'succeeded') return answeredElsewhere(ctx, jobId);
-  const code = isPictalkError(error) ? error.code : 'inference.failed';
   await ctx.store.updateJob(jobId, { state: code === 'job.cancelled' ? 'cancelled' : 'failed', errorCode: code }, now);
   if (!isPictalkError(error)) ctx.log.error('job failed with an unexpected error', { jobId, error: String((error as Error)?.stack ?? error) });
   return { ...errorReply(error, { refunded }), jobId };

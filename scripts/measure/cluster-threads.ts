@@ -7,10 +7,9 @@
  *
  *   npm run -s build && npx tsx scripts/measure/cluster-threads.ts [rounds]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { packageRoot } from '../../common/package-root.js';
+import type { ChildProcess } from 'node:child_process';
 import { ClusterClient } from '../../inference/cluster/client.js';
+import { startWorker, stop } from '../bench.cluster.js';
 import { benchPrompts } from '../bench.inputs.js';
 import { closedLoop } from '../bench.throughput.js';
 import { startRedis } from '../redis.server.js';
@@ -18,19 +17,6 @@ import { perJob, threadTicks } from './proc-threads.js';
 
 const rounds = Number(process.argv[2] ?? 2);
 const redis = await startRedis();
-const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
-const startWorker = async (): Promise<ChildProcess> => {
-  const worker = spawn(process.execPath, [join(packageRoot(), 'dist/adapters/cli.js'), 'start', '--role', 'worker'], {
-    env: { ...env, PICTALK_REDIS_URL: redis.url, PICTALK_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await new Promise<void>((resolve) => worker.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('worker ready')) resolve(); }));
-  return worker;
-};
-const stop = async (worker: ChildProcess): Promise<void> => {
-  const exited = new Promise((resolve) => worker.once('exit', resolve));
-  worker.kill('SIGTERM');
-  await exited;
-};
 const client = await ClusterClient.open({ redisUrl: redis.url, maxPerUser: 100 });
 const prompts = benchPrompts(256);
 const imagine = (offset: number) => (i: number) => ({ kind: 'imagine' as const, request: { prompt: prompts[(offset + i) % prompts.length]!, seed: offset + i } });
@@ -49,12 +35,12 @@ async function level(label: string, workers: ChildProcess[], jobs: number, offse
   return result.jobs_per_s;
 }
 
-const first = await startWorker();
+const first = await startWorker(redis, 'worker-1');
 try {
   await closedLoop(client, 8, 8, imagine(100));
   for (let round = 0; round < rounds; round += 1) {
     const one = await level('one worker', [first], 48, 1000 + 500 * round);
-    const second = await startWorker();
+    const second = await startWorker(redis, 'worker-2');
     try {
       await closedLoop(client, 8, 8, imagine(300));
       const two = await level('two workers', [first, second], 96, 2000 + 500 * round);

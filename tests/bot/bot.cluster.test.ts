@@ -13,6 +13,7 @@ import { createInferenceMetrics, createMetricsRegistry } from '../../inference/m
 import { redisCommand, startRedis, type RedisServer } from '../helpers/redis.server.js';
 import { steeredPipelines } from './port.contract.js';
 import { actor, ManualClock, request, silentLogger } from './helpers.js';
+import { waitFor } from '../helpers/until.js';
 
 let redis: RedisServer;
 beforeAll(async () => { redis = await startRedis(); });
@@ -50,13 +51,7 @@ async function cluster(steps = { stepMs: 25, steps: 12 }): Promise<{ prefix: str
   return { prefix, store, front };
 }
 
-async function until(done: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await done())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const until = (done: () => boolean | Promise<boolean>): Promise<void> => waitFor(done, 10_000, 20);
 
 describe('a front that stops while its jobs run', () => {
   it('has its job followed by another front: one reply through the rebuilt conversation, the quota charged once', async () => {

@@ -7,6 +7,7 @@ import { errorReply } from '../../bot/replies.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
 import type { JobRecord } from '../../bot/store.js';
 import type { Attachment, BotRequest, Conversation, Reply } from '../../bot/types.js';
+import { until } from '../helpers/until.js';
 import { actor, defaultResult, FakeCore, makeBot, ManualClock, moderator, RecordingConversation, request } from './helpers.js';
 
 describe('idempotency', () => {
@@ -144,7 +145,7 @@ describe('never throws, never loses a request', () => {
     void first.bot.handle(request({ name: 'imagine', options: { prompt: 'a red circle', seed: 5 } }, actor('u1'), 'r-img'), dying);
     void first.bot.handle(request({ name: 'imagine', options: { prompt: 'fail' } }, actor('u2'), 'r-fail'), dying);
     void first.bot.handle(request({ name: 'caption', attachment: picture, voice: true }, actor('u3'), 'r-cap'), dying);
-    for (const until = Date.now() + 10_000; Date.now() < until && sending.length < 3;) await new Promise((resolve) => setTimeout(resolve, 5));
+    await until(() => sending.length >= 3);
     expect(sending).toHaveLength(3);
     expect((await first.store.unansweredJobs(0)).map((job) => job.kind).sort()).toEqual(['caption', 'imagine', 'imagine']);
 
@@ -183,7 +184,7 @@ describe('never throws, never loses a request', () => {
     const upload: Attachment = { name: 'start.png', contentType: 'image/png', size: png.length, fetch: async () => png };
     void first.bot.handle(request({ name: 'imagine', options: { prompt: 'a red circle', image: upload, strength: 0.5, seed: 2 } }, actor('u1'), 'r-upload'), dying);
     void first.bot.handle(request({ name: 'imagine', options: { prompt: 'a blue star', seed: 3 } }, actor('u2'), 'r-model'), dying);
-    for (const until = Date.now() + 10_000; Date.now() < until && sending.length < 2;) await new Promise((resolve) => setTimeout(resolve, 5));
+    await until(() => sending.length >= 2);
     expect(sending).toHaveLength(2);
     const day = '2025-06-01';
     expect(await first.store.usage('space1', 'u1', 'imagine', day)).toEqual({ reserved: 0, charged: 1, refunded: 0 });

@@ -11,6 +11,7 @@ import { Bot } from '../../bot/bot.js';
 import { corePort } from '../../adapters/core.port.js';
 import { SqliteStore } from '../../bot/sqlite.store.js';
 import { actor, ManualClock, RecordingConversation, request, silentLogger } from './helpers.js';
+import { until as waitUntil } from '../helpers/until.js';
 
 function pipelines(delayMs = 5): InferencePipelines {
   return {
@@ -57,9 +58,7 @@ describe('bot/ on the real InferenceCore', () => {
     const bot = new Bot({ store, core: corePort(core), clock: new ManualClock(), logger: silentLogger });
     const running = new RecordingConversation();
     const waiting = new RecordingConversation();
-    const until = async (done: () => boolean): Promise<void> => {
-      for (const until = Date.now() + 10_000; Date.now() < until && !done();) await sleep(1);
-    };
+    const until = (done: () => boolean): Promise<boolean> => waitUntil(done, 10_000, 1);
     const first = bot.handle(request({ name: 'imagine', options: { prompt: 'a' } }), running);
     await until(() => running.statuses.some((s) => s.state === 'running'));
     const second = bot.handle(request({ name: 'imagine', options: { prompt: 'b' } }), waiting);

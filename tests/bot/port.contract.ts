@@ -7,6 +7,7 @@
  * one imagine job runs at a time.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../helpers/until.js';
 import { PictalkError, isPictalkError } from '../../common/errors.js';
 import type { InferencePort, JobHandle } from '../../bot/ports.js';
 import type { InferencePipelines } from '../../inference/core.js';
@@ -52,13 +53,7 @@ export function steeredPipelines(options: Pick<PortOptions, 'stepMs' | 'steps'>)
 const owner = (userId: string, spaceId = 's1'): JobOwner => ({ userId, spaceId });
 const imagine = (prompt: string) => ({ kind: 'imagine' as const, request: { prompt, seed: 1 } });
 
-async function until(done: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(2);
-  }
-}
+const until = (done: () => boolean): Promise<void> => waitFor(done, 5000, 2);
 
 export function portContract(name: string, open: (options: PortOptions) => Promise<PortUnderTest>): void {
   describe(`${name}: the InferencePort contract`, () => {

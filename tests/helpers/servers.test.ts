@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { redisCommand, startRedis } from './redis.server.js';
 import { startPostgres } from './postgres.server.js';
+import { until } from './until.js';
 
 const refused = (port: number): Promise<boolean> => redisCommand(port, 'PING').then(() => false, () => true);
 
@@ -77,9 +78,7 @@ setInterval(() => undefined, 1000);`;
     owner.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
     owner.stderr.on('data', (chunk: Buffer) => { out += chunk.toString(); });
     // both servers start (initdb takes a while on a busy machine); a probe that cannot answer rejects, never hangs
-    for (const until = Date.now() + 90_000; Date.now() < until && !out.includes('\n') && owner.exitCode === null;) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(() => out.includes('\n') || owner.exitCode !== null, 90_000, 50);
     if (!out.includes('\n')) throw new Error(`the owner did not start its servers: ${out.slice(-2000)}`);
     const started = JSON.parse(out.split('\n')[0]!) as { redis: [number, string]; postgres: [number, string] };
     const pgRefused = async (): Promise<boolean> => {
@@ -95,8 +94,7 @@ setInterval(() => undefined, 1000);`;
     await exited;
     const gone = async (): Promise<boolean> => (await refused(started.redis[0])) && (await pgRefused())
       && !existsSync(started.redis[1]) && !existsSync(started.postgres[1]);
-    let ok = false;
-    for (const until = Date.now() + 30_000; Date.now() < until && !(ok = await gone());) await new Promise((resolve) => setTimeout(resolve, 100));
+    const ok = await until(gone, 30_000, 100);
     expect({ redisRefused: await refused(started.redis[0]), postgresRefused: await pgRefused(),
       redisDir: existsSync(started.redis[1]), postgresDir: existsSync(started.postgres[1]) })
       .toEqual({ redisRefused: true, postgresRefused: true, redisDir: false, postgresDir: false });

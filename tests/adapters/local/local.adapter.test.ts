@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { startLocalAdapter } from '../../../adapters/local/local.adapter.js';
 import { makeBot, type TestBot } from '../../bot/helpers.js';
+import { until } from '../../helpers/until.js';
 
 interface Session {
   t: TestBot;
@@ -28,8 +29,7 @@ function session(t: TestBot = makeBot()): Session {
 }
 
 const waitFor = async (check: () => boolean): Promise<void> => {
-  for (const until = Date.now() + 10_000; Date.now() < until && !check();) await new Promise((resolve) => setTimeout(resolve, 2));
-  if (!check()) throw new Error('condition never became true');
+  if (!(await until(check, 10_000, 2))) throw new Error('condition never became true');
 };
 
 describe('local terminal adapter', () => {

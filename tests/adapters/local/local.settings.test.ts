@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { startLocalAdapter } from '../../../adapters/local/local.adapter.js';
 import { makeBot } from '../../bot/helpers.js';
+import { until } from '../../helpers/until.js';
 
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'pictalk-local-settings-')); });
@@ -20,7 +21,7 @@ test('settings set, show, reset; /imagine and /caption follow them; a bad value 
   // terminal commands run side by side: wait for each answer before the next line
   const line = async (command: string, answer: string): Promise<void> => {
     input.write(`${command}\n`);
-    for (const until = Date.now() + 10_000; Date.now() < until && !text.includes(answer);) await new Promise((resolve) => setTimeout(resolve, 2));
+    await until(() => text.includes(answer), 10_000, 2);
     expect(text).toContain(answer);
   };
 

@@ -13,6 +13,7 @@ import { createInferenceMetrics, createMetricsRegistry } from '../../../inferenc
 import type { CaptionRequest, JobOwner } from '../../../inference/types.js';
 import { steeredPipelines } from '../../bot/port.contract.js';
 import { redisCommand, startRedis, type RedisServer } from '../../helpers/redis.server.js';
+import { waitFor as until } from '../../helpers/until.js';
 
 let redis: RedisServer;
 beforeAll(async () => { redis = await startRedis(); });
@@ -64,14 +65,6 @@ async function childWorker(p: string, lockMs: number, stepMs: number, steps: num
     });
   });
   return { child, starts };
-}
-
-async function until(done: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(5);
-  }
 }
 
 describe('the cluster queue', () => {
