@@ -3,14 +3,17 @@
     python3 models/train/caption_quantize.py --captioner models/builtin/captioner --data data/world
 
 The convolutions of the encoder are almost all of a caption's arithmetic that does not shrink with batching; in int8
-with VNNI they take less than half the time. Writes `encoder.int8.onnx` beside `encoder.onnx` (which stays: the
-float graph is the export's contract and what the PyTorch checks compare with) and sets `encoder_file` in
-config.json, so the pipeline loads the int8 graph. It refuses (exit 1) when the int8 encoder changes the greedy
-caption's words on more than --max-changed of --check held-out images (validation split), and reports the largest
-feature difference. A changed wording can still state the same scene ("a small red circle" / "a little red circle"):
-whether the meaning holds is what `npm run eval` measures (`caption_exact` with and without the int8 encoder;
-models/EVAL.md). Remove `encoder_file` from config.json to go back to the float encoder.
-"""
+with VNNI they take less than half the time. Each ReLU after a convolution is quantized with it: the quantizer drops
+the ReLU and gives the convolution's output the ReLU's scale with zero point 0, so the uint8 output is already clipped
+at zero. Quantizing the convolutions alone left a dequantize-requantize pass between every convolution and its ReLU
+(two roundings, and a pass over the largest activations): the features were twice as far from the float graph's and
+the encoder about 15% slower (models/EVAL.md, "One rounding per convolution"). Writes `encoder.int8.onnx` beside
+`encoder.onnx` (which stays: the float graph is the export's contract and what the PyTorch checks compare with) and
+sets `encoder_file` in config.json, so the pipeline loads the int8 graph. It refuses (exit 1) when the int8 encoder
+changes the greedy caption's words on more than --max-changed of --check held-out images (validation split), and
+reports the largest feature difference. A changed wording can still state the same scene ("a small red circle" / "a
+little red circle"): whether the meaning holds is what `npm run eval` measures (`caption_exact` with and without the
+int8 encoder; models/EVAL.md). Remove `encoder_file` from config.json to go back to the float encoder."""
 from __future__ import annotations
 
 import needs  # a missing package is one line naming it, before the imports that need it
@@ -88,7 +91,7 @@ def main() -> None:
     try:
         quantize_static(pre, out + '.tmp', Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=['Conv'])
+                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=['Conv', 'Relu'])
     finally:
         os.remove(pre)
 

@@ -56,6 +56,7 @@ mapfile -t T2I_QUANT < <(recipe t2i-quantize)
 mapfile -t CAP < <(recipe captioner-encoder)
 mapfile -t CAP2 < <(recipe captioner)
 mapfile -t QUANT < <(recipe captioner-quantize)
+mapfile -t DOMAIN < <(recipe captioner-domain)
 mapfile -t REC < <(recipe recognizer)
 
 # The captioner trains in two stages (recipes/captioner-encoder.args, recipes/captioner.args; models/EVAL.md, "Two
@@ -69,19 +70,27 @@ caption_stages() {
     --encoder-from "$RUNS/captioner-encoder/best.pt" "${CAP2[@]}" --export "$EXPORT/captioner" >> "$RUNS/captioner.log" 2>&1
 }
 
+# The out-of-domain check's statistics belong to one encoder graph (domain.json names its sha256, and a folder whose
+# encoder changed fails at load): calibrate them again for the encoder just trained and quantized.
+caption_domain() {
+  npx tsx models/train/calibrate_domain.ts --captioner "$EXPORT/captioner" "${DOMAIN[@]}" --write >> "$RUNS/captioner.log" 2>&1
+}
+
 echo "== $(date -u +%T) training on $DEVICE: logs in $RUNS/{t2i,captioner,recognizer}.log"
 python3 models/train/train_t2i.py --data "$DATA" --out "$RUNS/t2i" "${T2I[@]}" > "$RUNS/t2i.log" 2>&1 &
 T2I_PID=$!
 # The captioner and then the recognizer share the second core on CPU; on a GPU machine they run side by side.
 if [ "$DEVICE" = cuda ]; then
   ( caption_stages
-    python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1 ) &
+    python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1
+    caption_domain ) &
   CAP_PID=$!
   python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" "${REC[@]}" --extra "$JUDGE" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 &
   REC_PID=$!
 else
   ( caption_stages
     python3 models/train/caption_quantize.py --captioner "$EXPORT/captioner" --data "$DATA" "${QUANT[@]}" >> "$RUNS/captioner.log" 2>&1
+    caption_domain
     python3 models/train/recognizer.py --data "$DATA" --out "$RUNS/recognizer" --cache "$RUNS/captioner-encoder" "${REC[@]}" --extra "$JUDGE" --export "$EXPORT/recognizer" > "$RUNS/recognizer.log" 2>&1 ) &
   CAP_PID=$! REC_PID=
 fi
