@@ -18,19 +18,14 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { builtinModelDir } from '../../common/package-root.js';
-import { openModel } from '../../inference/onnx.backend.js';
 
 const rounds = Number(process.argv[2] ?? 6);
 const path = join(builtinModelDir('text-to-image'), 'unet', 'model.onnx');
-const unet = await openModel(path, { intraOpThreads: 1 });
-const timestepType = unet.inputType('timestep');
-const output = unet.outputNames[0]!;
-await unet.dispose();
 const steps = 10;
 
 /** The update between two calls: a DDIM-like blend of the latents and the prediction (its values do not matter). */
 const update = (x: Float32Array, eps: Float32Array): void => {
-  for (let i = 0; i < x.length; i += 1) x[i] = 0.98 * x[i]! - 0.05 * eps[i % eps.length]!;
+  for (let i = 0; i < x.length; i += 1) x[i] = 0.98 * x[i]! - 0.05 * eps[i]!;
 };
 
 // the whole loop in a thread of its own: plain JavaScript, as the backend's thread is
@@ -41,18 +36,19 @@ const { parentPort, workerData } = require('node:worker_threads');
   const session = await ort.InferenceSession.create(workerData.path, { graphOptimizationLevel: 'all', intraOpNumThreads: 1,
     extra: { session: { intra_op: { allow_spinning: '0' } } } });
   const update = ${update.toString()};
-  const timestep = workerData.timestepType === 'int64' ? new ort.Tensor('int64', BigInt64Array.from([501n]), [1])
-    : new ort.Tensor('float32', Float32Array.from([501]), [1]);
+  const output = session.outputNames[0];
+  const timestep = session.inputMetadata.find((meta) => meta.name === 'timestep').type === 'int64'
+    ? new ort.Tensor('int64', BigInt64Array.from([501n]), [1]) : new ort.Tensor('float32', Float32Array.from([501]), [1]);
   parentPort.on('message', async ({ sample, hidden, one }) => {
     const ehs = new ort.Tensor('float32', hidden, [2, hidden.length / 2 / 128, 128]);
     if (one) {
       const out = await session.run({ sample: new ort.Tensor('float32', sample, [2, 4, 16, 16]), timestep, encoder_hidden_states: ehs });
-      parentPort.postMessage(out[workerData.output].data);
+      parentPort.postMessage(out[output].data);
       return;
     }
     for (let k = 0; k < ${steps}; k += 1) {
       const out = await session.run({ sample: new ort.Tensor('float32', sample, [2, 4, 16, 16]), timestep, encoder_hidden_states: ehs });
-      update(sample, out[workerData.output].data);
+      update(sample, out[output].data);
     }
     parentPort.postMessage(sample);
   });
@@ -60,7 +56,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 })();
 `;
 const ortUrl = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
-const worker = new Worker(source, { eval: true, workerData: { ortUrl, path, timestepType, output } });
+const worker = new Worker(source, { eval: true, workerData: { ortUrl, path } });
 await new Promise((resolve) => worker.once('message', resolve));
 const ask = <T>(message: object): Promise<T> => new Promise((resolve) => { worker.once('message', resolve); worker.postMessage(message); });
 const loopInThread = (sample: Float32Array, hidden: Float32Array): Promise<unknown> => ask({ sample, hidden });

@@ -5,12 +5,12 @@
  * Slow (about 60 s): it trains four small models in PyTorch and exports and reloads every graph.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { sha256File } from '../../../inference/domain.check.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -44,7 +44,7 @@ describe('models/train/train_all.sh --smoke', () => {
       // the out-of-domain check was calibrated again for the encoder just quantized (a stale domain.json fails at load)
       const domain = JSON.parse(readFileSync(path.join(dir, 'export', 'captioner', 'domain.json'), 'utf8')) as { encoder_file: string; encoder_sha256: string };
       expect(domain.encoder_file).toBe('encoder.int8.onnx');
-      expect(domain.encoder_sha256).toBe(createHash('sha256').update(readFileSync(path.join(dir, 'export', 'captioner', 'encoder.int8.onnx'))).digest('hex'));
+      expect(domain.encoder_sha256).toBe(sha256File(path.join(dir, 'export', 'captioner', 'encoder.int8.onnx')));
       const recognizer = JSON.parse(readFileSync(path.join(dir, 'export', 'recognizer', 'config.json'), 'utf8')) as { trained_on: string };
       expect(recognizer.trained_on).toContain('world-judge');
     } finally {
