@@ -108,6 +108,18 @@ export function imagineBatchOf(settings: PictalkSettings): number {
   return settings.imagineBatch ?? (settings.t2iModel === undefined ? DEFAULT_IMAGINE_BATCH : 1);
 }
 
+/**
+ * Caption batches in flight at once. Two let one batch's beam search bookkeeping on the main thread overlap the
+ * other's graph calls on the inference thread: 8 clients got about 10% more captions a second than with one batch on
+ * a 2-core machine, one client the same (scripts/BENCH.md, "The round of the second caption batch").
+ */
+export const DEFAULT_CAPTION_BATCHES = 2;
+
+/** Pipeline calls side by side per job kind, in one process or one cluster worker. */
+export function coreConcurrency(settings: PictalkSettings): { imagine: number; caption: number } {
+  return { imagine: imagineBatchOf(settings), caption: DEFAULT_CAPTION_BATCHES };
+}
+
 type Env = Record<string, string | undefined>;
 
 /** Collects every problem so one start-up attempt reports them all. */

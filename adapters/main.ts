@@ -25,7 +25,7 @@ import { DEFAULT_PREVIEW_AFTER_MS } from '../inference/latent.preview.js';
 import { readSafetyChecker } from '../inference/model-folder.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
-import { imagineBatchOf, loadSettings, parseStartArgs, requirePlatform, type PictalkSettings, type Role } from './config.js';
+import { coreConcurrency, loadSettings, parseStartArgs, requirePlatform, type PictalkSettings, type Role } from './config.js';
 import { corePort } from './core.port.js';
 import { startDiscordAdapter } from './discord/discord.adapter.js';
 import { INTERACTIONS_PATH } from './discord/discord.http.js';
@@ -114,7 +114,7 @@ export async function start(argv: readonly string[] = []): Promise<number> {
       rateLimits = cluster.rateLimits;
       log.info(`role ${role}: jobs go through Redis`, { worker: cluster.workerId });
     } else {
-      const core = new InferenceCore(pipelines!, { metrics: metricsOfCore, concurrency: { imagine: imagineBatchOf(settings) } });
+      const core = new InferenceCore(pipelines!, { metrics: metricsOfCore, concurrency: coreConcurrency(settings) });
       cleanup.push(() => core.close());
       port = corePort(core);
       health = async () => ({ queue: core.stats() });
@@ -298,7 +298,7 @@ async function startCluster(
   if (pipelines) {
     worker = await ClusterWorker.open(pipelines, {
       redisUrl, lockMs: settings.workerLockMs, metrics: metricsOfCore, log,
-      concurrency: { imagine: imagineBatchOf(settings) },
+      concurrency: coreConcurrency(settings),
     });
     const opened = worker;
     cleanup.push(() => opened.close());

@@ -11,7 +11,7 @@
  * none) and with a new prompt each run, so its text-encoder cache never answers. The default scheduler's figure
  * (imagine_p50_ms, PNG included) is reported separately. Timings live here only, never in unit tests.
  */
-import { DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
+import { DEFAULT_CAPTION_BATCHES, DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
 import { InferenceCore } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
@@ -149,7 +149,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       caption: (request, run) => pipelines.captioner.caption(request, run),
       prefetchCaption: (request) => pipelines.captioner.prefetch(request),
       speak: (request, run) => speech.speak(request, run),
-    }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: imagineBatch } });
+    }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: imagineBatch, caption: DEFAULT_CAPTION_BATCHES } });
     const core = coreOver({ t2i: tpT2i, captioner: tpCaptioner }, DEFAULT_IMAGINE_BATCH);
     const unetRuns: Record<string, { runs: number; calls: number; calls_per_run: number }> = {};
     const throughput: Record<JobKind, Record<string, ThroughputLevel>> = { imagine: {}, caption: {}, speak: {} };
@@ -283,7 +283,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         caption_ratio_rounds: captionRounds,
         caption_at_threads: { threads: options.threads, ...captionAtThreads, caption_throughput_ratio_c8_c1: captionRatioAtThreads },
         imagine_unet_runs: unetRuns,
-        core_options: `as the bot runs it: imagine concurrency ${DEFAULT_IMAGINE_BATCH} (UNet calls merged across requests), caption and speak 1, caption maxBatch 8`,
+        core_options: `as the bot runs it: imagine concurrency ${DEFAULT_IMAGINE_BATCH} (UNet calls merged across requests), caption ${DEFAULT_CAPTION_BATCHES} batches of at most 8, speak 1`,
       },
       memory: { ...memory.stop(), note: 'this Node process only; the PyTorch child is not included' },
       duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),

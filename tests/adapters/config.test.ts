@@ -1,4 +1,4 @@
-import { imagineBatchOf, loadSettings, parseStartArgs, requirePlatform } from '../../adapters/config.js';
+import { coreConcurrency, imagineBatchOf, loadSettings, parseStartArgs, requirePlatform } from '../../adapters/config.js';
 
 describe('loadSettings', () => {
   it('uses defaults when nothing is set', () => {
@@ -11,6 +11,9 @@ describe('loadSettings', () => {
     expect(imagineBatchOf(settings)).toBe(4);                                   // the builtin model
     expect(imagineBatchOf(loadSettings({ PICTALK_T2I_MODEL: 'models/sd15' }))).toBe(1);   // an operator's model
     expect(imagineBatchOf(loadSettings({ PICTALK_T2I_MODEL: 'models/sd15', PICTALK_IMAGINE_BATCH: '8' }))).toBe(8);
+    // two caption batches in flight: one searches on the main thread while the other's graphs run
+    expect(coreConcurrency(settings)).toEqual({ imagine: 4, caption: 2 });
+    expect(coreConcurrency(loadSettings({ PICTALK_IMAGINE_BATCH: '2' }))).toEqual({ imagine: 2, caption: 2 });
     expect(settings.bot.defaultDailyLimits).toEqual({ imagine: 20, caption: 50 });
     expect(settings.bot.rateLimit).toEqual({ capacity: 5, windowMs: 30_000 });
     expect(() => requirePlatform(settings)).toThrow(/No chat platform is configured/);
