@@ -2,7 +2,7 @@
  * The builtin pipelines behind one in-process `InferenceCore`, as the bot wires them (imagine jobs side by side
  * sharing UNet runs, the captioner ranking candidates), for the benchmarks that need a whole core.
  */
-import { DEFAULT_CAPTION_BATCHES, DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
+import { coreConcurrency, loadSettings } from '../adapters/config.js';
 import { InferenceCore } from '../inference/core.js';
 import { loadImageToText } from '../inference/image-to-text.pipeline.js';
 import { createMetricsRegistry } from '../inference/metrics.js';
@@ -26,7 +26,7 @@ export async function loadBenchCore(dirs: { t2iDir: string; captionerDir: string
     captionBatch: (requests, run) => captioner.captionBatch(requests, run),
     prefetchCaption: (request) => captioner.prefetch(request),
     speak: (request, run) => speech.speak(request, run),
-  }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: DEFAULT_IMAGINE_BATCH, caption: DEFAULT_CAPTION_BATCHES } });
+  }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: coreConcurrency(loadSettings({})) });
   return {
     core,
     async close() {

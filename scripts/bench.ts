@@ -11,13 +11,12 @@
  * none) and with a new prompt each run, so its text-encoder cache never answers. The default scheduler's figure
  * (imagine_p50_ms, PNG included) is reported separately. Timings live here only, never in unit tests.
  */
-import { DEFAULT_CAPTION_BATCHES, DEFAULT_IMAGINE_BATCH } from '../adapters/config.js';
+import { coreConcurrency, loadModelSettings, loadSettings } from '../adapters/config.js';
 import { InferenceCore } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
 import { createMetricsRegistry } from '../inference/metrics.js';
 import type { BackendOptions } from '../inference/onnx.backend.js';
-import { loadModelSettings } from '../adapters/config.js';
 import { loadTextToImage, type TextToImage } from '../inference/text-to-image.pipeline.js';
 import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import type { ImagineRequest, JobKind } from '../inference/types.js';
@@ -143,14 +142,16 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
     const tpBackend: BackendOptions = { executionProvider, ...(options.throughputThreads > 0 ? { intraOpThreads: options.throughputThreads } : {}) };
     const tpCaptioner = sameThreads ? captioner : await loadImageToText(options.captionerDir, { backend: tpBackend });
     const tpT2i = sameThreads ? t2i : await loadTextToImage(options.t2iDir, { backend: tpBackend, scorer: tpCaptioner.scoreText });
+    // the bot's own concurrency per kind with nothing set (adapters/config.ts)
+    const botConcurrency = coreConcurrency(loadSettings({}));
     const coreOver = (pipelines: { t2i: TextToImage; captioner: ImageToText }, imagineBatch: number): InferenceCore => new InferenceCore({
       imagine: (request, run) => pipelines.t2i.imagine(request, run),
       captionBatch: (requests, run) => pipelines.captioner.captionBatch(requests, run),
       caption: (request, run) => pipelines.captioner.caption(request, run),
       prefetchCaption: (request) => pipelines.captioner.prefetch(request),
       speak: (request, run) => speech.speak(request, run),
-    }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { imagine: imagineBatch, caption: DEFAULT_CAPTION_BATCHES } });
-    const core = coreOver({ t2i: tpT2i, captioner: tpCaptioner }, DEFAULT_IMAGINE_BATCH);
+    }, { registry: createMetricsRegistry(), maxPerUser: 100, concurrency: { ...botConcurrency, imagine: imagineBatch } });
+    const core = coreOver({ t2i: tpT2i, captioner: tpCaptioner }, botConcurrency.imagine);
     const unetRuns: Record<string, { runs: number; calls: number; calls_per_run: number }> = {};
     const throughput: Record<JobKind, Record<string, ThroughputLevel>> = { imagine: {}, caption: {}, speak: {} };
     const ratioRounds = quick ? 1 : 3;
@@ -283,7 +284,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         caption_ratio_rounds: captionRounds,
         caption_at_threads: { threads: options.threads, ...captionAtThreads, caption_throughput_ratio_c8_c1: captionRatioAtThreads },
         imagine_unet_runs: unetRuns,
-        core_options: `as the bot runs it: imagine concurrency ${DEFAULT_IMAGINE_BATCH} (UNet calls merged across requests), caption ${DEFAULT_CAPTION_BATCHES} batches of at most 8, speak 1`,
+        core_options: `as the bot runs it: imagine concurrency ${botConcurrency.imagine} (UNet calls merged across requests), caption ${botConcurrency.caption} batches of at most 8, speak 1`,
       },
       memory: { ...memory.stop(), note: 'this Node process only; the PyTorch child is not included' },
       duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),
