@@ -61,6 +61,15 @@ describe('npm run bench -- --json --quick --runs 1 --skip-pytorch', () => {
     expect(r.machine.loadavg_start).toHaveLength(3);
     expect(r.machine).toMatchObject({ cpu_model: expect.any(String), cpu_id: expect.any(String) });
     expect(Array.isArray(r.machine.cpu_flags)).toBe(true);
+    // one UNet call timed in a process pinned to each CPU, at the start and at the end (taskset is on this machine)
+    for (const when of ['start', 'end']) {
+      const speeds = r.machine.unet_call_ms_per_cpu[when];
+      expect(speeds.cpus.length).toBeGreaterThan(0);
+      expect(speeds.cpus.length).toBeLessThanOrEqual(r.machine.cpus);
+      expect(speeds.unet_call_ms).toHaveLength(speeds.cpus.length);
+      for (const ms of speeds.unet_call_ms) expect(Number.isFinite(ms) && ms > 0).toBe(true);
+      expect(speeds.slowest_over_fastest).toBeGreaterThanOrEqual(1);
+    }
     expect(stderr).toContain('bench: throughput at 8 clients');       // progress went to stderr
   }, 180_000);
 });

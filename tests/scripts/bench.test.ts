@@ -2,6 +2,7 @@
  * The benchmark script's options and statistics (the quick run of the whole bench is bench.slow.test.ts).
  */
 import { DEFAULT_RUNS, DEFAULT_THREADS, parseBenchOptions } from '../../scripts/bench.options.js';
+import { parseCpuList, unetCallPerCpu } from '../../scripts/bench.cpus.js';
 import { percentile, summarize } from '../../scripts/bench.stats.js';
 
 describe('bench options', () => {
@@ -30,4 +31,17 @@ describe('bench statistics', () => {
     expect(percentile([7], 95)).toBe(7);
     expect(summarize([3, 1, 2])).toEqual({ n: 3, p50: 2, p95: 3, min: 1, max: 3, mean: 2 });
   });
+});
+
+describe('bench CPU speeds', () => {
+  it('reads a CPU list as taskset prints it', () => {
+    expect(parseCpuList('0,1')).toEqual([0, 1]);
+    expect(parseCpuList(' 0-3,6,8-9\n')).toEqual([0, 1, 2, 3, 6, 8, 9]);
+    expect(parseCpuList('')).toEqual([]);
+  });
+
+  it('says why a CPU was not measured instead of failing the bench', async () => {
+    const speeds = await unetCallPerCpu('no/such/folder', 1, 1);
+    expect(speeds).toEqual({ skipped: expect.stringMatching(/CPU 0 exited|taskset|Linux only/) });
+  }, 30_000);
 });
