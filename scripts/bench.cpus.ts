@@ -16,6 +16,9 @@ export type CpuSpeeds =
   | { cpus: number[]; unet_call_ms: number[]; slowest_over_fastest: number }
   | { skipped: string };
 
+/** What a bench report holds: the CPUs' speeds at its start and at its end (`machine.unet_call_ms_per_cpu`). */
+export interface CpuSpeedsAtEnds { start: CpuSpeeds; end: CpuSpeeds }
+
 const ownPath = fileURLToPath(import.meta.url);
 
 /** The CPUs timed at most: enough to see a 2-8 core machine whole without minutes of pinned processes on a large one. */
@@ -81,6 +84,6 @@ async function child(t2iDir: string, runs: number): Promise<void> {
   process.stdout.write(`${Number(stages.unet_step_ms.p50.toFixed(2))}\n`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv[2] === '--child') {
+if (process.argv[1] === ownPath && process.argv[2] === '--child') {
   await child(process.argv[3]!, Number(process.argv[4]));
 }

@@ -27,7 +27,7 @@ import { CLUSTER_TARGETS, benchCluster } from './bench.cluster.js';
 import { PREVIEW_TARGETS, benchPreviews } from './bench.previews.js';
 import { DISCORD_HTTP_TARGETS, benchDiscordHttp } from './bench.discord.js';
 import { captionStages, imagineStages } from './bench.stages.js';
-import { unetCallPerCpu, type CpuSpeeds } from './bench.cpus.js';
+import { unetCallPerCpu, type CpuSpeeds, type CpuSpeedsAtEnds } from './bench.cpus.js';
 import { MemorySampler, loadAverage, machineFacts, summarize, timeRuns, type Summary } from './bench.stats.js';
 import { closedLoop, type ThroughputLevel } from './bench.throughput.js';
 
@@ -41,14 +41,17 @@ const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`); 
 const ms = (value: number): number => Number(value.toFixed(2));
 
 /** One UNet call timed on each CPU in turn (scripts/bench.cpus.ts), logged: a shared host's vCPUs may differ in speed. */
-async function cpuSpeeds(t2iDir: string, cpus: number, runs: number, when: 'start' | 'end'): Promise<CpuSpeeds> {
-  const speeds = await unetCallPerCpu(t2iDir, cpus, runs);
+async function cpuSpeeds(options: BenchOptions, cpus: number, when: 'start' | 'end'): Promise<CpuSpeeds> {
+  const speeds = await unetCallPerCpu(options.t2iDir, cpus, options.quick ? 5 : 30);
   log(`one UNet call pinned to each CPU at the ${when}: ${describeCpuSpeeds(speeds)}`);
   return speeds;
 }
 
 const describeCpuSpeeds = (speeds: CpuSpeeds): string => ('skipped' in speeds ? `not measured (${speeds.skipped})`
   : `${speeds.cpus.map((cpu, i) => `CPU ${cpu} ${speeds.unet_call_ms[i]} ms`).join(', ')} (slowest over fastest ${speeds.slowest_over_fastest})`);
+
+const cpuSpeedsLine = (speeds: CpuSpeedsAtEnds): string =>
+  `  one UNet call pinned to each CPU: ${describeCpuSpeeds(speeds.start)} at the start, ${describeCpuSpeeds(speeds.end)} at the end`;
 
 /** Summaries of each timingsMs key over several results. */
 function summarizeTimings(results: ReadonlyArray<Record<string, number>>): Record<string, Summary> {
@@ -80,8 +83,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
   const { executionProvider } = loadModelSettings(process.env);
   const backend: BackendOptions = { executionProvider, ...(options.threads > 0 ? { intraOpThreads: options.threads } : {}) };
   log(`${machine.cpus} CPUs (${machine.cpu_model}; ${machine.cpu_id}, ${machine.cpu_mhz ?? '?'} MHz; flags ${machine.cpu_flags.join(' ') || 'unknown'}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}; threads ${options.threads}, runs ${runs}${quick ? ', quick' : ''}`);
-  const cpuRuns = quick ? 5 : 30;
-  const cpusAtStart = await cpuSpeeds(options.t2iDir, machine.cpus, cpuRuns, 'start');
+  const cpusAtStart = await cpuSpeeds(options, machine.cpus, 'start');
 
   // inputs and pipelines
   const prompts = benchPrompts(256);
@@ -242,7 +244,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       caption_p95_ms: captionE2e.p95,
       speak_p95_ms: speakE2e.p95,
       targets,
-      machine: { ...machine, loadavg_end: loadAverage(), unet_call_ms_per_cpu: { start: cpusAtStart, end: await cpuSpeeds(options.t2iDir, machine.cpus, cpuRuns, 'end') } },
+      machine: { ...machine, loadavg_end: loadAverage(), unet_call_ms_per_cpu: { start: cpusAtStart, end: await cpuSpeeds(options, machine.cpus, 'end') } },
       settings: {
         command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`,
         threads: options.threads, throughput_threads: options.throughputThreads, torch_threads: options.threads > 0 ? options.threads : machine.cpus,
@@ -311,7 +313,7 @@ function readable(r: Record<string, unknown>): string {
   const s = r as {
     targets: Record<string, { target: string; value: number | null; met: boolean | null }>;
     machine: { cpus: number; cpu_model: string; cpu_id: string; cpu_mhz: number | null; cpu_flags: string[]; loadavg_start: number[]; loadavg_end: number[]; node: string;
-      unet_call_ms_per_cpu: { start: CpuSpeeds; end: CpuSpeeds } };
+      unet_call_ms_per_cpu: CpuSpeedsAtEnds };
     stages: Record<string, Record<string, Summary | unknown>>;
     throughput: Record<string, Record<string, ThroughputLevel>>;
     memory: { rss_peak_sampled_mb: number; max_rss_mb: number };
@@ -320,7 +322,7 @@ function readable(r: Record<string, unknown>): string {
   };
   const lines = [`pictalk bench: ${s.machine.cpus} CPUs, node ${s.machine.node}, load ${s.machine.loadavg_start.join(' ')} -> ${s.machine.loadavg_end.join(' ')}, ${s.duration_s} s`,
     `  CPU: ${s.machine.cpu_model} (${s.machine.cpu_id}, ${s.machine.cpu_mhz ?? '?'} MHz); kernel flags: ${s.machine.cpu_flags.join(' ') || 'unknown'}`,
-    `  one UNet call pinned to each CPU: ${describeCpuSpeeds(s.machine.unet_call_ms_per_cpu.start)} at the start, ${describeCpuSpeeds(s.machine.unet_call_ms_per_cpu.end)} at the end`];
+    cpuSpeedsLine(s.machine.unet_call_ms_per_cpu)];
   for (const [key, t] of Object.entries(s.targets)) lines.push(`  ${key.padEnd(32)} ${String(t.value).padStart(9)}   target ${t.target}  ${t.met === null ? '-' : t.met ? 'met' : 'MISSED'}`);
   lines.push('  stages (p50 ms):');
   for (const [kind, stages] of Object.entries(s.stages)) {
@@ -343,10 +345,9 @@ async function clusterReport(options: BenchOptions): Promise<Record<string, unkn
   const t0 = performance.now();
   log(`${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, load average ${machine.loadavg_start.join(' ')}`);
   // two workers cannot do more than the two vCPUs' speeds added up: whether they run at one speed, before and after
-  const cpuRuns = options.quick ? 5 : 30;
-  const cpusAtStart = await cpuSpeeds(options.t2iDir, machine.cpus, cpuRuns, 'start');
+  const cpusAtStart = await cpuSpeeds(options, machine.cpus, 'start');
   const result = await benchCluster(options);
-  const cpusAtEnd = await cpuSpeeds(options.t2iDir, machine.cpus, cpuRuns, 'end');
+  const cpusAtEnd = await cpuSpeeds(options, machine.cpus, 'end');
   const targets = Object.fromEntries(Object.entries(CLUSTER_TARGETS).map(([key, target]) => {
     const value = result.figures[key as keyof typeof CLUSTER_TARGETS];
     const lower = key.endsWith('_ms');
@@ -362,12 +363,11 @@ async function clusterReport(options: BenchOptions): Promise<Record<string, unkn
 function readableCluster(result: Record<string, unknown>): string {
   const targets = result.targets as Record<string, { value: number; target: string; met: boolean }>;
   const cluster = result.cluster as { rounds: Array<Record<string, ThroughputLevel>>; redis_commands_per_imagine_job: number };
-  const cpus = (result.machine as { unet_call_ms_per_cpu: { start: CpuSpeeds; end: CpuSpeeds } }).unet_call_ms_per_cpu;
   return [`pictalk bench --cluster: ${String(result.duration_s)} s`,
     ...Object.entries(targets).map(([key, t]) => `  ${key.padEnd(32)} ${String(t.value).padStart(9)}   target ${t.target}  ${t.met ? 'met' : 'MISSED'}`),
     ...cluster.rounds.map((r, i) => `  round ${i + 1}, imagine jobs/s: single process ${r.single_process!.jobs_per_s}, one worker ${r.w1!.jobs_per_s}, two workers ${r.w2!.jobs_per_s}`),
     `  Redis commands per imagine job: ${cluster.redis_commands_per_imagine_job}`,
-    `  one UNet call pinned to each CPU: ${describeCpuSpeeds(cpus.start)} at the start, ${describeCpuSpeeds(cpus.end)} at the end`].join('\n');
+    cpuSpeedsLine((result.machine as { unet_call_ms_per_cpu: CpuSpeedsAtEnds }).unet_call_ms_per_cpu)].join('\n');
 }
 
 /**

@@ -29,20 +29,9 @@ needs.require()
 import torch  # noqa: E402
 
 import unet_setup  # noqa: E402
-from unet_setup import FOLDER  # noqa: E402
+from unet_setup import FOLDER, median_ms  # noqa: E402
 
 SCOPE = re.compile(r'/m/([a-z_0-9]+(?:\.\d+)?)/')
-
-
-def median_ms(call, calls: int) -> float:
-    for _ in range(5):
-        call()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def onnxruntime_modules(feed: dict, calls: int) -> tuple[object, dict[str, float]]:
@@ -123,10 +112,7 @@ def main() -> None:
         o, p = ort_ms.get(name), pt_ms.get(name)
         ratio = f'{p / o:6.2f}' if o and p else '     -'
         print(f'{name:20s} {o if o is not None else float("nan"):15.3f} {p if p is not None else float("nan"):11.3f} {ratio}')
-    # the attention blocks at the top resolution: the first down block's and the last up block's
-    levels = len(json.load(open(os.path.join(FOLDER, 'unet', 'config.json')))['block_out_channels'])
-    per_up = sum(1 for name in pt_ms if name.startswith('up_attns.')) // levels
-    top = ['down_attns.0'] + [f'up_attns.{i}' for i in range((levels - 1) * per_up, levels * per_up)]
+    top = unet_setup.top_attention_blocks()
     o = ort_total - sum(ort_ms.get(n, 0.0) for n in top)
     p = pt_total - sum(pt_ms.get(n, 0.0) for n in top)
     print(f'without {", ".join(top)}: onnxruntime {o:.2f} ms, PyTorch {p:.2f} ms, ratio {p / o:.2f}')

@@ -1,10 +1,13 @@
 """What the UNet measurements of this folder share: the builtin text-to-image folder, a one-thread onnxruntime session
-of a UNet graph, and a UNet feed of random latents and text states at a given batch (timestep 500). Import it after
-`needs.require()`.
+of a UNet graph, a UNet feed of random latents and text states at a given batch (timestep 500), the transformer blocks
+at the top resolution, and the median of timed calls. Import it after `needs.require()`.
 """
 from __future__ import annotations
 
+import json
 import os
+import statistics
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -37,3 +40,23 @@ def feed(batch: int) -> dict:
     return {'sample': rng.standard_normal((batch, 4, 16, 16), dtype=np.float32),
             'timestep': np.full((batch,), 500, np.int64),
             'encoder_hidden_states': rng.standard_normal((batch, 32, 128), dtype=np.float32)}
+
+
+def top_attention_blocks() -> list[str]:
+    """The transformer blocks at the top resolution: the first down block's and the last up block's."""
+    config = json.load(open(os.path.join(FOLDER, 'unet', 'config.json')))
+    levels, per_down = len(config['block_out_channels']), config['layers_per_block']
+    per_up = per_down + 1
+    return [f'down_attns.{i}' for i in range(per_down)] + [f'up_attns.{i}' for i in range((levels - 1) * per_up, levels * per_up)]
+
+
+def median_ms(call, calls: int) -> float:
+    """The median of `calls` timed calls after five untimed ones, in milliseconds."""
+    for _ in range(5):
+        call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, os.path.join(ROOT, 'models', 'train'))
@@ -30,15 +28,7 @@ import onnx  # noqa: E402
 import torch  # noqa: E402
 
 import unet_setup  # noqa: E402
-from unet_setup import FOLDER, UNET  # noqa: E402
-
-
-def top_blocks() -> list[str]:
-    """The transformer blocks at the top resolution: the first down block's and the last up block's."""
-    config = json.load(open(os.path.join(FOLDER, 'unet', 'config.json')))
-    levels, per_down = len(config['block_out_channels']), config['layers_per_block']
-    per_up = per_down + 1
-    return [f'down_attns.{i}' for i in range(per_down)] + [f'up_attns.{i}' for i in range((levels - 1) * per_up, levels * per_up)]
+from unet_setup import FOLDER, UNET, median_ms  # noqa: E402
 
 
 def graph_without_self_attention(blocks: list[str], path: str) -> int:
@@ -76,17 +66,6 @@ class NoSelfAttention(torch.nn.Module):
         return torch.zeros((), dtype=x.dtype)
 
 
-def median_ms(call, calls: int) -> float:
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument('--batch', type=int, default=2)
@@ -94,7 +73,7 @@ def main() -> None:
     ap.add_argument('--rounds', type=int, default=4)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    blocks = top_blocks()
+    blocks = unet_setup.top_attention_blocks()
     feed = unet_setup.feed(a.batch)
     with tempfile.TemporaryDirectory() as tmp:
         bypassed = os.path.join(tmp, 'unet.onnx')
