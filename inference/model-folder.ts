@@ -107,6 +107,13 @@ export interface TextToImageFolder {
   safetyChecker?: SafetyCheckerFolder;
   /** pictalk.json `latent_preview`: the model's own latent-to-RGB map for live previews (inference/latent.preview.ts). */
   latentPreview?: LatentPreviewMap;
+  /**
+   * pictalk.json `unet_shared_latents`: the UNet takes each latent once with guidance, `sample` and `timestep` with m
+   * rows and `encoder_hidden_states` with k = r * m (text row j with latent j mod m), and runs its layers before the
+   * first cross-attention once per latent (models/train/t2i_share_latents.py). False for other exports: they take
+   * one latent per text row.
+   */
+  unetSharedLatents: boolean;
 }
 
 const PIPELINE_DEFAULT_STEPS = 20;
@@ -183,6 +190,10 @@ export function readTextToImageFolder(dirIn: string): TextToImageFolder {
   };
   const maxSize = num(extra, 'max_size', extraWhere, isSide, `a positive multiple of ${latentFactor}`, 2 * Math.max(width, height));
   const latentPreview = extra.latent_preview === undefined ? undefined : readPreviewMap(extra.latent_preview, latentChannels, extraWhere);
+  const unetSharedLatents = extra.unet_shared_latents ?? false;
+  if (typeof unetSharedLatents !== 'boolean') {
+    throw invalid(extraWhere, `Expected \`unet_shared_latents\` in ${extraWhere} to be true or false, got ${describe(unetSharedLatents)}`);
+  }
   const name = typeof extra.name === 'string' ? extra.name
     : typeof modelIndex._name_or_path === 'string' && modelIndex._name_or_path ? basename(modelIndex._name_or_path)
       : basename(dir);
@@ -190,7 +201,7 @@ export function readTextToImageFolder(dirIn: string): TextToImageFolder {
   return {
     ...(safetyChecker ? { safetyChecker } : {}),
     dir, name, tokenizerDir, textEncoderPath, unetPath, vaeDecoderPath, ...(vaeEncoderPath ? { vaeEncoderPath } : {}), schedulerConfig, schedulerConfigPath: schedulerPath,
-    latentChannels, latentFactor, scalingFactor, defaults, maxSize, ...(latentPreview ? { latentPreview } : {}),
+    latentChannels, latentFactor, scalingFactor, defaults, maxSize, ...(latentPreview ? { latentPreview } : {}), unetSharedLatents,
   };
 }
 

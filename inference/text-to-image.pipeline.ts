@@ -193,7 +193,18 @@ function createPipeline(
   const model = { name: folder.name, hash: modelHash };
   const embeddings = new EmbeddingCache();
   // every request's UNet calls go through one batcher, so jobs running side by side share runs
-  const batcher = new UnetBatcher(unet, timestepPerRow, options.unetMaxRows ?? 16, options.onUnetRun);
+  // A UNet that takes each latent once with guidance (pictalk.json `unet_shared_latents`): its `sample` and
+  // `encoder_hidden_states` have batch dimensions of their own
+  const sharedLatents = folder.unetSharedLatents;
+  if (sharedLatents) {
+    const batchOf = (name: string): number | string | undefined => unet.inputs.find((info) => info.name === name)!.shape[0];
+    if (batchOf('sample') === batchOf('encoder_hidden_states')) {
+      throw new PictalkError('model.invalid',
+        `Expected ${unet.path} to take each latent once (\`unet_shared_latents\` in pictalk.json), but its \`sample\` and \`encoder_hidden_states\` share the batch dimension ${describe(batchOf('sample'))}; run models/train/t2i_share_latents.py on the folder or remove the setting`,
+        { path: unet.path });
+    }
+  }
+  const batcher = new UnetBatcher(unet, timestepPerRow, options.unetMaxRows ?? 16, options.onUnetRun, sharedLatents);
 
   function settingsFor(request: ImagineRequest): ImagineSettings {
     const fail = (message: string): PictalkError => new PictalkError('input.invalid', message);
@@ -496,6 +507,7 @@ function createPipeline(
 
     // denoise: one UNet call per step over every picture in flight; buffers reused across steps
     let batch = 0;
+    let latentRows = 0;
     let context = new Float32Array(0);
     let sample = new Float32Array(0);
     let eps = new Float32Array(0);
@@ -510,20 +522,21 @@ function createPipeline(
       if (n !== inFlight) {                                          // first step, or after the draft ranking
         inFlight = n;
         batch = guided ? 2 * n : n;
+        latentRows = sharedLatents ? n : batch;                      // each latent once, or once per text row
         context = contextFor(n);
-        sample = new Float32Array(batch * perImage);                 // [batch, C, h, w]
+        sample = new Float32Array(latentRows * perImage);            // [latent rows, C, h, w]
         eps = new Float32Array(batch * perImage);                    // [batch, C, h, w]
-        timestepData = timestepType === 'int64' ? new BigInt64Array(timestepPerRow ? batch : 1) : new Float32Array(timestepPerRow ? batch : 1);
+        timestepData = timestepType === 'int64' ? new BigInt64Array(timestepPerRow ? latentRows : 1) : new Float32Array(timestepPerRow ? latentRows : 1);
       }
       const input = scheduler.scaleModelInput(latents, t);
       sample.set(input, 0);
-      if (guided) sample.set(input, size);
+      if (latentRows > n) sample.set(input, size);
       // Euler's timesteps are fractional: int64 exports truncate, as NumPy's astype does
       if (timestepData instanceof BigInt64Array) timestepData.fill(BigInt(Math.trunc(t)));
       else timestepData.fill(t);
       await batcher.run({
         sample, timestep: timestepData, context, out: eps,
-        sampleDims: [batch, channels, h, w], contextDims: [batch, textSize / textWidth, textWidth],
+        sampleDims: [latentRows, channels, h, w], contextDims: [batch, textSize / textWidth, textWidth],
       });
       // classifier-free guidance, in place into the unconditional half: eps_u + g * (eps_c - eps_u)
       if (guided) {

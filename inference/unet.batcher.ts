@@ -11,22 +11,25 @@
  * - Shapes must match: latent size, text length and width, input dtypes. Other calls wait for a later run.
  * - `maxRows` bounds a merged run (memory, and latency for the jobs in it).
  * - A failed run fails the calls that were in it and nothing else; the next run starts as usual.
+ * - A graph that takes each latent once (pictalk.json `unet_shared_latents`) gets m latents and k = r * m text rows
+ *   per call, text row j with latent j mod m; calls with the same r merge, their latents one after the other and
+ *   their text rows in r blocks (block b: every call's b-th block), so the rule holds for the merged run too.
  */
 import { PictalkError } from '../common/errors.js';
 import type { OnnxModel, TensorValue } from './onnx.backend.js';
 
 export interface UnetCall {
-  /** [rows, C, h, w] */
+  /** [m, C, h, w]: one latent per text row, or each latent once when the graph shares latents (m divides k). */
   sample: Float32Array;
-  /** One value per row when the graph takes one per row, else a single value. */
+  /** One value per latent when the graph takes one per row, else a single value. */
   timestep: BigInt64Array | Float32Array;
-  /** [rows, L, D] */
+  /** [k, L, D]: text row j goes with latent j mod m. */
   context: Float32Array;
-  /** rows, C, h, w */
+  /** m, C, h, w */
   sampleDims: readonly [number, number, number, number];
-  /** rows, L, D */
+  /** k, L, D */
   contextDims: readonly [number, number, number];
-  /** Filled with the noise prediction, [rows, C, h, w]. */
+  /** Filled with the noise prediction, one per text row: [k, C, h, w]. */
   out: Float32Array;
 }
 
@@ -56,14 +59,16 @@ export class UnetBatcher {
   /**
    * @param unet the UNet session
    * @param timestepPerRow whether the graph's `timestep` input has one value per batch row
-   * @param maxRows most rows in one merged run (a single call larger than this still runs, alone)
-   * @param onRun observes each run: how many calls and rows went into it
+   * @param maxRows most text rows in one merged run (a single call larger than this still runs, alone)
+   * @param onRun observes each run: how many calls and text rows went into it
+   * @param sharedLatents whether the graph takes each latent once for its k = r * m text rows (else m = k)
    */
   constructor(
     private readonly unet: Pick<OnnxModel, 'run' | 'outputNames'>,
     private readonly timestepPerRow: boolean,
     private readonly maxRows = 16,
     private readonly onRun?: (calls: number, rows: number) => void,
+    private readonly sharedLatents = false,
   ) {
     if (!Number.isInteger(maxRows) || maxRows < 1) {
       throw new PictalkError('config.invalid', `Expected the UNet batch limit to be a positive integer, got ${String(maxRows)}`);
@@ -73,18 +78,19 @@ export class UnetBatcher {
 
   /** Run one UNet call, merged with others that wait at the same moment; resolves once `call.out` is filled. */
   run(call: UnetCall): Promise<void> {
-    const [rows, c, h, w] = call.sampleDims;
-    const [, l, d] = call.contextDims;
-    if (call.sample.length !== rows * c * h * w || call.out.length !== call.sample.length || call.context.length !== rows * l * d) {
+    const [latents, c, h, w] = call.sampleDims;
+    const [rows, l, d] = call.contextDims;
+    const fits = this.sharedLatents ? latents > 0 && rows % latents === 0 : latents === rows;
+    if (!fits || call.sample.length !== latents * c * h * w || call.out.length !== rows * c * h * w || call.context.length !== rows * l * d) {
       return Promise.reject(new PictalkError('inference.failed',
-        `Expected a UNet call of [${call.sampleDims.join(', ')}] with context [${call.contextDims.join(', ')}], got buffers of ${call.sample.length}, ${call.context.length} and ${call.out.length} values`));
+        `Expected a UNet call of [${call.sampleDims.join(', ')}] with context [${call.contextDims.join(', ')}]${this.sharedLatents ? ' (text rows a multiple of the latents)' : ' (a latent per text row)'}, got buffers of ${call.sample.length}, ${call.context.length} and ${call.out.length} values`));
     }
-    const expectedSteps = this.timestepPerRow ? rows : 1;
+    const expectedSteps = this.timestepPerRow ? latents : 1;
     if (call.timestep.length !== expectedSteps) {
       return Promise.reject(new PictalkError('inference.failed', `Expected ${expectedSteps} timestep value(s), got ${call.timestep.length}`));
     }
     const stepKey = this.timestepPerRow ? '' : `|t${String(call.timestep[0])}`;
-    const key = `${c}x${h}x${w}|${l}x${d}|${call.timestep.constructor.name}${stepKey}`;
+    const key = `${c}x${h}x${w}|${l}x${d}|${rows / latents}|${call.timestep.constructor.name}${stepKey}`;
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ call, key, resolve, reject });
       this.schedule();
@@ -102,11 +108,11 @@ export class UnetBatcher {
   private take(): Pending[] {
     const first = this.pending[0]!;
     const group = [first];
-    let rows = first.call.sampleDims[0];
+    let rows = first.call.contextDims[0];
     for (const other of this.pending.slice(1)) {
-      if (other.key !== first.key || rows + other.call.sampleDims[0] > this.maxRows) continue;
+      if (other.key !== first.key || rows + other.call.contextDims[0] > this.maxRows) continue;
       group.push(other);
-      rows += other.call.sampleDims[0];
+      rows += other.call.contextDims[0];
     }
     for (const taken of group) this.pending.splice(this.pending.indexOf(taken), 1);
     return group;
@@ -135,40 +141,48 @@ export class UnetBatcher {
     const first = group[0]!.call;
     const [, c, h, w] = first.sampleDims;
     const [, l, d] = first.contextDims;
-    const rows = group.reduce((n, p) => n + p.call.sampleDims[0], 0);
+    const repeat = first.contextDims[0] / first.sampleDims[0];      // the same for every call of the group (its key)
+    const latents = group.reduce((n, p) => n + p.call.sampleDims[0], 0);
+    const rows = latents * repeat;
     this.onRun?.(group.length, rows);
     if (group.length === 1) {
       await this.unet.run({
         sample: { data: first.sample, dims: [...first.sampleDims] },
         timestep: { data: first.timestep, dims: [first.timestep.length] },
         encoder_hidden_states: { data: first.context, dims: [...first.contextDims] },
-      }, { [this.outputName]: { data: first.out, dims: [...first.sampleDims] } });
+      }, { [this.outputName]: { data: first.out, dims: [rows, c, h, w] } });
       return;
     }
     const perRow = c * h * w;
-    const sample = new Float32Array(rows * perRow);
-    const context = new Float32Array(rows * l * d);
-    const timestep = first.timestep instanceof BigInt64Array ? new BigInt64Array(this.timestepPerRow ? rows : 1) : new Float32Array(this.timestepPerRow ? rows : 1);
-    let row = 0;
+    const perText = l * d;
+    const sample = new Float32Array(latents * perRow);
+    const context = new Float32Array(rows * perText);
+    const timestep = first.timestep instanceof BigInt64Array ? new BigInt64Array(this.timestepPerRow ? latents : 1) : new Float32Array(this.timestepPerRow ? latents : 1);
+    // the latents one call after the other; the text rows in `repeat` blocks, block b holding each call's b-th block
+    let offset = 0;
     for (const { call } of group) {
-      const n = call.sampleDims[0];
-      sample.set(call.sample, row * perRow);
-      context.set(call.context, row * l * d);
-      // rows of one call share its timestep buffer's element type (the key says so)
-      copyInto(timestep, call.timestep.subarray(0, this.timestepPerRow ? n : 1), this.timestepPerRow ? row : 0);
-      row += n;
+      const m = call.sampleDims[0];
+      sample.set(call.sample, offset * perRow);
+      for (let b = 0; b < repeat; b += 1) {
+        context.set(call.context.subarray(b * m * perText, (b + 1) * m * perText), (b * latents + offset) * perText);
+      }
+      // latents of one call share its timestep buffer's element type (the key says so)
+      copyInto(timestep, call.timestep.subarray(0, this.timestepPerRow ? m : 1), this.timestepPerRow ? offset : 0);
+      offset += m;
     }
     const out: TensorValue<Float32Array> = { data: new Float32Array(rows * perRow), dims: [rows, c, h, w] };
     await this.unet.run({
-      sample: { data: sample, dims: [rows, c, h, w] },
+      sample: { data: sample, dims: [latents, c, h, w] },
       timestep: { data: timestep, dims: [timestep.length] },
       encoder_hidden_states: { data: context, dims: [rows, l, d] },
     }, { [this.outputName]: out });
-    row = 0;
+    offset = 0;
     for (const { call } of group) {
-      const n = call.sampleDims[0];
-      call.out.set(out.data.subarray(row * perRow, (row + n) * perRow));
-      row += n;
+      const m = call.sampleDims[0];
+      for (let b = 0; b < repeat; b += 1) {
+        call.out.set(out.data.subarray((b * latents + offset) * perRow, (b * latents + offset + m) * perRow), b * m * perRow);
+      }
+      offset += m;
     }
   }
 }

@@ -62,14 +62,16 @@ export async function imagineStages(dir: string, backend: BackendOptions, prompt
     const textEncode = await timeRuns(runs, warmup, encode);
     if (!hidden) await encode(0);
 
-    // one UNet call over [uncond, cond]: sample [2, C, h, w], timestep [2] (or [1] when the graph fixes it)
+    // one UNet call over [uncond, cond], fed as the pipeline feeds it: sample [2, C, h, w] and timestep [2] (or [1]
+    // when the graph fixes it), or each latent once (pictalk.json `unet_shared_latents`): sample [1, C, h, w]
+    const latentRows = folder.unetSharedLatents ? 1 : 2;
     const fixedTimestep = unet!.inputs.find((info) => info.name === 'timestep')?.shape[0] === 1;
-    const timestepLength = fixedTimestep ? 1 : 2;
+    const timestepLength = fixedTimestep ? 1 : latentRows;
     const timestep = unet!.inputType('timestep') === 'int64'
       ? new BigInt64Array(timestepLength).fill(501n) : new Float32Array(timestepLength).fill(501);
-    const sample = noise(2 * C * h * w, 1);
+    const sample = noise(latentRows * C * h * w, 1);
     const feeds = {
-      sample: { data: sample, dims: [2, C, h, w] },
+      sample: { data: sample, dims: [latentRows, C, h, w] },
       timestep: { data: timestep, dims: [timestepLength] },
       encoder_hidden_states: { data: hidden!.data, dims: hidden!.dims },
     };
@@ -94,7 +96,7 @@ export async function imagineStages(dir: string, backend: BackendOptions, prompt
       unet_step_ms: summarize(unetStep),
       vae_decode_ms: summarize(vaeDecode),
       png_encode_ms: summarize(png),
-      shapes: { unet_sample: [2, C, h, w], encoder_hidden_states: [...hidden!.dims], latents: [1, C, h, w], image: [...pixels!.dims] },
+      shapes: { unet_sample: [latentRows, C, h, w], encoder_hidden_states: [...hidden!.dims], latents: [1, C, h, w], image: [...pixels!.dims] },
     };
   });
 }

@@ -110,6 +110,11 @@ if [ $status = 0 ]; then
   python3 models/train/t2i_quantize.py --model "$EXPORT/text-to-image" --data "$DATA" "${T2I_QUANT[@]}" >> "$RUNS/t2i-export.log" 2>&1 \
     || { echo "text-to-image quantization failed: see $RUNS/t2i-export.log" >&2; status=1; }
 fi
+if [ $status = 0 ]; then
+  # the UNet's layers before the first cross-attention once per latent, not once per guidance half (same numbers)
+  python3 models/train/t2i_share_latents.py --model "$EXPORT/text-to-image" >> "$RUNS/t2i-export.log" 2>&1 \
+    || { echo "text-to-image latent sharing failed: see $RUNS/t2i-export.log" >&2; status=1; }
+fi
 wait "$CAP_PID" || { echo "captioner training failed: see $RUNS/captioner.log" >&2; status=1; }
 if [ -n "${REC_PID:-}" ]; then wait "$REC_PID" || { echo "recognizer training failed: see $RUNS/recognizer.log" >&2; status=1; }; fi
 echo "== $(date -u +%T) done (status $status); exported into $EXPORT"

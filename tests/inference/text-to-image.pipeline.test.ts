@@ -366,6 +366,58 @@ const BUILTIN = join(process.cwd(), 'models/builtin/text-to-image');
       await pipeline.dispose();
     }
   }, 60_000);
+
+  it('feeds each latent once with guidance (unet_shared_latents) and draws the same pixels as one latent per text row', async () => {
+    const plainDir = mkdtempSync(join(tmpdir(), 'pictalk-t2i-'));
+    cpSync(BUILTIN, plainDir, { recursive: true });
+    const extra = JSON.parse(readFileSync(join(BUILTIN, 'pictalk.json'), 'utf8')) as Record<string, unknown>;
+    expect(extra.unet_shared_latents).toBe(true);
+    writeFileSync(join(plainDir, 'pictalk.json'), JSON.stringify({ ...extra, unet_shared_latents: false }));
+    // ranks by brightness: deterministic, so both ways keep the same candidates
+    const scorer: TextScorer = async (images) => images.map((image) => {
+      const bytes = Buffer.isBuffer(image) ? image : image.rgb;
+      let sum = 0;
+      for (const v of bytes) sum += v;
+      return sum;
+    });
+    const shared = await loadTextToImage(BUILTIN, { scorer });
+    const plain = await loadTextToImage(plainDir, { scorer });
+    const spy = jest.spyOn(OnnxModel.prototype, 'run');
+    try {
+      const requests = [
+        { prompt: 'a red circle', seed: 3, steps: 4, scheduler: 'ddim' as const },
+        { prompt: 'a small blue square', seed: 4, steps: 4, candidates: 3, count: 2, scheduler: 'euler-a' as const },
+        { prompt: 'a big green star', seed: 5, steps: 3, guidance: 1, scheduler: 'ddim' as const },
+      ];
+      const pixels = async (results: ImagineResult[]): Promise<Buffer[]> =>
+        Promise.all(results.flatMap((result) => result.images.map(async (image) => (await decodeImage(image.png)).data)));
+      // one request at a time: the int8 UNet quantizes its activations per run, so a run merged with other jobs
+      // draws within a step of 255 of the same picture, not to the bit (the batcher's own test covers merged runs)
+      const each = async (pipeline: TextToImage): Promise<Buffer[]> => {
+        const results: ImagineResult[] = [];
+        for (const request of requests) results.push(await pipeline.imagine(request));
+        return pixels(results);
+      };
+      spy.mockClear();
+      const once = await each(shared);
+      const unetFeeds = spy.mock.calls.map(([feeds]) => feeds as Feeds).filter((feeds) => 'sample' in feeds && 'encoder_hidden_states' in feeds);
+      // guided runs give the UNet half as many latents as text rows; the unguided one a latent per row
+      expect(unetFeeds.filter((feeds) => feeds.encoder_hidden_states!.dims[0] === 2 * feeds.sample!.dims[0]!)).toHaveLength(4 + 4);
+      expect(unetFeeds.filter((feeds) => feeds.encoder_hidden_states!.dims[0] === feeds.sample!.dims[0])).toHaveLength(3);
+      spy.mockClear();
+      const perRow = await each(plain);
+      for (const [feeds] of spy.mock.calls as Array<[Feeds]>) {
+        if ('sample' in feeds && 'encoder_hidden_states' in feeds) expect(feeds.sample!.dims[0]).toBe(feeds.encoder_hidden_states!.dims[0]);
+      }
+      expect(once).toHaveLength(4);
+      expect(once).toEqual(perRow);
+    } finally {
+      spy.mockRestore();
+      await shared.dispose();
+      await plain.dispose();
+      rmSync(plainDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('text-to-image folder errors', () => {
@@ -398,6 +450,11 @@ describe('text-to-image folder errors', () => {
       }
       writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ width: 30 }));
       await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/width.*pictalk\.json/) });
+      // a UNet that takes a latent per text row cannot be told to take each latent once
+      writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ unet_shared_latents: true }));
+      await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/unet_shared_latents.*t2i_share_latents\.py/) });
+      writeFileSync(join(dir, 'pictalk.json'), JSON.stringify({ unet_shared_latents: 'yes' }));
+      await expect(loadTextToImage(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringMatching(/unet_shared_latents.*true or false/) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -34,6 +34,60 @@ function fakeUnet(perRow: boolean) {
   };
 }
 
+/**
+ * A fake UNet that takes each latent once (pictalk.json `unet_shared_latents`): text row j goes with latent j mod m,
+ * out[j, i] = sample[j mod m, i] * 2 + timestep[j mod m] + context[j, 0].
+ */
+function fakeSharedUnet() {
+  const runs: Array<{ latents: number; rows: number; timesteps: number[]; firstColumn: number[] }> = [];
+  return {
+    runs,
+    outputNames: ['out_sample'],
+    async run(feeds: Feeds, outputs?: unknown): Promise<Record<string, TensorValue>> {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      const sample = feeds.sample!.data as Float32Array;
+      const [m, c, h, w] = feeds.sample!.dims as [number, number, number, number];
+      const ctx = feeds.encoder_hidden_states!;
+      const k = ctx.dims[0]!;
+      if (k % m !== 0) throw new Error(`text rows ${k} are not a multiple of latents ${m}`);
+      const perCtx = ctx.data.length / k;
+      const ts = Array.from(feeds.timestep!.data as Float32Array, Number);
+      runs.push({ latents: m, rows: k, timesteps: ts, firstColumn: Array.from({ length: k }, (_, j) => (ctx.data as Float32Array)[j * perCtx]!) });
+      const out = (outputs as Record<string, TensorValue<Float32Array>>).out_sample!;
+      const per = c * h * w;
+      for (let j = 0; j < k; j += 1) {
+        for (let i = 0; i < per; i += 1) out.data[j * per + i] = sample[(j % m) * per + i]! * 2 + ts[j % m]! + (ctx.data as Float32Array)[j * perCtx]!;
+      }
+      return { out_sample: out };
+    },
+  };
+}
+
+/** A guided call of `latents` latents for a graph that takes each once: 2 * latents text rows (negative, then prompt). */
+function sharedCall(latents: number, t: number, base: number): UnetCall {
+  const c = 2, h = 2, w = 2, l = 3, d = 2;
+  const rows = 2 * latents;
+  const sample = Float32Array.from({ length: latents * c * h * w }, (_, i) => base + i);
+  return {
+    sample,
+    context: Float32Array.from({ length: rows * l * d }, (_, i) => base * 10 + Math.floor(i / (l * d))),
+    timestep: new Float32Array(latents).fill(t),
+    sampleDims: [latents, c, h, w], contextDims: [rows, l, d],
+    out: new Float32Array(rows * c * h * w),
+  };
+}
+
+function sharedExpected(c: UnetCall): Float32Array {
+  const [m] = c.sampleDims;
+  const [k] = c.contextDims;
+  const per = c.sample.length / m;
+  const perCtx = c.context.length / k;
+  return Float32Array.from({ length: k * per }, (_, i) => {
+    const j = Math.floor(i / per);
+    return c.sample[(j % m) * per + (i % per)]! * 2 + Number(c.timestep[j % m]) + c.context[j * perCtx]!;
+  });
+}
+
 function call(rows: number, t: number, base: number, perRow = true): UnetCall {
   const c = 2, h = 2, w = 2, l = 3, d = 2;
   const sample = Float32Array.from({ length: rows * c * h * w }, (_, i) => base + i);
@@ -116,6 +170,39 @@ describe('UnetBatcher', () => {
     const fine = call(2, 3, 3);
     await batcher.run(fine);
     expect(Array.from(fine.out)).toEqual(Array.from(expected(fine)));
+  });
+
+  it('gives a graph that takes each latent once every latent once, merged calls in blocks of text rows', async () => {
+    const unet = fakeSharedUnet();
+    const batcher = new UnetBatcher(unet, true, 16, undefined, true);
+    const calls = [sharedCall(1, 981, 1), sharedCall(3, 961, 100), sharedCall(2, 1, 1000)];
+    await Promise.all(calls.map((c) => batcher.run(c)));
+    // 6 latents and 12 text rows in one run: every call's negative rows, then every call's prompt rows
+    expect(unet.runs).toEqual([{
+      latents: 6, rows: 12, timesteps: [981, 961, 961, 961, 1, 1],
+      firstColumn: [10, 1000, 1001, 1002, 10000, 10001, 11, 1003, 1004, 1005, 10002, 10003],
+    }]);
+    for (const c of calls) expect(Array.from(c.out)).toEqual(Array.from(sharedExpected(c)));
+    // a call with a latent per text row (no guidance) has another ratio: it runs on its own
+    const unguided = call(2, 5, 7);
+    const guided = sharedCall(1, 5, 8);
+    await Promise.all([batcher.run(unguided), batcher.run(guided)]);
+    expect(unet.runs.slice(1).map((r) => [r.latents, r.rows])).toEqual([[2, 2], [1, 2]]);
+    expect(Array.from(unguided.out)).toEqual(Array.from(expected(unguided)));
+    expect(Array.from(guided.out)).toEqual(Array.from(sharedExpected(guided)));
+    // maxRows counts text rows
+    const small = new UnetBatcher(fakeSharedUnet(), true, 4, undefined, true);
+    const limited = small as unknown as { unet: ReturnType<typeof fakeSharedUnet> };
+    await Promise.all([small.run(sharedCall(1, 1, 1)), small.run(sharedCall(1, 1, 2)), small.run(sharedCall(1, 1, 3))]);
+    expect(limited.unet.runs.map((r) => r.rows)).toEqual([4, 2]);
+  });
+
+  it('refuses text rows that are not a multiple of the latents, and fewer latents than text rows for a graph that needs one each', async () => {
+    const shared = new UnetBatcher(fakeSharedUnet(), true, 16, undefined, true);
+    await expect(shared.run({ ...sharedCall(2, 1, 1), contextDims: [3, 3, 2], context: new Float32Array(18), out: new Float32Array(24) }))
+      .rejects.toMatchObject({ code: 'inference.failed', message: expect.stringContaining('text rows a multiple of the latents') });
+    const plain = new UnetBatcher(fakeUnet(true), true, 16);
+    await expect(plain.run(sharedCall(1, 1, 1))).rejects.toMatchObject({ code: 'inference.failed', message: expect.stringContaining('a latent per text row') });
   });
 
   it('refuses buffers that do not match their dims, and a bad limit', async () => {
