@@ -42,12 +42,16 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), so, providers=['CPUExecutionProvider'])
 
 
+SHAPES = {'channels': 4, 'side': 16, 'text_length': 32, 'text_width': 128}    # the folder's, read by main()
+
+
 def feeds(m: int, k: int, seed: int, ts_dtype) -> dict:
     """m latents with a timestep each, k = r * m text rows; the same numbers for the same seed."""
     rng = np.random.default_rng(seed)
-    return {'sample': rng.standard_normal((m, 4, 16, 16), dtype=np.float32),
+    c, side = SHAPES['channels'], SHAPES['side']
+    return {'sample': rng.standard_normal((m, c, side, side), dtype=np.float32),
             'timestep': rng.integers(1, 999, m).astype(ts_dtype),
-            'encoder_hidden_states': rng.standard_normal((k, 32, 128), dtype=np.float32)}
+            'encoder_hidden_states': rng.standard_normal((k, SHAPES['text_length'], SHAPES['text_width']), dtype=np.float32)}
 
 
 def expanded(f: dict) -> dict:
@@ -207,6 +211,11 @@ def main() -> None:
     ap.add_argument('--model', required=True, help='text-to-image folder (its unet/model.onnx is rewritten in place)')
     a = ap.parse_args()
     path = os.path.join(a.model, 'unet', 'model.onnx')
+    config = json.load(open(os.path.join(a.model, 'unet', 'config.json')))
+    tokenizer = json.load(open(os.path.join(a.model, 'tokenizer', 'tokenizer_config.json')))
+    size = config.get('sample_size', 16)
+    SHAPES.update(channels=config.get('in_channels', 4), side=size[0] if isinstance(size, list) else size,
+                  text_length=tokenizer.get('model_max_length', 77), text_width=config['cross_attention_dim'])
     extra_path = os.path.join(a.model, 'pictalk.json')
     extra = json.load(open(extra_path)) if os.path.exists(extra_path) else {}
     original = onnx.load(path)
