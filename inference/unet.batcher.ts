@@ -11,6 +11,9 @@
  * - Shapes must match: latent size, text length and width, input dtypes. Other calls wait for a later run.
  * - `maxRows` bounds a merged run (memory, and latency for the jobs in it).
  * - A failed run fails the calls that were in it and nothing else; the next run starts as usual.
+ * - Rows do not see each other in a UNet, so a merged run gives each caller what a run of its own gives; a graph that
+ *   quantizes its activations per run (the builtin int8 UNet's linear layers: one scale over every row of the run)
+ *   gives it to within rounding, a step of 255 in the final picture, not to the bit.
  * - A graph that takes each latent once (pictalk.json `unet_shared_latents`) gets m latents and k = r * m text rows
  *   per call, text row j with latent j mod m; calls with the same r merge, their latents one after the other and
  *   their text rows in r blocks (block b: every call's b-th block), so the rule holds for the merged run too.
