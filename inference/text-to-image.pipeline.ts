@@ -192,7 +192,6 @@ function createPipeline(
   const { latentChannels: channels, latentFactor: factor, scalingFactor, defaults, maxSize } = folder;
   const model = { name: folder.name, hash: modelHash };
   const embeddings = new EmbeddingCache();
-  // every request's UNet calls go through one batcher, so jobs running side by side share runs
   // A UNet that takes each latent once with guidance (pictalk.json `unet_shared_latents`): its `sample` and
   // `encoder_hidden_states` have batch dimensions of their own
   const sharedLatents = folder.unetSharedLatents;
@@ -204,6 +203,7 @@ function createPipeline(
         { path: unet.path });
     }
   }
+  // every request's UNet calls go through one batcher, so jobs running side by side share runs
   const batcher = new UnetBatcher(unet, timestepPerRow, options.unetMaxRows ?? 16, options.onUnetRun, sharedLatents);
 
   function settingsFor(request: ImagineRequest): ImagineSettings {

@@ -42,16 +42,22 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), so, providers=['CPUExecutionProvider'])
 
 
-SHAPES = {'channels': 4, 'side': 16, 'text_length': 32, 'text_width': 128}    # the folder's, read by main()
+def folder_shapes(folder: str) -> dict:
+    """The latent's channels and side and the text's length and width, from the folder's configs."""
+    config = json.load(open(os.path.join(folder, 'unet', 'config.json')))
+    tokenizer = json.load(open(os.path.join(folder, 'tokenizer', 'tokenizer_config.json')))
+    size = config.get('sample_size', 16)
+    return {'channels': config.get('in_channels', 4), 'side': size[0] if isinstance(size, list) else size,
+            'text_length': tokenizer.get('model_max_length', 77), 'text_width': config['cross_attention_dim']}
 
 
-def feeds(m: int, k: int, seed: int, ts_dtype) -> dict:
+def feeds(m: int, k: int, seed: int, ts_dtype, shapes: dict) -> dict:
     """m latents with a timestep each, k = r * m text rows; the same numbers for the same seed."""
     rng = np.random.default_rng(seed)
-    c, side = SHAPES['channels'], SHAPES['side']
+    c, side = shapes['channels'], shapes['side']
     return {'sample': rng.standard_normal((m, c, side, side), dtype=np.float32),
             'timestep': rng.integers(1, 999, m).astype(ts_dtype),
-            'encoder_hidden_states': rng.standard_normal((k, SHAPES['text_length'], SHAPES['text_width']), dtype=np.float32)}
+            'encoder_hidden_states': rng.standard_normal((k, shapes['text_length'], shapes['text_width']), dtype=np.float32)}
 
 
 def expanded(f: dict) -> dict:
@@ -61,7 +67,7 @@ def expanded(f: dict) -> dict:
     return {'sample': f['sample'][index], 'timestep': f['timestep'][index], 'encoder_hidden_states': f['encoder_hidden_states']}
 
 
-def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
+def rewrite(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     nodes = list(g.node)
@@ -69,10 +75,13 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
     producer = {o: n for n in nodes for o in n.output}
     added: list[onnx.NodeProto] = []
     consts: set[str] = set()
-    consts_made: set[str] = set()
+    outputs: set[str] = set()
 
     def node(op: str, inputs: list[str], output: str, **attrs) -> str:
-        added.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        """A node named after its one output, made once."""
+        if output not in outputs:
+            outputs.add(output)
+            added.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
     def const(name: str, value) -> str:
@@ -129,7 +138,7 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
     del probe.graph.node[:]
     probe.graph.node.extend(everything)
     ts_dtype = timestep_dtype(g)
-    probe_feed = expanded(feeds(3, 3, 0, ts_dtype))
+    probe_feed = expanded(feeds(3, 3, 0, ts_dtype, shapes))
     values = {**probe_feed, **dict(zip(inside, session(probe).run(None, probe_feed)))}
 
     def tag(name: str) -> str:
@@ -144,10 +153,8 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
                 gathered[name] = node('Gather', [name, index], tag(name) + '.rows', axis=0)
             elif len(shape) == 2 and shape[0] % 3 == 0:                  # token rows [m*h*w, C]
                 width = shape[1]
-                per_latent = MARK + f'tokens{width}_shape'
-                if per_latent not in consts_made:
-                    consts_made.add(per_latent)
-                    node('Concat', [m_rows, const('minus_one', [-1]), const(f'width{width}', [width])], per_latent, axis=0)
+                per_latent = node('Concat', [m_rows, const('minus_one', [-1]), const(f'width{width}', [width])],
+                                  MARK + f'tokens{width}_shape', axis=0)
                 tokens = node('Reshape', [name, per_latent], tag(name) + '.per_latent')
                 picked = node('Gather', [tokens, index], tag(name) + '.picked', axis=0)
                 gathered[name] = node('Reshape', [picked, const(f'token_rows{width}', [-1, width])], tag(name) + '.rows')
@@ -161,7 +168,11 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
         """An int64 tensor the shared part computes from Shape nodes, computed again over the gathered tensors."""
         if name not in rebuilt:
             n = made[name]
-            if n.op_type == 'Shape':
+            if n.op_type == 'Shape' and not n.attribute and values[n.input[0]].shape[0] == 3:
+                # a tensor with a row per latent: the same shape with k rows, without gathering the rows
+                rest = node('Shape', [n.input[0]], tag(name) + '.rest', start=1)
+                rebuilt[name] = node('Concat', [k_rows, rest], tag(name) + '.rows', axis=0)
+            elif n.op_type == 'Shape':
                 rebuilt[name] = node('Shape', [gather(n.input[0])], tag(name) + '.rows')
             else:
                 inputs = [shape_chain(x) if x in made and made[x].name in shared else x for x in n.input]
@@ -211,22 +222,18 @@ def main() -> None:
     ap.add_argument('--model', required=True, help='text-to-image folder (its unet/model.onnx is rewritten in place)')
     a = ap.parse_args()
     path = os.path.join(a.model, 'unet', 'model.onnx')
-    config = json.load(open(os.path.join(a.model, 'unet', 'config.json')))
-    tokenizer = json.load(open(os.path.join(a.model, 'tokenizer', 'tokenizer_config.json')))
-    size = config.get('sample_size', 16)
-    SHAPES.update(channels=config.get('in_channels', 4), side=size[0] if isinstance(size, list) else size,
-                  text_length=tokenizer.get('model_max_length', 77), text_width=config['cross_attention_dim'])
+    shapes = folder_shapes(a.model)
     extra_path = os.path.join(a.model, 'pictalk.json')
     extra = json.load(open(extra_path)) if os.path.exists(extra_path) else {}
     original = onnx.load(path)
     if any(n.name.startswith(MARK) for n in original.graph.node):
         print(f'{path} already takes each latent once; left as it is')
     else:
-        shared = rewrite(original)
+        shared = rewrite(original, shapes)
         ts_dtype = timestep_dtype(original.graph)
         before, after = session(original), session(shared)
         for seed, (m, k) in enumerate([(1, 1), (1, 2), (3, 6), (5, 10), (2, 6), (4, 4)]):
-            f = feeds(m, k, seed, ts_dtype)
+            f = feeds(m, k, seed, ts_dtype, shapes)
             want = before.run(None, expanded(f))[0]
             for name, got in (('once', after.run(None, f)[0]), ('repeated', after.run(None, expanded(f))[0])):
                 if not np.array_equal(want, got):
