@@ -8,7 +8,8 @@
  *
  * Like for like against PyTorch: DDIM with the model folder's steps and guidance on both sides, one image,
  * guidance on, the same thread count; the TypeScript side is timed without its PNG encoding (the reference makes
- * none) and with a new prompt each run, so its text-encoder cache never answers. The default scheduler's figure
+ * none) and with a new prompt each run, so its text-encoder cache never answers; the two sides run in alternating
+ * blocks (ABBA) so that both are timed in the same minutes of the host. The default scheduler's figure
  * (imagine_p50_ms, PNG included) is reported separately. Timings live here only, never in unit tests.
  */
 import { coreConcurrency, loadModelSettings, loadSettings } from '../adapters/config.js';
@@ -22,7 +23,7 @@ import { createTextToSpeech } from '../inference/text-to-speech.pipeline.js';
 import type { ImagineRequest, JobKind } from '../inference/types.js';
 import { SPEAK_TEXT, benchImages, benchPrompts } from './bench.inputs.js';
 import { USAGE, parseBenchOptions, type BenchOptions } from './bench.options.js';
-import { runPytorchReference, type PytorchReference } from './bench.pytorch.js';
+import { PytorchServer, type PytorchReference } from './bench.pytorch.js';
 import { CLUSTER_TARGETS, benchCluster } from './bench.cluster.js';
 import { PREVIEW_TARGETS, benchPreviews } from './bench.previews.js';
 import { DISCORD_HTTP_TARGETS, benchDiscordHttp } from './bench.discord.js';
@@ -37,7 +38,15 @@ const LEVELS = [1, 4, 8] as const;
 /** Targets on the 2-core CPU machine this was written for; `met` says whether this run reached each. */
 const TARGETS = { imagine_p50_ms: 400, caption_p50_ms: 25, speak_p50_ms: 300, speedup_vs_pytorch: 3, caption_throughput_ratio_c8_c1: 2 };
 
+/** The PyTorch comparison's runs go in this many blocks per side, in turn (ABBA...). */
+const DDIM_BLOCKS = 4;
+
 const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`); };
+
+/** `runs` split into `blocks` sizes that differ by at most one, the larger first. */
+function splitRuns(runs: number, blocks: number): number[] {
+  return Array.from({ length: blocks }, (_, b) => Math.floor(runs / blocks) + (b < runs % blocks ? 1 : 0));
+}
 const ms = (value: number): number => Number(value.toFixed(2));
 
 /** One UNet call timed on each CPU in turn (scripts/bench.cpus.ts), logged: a shared host's vCPUs may differ in speed. */
@@ -125,29 +134,57 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       if (i >= 0) { speakTimings.push(result.timingsMs); speechSeconds = result.durationSecs; }
     });
 
-    // like for like against PyTorch: DDIM, same steps and guidance, one image; half the TS runs before, half after
+    // like for like against PyTorch: DDIM, same steps and guidance, one image; the two sides in alternating blocks
+    // (ABBA), so both are timed in the same minutes of the host
     const ddim = { scheduler: 'ddim' as const, steps: defaults.steps, guidance: defaults.guidance, count: 1, candidates: 1 };
-    log(`TypeScript DDIM: ${runs} runs (${ddim.steps} steps, guidance ${ddim.guidance})`);
-    const firstHalf = Math.ceil(runs / 2);
-    const tsBefore = await timeImagine(t2i, prompts, 1000, firstHalf, warmup, ddim);
+    const blockSizes = splitRuns(runs, Math.min(DDIM_BLOCKS, runs));
     let pytorch: PytorchReference | { skipped: true } | { error: string } = { skipped: true };
+    let server: PytorchServer | undefined;
     if (!options.skipPytorch) {
-      log(`PyTorch reference: ${runs} runs, ${options.threads || 'default'} threads (loads the weights from the ONNX folder)`);
+      log(`PyTorch reference: loading (${options.threads || 'default'} threads; the weights from the ONNX folder)`);
       try {
-        pytorch = await runPytorchReference({
+        server = await PytorchServer.open({
           python: options.python, onnxDir: options.t2iDir, prompt: prompts[0]!, steps: ddim.steps, guidance: ddim.guidance,
-          threads: options.threads > 0 ? options.threads : machine.cpus, repeat: runs,
+          threads: options.threads > 0 ? options.threads : machine.cpus,
         });
       } catch (error) {
         pytorch = { error: error instanceof Error ? error.message : String(error) };
         log(`PyTorch reference failed: ${(pytorch as { error: string }).error}`);
       }
     }
-    const tsAfter = await timeImagine(t2i, prompts, 2000, runs - firstHalf, 0, ddim);
+    log(`TypeScript DDIM${server ? ' and the PyTorch reference in turn' : ''}: ${runs} runs each (${ddim.steps} steps, guidance ${ddim.guidance}), blocks of ${blockSizes.join(', ')}`);
+    const tsDdimTimings: Array<Record<string, number>> = [];
+    const tsDdimWallRuns: number[] = [];
+    const ddimBlocks: Array<{ typescript_ms: number[]; pytorch_ms: number[] }> = [];
+    for (const [b, size] of blockSizes.entries()) {
+      const block = { typescript_ms: [] as number[], pytorch_ms: [] as number[] };
+      const typescript = async (): Promise<void> => {
+        const timed = await timeImagine(t2i, prompts, 1000 + 100 * b, size, b === 0 ? warmup : 0, ddim);
+        tsDdimTimings.push(...timed.timings);
+        tsDdimWallRuns.push(...timed.wall);
+        block.typescript_ms.push(...timed.timings.map((t) => ms(t.total! - (t.png ?? 0))));
+      };
+      const reference = async (): Promise<void> => {
+        if (!server) return;
+        try {
+          block.pytorch_ms.push(...(await server.run(size)).map(ms));
+        } catch (error) {
+          pytorch = { error: error instanceof Error ? error.message : String(error) };
+          log(`PyTorch reference failed: ${(pytorch as { error: string }).error}`);
+          await server.close();
+          server = undefined;
+        }
+      };
+      if (b % 2 === 0) { await typescript(); await reference(); } else { await reference(); await typescript(); }
+      ddimBlocks.push(block);
+    }
+    if (server) {
+      pytorch = server.result();
+      await server.close();
+    }
     // the same work as the reference: encode + latents + denoise + decode, without the PNG
-    const tsDdimTimings = [...tsBefore.timings, ...tsAfter.timings];
     const tsDdim = summarize(tsDdimTimings.map((t) => t.total! - (t.png ?? 0)));
-    const tsDdimWall = summarize([...tsBefore.wall, ...tsAfter.wall]);
+    const tsDdimWall = summarize(tsDdimWallRuns);
     const reference = 'per_image_ms' in pytorch ? pytorch : undefined;
     const speedup = reference ? ms(reference.per_image_ms / tsDdim.p50) : null;
 
@@ -289,6 +326,11 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         work: { scheduler: 'ddim', steps: ddim.steps, guidance: ddim.guidance, images: 1, png: false },
         typescript_ddim_ms: tsDdim,
         typescript_ddim_wall_png_ms: tsDdimWall,
+        blocks: ddimBlocks.map((block, b) => ({
+          order: b % 2 === 0 ? 'typescript, then pytorch' : 'pytorch, then typescript',
+          typescript_p50_ms: summarize(block.typescript_ms).p50,
+          pytorch_p50_ms: block.pytorch_ms.length > 0 ? summarize(block.pytorch_ms).p50 : null,
+        })),
         typescript_default_scheduler_ms: imagineE2e,
         reference: pytorch,
       },

@@ -10,6 +10,11 @@ set_alpha_to_one false): for 10 steps 901, 801, ..., 1. Classifier-free guidance
 [unconditional (negative prompt, default ""), conditional], eps = eps_u + g * (eps_c - eps_u); g <= 1 runs the
 conditional branch only. Initial latents are torch.randn(seed) [1, 4, h, w] or read from --latents FILE.npy.
 With --json it prints {"timings_ms": {...}, ...} (median over --repeat runs after one warm-up).
+
+With --serve it loads the weights, makes one warm-up image, prints {"ready": true, "load_ms": ...} and then answers
+each line "run N" on stdin with one JSON line {"runs_ms": [...]} (N more images, each timed as --repeat times it), so
+that a benchmark can time its own images and these in turn, in the same minutes (scripts/bench.ts); it exits at the
+end of its input or on "quit".
 """
 from __future__ import annotations
 
@@ -112,6 +117,24 @@ def to_png(image: np.ndarray, path: str, upscale: int = 1) -> None:
     im.save(path)
 
 
+def serve(m: T2I, prompt: str, kw: dict, load_ms: float) -> None:
+    """One warm-up image, then "run N" lines on stdin, each answered with the N images' times on one JSON line."""
+    m.sample(prompt, **kw)
+    print(json.dumps({'ready': True, 'load_ms': load_ms}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words == ['quit']:
+            break
+        if len(words) != 2 or words[0] != 'run' or not words[1].isdigit() or int(words[1]) < 1:
+            print(json.dumps({'error': f'expected "run N" (N >= 1) or "quit", got {line.strip()!r}'}), flush=True)
+            continue
+        runs = [m.sample(prompt, **kw)['timings_ms'] for _ in range(int(words[1]))]
+        print(json.dumps({'runs_ms': [r['total'] for r in runs],
+                          'timings_ms': {k: [r[k] for r in runs] for k in runs[0]}}), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     weights = p.add_mutually_exclusive_group(required=True)
@@ -131,6 +154,7 @@ def main() -> None:
     p.add_argument('--upscale', type=int, default=1)
     p.add_argument('--out-npy', help='write the final latents here')
     p.add_argument('--json', action='store_true', help='print timings and settings as one JSON object')
+    p.add_argument('--serve', action='store_true', help='answer "run N" lines on stdin with one JSON line each')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     t_load = time.perf_counter()
@@ -142,6 +166,9 @@ def main() -> None:
     load_ms = (time.perf_counter() - t_load) * 1000
     lat = torch.from_numpy(np.load(a.latents)) if a.latents else None
     kw = dict(steps=a.steps, guidance=a.guidance, latents=lat, seed=a.seed, negative_prompt=a.negative_prompt)
+    if a.serve:
+        serve(m, a.prompt, kw, load_ms)
+        return
     runs = []
     if a.repeat > 1:
         m.sample(a.prompt, **kw)                                                                  # warm-up
