@@ -7,7 +7,7 @@
  *                   [--image FILE [--strength S]] [--model DIR] [--captioner DIR]
  *   pictalk caption FILE... [--beam N] [--json] [--guess] [--captioner DIR]
  *   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
- *   pictalk start                     (the bot: adapters/main.ts, the composition root)
+ *   pictalk start [--role all|front|worker]   (the bot: adapters/main.ts, the composition root)
  *
  * Exit codes: 0 done, 1 a model or runtime failure (the message names the path), 2 a usage error
  * (unknown option, bad value, unreadable input file).
@@ -40,7 +40,7 @@ const USAGE = `Usage:
                   [--latents FILE.npy] [--upscale N] [--image FILE [--strength S]] [--model DIR] [--captioner DIR]
   pictalk caption FILE... [--beam N] [--json] [--guess] [--captioner DIR]
   pictalk speak "<text>" --out FILE.ogg [--voice NAME]
-  pictalk start
+  pictalk start [--role all|front|worker]
 
 Models: --model DIR or PICTALK_T2I_MODEL (default models/builtin/text-to-image),
         --captioner DIR or PICTALK_CAPTIONER (default models/builtin/captioner).

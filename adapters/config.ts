@@ -365,7 +365,7 @@ export function loadSettings(env: Env = process.env, role: Role = 'all'): Pictal
   }
 
   const redisUrl = read(env, 'PICTALK_REDIS_URL');
-  if (redisUrl !== undefined && !/^rediss?:\/\/[^/]+(\/\d+)?$/.test(redisUrl)) {
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^/]+(\/\d*)?$/.test(redisUrl)) {
     problems.add('PICTALK_REDIS_URL', `Expected PICTALK_REDIS_URL to be redis://host:port/db, got ${describe(redisUrl.replace(/:[^:@/]*@/, ':***@'))}`);
   } else if (redisUrl === undefined && role !== 'all') {
     problems.add('PICTALK_REDIS_URL', `The ${role} role needs PICTALK_REDIS_URL (redis://host:port/db): fronts and workers share their jobs through Redis`);

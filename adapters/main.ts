@@ -1,7 +1,8 @@
 /**
- * `pictalk start`: the composition root. Reads the settings, loads the models once, builds the one InferenceCore
- * every platform shares, the Bot on SQLite, and starts the configured adapters — Discord, Slack, or, with no
- * platform credentials, the terminal adapter. Dependencies point inward: this file may import everything;
+ * `pictalk start [--role all|front|worker]`: the composition root. Reads the settings, loads the models once (not in
+ * a front), builds the one queue every platform shares (the in-process InferenceCore, or with PICTALK_REDIS_URL the
+ * cluster's on Redis), the Bot on its store (SQLite at PICTALK_DB, or PostgreSQL at PICTALK_DATABASE_URL), and starts
+ * the configured adapters (not in a worker) — Discord, Slack, or, with no platform credentials, the terminal adapter. Dependencies point inward: this file may import everything;
  * nothing imports it.
  */
 import { existsSync } from 'node:fs';
@@ -53,6 +54,16 @@ interface Stoppable {
 }
 
 /** Start pictalk; resolves with the exit code once it has stopped (a signal, or the terminal session ending). */
+/** How long /healthz waits for the database's answer. */
+const HEALTH_DATABASE_MS = 2000;
+
+/** `work`, or a rejection once `ms` have passed. */
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, fail) => { timer = setTimeout(() => fail(new Error(`no answer within ${ms} ms`)), ms); });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 export async function start(argv: readonly string[] = []): Promise<number> {
   let settings: PictalkSettings;
   let role: Role;
@@ -117,7 +128,18 @@ export async function start(argv: readonly string[] = []): Promise<number> {
       const core = new InferenceCore(pipelines!, { metrics: metricsOfCore, concurrency: coreConcurrency(settings) });
       cleanup.push(() => core.close());
       port = corePort(core);
-      health = async () => ({ queue: core.stats() });
+      health = async () => ({ role, queue: core.stats(), healthy: true });
+    }
+    if (store) {
+      // a process that answers commands needs its database as well: /healthz says so (bounded, so a hung database
+      // makes the probe fail instead of hang)
+      const ofQueue = health;
+      const database = store;
+      health = async () => {
+        const figures = await ofQueue();
+        const answers = await withDeadline(database.ping(), HEALTH_DATABASE_MS).then(() => true, () => false);
+        return { ...figures, database: answers, healthy: figures.healthy !== false && answers };
+      };
     }
   } catch (error) {
     console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);

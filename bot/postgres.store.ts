@@ -373,6 +373,16 @@ export class PostgresStore implements BotStore {
       'SELECT key, value FROM settings WHERE space_id = $1 AND starts_with(key, $2) ORDER BY key COLLATE "C"', [spaceId, prefix])).rows;
   }
 
+  async ping(): Promise<void> {
+    try {
+      await this.pool.query('SELECT 1');
+    } catch (error) {
+      // whatever the reason (down, closed), for a health check it does not answer
+      const message = error instanceof Error ? error.message : String(error);
+      throw new PictalkError('store.unavailable', `The database at ${this.where} does not answer: ${message}`, { where: this.where }, { cause: error });
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

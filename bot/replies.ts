@@ -47,7 +47,13 @@ function friendlyText(error: PictalkError, context: ErrorContext): string {
       // These messages are written for people already: what was expected, what came.
       return `${error.message}.`.replace(/\.\.$/, '.') + refund;
     case 'queue.busy':
-      return `The queue is full right now; please try again in a minute.${refund}`;
+      // why it is busy, when the queue said: its server away, a restart, this person's own limit, or everyone's line
+      if (d.reason === 'redis') return `pictalk is busy right now (its job queue can't be reached); please try again in a moment.${refund}`;
+      if (d.closed === true) return `pictalk is restarting and takes no new jobs right now; please try again in a moment.${refund}`;
+      if (d.scope === 'user' && typeof d.limit === 'number') {
+        return `You already have ${d.limit} job${d.limit === 1 ? '' : 's'} waiting or running, the most one person can have; please try again when one has finished.${refund}`;
+      }
+      return `pictalk is busy: the queue is full right now; please try again in a minute.${refund}`;
     case 'job.cancelled':
       return `Cancelled.${refund}`;
     case 'job.timeout':

@@ -253,6 +253,14 @@ export class SqliteStore implements BotStore {
     return this.s.listSettings.all({ spaceId, prefix });
   }
 
+  async ping(): Promise<void> {
+    try {
+      this.db.prepare('SELECT 1').get();
+    } catch (error) {
+      throw new PictalkError('store.unavailable', `The database cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }

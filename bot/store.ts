@@ -156,5 +156,7 @@ export interface BotStore {
   setSetting(spaceId: string, key: string, value: string | undefined, by: string, at: number): Promise<void>;
   listSettings(spaceId: string, prefix: string): Promise<Array<{ key: string; value: string }>>;
 
+  /** Resolves when the database answers a query now; rejects with `store.unavailable` otherwise (for /healthz). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -139,7 +139,8 @@ export function createClusterMetrics(registry: Registry, source: ClusterMetricsS
   const counts = source.workerCounts;
   if (!counts) return;
   const counter = (name: string, help: string, key: keyof ReturnType<NonNullable<ClusterMetricsSource['workerCounts']>>): void => {
-    new Gauge({ name, help, registers, collect() { this.set(counts()[key]); } });
+    // counted by the worker since it started, read at scrape time: a counter that never goes down (`rate()` works)
+    new Counter({ name, help, registers, collect() { this.reset(); this.inc(counts()[key]); } });
   };
   counter('pictalk_worker_jobs_started_total', 'Jobs this worker started', 'started');
   counter('pictalk_worker_retries_total', 'Jobs this worker ran again after the worker running them stopped', 'retried');

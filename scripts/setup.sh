@@ -43,7 +43,15 @@ if [ ! -f /usr/lib/python3/dist-packages/skimage/data/astronaut.png ]; then
   apt_install python3-skimage
 fi
 if ! python3 models/train/needs.py >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check -r models/train/requirements.txt
+  if ! python3 -m pip --version >/dev/null 2>&1; then apt_install python3-pip; fi
+  PIP_FLAGS=(--quiet --disable-pip-version-check)
+  # Debian's own python3 is "externally managed" (PEP 668): its pip installs only when told it may, into /usr/local
+  # (or the user's site-packages when not root), which leaves the packages that dpkg installed alone
+  if python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+    PIP_FLAGS+=(--break-system-packages)
+    if [ "$(id -u)" -ne 0 ]; then PIP_FLAGS+=(--user); fi
+  fi
+  python3 -m pip install "${PIP_FLAGS[@]}" -r models/train/requirements.txt
 fi
 python3 models/train/needs.py
 echo "setup: opusinfo, PostgreSQL, Redis, scikit-image's sample photographs and the Python packages are present"

@@ -150,6 +150,9 @@ describe('the cluster settings', () => {
     }
     const settings = loadSettings({ PICTALK_REDIS_URL: 'redis://127.0.0.1:6380/2', PICTALK_WORKER_LOCK_MS: '1500' }, 'worker');
     expect(settings).toMatchObject({ redisUrl: 'redis://127.0.0.1:6380/2', workerLockMs: 1500 });
+    for (const url of ['redis://127.0.0.1:6380', 'redis://127.0.0.1:6380/', 'rediss://:secret@cache.internal:6380/0']) {
+      expect(loadSettings({ PICTALK_REDIS_URL: url }, 'front').redisUrl).toBe(url);
+    }
     expect(() => loadSettings({ PICTALK_REDIS_URL: 'http://127.0.0.1:6379' })).toThrow(/PICTALK_REDIS_URL to be redis:\/\/host:port\/db/);
     expect(() => loadSettings({ PICTALK_REDIS_URL: 'redis://u:hunter2@h:1/x' })).toThrow(/\*\*\*/);
     expect(() => loadSettings({ PICTALK_WORKER_LOCK_MS: '5' })).toThrow(/PICTALK_WORKER_LOCK_MS to be an integer from 100/);

@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { freePort } from '../helpers/postgres.server.js';
+import { freePort, startPostgres } from '../helpers/postgres.server.js';
+import { startRedis } from '../helpers/redis.server.js';
 
 const ROOT = process.cwd();
 const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
@@ -46,6 +47,36 @@ describe('pictalk start', () => {
     expect(result.stderr).toContain(`127.0.0.1:${port}/pictalk`);
     expect(result.stderr).not.toContain('secret');
   }, 70_000);
+
+  it("answers /healthz of a front with its database's state: 503 while PostgreSQL is away, 200 again after", async () => {
+    const [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+    const metricsPort = await freePort();
+    const script = `import(${JSON.stringify(ENTRY)}).then((m) => m.start(['--role', 'front'])).then((code) => process.exit(code));`;
+    const child = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
+      cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...CLEAN_ENV, PICTALK_REDIS_URL: redis.url, PICTALK_DATABASE_URL: await postgres.createDatabase(), PICTALK_METRICS_PORT: String(metricsPort) },
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    const health = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const response = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+      return { status: response.status, body: await response.json() as Record<string, unknown> };
+    };
+    try {
+      for (let i = 0; i < 600 && !/health on \/healthz/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toMatch(/health on \/healthz/);
+      expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: 'ok', role: 'front', redis: true, database: true, healthy: true }) });
+      await postgres.halt();
+      expect(await health()).toEqual({ status: 503, body: expect.objectContaining({ status: 'unhealthy', role: 'front', redis: true, database: false, healthy: false }) });
+      await postgres.start();
+      expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ database: true, healthy: true }) });
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      await Promise.all([redis.stop(), postgres.stop()]);
+    }
+  }, 120_000);
 
   (existsSync(join(ROOT, 'models/builtin/text-to-image/model_index.json')) ? it : it.skip)(
     'runs the terminal adapter on the builtin models when no platform is configured', async () => {

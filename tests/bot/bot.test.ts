@@ -222,7 +222,11 @@ describe('friendly error replies', () => {
     ['rate.limited', { retryAfterMs: 90_000 }, "You're sending commands too fast; try again in 2 min."],
     ['content.blocked', {}, "That prompt uses words this space doesn't allow, so I didn't run it."],
     ['permission.denied', { command: 'quota.set' }, 'Only moderators can use `quota.set`.'],
-    ['queue.busy', {}, 'The queue is full right now; please try again in a minute.'],
+    ['queue.busy', {}, 'pictalk is busy: the queue is full right now; please try again in a minute.'],
+    ['queue.busy', { scope: 'total', queued: 64, limit: 64 }, 'pictalk is busy: the queue is full right now; please try again in a minute.'],
+    ['queue.busy', { reason: 'redis', error: 'connect ECONNREFUSED' }, "pictalk is busy right now (its job queue can't be reached); please try again in a moment."],
+    ['queue.busy', { closed: true }, 'pictalk is restarting and takes no new jobs right now; please try again in a moment.'],
+    ['queue.busy', { scope: 'user', queued: 4, limit: 4 }, 'You already have 4 jobs waiting or running, the most one person can have; please try again when one has finished.'],
     ['model.invalid', {}, "The model is not set up correctly, so I can't do that now; an operator has to fix it."],
     ['platform.rate_limited', {}, 'The chat platform is slowing us down; please try again shortly.'],
   ];

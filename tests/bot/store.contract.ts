@@ -33,6 +33,14 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       await t.store.close();
     });
 
+    it('answers a ping while its database answers, and says store.unavailable once it is closed', async () => {
+      await expect(t.store.ping()).resolves.toBeUndefined();
+      const other = await t.another();
+      await expect(other.ping()).resolves.toBeUndefined();
+      await other.close();
+      await expect(other.ping()).rejects.toMatchObject({ code: 'store.unavailable' });
+    });
+
     it('reserves only within the limit and writes nothing when it refuses', async () => {
       const { store } = t;
       await store.acceptJob(job('a'), reservation(3, 4));

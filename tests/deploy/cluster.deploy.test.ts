@@ -303,6 +303,7 @@ describe('deploy/kubernetes/cluster.yaml', () => {
     expect(roleOf(arrayOf(valueOf(worker, 'command')))).toBe('worker');
     expect(valueOf(worker, 'image')).toMatch(/gpu-worker/);
     expect(valueOf(valueOf(worker, 'resources') ?? '', 'limits')).toMatch(/nvidia\.com\/gpu:\s*"?1"?\b/);
+    expect(valueOf(valueOf(worker, 'resources') ?? '', 'requests')).toMatch(/nvidia\.com\/gpu:\s*"?1"?\b/);
     expect(envNames(worker)).toContain('PICTALK_REDIS_URL');
     expect(envNames(worker)).not.toContain('PICTALK_DATABASE_URL');
     expect(probePath(worker, 'readinessProbe')).toBe('/healthz');

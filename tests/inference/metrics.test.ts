@@ -1,4 +1,4 @@
-import { createInferenceMetrics, createMetricsRegistry, renderMetrics } from '../../inference/metrics.js';
+import { createClusterMetrics, createInferenceMetrics, createMetricsRegistry, renderMetrics } from '../../inference/metrics.js';
 
 describe('inference metrics', () => {
   it('exposes queue depth, running, wait and run histograms, batch sizes, jobs by outcome and failures by code', async () => {
@@ -45,5 +45,42 @@ describe('inference metrics', () => {
   it('adds the process metrics when asked', async () => {
     const registry = createMetricsRegistry({ defaultMetrics: true });
     expect((await renderMetrics(registry)).body).toContain('pictalk_process_cpu_user_seconds_total');
+  });
+
+  it("exposes the cluster's queue as Redis holds it and a worker's own counters, read at scrape time", async () => {
+    const registry = createMetricsRegistry();
+    const counts = { started: 5, retried: 1, stalled: 2, failedStalled: 0 };
+    let reads = 0;
+    createClusterMetrics(registry, {
+      stats: async () => {
+        reads += 1;
+        return { queued: { imagine: 7, caption: 0, speak: 1 }, running: { imagine: 2, caption: 1, speak: 0 } };
+      },
+      workerCounts: () => counts,
+    });
+    const first = (await renderMetrics(registry)).body;
+    expect(reads).toBe(1);                                                  // one Redis read for both gauges
+    expect(first).toContain('pictalk_cluster_queue_depth{kind="imagine"} 7');
+    expect(first).toContain('pictalk_cluster_queue_depth{kind="speak"} 1');
+    expect(first).toContain('pictalk_cluster_jobs_running{kind="caption"} 1');
+    expect(first).toContain('# TYPE pictalk_worker_retries_total counter');
+    expect(first).toContain('pictalk_worker_jobs_started_total 5');
+    expect(first).toContain('pictalk_worker_retries_total 1');
+    expect(first).toContain('pictalk_worker_stalled_total 2');
+    expect(first).toContain('pictalk_worker_stalled_failed_total 0');
+    counts.started = 9;
+    counts.stalled = 3;
+    const second = (await renderMetrics(registry)).body;
+    expect(second).toContain('pictalk_worker_jobs_started_total 9');
+    expect(second).toContain('pictalk_worker_stalled_total 3');
+  });
+
+  it('leaves the cluster gauges out of a scrape when Redis does not answer, instead of failing it', async () => {
+    const registry = createMetricsRegistry();
+    createClusterMetrics(registry, { stats: async () => { throw new Error('connect ECONNREFUSED'); } });
+    const { body } = await renderMetrics(registry);
+    expect(body).toContain('# TYPE pictalk_cluster_queue_depth gauge');
+    expect(body).not.toMatch(/pictalk_cluster_queue_depth\{kind="imagine"\} \d/);
+    expect(body).not.toContain('pictalk_worker_retries_total');           // not a worker
   });
 });

@@ -125,7 +125,7 @@ describe('/imagine', () => {
     t.core.busy = true;
     const reply = (await t.send({ name: 'imagine', options: { prompt: 'x' } })).reply;
     expect(reply.error).toEqual({ code: 'queue.busy', retryable: true });
-    expect(reply.text).toBe('The queue is full right now; please try again in a minute. Your quota was refunded.');
+    expect(reply.text).toBe('pictalk is busy: the queue is full right now; please try again in a minute. Your quota was refunded.');
     expect((await t.store.getJob(reply.jobId!))?.state).toBe('failed');
     expect((await t.store.usage('space1', 'u1', 'imagine', '2025-06-01'))).toEqual({ reserved: 0, charged: 0, refunded: 1 });
   });
