@@ -18,6 +18,7 @@ import { builtinModelDir } from '../common/package-root.js';
 import { ClusterClient } from '../inference/cluster/client.js';
 import { createClusterMetrics } from '../inference/cluster/metrics.js';
 import { ClusterWorker } from '../inference/cluster/worker.js';
+import { probe as probeRedis } from '../inference/cluster/redis.js';
 import { InferenceCore, type InferencePipelines } from '../inference/core.js';
 import { isPictalkError } from '../common/errors.js';
 import { loadImageToText, type ImageToText } from '../inference/image-to-text.pipeline.js';
@@ -54,6 +55,8 @@ interface Stoppable {
 }
 
 /** Start pictalk; resolves with the exit code once it has stopped (a signal, or the terminal session ending). */
+/** How long a worker waits for Redis at start-up, before loading its models (as long as the cluster's own wait). */
+const REDIS_PROBE_MS = 10_000;
 /** How long /healthz waits for the database's answer. */
 const HEALTH_DATABASE_MS = 2000;
 
@@ -102,6 +105,8 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   let pipelines: InferencePipelines | undefined;
   if (runsModels) {
     try {
+      // a Redis that does not answer is said before minutes of model loading, not after
+      if (settings.redisUrl) await probeRedis(settings.redisUrl, REDIS_PROBE_MS, log);
       pipelines = await loadPipelines(settings, metricsOfCore, cleanup);
     } catch (error) {
       console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);

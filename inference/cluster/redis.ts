@@ -76,6 +76,19 @@ export async function ready(redis: Redis, ms: number, setting = 'PICTALK_REDIS_U
   });
 }
 
+/**
+ * Whether Redis answers at `url` within `ms`: resolves, or rejects naming PICTALK_REDIS_URL. A worker asks before it
+ * spends minutes loading a real model, so a wrong address is said at once.
+ */
+export async function probe(url: string, ms: number, log: RedisLog): Promise<void> {
+  const redis = connect(url, 'commands', log, 'pictalk-probe');
+  try {
+    await ready(redis, ms);
+  } finally {
+    await closeQuietly(redis);
+  }
+}
+
 type Reply = string | number | null | Reply[];
 
 export interface Scripts {

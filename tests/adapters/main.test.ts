@@ -48,6 +48,21 @@ describe('pictalk start', () => {
     expect(result.stderr).not.toContain('secret');
   }, 70_000);
 
+  it('stops a worker whose Redis does not answer before it loads its models, naming PICTALK_REDIS_URL', async () => {
+    const port = await freePort();
+    const script = `import(${JSON.stringify(ENTRY)}).then((m) => m.start(['--role', 'worker'])).then((code) => process.exit(code));`;
+    const child = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...CLEAN_ENV, PICTALK_REDIS_URL: `redis://127.0.0.1:${port}/0` },
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(out).toMatch(/pictalk: PICTALK_REDIS_URL: Redis did not answer/);
+    expect(out).not.toContain('models loaded');
+  }, 60_000);
+
   it("answers /healthz of a front with its database's state: 503 while PostgreSQL is away, 200 again after", async () => {
     const [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
     const metricsPort = await freePort();
