@@ -2,8 +2,8 @@
  * `pictalk start [--role all|front|worker]`: the composition root. Reads the settings, loads the models once (not in
  * a front), builds the one queue every platform shares (the in-process InferenceCore, or with PICTALK_REDIS_URL the
  * cluster's on Redis), the Bot on its store (SQLite at PICTALK_DB, or PostgreSQL at PICTALK_DATABASE_URL), and starts
- * the configured adapters (not in a worker) — Discord, Slack, or, with no platform credentials, the terminal adapter. Dependencies point inward: this file may import everything;
- * nothing imports it.
+ * the configured adapters (not in a worker) — Discord, Slack, or, with no platform credentials, the terminal adapter.
+ * Dependencies point inward: this file may import everything; nothing imports it.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,9 +54,6 @@ interface Stoppable {
   stop(): Promise<void>;
 }
 
-/** Start pictalk; resolves with the exit code once it has stopped (a signal, or the terminal session ending). */
-/** How long a worker waits for Redis at start-up, before loading its models (as long as the cluster's own wait). */
-const REDIS_PROBE_MS = 10_000;
 /** How long /healthz waits for the database's answer. */
 const HEALTH_DATABASE_MS = 2000;
 
@@ -67,6 +64,7 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
+/** Start pictalk; resolves with the exit code once it has stopped (a signal, or the terminal session ending). */
 export async function start(argv: readonly string[] = []): Promise<number> {
   let settings: PictalkSettings;
   let role: Role;
@@ -106,7 +104,7 @@ export async function start(argv: readonly string[] = []): Promise<number> {
   if (runsModels) {
     try {
       // a Redis that does not answer is said before minutes of model loading, not after
-      if (settings.redisUrl) await probeRedis(settings.redisUrl, REDIS_PROBE_MS, log);
+      if (settings.redisUrl) await probeRedis(settings.redisUrl, log);
       pipelines = await loadPipelines(settings, metricsOfCore, cleanup);
     } catch (error) {
       console.error(`pictalk: ${error instanceof Error ? error.message : String(error)}`);

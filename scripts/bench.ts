@@ -42,12 +42,14 @@ const TARGETS = { imagine_p50_ms: 400, caption_p50_ms: 25, speak_p50_ms: 300, sp
 const DDIM_BLOCKS = 4;
 
 const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`); };
+const ms = (value: number): number => Number(value.toFixed(2));
+/** A DDIM image's time without its PNG: the same work as the PyTorch reference, which makes none. */
+const withoutPng = (timings: Record<string, number>): number => timings.total! - (timings.png ?? 0);
 
 /** `runs` split into `blocks` sizes that differ by at most one, the larger first. */
 function splitRuns(runs: number, blocks: number): number[] {
   return Array.from({ length: blocks }, (_, b) => Math.floor(runs / blocks) + (b < runs % blocks ? 1 : 0));
 }
-const ms = (value: number): number => Number(value.toFixed(2));
 
 /** One UNet call timed on each CPU in turn (scripts/bench.cpus.ts), logged: a shared host's vCPUs may differ in speed. */
 async function cpuSpeeds(options: BenchOptions, cpus: number, when: 'start' | 'end'): Promise<CpuSpeeds> {
@@ -162,7 +164,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
         const timed = await timeImagine(t2i, prompts, 1000 + 100 * b, size, b === 0 ? warmup : 0, ddim);
         tsDdimTimings.push(...timed.timings);
         tsDdimWallRuns.push(...timed.wall);
-        block.typescript_ms.push(...timed.timings.map((t) => ms(t.total! - (t.png ?? 0))));
+        block.typescript_ms.push(...timed.timings.map((t) => ms(withoutPng(t))));
       };
       const reference = async (): Promise<void> => {
         if (!server) return;
@@ -183,7 +185,7 @@ async function bench(options: BenchOptions): Promise<Record<string, unknown>> {
       await server.close();
     }
     // the same work as the reference: encode + latents + denoise + decode, without the PNG
-    const tsDdim = summarize(tsDdimTimings.map((t) => t.total! - (t.png ?? 0)));
+    const tsDdim = summarize(tsDdimTimings.map(withoutPng));
     const tsDdimWall = summarize(tsDdimWallRuns);
     const reference = 'per_image_ms' in pytorch ? pytorch : undefined;
     const speedup = reference ? ms(reference.per_image_ms / tsDdim.p50) : null;

@@ -12,7 +12,7 @@ import { PictalkError, answeredElsewhereError, describe, isPictalkError } from '
 import { DEFAULT_TIMEOUT_MS, JOB_KINDS, checkSubmission, timeout } from '../core.js';
 import type { JobInput, JobKind, JobOwner, JobResult, Progress } from '../types.js';
 import { decodeResult, encode } from './codec.js';
-import { DEFAULT_PREFIX, closeQuietly, connect, keys, readStats, ready, scripts, unreachable, type RedisLog, type Scripts } from './redis.js';
+import { DEFAULT_PREFIX, REDIS_CONNECT_MS, closeQuietly, connect, keys, readStats, ready, scripts, unreachable, type RedisLog, type Scripts } from './redis.js';
 
 export interface ClusterClientOptions {
   redisUrl: string;
@@ -146,7 +146,7 @@ export class ClusterClient {
     const redis = connect(options.redisUrl, 'commands', log, 'pictalk-front');
     const sub = connect(options.redisUrl, 'blocking', log, 'pictalk-front-events');
     try {
-      await Promise.all([ready(redis, options.connectMs ?? 10_000), ready(sub, options.connectMs ?? 10_000)]);
+      await Promise.all([ready(redis, options.connectMs ?? REDIS_CONNECT_MS), ready(sub, options.connectMs ?? REDIS_CONNECT_MS)]);
       const client = new ClusterClient(redis, sub, options);
       // the queue's line changes, for all; the events of the jobs this front follows, for it alone
       await sub.subscribe(client.keys.events, client.keys.frontEvents(client.frontId));

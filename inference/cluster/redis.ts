@@ -63,6 +63,9 @@ export async function closeQuietly(...connections: Redis[]): Promise<void> {
   }));
 }
 
+/** How long a process waits for Redis at start-up before it gives up, naming PICTALK_REDIS_URL. */
+export const REDIS_CONNECT_MS = 10_000;
+
 /** Resolves once the connection is ready; rejects naming the setting after `ms`. */
 export async function ready(redis: Redis, ms: number, setting = 'PICTALK_REDIS_URL'): Promise<void> {
   if (redis.status === 'ready') return;
@@ -80,7 +83,7 @@ export async function ready(redis: Redis, ms: number, setting = 'PICTALK_REDIS_U
  * Whether Redis answers at `url` within `ms`: resolves, or rejects naming PICTALK_REDIS_URL. A worker asks before it
  * spends minutes loading a real model, so a wrong address is said at once.
  */
-export async function probe(url: string, ms: number, log: RedisLog): Promise<void> {
+export async function probe(url: string, log: RedisLog, ms = REDIS_CONNECT_MS): Promise<void> {
   const redis = connect(url, 'commands', log, 'pictalk-probe');
   try {
     await ready(redis, ms);

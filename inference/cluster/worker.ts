@@ -21,7 +21,7 @@ import type { InferenceMetrics } from '../metrics.js';
 import type { JobKind } from '../types.js';
 import { decodeInput, encode } from './codec.js';
 import { DEFAULT_WORKER_LOCK_MS } from './defaults.js';
-import { DEFAULT_PREFIX, closeQuietly, connect, keys, readStats, ready, redisOptionsOf, scripts, type RedisLog, type Scripts } from './redis.js';
+import { DEFAULT_PREFIX, REDIS_CONNECT_MS, closeQuietly, connect, keys, readStats, ready, redisOptionsOf, scripts, type RedisLog, type Scripts } from './redis.js';
 import { ANSWERED_MARK } from './scripts.js';
 
 
@@ -124,7 +124,7 @@ export class ClusterWorker {
     const redis = connect(options.redisUrl, 'blocking', log, 'pictalk-worker');
     const sub = connect(options.redisUrl, 'blocking', log, 'pictalk-worker-events');
     try {
-      await Promise.all([ready(redis, options.connectMs ?? 10_000), ready(sub, options.connectMs ?? 10_000)]);
+      await Promise.all([ready(redis, options.connectMs ?? REDIS_CONNECT_MS), ready(sub, options.connectMs ?? REDIS_CONNECT_MS)]);
     } catch (error) {
       await closeQuietly(redis, sub);
       throw error;
