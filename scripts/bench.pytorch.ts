@@ -12,7 +12,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../common/package-root.js';
-import { percentile } from './bench.stats.js';
+import { round, summarize } from './bench.stats.js';
 
 export interface PytorchReference {
   command: string;
@@ -37,8 +37,6 @@ export interface PytorchSettings {
   guidance: number;
   threads: number;
 }
-
-const round2 = (v: number): number => Number(v.toFixed(2));
 
 /** The loaded reference: `run(n)` makes n more timed images; `result()` sums up every run so far. */
 export class PytorchServer {
@@ -83,16 +81,16 @@ export class PytorchServer {
   }
 
   result(): PytorchReference {
-    const median = (values: number[]): number => round2(percentile([...values].sort((a, b) => a - b), 50));
+    const runs = summarize(this.runs);
     return {
       command: this.command,
-      per_image_ms: median(this.runs),
-      min_ms: round2(Math.min(...this.runs)),
-      runs_ms: this.runs.map(round2),
-      timings_ms: Object.fromEntries([...this.stages].map(([stage, values]) => [stage, median(values)])),
+      per_image_ms: runs.p50,
+      min_ms: runs.min,
+      runs_ms: this.runs.map((v) => round(v)),
+      timings_ms: Object.fromEntries([...this.stages].map(([stage, values]) => [stage, summarize(values).p50])),
       blocks: [...this.blocks],
-      load_ms: Number(this.loadMs.toFixed(1)),
-      wall_s: Number(((performance.now() - this.started) / 1000).toFixed(2)),
+      load_ms: round(this.loadMs, 1),
+      wall_s: round((performance.now() - this.started) / 1000),
     };
   }
 

@@ -13,7 +13,8 @@ export interface Summary {
   mean: number;
 }
 
-const round = (value: number, digits = 2): number => Number(value.toFixed(digits));
+/** `value` rounded to `digits` decimals (0.01 by default), as every figure of the bench is reported. */
+export const round = (value: number, digits = 2): number => Number(value.toFixed(digits));
 
 /** Nearest-rank percentile (p in 0..100) of sorted values: the smallest value with at least p% at or below it. */
 export function percentile(sorted: readonly number[], p: number): number {
