@@ -98,8 +98,8 @@ def unet_json(cfg: UNetConfig, timestep_dtype: str) -> dict:
     return {'_class_name': 'UNet2DConditionModel', '_diffusers_version': DIFFUSERS_VERSION,
             'sample_size': cfg.sample_size, 'in_channels': cfg.in_channels, 'out_channels': cfg.out_channels,
             'block_out_channels': list(cfg.block_out_channels), 'layers_per_block': cfg.layers_per_block,
-            'down_block_types': ['CrossAttnDownBlock2D'] * n, 'mid_block_type': 'UNetMidBlock2DCrossAttn',
-            'up_block_types': ['CrossAttnUpBlock2D'] * n, 'cross_attention_dim': cfg.cross_attention_dim,
+            'down_block_types': list(cfg.down_block_types), 'mid_block_type': 'UNetMidBlock2DCrossAttn',
+            'up_block_types': list(cfg.up_block_types), 'cross_attention_dim': cfg.cross_attention_dim,
             'attention_head_dim': cfg.attention_head_dim, 'norm_num_groups': cfg.norm_num_groups,
             'flip_sin_to_cos': True, 'freq_shift': 0, 'act_fn': 'silu', 'ff_mult': cfg.ff_mult,
             'prediction_type': 'epsilon', 'timestep_dtype': timestep_dtype}

@@ -70,8 +70,15 @@ def text_config(d: dict, where: str = 'text_encoder/config.json') -> TextConfig:
 
 def unet_config(d: dict, time_embed_dim: int = 0, where: str = 'unet/config.json') -> UNetConfig:
     keys = ['sample_size', 'in_channels', 'out_channels', 'block_out_channels', 'layers_per_block',
-            'attention_head_dim', 'cross_attention_dim', 'norm_num_groups', 'ff_mult']
-    return UNetConfig(**_pick(d, {k: k for k in keys}, where), time_embed_dim=time_embed_dim)
+            'attention_head_dim', 'cross_attention_dim', 'norm_num_groups', 'ff_mult', 'down_block_types']
+    try:
+        cfg = UNetConfig(**_pick(d, {k: k for k in keys}, where), time_embed_dim=time_embed_dim)
+    except ValueError as e:
+        raise OnnxWeightsError(f'{where}: {e}') from None
+    if tuple(d.get('up_block_types', ())) != cfg.up_block_types:
+        raise OnnxWeightsError(f'{where}: up_block_types {d.get("up_block_types")} do not mirror down_block_types '
+                               f'{list(cfg.down_block_types)} (expected {list(cfg.up_block_types)})')
+    return cfg
 
 
 def vae_config(d: dict, where: str = 'vae_decoder/config.json') -> VAEConfig:

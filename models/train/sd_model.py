@@ -6,7 +6,8 @@
 - `TextEncoder`: CLIPTextModel semantics (token + learned position embeddings, pre-LN transformer layers with a
   causal mask, quick-GELU MLP, final LN; pooler_output = hidden state at the first EOS token).
 - `UNet`: UNet2DConditionModel semantics (sinusoidal timestep -> MLP embedding, ResNet blocks that add it,
-  a cross-attention transformer on the text states at EVERY resolution and in the middle, skips, epsilon output).
+  a cross-attention transformer on the text states at each level whose block type says so (`down_block_types`:
+  CrossAttnDownBlock2D or DownBlock2D, the up path mirrored) and in the middle, skips, epsilon output).
 - `NoiseSchedule`: SD 1.x scaled-linear betas 0.00085..0.012 over 1000 steps.
 
 Every config is a dataclass that the checkpoints store as a dict (`asdict`), nanoGPT style.
@@ -64,6 +65,31 @@ class UNetConfig:
     norm_num_groups: int = 16
     ff_mult: int = 2                           # GEGLU width = ff_mult * channels (SD: 4)
     time_embed_dim: int = 0                    # 0 -> 4 * block_out_channels[0], as diffusers
+    # diffusers' names, one per level from the top resolution down; the up path mirrors them (CrossAttnUpBlock2D /
+    # UpBlock2D). A level of DownBlock2D has no transformer (SDXL's top level): attention only where it pays.
+    # Empty: a transformer at every level (the checkpoints from before the key).
+    down_block_types: tuple = ()
+
+    def __post_init__(self):
+        if not self.down_block_types:
+            self.down_block_types = ('CrossAttnDownBlock2D',) * len(self.block_out_channels)
+        if len(self.down_block_types) != len(self.block_out_channels):
+            raise ValueError(f'UNetConfig: {len(self.down_block_types)} down_block_types for '
+                             f'{len(self.block_out_channels)} levels of block_out_channels')
+        unknown = set(self.down_block_types) - set(DOWN_TO_UP)
+        if unknown:
+            raise ValueError(f'UNetConfig: down_block_types {sorted(unknown)} (expected {sorted(DOWN_TO_UP)})')
+
+    @property
+    def attention_levels(self) -> tuple:
+        return tuple(t == 'CrossAttnDownBlock2D' for t in self.down_block_types)
+
+    @property
+    def up_block_types(self) -> tuple:
+        return tuple(DOWN_TO_UP[t] for t in reversed(self.down_block_types))
+
+
+DOWN_TO_UP = {'CrossAttnDownBlock2D': 'CrossAttnUpBlock2D', 'DownBlock2D': 'UpBlock2D'}
 
 
 @dataclass
@@ -346,6 +372,14 @@ class Transformer2D(nn.Module):
         return x + self.proj_out(t).reshape(hw.shape).permute(0, 3, 1, 2)
 
 
+class NoTransformer(nn.Module):
+    """The place of a transformer at a level without attention (DownBlock2D / UpBlock2D): no weights, the block's
+    numbering (`down_attns.N`, `up_attns.N`) stays that of the levels."""
+
+    def forward(self, x, context):
+        return x
+
+
 def timestep_embedding(t, dim: int):
     """diffusers Timesteps(dim, flip_sin_to_cos=True, downscale_freq_shift=0): [B] float -> [B, dim] (cos, sin)."""
     half = dim // 2
@@ -369,7 +403,8 @@ class UNet(nn.Module):
         for i, c in enumerate(ch):
             for _ in range(cfg.layers_per_block):
                 self.down_resnets.append(ResnetBlock(cin, c, g, temb))
-                self.down_attns.append(Transformer2D(c, hd, cd, g, cfg.ff_mult))
+                self.down_attns.append(Transformer2D(c, hd, cd, g, cfg.ff_mult) if cfg.attention_levels[i]
+                                       else NoTransformer())
                 cin = c
                 skips.append(c)
             if i < len(ch) - 1:
@@ -384,7 +419,8 @@ class UNet(nn.Module):
         for i, c in enumerate(reversed(ch)):
             for _ in range(cfg.layers_per_block + 1):
                 self.up_resnets.append(ResnetBlock(cin + skips.pop(), c, g, temb))
-                self.up_attns.append(Transformer2D(c, hd, cd, g, cfg.ff_mult))
+                self.up_attns.append(Transformer2D(c, hd, cd, g, cfg.ff_mult)
+                                     if cfg.attention_levels[len(ch) - 1 - i] else NoTransformer())
                 cin = c
             if i < len(ch) - 1:
                 self.upsamplers.append(nn.Conv2d(c, c, 3, padding=1))

@@ -25,6 +25,7 @@ import argparse
 import collections
 import json
 import os
+import re
 
 import numpy as np
 import onnx
@@ -32,7 +33,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 MARK = 'shared_latents/'        # every node and tensor this script adds starts with it
-FIRST_BLOCK = '/m/down_attns.0/'
+FIRST_BLOCK = re.compile(r'^/m/down_attns\.\d+/norm1/LayerNormalization$')   # a transformer's self-attention input
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -97,11 +98,12 @@ def rewrite(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
     rows = node('Range', [const('zero_scalar', 0), node('Squeeze', [k_rows], MARK + 'k'), const('one_scalar', 1)], MARK + 'rows')
     index = node('Mod', [rows, m_rows], MARK + 'index')
 
-    # the first block's self-attention takes its batch from the text (context.shape[0]); before the text comes in,
-    # that batch is the latents'
-    norm1 = by_name.get(FIRST_BLOCK + 'norm1/LayerNormalization')
+    # the first transformer's self-attention (at the top level, or at the first level with attention when the top
+    # one has none: DownBlock2D) takes its batch from the text (context.shape[0]); before the text comes in, that
+    # batch is the latents'
+    norm1 = next((n for n in nodes if FIRST_BLOCK.match(n.name)), None)
     if norm1 is None:
-        raise SystemExit(f'Expected a node {FIRST_BLOCK}norm1/LayerNormalization (the export of models/train/sd_model.py); '
+        raise SystemExit('Expected a node /m/down_attns.N/norm1/LayerNormalization (the export of models/train/sd_model.py); '
                          'this graph is not one this script knows how to rewrite')
     reshapes = [n for n in nodes if n.op_type == 'Reshape' and n.input[0] == norm1.output[0]]
     if len(reshapes) != 1 or producer[reshapes[0].input[1]].op_type != 'Concat':

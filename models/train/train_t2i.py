@@ -29,7 +29,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -39,8 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint import save_atomic  # noqa: E402
 import sd_tokenizer  # noqa: E402
 import world_data  # noqa: E402
-from sd_model import (AutoencoderKL, NoiseSchedule, ScheduleConfig, TextConfig, TextEncoder, UNet,  # noqa: E402
-                      UNetConfig, VAEConfig, config_from_dict, count_params)
+from sd_model import (DOWN_TO_UP, AutoencoderKL, NoiseSchedule, NoTransformer, ScheduleConfig, TextConfig,  # noqa: E402
+                      TextEncoder, UNet, UNetConfig, VAEConfig, config_from_dict, count_params)
 
 
 def log(msg: str) -> None:
@@ -168,6 +168,33 @@ def ema_update(ema: dict, model: torch.nn.Module, decay: float) -> None:
     torch._foreach_lerp_([ema[k] for k in keys], [sd[k] for k in keys], 1.0 - decay)
 
 
+def load_unet_weights(unet: UNet, state: dict, source: str) -> None:
+    """The init's UNet weights into `unet`. A level the init had attention at and `unet` has not
+    (--unet-down-block-types DownBlock2D there) drops that transformer's weights; nothing else may be missing or
+    left over."""
+    mine = unet.state_dict()
+    dropped = [k for k in state if k not in mine and k.split('.')[0] in ('down_attns', 'up_attns')
+               and isinstance(unet.get_submodule('.'.join(k.split('.')[:2])), NoTransformer)]
+    missing = unet.load_state_dict({k: v for k, v in state.items() if k not in set(dropped)}, strict=False)
+    if missing.missing_keys or missing.unexpected_keys:
+        raise SystemExit(f'--init-from {source}: the UNet does not fit: missing {missing.missing_keys[:6]}, '
+                         f'unexpected {missing.unexpected_keys[:6]} (a level can lose its attention, not gain it)')
+    if dropped:
+        blocks = sorted({'.'.join(k.split('.')[:2]) for k in dropped})
+        log(f'stage 2: dropped the transformers of {", ".join(blocks)} ({len(dropped)} tensors) from {source}')
+
+
+def load_init(path: str) -> dict:
+    """--init-from: a t2i.pt, or an exported diffusers ONNX folder (its weights read back by onnx_weights.py; a
+    quantized UNet comes back dequantized)."""
+    if os.path.isdir(path):
+        import onnx_weights
+        ck = onnx_weights.load_folder(path)
+        ck["step"] = "an unknown number of"
+        return ck
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
 def train_unet(a, vae_ck: dict, images: torch.Tensor, ids: torch.Tensor, empty_ids: torch.Tensor,
                tok_files: dict, dev: str, amp, init: dict | None = None) -> dict:
     path = os.path.join(a.out, 't2i.pt')
@@ -183,6 +210,8 @@ def train_unet(a, vae_ck: dict, images: torch.Tensor, ids: torch.Tensor, empty_i
     if ck or init:
         src = ck or init
         tcfg, ucfg = config_from_dict(TextConfig, src['text_config']), config_from_dict(UNetConfig, src['unet_config'])
+        if init and not ck and a.unet_down_block_types:
+            ucfg = replace(ucfg, down_block_types=tuple(a.unet_down_block_types))
     else:
         tcfg = TextConfig(vocab_size=len(tok), max_position_embeddings=L, hidden_size=a.text_width,
                           num_hidden_layers=a.text_layers, num_attention_heads=max(1, a.text_width // 32),
@@ -190,15 +219,15 @@ def train_unet(a, vae_ck: dict, images: torch.Tensor, ids: torch.Tensor, empty_i
                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
         ucfg = UNetConfig(sample_size=images.shape[1] // vae.factor, in_channels=vcfg.latent_channels,
                           out_channels=vcfg.latent_channels, block_out_channels=tuple(a.unet_channels),
-                          cross_attention_dim=a.text_width)
+                          cross_attention_dim=a.text_width, down_block_types=tuple(a.unet_down_block_types or ()))
     text, unet = TextEncoder(tcfg).to(dev), UNet(ucfg).to(dev)
     params = list(text.parameters()) + list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     step, spent = 0, 0.0
     if init and not ck:                          # --init-from: continue from an earlier run's (EMA) weights
         text.load_state_dict(init['text'])
-        unet.load_state_dict(init['unet'])
-        log(f'stage 2: starting from {a.init_from} (trained {init["step"]} steps)')
+        load_unet_weights(unet, init['unet'], a.init_from)
+        log(f'stage 2: starting from {a.init_from} ({init.get("step", "?")} steps, UNet levels {ucfg.down_block_types})')
     if ck:
         text.load_state_dict(ck['text_raw'])
         unet.load_state_dict(ck['unet_raw'])
@@ -317,7 +346,11 @@ def main() -> None:
     p.add_argument('--vocab-size', type=int, default=1024)
     p.add_argument('--max-length', type=int, default=32, help='tokenizer model_max_length = text positions')
     p.add_argument('--init-from', default=None,
-                   help='continue training from a t2i.pt (its EMA text encoder and UNet, its VAE and tokenizer)')
+                   help='continue training from a t2i.pt (its EMA text encoder and UNet, its VAE and tokenizer) or from '
+                        'an exported diffusers ONNX folder such as models/builtin/text-to-image')
+    p.add_argument('--unet-down-block-types', nargs='+', default=None, choices=sorted(DOWN_TO_UP),
+                   help='one per level from the top resolution down (default: CrossAttnDownBlock2D at every level); '
+                        'with --init-from, a level may lose its attention (DownBlock2D), its transformers dropped')
     p.add_argument('--limit', type=int, default=0, help='use only the first N training pictures')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=1)
@@ -349,7 +382,7 @@ def main() -> None:
     log(f'data: {len(train.names)} training pictures {train.images.shape[1:]} in {time.time() - t0:.0f}s')
     tok_dir = os.path.join(a.out, 'tokenizer')
     # --init-from: the earlier run's tokenizer and VAE are kept as they are (the weights depend on them)
-    init = torch.load(a.init_from, map_location='cpu', weights_only=False) if a.init_from else None
+    init = load_init(a.init_from) if a.init_from else None
     if init is not None and not os.path.exists(os.path.join(tok_dir, 'tokenizer_config.json')):
         sd_tokenizer.write_files(init['tokenizer'], tok_dir)
     if init is not None and not os.path.exists(os.path.join(a.out, 'vae.pt')):

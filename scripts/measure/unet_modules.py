@@ -113,6 +113,8 @@ def main() -> None:
         ratio = f'{p / o:6.2f}' if o and p else '     -'
         print(f'{name:20s} {o if o is not None else float("nan"):15.3f} {p if p is not None else float("nan"):11.3f} {ratio}')
     top = unet_setup.top_attention_blocks()
+    if not top:
+        return                                                         # the top level has no attention already
     o = ort_total - sum(ort_ms.get(n, 0.0) for n in top)
     p = pt_total - sum(pt_ms.get(n, 0.0) for n in top)
     print(f'without {", ".join(top)}: onnxruntime {o:.2f} ms, PyTorch {p:.2f} ms, ratio {p / o:.2f}')

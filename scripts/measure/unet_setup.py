@@ -43,8 +43,11 @@ def feed(batch: int) -> dict:
 
 
 def top_attention_blocks() -> list[str]:
-    """The transformer blocks at the top resolution: the first down block's and the last up block's."""
+    """The transformer blocks at the top resolution: the first down block's and the last up block's (none when the
+    top level is a DownBlock2D, as in the shipped folder since the round of the top level without attention)."""
     config = json.load(open(os.path.join(FOLDER, 'unet', 'config.json')))
+    if not config.get('down_block_types', ['CrossAttnDownBlock2D'])[0].startswith('CrossAttn'):
+        return []
     levels, per_down = len(config['block_out_channels']), config['layers_per_block']
     per_up = per_down + 1
     return [f'down_attns.{i}' for i in range(per_down)] + [f'up_attns.{i}' for i in range((levels - 1) * per_up, levels * per_up)]

@@ -74,6 +74,8 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     blocks = unet_setup.top_attention_blocks()
+    if not blocks:
+        raise SystemExit(f'{FOLDER}: the UNet has no attention at its top level; nothing to bypass')
     feed = unet_setup.feed(a.batch)
     with tempfile.TemporaryDirectory() as tmp:
         bypassed = os.path.join(tmp, 'unet.onnx')

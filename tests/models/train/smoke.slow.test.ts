@@ -31,6 +31,10 @@ describe('models/train/train_all.sh --smoke', () => {
       // the UNet ships quantized, and the recognizer learned the judge's pictures too
       const extra = JSON.parse(readFileSync(path.join(dir, 'export', 'text-to-image', 'pictalk.json'), 'utf8')) as { unet_quantization?: { quantized?: string } };
       expect(extra.unet_quantization?.quantized).toMatch(/Conv/);
+      // the recipe's UNet has no transformer at its top level (recipes/t2i.args), and its config says so as diffusers does
+      const unet = JSON.parse(readFileSync(path.join(dir, 'export', 'text-to-image', 'unet', 'config.json'), 'utf8')) as { down_block_types: string[]; up_block_types: string[] };
+      expect(unet.down_block_types).toEqual(['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D']);
+      expect(unet.up_block_types).toEqual(['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D']);
       expect(existsSync(path.join(dir, 'world-judge', 'compositionalImages.txt'))).toBe(true);
       // the decoder was fine-tuned after the UNet, and the export took its checkpoint
       expect(readFileSync(path.join(dir, 'runs', 't2i-decoder.log'), 'utf8')).toMatch(/done: 5 steps/);
