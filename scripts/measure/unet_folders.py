@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, os.path.join(ROOT, 'models', 'train'))
@@ -24,15 +23,7 @@ needs.require()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-
-def median_ms(call, n: int) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+from unet_setup import median_ms  # noqa: E402  (five untimed calls, then the median of the timed ones)
 
 
 def main() -> None:
@@ -67,9 +58,6 @@ def main() -> None:
         sides.append((folder, lambda s=session, f=feed: s.run(None, f), lambda u=model.unet, x=args: u(*x)))
     results = {folder: [] for folder, _, _ in sides}
     with torch.no_grad():
-        for _, ort_call, pt_call in sides:                             # warm-up
-            median_ms(ort_call, 5)
-            median_ms(pt_call, 3)
         for r in range(a.rounds):
             line = []
             for folder, ort_call, pt_call in sides:

@@ -12,15 +12,19 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
+/** Runs one of the Python checks; a failure shows its output and the tail of its stderr. */
+async function check(script: string): Promise<string> {
+  try {
+    return (await run('python3', [script], { cwd: ROOT, timeout: 110_000, maxBuffer: 8 << 20 })).stdout;
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${path.basename(script)} failed: ${e.message}\n${e.stdout ?? ''}\n${(e.stderr ?? '').split('\n').filter((l) => !l.includes('NNPACK')).slice(-30).join('\n')}`);
+  }
+}
+
 describe('onnx_weights.py', () => {
   test('loads the tiny folder by parameter name, matches onnxruntime and the parity arrays, and refuses broken graphs', async () => {
-    let stdout: string;
-    try {
-      ({ stdout } = await run('python3', ['tests/models/train/check_onnx_weights.py'], { cwd: ROOT, timeout: 110_000, maxBuffer: 8 << 20 }));
-    } catch (error) {
-      const e = error as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`check_onnx_weights.py failed: ${e.message}\n${e.stdout ?? ''}\n${(e.stderr ?? '').split('\n').filter((l) => !l.includes('NNPACK')).slice(-30).join('\n')}`);
-    }
+    const stdout = await check('tests/models/train/check_onnx_weights.py');
     expect(stdout).toContain('ok loaded networks match onnxruntime');
     expect(stdout).toContain('ok DDIM on the ONNX weights reproduces the parity arrays');
     expect(stdout).toContain('ok a weight of the wrong shape fails');
@@ -29,13 +33,7 @@ describe('onnx_weights.py', () => {
   }, 120_000);
 
   test('a UNet whose top level has no attention exports, loads back, shares its latents and continues training', async () => {
-    let stdout: string;
-    try {
-      ({ stdout } = await run('python3', ['tests/models/train/check_levels_without_attention.py'], { cwd: ROOT, timeout: 110_000, maxBuffer: 8 << 20 }));
-    } catch (error) {
-      const e = error as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`check_levels_without_attention.py failed: ${e.message}\n${e.stdout ?? ''}\n${(e.stderr ?? '').split('\n').filter((l) => !l.includes('NNPACK')).slice(-30).join('\n')}`);
-    }
+    const stdout = await check('tests/models/train/check_levels_without_attention.py');
     expect(stdout).toContain('ok a DownBlock2D level has no transformer');
     expect(stdout).toContain('ok it exports with diffusers block types');
     expect(stdout).toContain('ok onnx_weights.py loads it back and matches onnxruntime');
