@@ -2,7 +2,7 @@
 
     # CPU (about 2.5 hours on 2 cores)
     nice -n 10 python3 models/train/train_t2i.py --data data/world --out runs/t2i --threads 2 \
-        --vae-minutes 30 --unet-minutes 110
+        --vae-minutes 30 --unet-minutes 110 --unet-down-block-types DownBlock2D CrossAttnDownBlock2D CrossAttnDownBlock2D
     # GPU (about 8 minutes)
     python3 models/train/train_t2i.py --data data/world --out runs/t2i-gpu --device cuda --batch 256 \
         --vae-batch 128 --lr 8e-4 --vae-minutes 2 --unet-minutes 5 --ckpt-minutes 1
