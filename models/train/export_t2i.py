@@ -94,7 +94,6 @@ def vae_json(cfg: VAEConfig) -> dict:
 
 
 def unet_json(cfg: UNetConfig, timestep_dtype: str) -> dict:
-    n = len(cfg.block_out_channels)
     return {'_class_name': 'UNet2DConditionModel', '_diffusers_version': DIFFUSERS_VERSION,
             'sample_size': cfg.sample_size, 'in_channels': cfg.in_channels, 'out_channels': cfg.out_channels,
             'block_out_channels': list(cfg.block_out_channels), 'layers_per_block': cfg.layers_per_block,

@@ -72,7 +72,6 @@ def rewrite(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     nodes = list(g.node)
-    by_name = {n.name: n for n in nodes}
     producer = {o: n for n in nodes for o in n.output}
     added: list[onnx.NodeProto] = []
     consts: set[str] = set()

@@ -173,9 +173,9 @@ def load_unet_weights(unet: UNet, state: dict, source: str) -> None:
     (--unet-down-block-types DownBlock2D there) drops that transformer's weights; nothing else may be missing or
     left over."""
     mine = unet.state_dict()
-    dropped = [k for k in state if k not in mine and k.split('.')[0] in ('down_attns', 'up_attns')
-               and isinstance(unet.get_submodule('.'.join(k.split('.')[:2])), NoTransformer)]
-    missing = unet.load_state_dict({k: v for k, v in state.items() if k not in set(dropped)}, strict=False)
+    dropped = {k for k in state if k not in mine and k.split('.')[0] in ('down_attns', 'up_attns')
+               and isinstance(unet.get_submodule('.'.join(k.split('.')[:2])), NoTransformer)}
+    missing = unet.load_state_dict({k: v for k, v in state.items() if k not in dropped}, strict=False)
     if missing.missing_keys or missing.unexpected_keys:
         raise SystemExit(f'--init-from {source}: the UNet does not fit: missing {missing.missing_keys[:6]}, '
                          f'unexpected {missing.unexpected_keys[:6]} (a level can lose its attention, not gain it)')
@@ -190,7 +190,7 @@ def load_init(path: str) -> dict:
     if os.path.isdir(path):
         import onnx_weights
         ck = onnx_weights.load_folder(path)
-        ck["step"] = "an unknown number of"
+        ck['step'] = 'an unknown number of'
         return ck
     return torch.load(path, map_location='cpu', weights_only=False)
 
@@ -211,7 +211,10 @@ def train_unet(a, vae_ck: dict, images: torch.Tensor, ids: torch.Tensor, empty_i
         src = ck or init
         tcfg, ucfg = config_from_dict(TextConfig, src['text_config']), config_from_dict(UNetConfig, src['unet_config'])
         if init and not ck and a.unet_down_block_types:
-            ucfg = replace(ucfg, down_block_types=tuple(a.unet_down_block_types))
+            try:
+                ucfg = replace(ucfg, down_block_types=tuple(a.unet_down_block_types))
+            except ValueError as e:
+                raise SystemExit(f'--unet-down-block-types: {e} (the UNet of {a.init_from})') from None
     else:
         tcfg = TextConfig(vocab_size=len(tok), max_position_embeddings=L, hidden_size=a.text_width,
                           num_hidden_layers=a.text_layers, num_attention_heads=max(1, a.text_width // 32),
@@ -360,6 +363,9 @@ def main() -> None:
     a = p.parse_args()
     a.vae_minutes = a.minutes if a.vae_minutes is None else a.vae_minutes
     a.unet_minutes = a.minutes if a.unet_minutes is None else a.unet_minutes
+    if a.unet_down_block_types and not a.init_from and len(a.unet_down_block_types) != len(a.unet_channels):
+        p.error(f'--unet-down-block-types: expected one per level of --unet-channels ({len(a.unet_channels)}), '
+                f'got {len(a.unet_down_block_types)}')
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
