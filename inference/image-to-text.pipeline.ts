@@ -15,11 +15,16 @@ import { beamSearch, logSoftmaxRow, type SearchModel, type SearchResult, type Se
 import { encodeAsDecoded } from './encode-as-decoded.js';
 import { imageToTensor, type DecodeLimits, type ImageInput, type TensorOptions } from './image.codec.js';
 import { readCaptionerFolder, type CaptionerFolder } from './model-folder.js';
-import { openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
+import { MAX_LANES, openModel, type BackendOptions, type OnnxModel, type TensorValue } from './onnx.backend.js';
 import type { CaptionRequest, CaptionResult, CaptionRunOptions } from './types.js';
 
 export interface ImageToTextOptions {
   backend?: BackendOptions;
+  /**
+   * On how many inference threads (the backend's lanes) the captioner opens its graphs; 2 by default. Each call takes
+   * the least busy set, so two caption batches in flight run side by side on two cores instead of taking turns.
+   */
+  lanes?: number;
   limits?: DecodeLimits;
   /** Most images in one `captionBatch` call; 16 by default. */
   maxBatch?: number;
@@ -58,6 +63,16 @@ export interface ImageToText {
   dispose(): Promise<void>;
 }
 
+/** The captioner's lanes unless `lanes` says otherwise (scripts/BENCH.md, "The round of the caption lanes"). */
+export const DEFAULT_CAPTION_LANES = 2;
+
+/** One lane's encoder and decoder, and how many calls are using them. */
+interface GraphSet {
+  encoder: OnnxModel;
+  decoder: OnnxModel;
+  busy: number;
+}
+
 /** The array itself when it is the only view of its buffer, else a copy that is (safe to lend to the inference thread). */
 const ownBuffer = (data: Float32Array): Float32Array =>
   (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice());
@@ -79,6 +94,27 @@ function gatherRows(data: Float32Array, slabs: number, rowsIn: number, rowSize: 
   return out;
 }
 
+/** The inputs the pipeline feeds, or `model.invalid` naming what the graphs have instead; the type of `input_ids`. */
+function checkGraphs(encoder: OnnxModel, decoder: OnnxModel): 'int64' | 'int32' {
+  for (const [model, names] of [[encoder, ['pixel_values']], [decoder, ['input_ids', 'h', 'c', 'features', 'feature_rows']]] as const) {
+    for (const name of names) {
+      if (!model.hasInput(name)) {
+        throw new PictalkError('model.invalid', `Expected ${model.path} to have an input named \`${name}\`, it has ${model.inputNames.join(', ')}`,
+          { path: model.path });
+      }
+    }
+  }
+  // the step graph takes each image's features once and the image of every hypothesis by index (`feature_rows`)
+  if (decoder.inputType('feature_rows') !== 'int64') {
+    throw new PictalkError('model.invalid', `Expected \`feature_rows\` of ${decoder.path} to be int64, got ${decoder.inputType('feature_rows')}`, { path: decoder.path });
+  }
+  const idsType = decoder.inputType('input_ids');
+  if (idsType !== 'int64' && idsType !== 'int32') {
+    throw new PictalkError('model.invalid', `Expected \`input_ids\` of ${decoder.path} to be int64 or int32, got ${idsType}`, { path: decoder.path });
+  }
+  return idsType;
+}
+
 /** Capital letter, full stop: "a red circle" -> "A red circle." */
 export function postProcess(words: readonly string[]): string {
   const text = words.join(' ').replace(/\s+([,.;:!?])/g, '$1').trim();
@@ -96,30 +132,30 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
   const judge = (features: TensorValue<Float32Array>, i: number): DomainVerdict | undefined =>
     domain?.judge(poolFeatures(features.data, features.dims, i));
   const maxBatch = options.maxBatch ?? 16;
-  const encoder = await openModel(folder.encoderPath, options.backend);
-  let decoder: OnnxModel;
+  const laneCount = options.lanes ?? DEFAULT_CAPTION_LANES;
+  if (!Number.isInteger(laneCount) || laneCount < 1 || laneCount > MAX_LANES) {
+    throw new PictalkError('config.invalid', `Expected \`lanes\` to be an integer from 1 to ${MAX_LANES}, got ${describe(laneCount)}`);
+  }
+  // one set of the two graphs per lane, the highest lane first: a lone call takes the lane the UNet is not on
+  const sets: GraphSet[] = [];
+  const opened: OnnxModel[] = [];
+  let idsType: 'int64' | 'int32';
   try {
-    decoder = await openModel(folder.decoderPath, options.backend);
+    for (let lane = laneCount - 1; lane >= 0; lane -= 1) {
+      const backend = { ...options.backend, lane };
+      const encoder = await openModel(folder.encoderPath, backend);
+      opened.push(encoder);
+      const decoder = await openModel(folder.decoderPath, backend);
+      opened.push(decoder);
+      sets.push({ encoder, decoder, busy: 0 });
+    }
+    idsType = checkGraphs(sets[0]!.encoder, sets[0]!.decoder);
   } catch (error) {
-    await encoder.dispose();
+    await Promise.all(opened.map((model) => model.dispose()));
     throw error;
   }
-  for (const [model, names] of [[encoder, ['pixel_values']], [decoder, ['input_ids', 'h', 'c', 'features', 'feature_rows']]] as const) {
-    for (const name of names) {
-      if (!model.hasInput(name)) {
-        throw new PictalkError('model.invalid', `Expected ${model.path} to have an input named \`${name}\`, it has ${model.inputNames.join(', ')}`,
-          { path: model.path });
-      }
-    }
-  }
-  // the step graph takes each image's features once and the image of every hypothesis by index (`feature_rows`)
-  if (decoder.inputType('feature_rows') !== 'int64') {
-    throw new PictalkError('model.invalid', `Expected \`feature_rows\` of ${decoder.path} to be int64, got ${decoder.inputType('feature_rows')}`, { path: decoder.path });
-  }
-  const idsType = decoder.inputType('input_ids');
-  if (idsType !== 'int64' && idsType !== 'int32') {
-    throw new PictalkError('model.invalid', `Expected \`input_ids\` of ${decoder.path} to be int64 or int32, got ${idsType}`, { path: decoder.path });
-  }
+  // for the paths in messages (every lane opens the same files)
+  const { encoder, decoder } = sets[0]!;
   const specials = new Set([config.padId, config.bosId, config.eosId, config.unkId]);
   const [height, width] = config.imageSize;
   const tensorOptions: TensorOptions = { size: [height, width], mean: config.mean, std: config.std, kernel: 'bilinear', ...options.limits };
@@ -172,7 +208,18 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     prefetched.set(request, preparing);
   }
 
-  async function captionBatch(requests: readonly CaptionRequest[], run: CaptionRunOptions = {}): Promise<Array<CaptionResult | PictalkError>> {
+  /** Run `work` on the least busy lane's graphs (the highest lane on a tie). */
+  async function onLane<T>(work: (set: GraphSet) => Promise<T>): Promise<T> {
+    const set = sets.reduce((best, one) => (one.busy < best.busy ? one : best));
+    set.busy += 1;
+    try {
+      return await work(set);
+    } finally {
+      set.busy -= 1;
+    }
+  }
+
+  async function captionBatch(set: GraphSet, requests: readonly CaptionRequest[], run: CaptionRunOptions = {}): Promise<Array<CaptionResult | PictalkError>> {
     if (requests.length === 0) return [];
     if (requests.length > maxBatch) {
       throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images in one batch, got ${requests.length}`);
@@ -198,7 +245,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       const n = decoded.length;
       const pixels = n === 1 ? decoded[0]!.pixels : new Float32Array(n * plane);
       if (n > 1) decoded.forEach((one, j) => pixels.set(one.pixels, j * plane));
-      const { features, h0, c0 } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
+      const { features, h0, c0 } = encoderOutputs(await set.encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
       [layers, , hidden] = h0.dims as [number, number, number];
       featureDims = features.dims.slice(1);
       const featureSize = features.data.length / n;
@@ -241,7 +288,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       eosId: config.eosId,
       async step(lastIds, imageOfRow) {
         const rows = lastIds.length;
-        const out = await decoder.run({
+        const out = await set.decoder.run({
           input_ids: { data: idsType === 'int64' ? BigInt64Array.from(lastIds, (id) => BigInt(id)) : Int32Array.from(lastIds), dims: [rows] },
           h: { data: h, dims: [layers, rows, hidden] },
           c: { data: c, dims: [layers, rows, hidden] },
@@ -297,7 +344,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
 
   const wordIds = new Map(vocab.map((word, id) => [word, id] as const));
 
-  async function scoreText(images: readonly ImageInput[], text: string, run: CaptionRunOptions = {}): Promise<number[]> {
+  async function scoreText(set: GraphSet, images: readonly ImageInput[], text: string, run: CaptionRunOptions = {}): Promise<number[]> {
     if (images.length === 0) return [];
     if (images.length > maxBatch) {
       throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images to score at once, got ${images.length}`);
@@ -307,7 +354,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const n = images.length;
     const pixels = await batchOf(images);
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The scoring job was cancelled');
-    const { features, h0, c0 } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
+    const { features, h0, c0 } = encoderOutputs(await set.encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
     let h = h0.data;
     let c = c0.data;
     const [layers, , hidden] = h0.dims as [number, number, number];
@@ -319,7 +366,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     let previous = config.bosId;
     for (const target of targets) {
       const ids = idsType === 'int64' ? new BigInt64Array(n).fill(BigInt(previous)) : new Int32Array(n).fill(previous);
-      const out = await decoder.run({
+      const out = await set.decoder.run({
         input_ids: { data: ids, dims: [n] },
         h: { data: h, dims: [layers, n, hidden] },
         c: { data: c, dims: [layers, n, hidden] },
@@ -338,14 +385,14 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     return Array.from(sums, (sum) => sum / targets.length);
   }
 
-  async function embed(images: readonly Buffer[], run: CaptionRunOptions = {}): Promise<Float32Array[]> {
+  async function embed(set: GraphSet, images: readonly Buffer[], run: CaptionRunOptions = {}): Promise<Float32Array[]> {
     if (images.length === 0) return [];
     if (images.length > maxBatch) {
       throw new PictalkError('input.too_large', `Expected at most ${maxBatch} images to embed at once, got ${images.length}`);
     }
     const pixels = await batchOf(images);
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The embedding job was cancelled');
-    const { features } = encoderOutputs(await encoder.run({ pixel_values: { data: pixels, dims: [images.length, 3, height, width] } }));
+    const { features } = encoderOutputs(await set.encoder.run({ pixel_values: { data: pixels, dims: [images.length, 3, height, width] } }));
     return images.map((_, i) => poolFeatures(features.data, features.dims, i));
   }
 
@@ -355,32 +402,32 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     prefetch,
     embed: async (images, run) => {
       try {
-        return await embed(images, run);
+        return await onLane((set) => embed(set, images, run));
       } catch (error) {
         throw asInferenceError(error, 'Embedding');
       }
     },
     scoreText: async (images, text, run) => {
       try {
-        return await scoreText(images, text, run);
+        return await onLane((set) => scoreText(set, images, text, run));
       } catch (error) {
         throw asInferenceError(error, 'Scoring');
       }
     },
     captionBatch: async (requests, run) => {
       try {
-        return await captionBatch(requests, run);
+        return await onLane((set) => captionBatch(set, requests, run));
       } catch (error) {
         throw asInferenceError(error, 'Captioning');
       }
     },
     caption: async (request, run) => {
-      const [result] = await captionBatch([request], run).catch((error: unknown) => { throw asInferenceError(error, 'Captioning'); });
+      const [result] = await onLane((set) => captionBatch(set, [request], run)).catch((error: unknown) => { throw asInferenceError(error, 'Captioning'); });
       if (isPictalkError(result)) throw result;
       return result!;
     },
     async dispose() {
-      await Promise.all([encoder.dispose(), decoder.dispose()]);
+      await Promise.all(sets.flatMap((set) => [set.encoder.dispose(), set.decoder.dispose()]));
     },
   };
 }

@@ -55,6 +55,12 @@ export interface BackendOptions {
    * with them off, eight captioning clients got about 40% more captions a second on two cores (scripts/BENCH.md).
    */
   allowSpinning?: boolean;
+  /**
+   * Which inference thread runs the session (default 0). Each lane is a thread of its own, started at its first
+   * model: graphs of one lane run one at a time, graphs of two lanes side by side. The captioner opens its graphs
+   * on two lanes, so that two caption batches use two cores (scripts/BENCH.md, "The round of the caption lanes").
+   */
+  lane?: number;
   /** Where the one fallback line goes; console.warn by default. */
   log?: (line: string) => void;
 }
@@ -65,7 +71,11 @@ interface ResolvedOptions {
   intraOpThreads: number;      // 0 = onnxruntime's default
   interOpThreads: number;
   graphOptimization: GraphOptimization;
+  lane: number;
 }
+
+/** The most lanes a process may open: each is a thread with its own onnxruntime pool. */
+export const MAX_LANES = 4;
 
 const DTYPE_OF: ReadonlyMap<string, TensorDType> = new Map([
   ['Float32Array', 'float32'], ['Int32Array', 'int32'], ['BigInt64Array', 'int64'],
@@ -95,7 +105,16 @@ function resolveOptions(options: BackendOptions): ResolvedOptions {
     intraOpThreads: validateThreads('intraOpThreads', options.intraOpThreads),
     interOpThreads: validateThreads('interOpThreads', options.interOpThreads),
     graphOptimization,
+    lane: validateLane(options.lane),
   };
+}
+
+function validateLane(value: number | undefined): number {
+  if (value === undefined) return 0;
+  if (!Number.isInteger(value) || value < 0 || value >= MAX_LANES) {
+    throw new PictalkError('config.invalid', `Expected \`lane\` to be an integer from 0 to ${MAX_LANES - 1}, got ${describe(value)}`);
+  }
+  return value;
 }
 
 
@@ -207,16 +226,16 @@ function quietOnnxruntime(): void {
   if (process.env.ORT_DISABLE_TELEMETRY === undefined) process.env.ORT_DISABLE_TELEMETRY = '1';
 }
 
-/** The one inference thread of this process: started at the first model, kept alive only while it has work. */
+/** One inference thread of this process (one per lane): started at its first model, kept alive only while it has work. */
 class InferenceThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void; lent?: (lent: Lent) => void }>();
   private seq = 0;
 
-  constructor() {
+  constructor(private readonly lane: number) {
     quietOnnxruntime();
     const ortUrl = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
-    this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortUrl }, name: 'pictalk-inference' });
+    this.worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortUrl }, name: lane === 0 ? 'pictalk-inference' : `pictalk-inference-${lane}` });
     this.worker.unref();
     this.worker.on('message', (reply: Reply) => {
       const waiting = this.pending.get(reply.seq);
@@ -248,14 +267,18 @@ class InferenceThread {
   }
 
   private fail(error: Error): void {
-    if (thread === this) thread = undefined;
+    if (threads.get(this.lane) === this) threads.delete(this.lane);
     for (const waiting of this.pending.values()) waiting.reject(error);
     this.pending.clear();
   }
 }
 
-let thread: InferenceThread | undefined;
-const inferenceThread = (): InferenceThread => (thread ??= new InferenceThread());
+const threads = new Map<number, InferenceThread>();
+function inferenceThread(lane: number): InferenceThread {
+  let thread = threads.get(lane);
+  if (!thread) threads.set(lane, thread = new InferenceThread(lane));
+  return thread;
+}
 
 /** One loaded graph. Obtain it with `openModel()`; call `dispose()` when done with it. */
 export class OnnxModel {
@@ -271,6 +294,8 @@ export class OnnxModel {
     readonly path: string,
     private readonly loaded: Loaded,
     private readonly release: () => Promise<void>,
+    /** The lane (inference thread) the session lives on. */
+    readonly lane = 0,
   ) {
     this.provider = loaded.provider;
     this.inputs = loaded.inputs;
@@ -338,7 +363,7 @@ export class OnnxModel {
       const giveBack = (lent: Lent): void => {
         for (const name of lend) if (lent[name]) (feeds[name] as { data: TensorData }).data = lent[name]!;
       };
-      const result = await inferenceThread().call<Record<string, WireTensor>>('run', [this.loaded.id, wireFeeds, fetches, lend], moved, giveBack);
+      const result = await inferenceThread(this.lane).call<Record<string, WireTensor>>('run', [this.loaded.id, wireFeeds, fetches, lend], moved, giveBack);
       const out: Record<string, TensorValue> = {};
       for (const [name, value] of Object.entries(result)) {
         const given = prealloc.get(name);
@@ -382,7 +407,7 @@ async function createSession(path: string, options: ResolvedOptions, log: (line:
     allowSpinning: options.allowSpinning,
     executionProvider: options.executionProvider,
   };
-  const loaded = await inferenceThread().call<Loaded>('create', [path, spec]);
+  const loaded = await inferenceThread(options.lane).call<Loaded>('create', [path, spec]);
   if (loaded.cudaUnavailable !== undefined && !cudaFallbackLogged) {
     cudaFallbackLogged = true;
     log(`pictalk: CUDA execution provider unavailable (${loaded.cudaUnavailable}); running on CPU`);
@@ -427,9 +452,9 @@ export async function openModel(path: string, options: BackendOptions = {}): Pro
     held.refs -= 1;
     if (held.refs === 0 && cache.get(key) === held) {
       cache.delete(key);
-      await inferenceThread().call('release', [loaded.id]);
+      await inferenceThread(resolved.lane).call('release', [loaded.id]);
     }
-  });
+  }, resolved.lane);
 }
 
 /** How many sessions are open; for tests and the metrics endpoint. */

@@ -63,6 +63,21 @@ describe.each([['cnn-lstm', FIXTURE], ['cnn-lstm-attention', join(FIXTURE, 'atte
     expect(batched[0]!.tokens).toEqual(parity.images[0]!.beam.tokens);
     expect(batched[1]!.tokens).toEqual(parity.images[0]!.greedy.tokens);
   });
+
+  it('gives the same results from one lane and from batches running side by side on two', async () => {
+    const requests = parity.images.map((entry) => ({ image: image(entry), beam: 3, lengthPenalty: 1 }));
+    const oneLane = await loadImageToText(folder, { lanes: 1 });
+    try {
+      const alone = (await oneLane.captionBatch(requests)) as CaptionResult[];
+      // the default captioner has two lanes: two batches at once take one each
+      const [left, right] = await Promise.all([captioner.captionBatch(requests), captioner.captionBatch([...requests].reverse())]);
+      expect((left as CaptionResult[]).map((r) => r.tokens)).toEqual(alone.map((r) => r.tokens));
+      expect((right as CaptionResult[]).map((r) => r.tokens).reverse()).toEqual(alone.map((r) => r.tokens));
+      expect(alone.map((r) => r.tokens)).toEqual(parity.images.map((entry) => entry.beam.tokens));
+    } finally {
+      await oneLane.dispose();
+    }
+  });
 });
 
 describe('captioning: options, progress, cancellation and folder errors', () => {
@@ -136,6 +151,12 @@ describe('captioning: options, progress, cancellation and folder errors', () => 
       onProgress: (p) => { if (p.stage === 'caption' && p.step === 1) controller.abort(); },
     });
     await expect(run).rejects.toMatchObject({ code: 'job.cancelled' });
+  });
+
+  it('refuses a number of lanes out of range, naming the setting', async () => {
+    for (const lanes of [0, 5, 1.5]) {
+      await expect(loadImageToText(FIXTURE, { lanes })).rejects.toMatchObject({ code: 'config.invalid', message: expect.stringContaining('`lanes`') });
+    }
   });
 
   it('names the missing file of a broken folder', async () => {

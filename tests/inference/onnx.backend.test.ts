@@ -37,6 +37,25 @@ describe('onnx backend', () => {
     expect(openSessionCount()).toBe(before);
   });
 
+  it('opens a session per lane, each on an inference thread of its own, and refuses a lane out of range', async () => {
+    const before = openSessionCount();
+    const [first, second] = await Promise.all([openModel(MODEL), openModel(MODEL, { lane: 1 })]);
+    try {
+      expect([first!.lane, second!.lane]).toEqual([0, 1]);
+      expect(openSessionCount()).toBe(before + 2);
+      const feeds = (t: bigint) => ({ x: { data: new Float32Array([1, 2, 3]), dims: [1, 3] }, t: { data: new BigInt64Array([t]), dims: [1] } });
+      // calls on both lanes at once, each answered by its own session
+      const outs = await Promise.all([1n, 2n, 3n, 4n].map((t, i) => (i % 2 ? second! : first!).run(feeds(t))));
+      expect(outs.map((out) => Array.from(out.y!.data as Float32Array))).toEqual([[3, 5, 7], [4, 6, 8], [5, 7, 9], [6, 8, 10]]);
+    } finally {
+      await Promise.all([first!.dispose(), second!.dispose()]);
+    }
+    expect(openSessionCount()).toBe(before);
+    for (const lane of [-1, 4, 1.5]) {
+      await expect(openModel(MODEL, { lane })).rejects.toMatchObject({ code: 'config.invalid', message: expect.stringContaining('`lane`') });
+    }
+  });
+
   it('fills a preallocated output buffer in place', async () => {
     const model = await openModel(MODEL);
     const y = { data: new Float32Array(3), dims: [1, 3] };
