@@ -6,7 +6,7 @@
 import { PictalkError, describe } from '../common/errors.js';
 import { QUOTA_LIMIT_OPTION } from '../bot/commands/option.spec.js';
 import { resolveBotConfig, type BotConfig, type BotConfigInput } from '../bot/config.js';
-import type { ExecutionProvider } from '../inference/onnx.backend.js';
+import { MAX_LANES, type ExecutionProvider } from '../inference/onnx.backend.js';
 import { DEFAULT_WORKER_LOCK_MS } from '../inference/cluster/defaults.js';
 
 export interface DiscordSettings {
@@ -47,6 +47,12 @@ export interface ModelSettings {
    * one machine run best with one thread each (two one-thread workers on two cores).
    */
   threads?: number;
+  /**
+   * PICTALK_CAPTION_LANES: on how many inference threads the captioner runs (1-4; the captioner's default, 2, when
+   * unset). Two let two caption batches, or a ranking and the next UNet step, run side by side; 1 keeps a process's
+   * graphs on one inference thread, for several workers sharing a machine one core each.
+   */
+  captionLanes?: number;
   /**
    * PICTALK_PREVIEW_AFTER_MS: live previews start once a job has run this long (default 2000: a job that finishes
    * sooner shows none); `off` turns them off.
@@ -291,6 +297,8 @@ function modelSettings(env: Env, problems: Problems): ModelSettings {
   if (captioner !== undefined) settings.captioner = captioner;
   const threads = integer(env, 'PICTALK_THREADS', problems, 1, 256);
   if (threads !== undefined) settings.threads = threads;
+  const captionLanes = integer(env, 'PICTALK_CAPTION_LANES', problems, 1, MAX_LANES);
+  if (captionLanes !== undefined) settings.captionLanes = captionLanes;
   // live previews: `off`, or how long a job runs before its first preview (default 2000 ms)
   const previews = read(env, 'PICTALK_PREVIEW_AFTER_MS');
   if (previews === 'off') settings.previewAfterMs = 'off';

@@ -1,7 +1,8 @@
 /**
  * The cluster benchmark (`npm run bench -- --cluster [--json]`): a private Redis, real `pictalk start --role worker`
- * processes on the builtin models with one onnxruntime thread each (PICTALK_THREADS=1), and a ClusterClient in this
- * process as the front.
+ * processes on the builtin models with one onnxruntime thread each (PICTALK_THREADS=1) and every graph on one
+ * inference thread (PICTALK_CAPTION_LANES=1: one-thread workers, as several workers sharing a machine one core each
+ * run), and a ClusterClient in this process as the front.
  *
  * - cluster_hop_p50_ms / p99: from a front's submit to the `start` event it hears back, on an idle worker (loopback;
  *   caption jobs, run one at a time, so every job finds the worker idle).
@@ -38,14 +39,14 @@ export interface ClusterBench {
 const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`); };
 const round = (value: number): number => Number(value.toFixed(2));
 
-/** A real worker process: the built command line, `start --role worker`, one onnxruntime thread. */
+/** A real worker process: the built command line, `start --role worker`, one onnxruntime thread, one inference thread. */
 export async function startWorker(redis: RedisServer, name: string): Promise<ChildProcess> {
   const cli = join(packageRoot(), 'dist/adapters/cli.js');
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(DISCORD_|SLACK_|PICTALK_)/.test(key)));
   // it ends with the bench, whatever ends it (Ctrl-C, a kill): scripts/exit-with-owner.mjs
   const owned = pathToFileURL(join(packageRoot(), 'scripts/exit-with-owner.mjs')).href;
   const child = spawn(process.execPath, ['--import', owned, cli, 'start', '--role', 'worker'], {
-    env: { ...env, PICTALK_REDIS_URL: redis.url, PICTALK_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...env, PICTALK_REDIS_URL: redis.url, PICTALK_THREADS: '1', PICTALK_CAPTION_LANES: '1' }, stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
   await new Promise<void>((resolve, reject) => {
@@ -80,9 +81,9 @@ export async function benchCluster(options: { t2iDir: string; captionerDir: stri
   const rounds = options.quick ? 1 : 5;
   const imagine = (offset: number) => (i: number) => ({ kind: 'imagine' as const, request: { prompt: prompts[(offset + i) % prompts.length]!, seed: offset + i } });
 
-  // the single process: the same pipelines, one thread, the same imagine batch, in this process
+  // the single process: the same pipelines, one thread, one inference thread, the same imagine batch, in this process
   const backend = { executionProvider: 'cpu' as const, intraOpThreads: 1 };
-  const { core, close: closeCore } = await loadBenchCore(options, backend);
+  const { core, close: closeCore } = await loadBenchCore(options, backend, 1);
 
   const redis = await startRedis();
   const workers: ChildProcess[] = [];

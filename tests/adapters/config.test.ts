@@ -120,6 +120,14 @@ describe('loadSettings', () => {
     expect(() => loadSettings({ PICTALK_PREVIEW_AFTER_MS: 'soon' })).toThrow('Expected PICTALK_PREVIEW_AFTER_MS to be `off` or an integer from 0 to 600000 (milliseconds), got `"soon"` (string)');
   });
 
+  it('reads PICTALK_CAPTION_LANES from 1 to 4, and names it when it is out of range', () => {
+    expect(loadSettings({}).captionLanes).toBeUndefined();
+    expect(loadSettings({ PICTALK_CAPTION_LANES: '1' }).captionLanes).toBe(1);
+    expect(loadSettings({ PICTALK_CAPTION_LANES: '4' }).captionLanes).toBe(4);
+    expect(() => loadSettings({ PICTALK_CAPTION_LANES: '0' })).toThrow('Expected PICTALK_CAPTION_LANES to be an integer from 1 to 4, got `"0"` (string)');
+    expect(() => loadSettings({ PICTALK_CAPTION_LANES: 'two' })).toThrow('PICTALK_CAPTION_LANES');
+  });
+
   it('refuses an imagine batch outside 1..16', () => {
     expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: '0' })).toThrow('Expected PICTALK_IMAGINE_BATCH to be an integer from 1 to 16, got `"0"` (string)');
     expect(() => loadSettings({ PICTALK_IMAGINE_BATCH: 'many' })).toThrow('PICTALK_IMAGINE_BATCH');
