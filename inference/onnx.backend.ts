@@ -9,9 +9,9 @@
  * The sessions live in inference threads (worker threads; one per lane, lane 0 unless `lane` says otherwise), not on
  * the main thread: onnxruntime-node's `run` is synchronous inside its promise, so a UNet step on the main thread held
  * up every socket of the process (an HTTP interaction waited for the whole step before it was even read). Feeds go
- * to the thread as copies, or moved there
- * and back when lent (`run`'s `lend`: a large feed given at every step), and outputs come back as copies; the graphs
- * of one lane run there one at a time, as they did on the main thread, each with onnxruntime's own pool.
+ * to the thread as copies, or moved there and back when lent (`run`'s `lend`: a large feed given at every step), and
+ * outputs come back as copies; the graphs of one lane run there one at a time, as they did on the main thread, each
+ * with onnxruntime's own pool.
  * @see https://onnxruntime.ai/docs/api/js/interfaces/InferenceSession.SessionOptions.html
  */
 import { existsSync, statSync } from 'node:fs';
