@@ -53,7 +53,6 @@ function modelDir(option: string | undefined, setting: string | undefined, built
   return builtinModelDir(builtin);
 }
 
-const lanesOf = (settings: ModelSettings): { lanes?: number } => (settings.captionLanes ? { lanes: settings.captionLanes } : {});
 const backendOf = (settings: ModelSettings): BackendOptions => ({ executionProvider: settings.executionProvider, ...(settings.threads ? { intraOpThreads: settings.threads } : {}) });
 
 function parse<T extends ParseArgsConfig['options']>(args: string[], options: T, command: string): { values: Record<string, unknown>; positionals: string[] } {
@@ -150,7 +149,7 @@ async function imagine(args: string[], io: CliIo): Promise<number> {
   // as the bot does: the captioner ranks candidates when the folder or --candidates asks for more than one
   const captionerDir = modelDir(str(values, 'captioner'), settings.captioner, 'captioner', io.cwd);
   const ranks = (request.candidates ?? readTextToImageFolder(dir).defaults.candidates) > 1 && existsSync(join(captionerDir, 'config.json'));
-  const captioner = ranks ? await (await import('../inference/image-to-text.pipeline.js')).loadImageToText(captionerDir, { backend: backendOf(settings), ...lanesOf(settings) }) : undefined;
+  const captioner = ranks ? await (await import('../inference/image-to-text.pipeline.js')).loadImageToText(captionerDir, { backend: backendOf(settings), lanes: settings.captionLanes }) : undefined;
   const pipeline = await loadTextToImage(dir, { backend: backendOf(settings), ...(captioner ? { scorer: captioner.scoreText } : {}) }).catch(async (error: unknown) => {
     await captioner?.dispose();
     throw error;
@@ -195,7 +194,7 @@ async function caption(args: string[], io: CliIo): Promise<number> {
   const settings = loadModelSettings(io.env);
   const dir = modelDir(str(values, 'captioner'), settings.captioner, 'captioner', io.cwd);
   const { loadImageToText } = await import('../inference/image-to-text.pipeline.js');
-  const pipeline = await loadImageToText(dir, { backend: backendOf(settings), ...lanesOf(settings) });
+  const pipeline = await loadImageToText(dir, { backend: backendOf(settings), lanes: settings.captionLanes });
   try {
     const results: CaptionResult[] = [];
     for (let start = 0; start < images.length; start += 16) {

@@ -286,7 +286,7 @@ async function loadPipelines(settings: PictalkSettings, metricsOfCore: Inference
         }
       },
     }),
-    loadImageToText(captionerDir, { backend, ...(settings.captionLanes ? { lanes: settings.captionLanes } : {}) }),
+    loadImageToText(captionerDir, { backend, lanes: settings.captionLanes }),
     speech.load(),
   ]);
   const [t2i, i2t] = loaded;

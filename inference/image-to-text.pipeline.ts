@@ -23,8 +23,9 @@ export interface ImageToTextOptions {
   /**
    * On how many inference threads (the backend's lanes) the captioner opens its graphs; 2 by default. Each call takes
    * the least busy set, so two caption batches in flight run side by side on two cores instead of taking turns.
+   * Undefined takes the default, so a caller can pass an unset setting as it is.
    */
-  lanes?: number;
+  lanes?: number | undefined;
   limits?: DecodeLimits;
   /** Most images in one `captionBatch` call; 16 by default. */
   maxBatch?: number;

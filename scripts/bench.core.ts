@@ -18,7 +18,7 @@ export interface BenchCore {
 
 /** `lanes`: the captioner's inference threads (its own default when absent; the cluster bench's one-thread processes: 1). */
 export async function loadBenchCore(dirs: { t2iDir: string; captionerDir: string }, backend: BackendOptions, lanes?: number): Promise<BenchCore> {
-  const captioner = await loadImageToText(dirs.captionerDir, { backend, ...(lanes ? { lanes } : {}) });
+  const captioner = await loadImageToText(dirs.captionerDir, { backend, lanes });
   const t2i = await loadTextToImage(dirs.t2iDir, { backend, scorer: captioner.scoreText });
   const speech = createTextToSpeech();
   await speech.load();
