@@ -6,6 +6,8 @@
  * live hypothesis of every image goes into one decoder call per step, and the step graph reads each image's features
  * once, by the `feature_rows` index of each hypothesis. The search is the one models/train/caption_beam.py defines
  * (Show, Attend and Tell style, shrinking beam); tests/fixtures/tiny-captioner/parity.json holds its ids and scores.
+ * A step graph that carries its glimpse (models/README.md, "The carried glimpse": the builtin captioner's) gets the
+ * encoder's `context0` at the first step and its own `context_out` after that, rows kept like h and c.
  * Each result also says whether the image is like the ones the captioner knows (domain.check.ts, `inDomain`),
  * judged from the same encoder features, so the check costs no extra graph call.
  */
@@ -95,8 +97,12 @@ function gatherRows(data: Float32Array, slabs: number, rowsIn: number, rowSize: 
   return out;
 }
 
-/** The inputs the pipeline feeds, or `model.invalid` naming what the graphs have instead; the type of `input_ids`. */
-function checkGraphs(encoder: OnnxModel, decoder: OnnxModel): 'int64' | 'int32' {
+/**
+ * The inputs the pipeline feeds, or `model.invalid` naming what the graphs have instead: the type of `input_ids`, and
+ * whether the decoder carries the glimpse (models/README.md, "The carried glimpse": an input `context` and an output
+ * `context_out`, and the encoder's `context0` for the first step).
+ */
+function checkGraphs(encoder: OnnxModel, decoder: OnnxModel): { idsType: 'int64' | 'int32'; carried: boolean } {
   for (const [model, names] of [[encoder, ['pixel_values']], [decoder, ['input_ids', 'h', 'c', 'features', 'feature_rows']]] as const) {
     for (const name of names) {
       if (!model.hasInput(name)) {
@@ -113,7 +119,16 @@ function checkGraphs(encoder: OnnxModel, decoder: OnnxModel): 'int64' | 'int32' 
   if (idsType !== 'int64' && idsType !== 'int32') {
     throw new PictalkError('model.invalid', `Expected \`input_ids\` of ${decoder.path} to be int64 or int32, got ${idsType}`, { path: decoder.path });
   }
-  return idsType;
+  const carried = decoder.hasInput('context');
+  if (carried) {
+    for (const [model, name] of [[decoder, 'context_out'], [encoder, 'context0']] as const) {
+      if (!model.outputNames.includes(name)) {
+        throw new PictalkError('model.invalid', `Expected ${model.path} to output \`${name}\` (the decoder step takes \`context\`), it outputs ${model.outputNames.join(', ')}`,
+          { path: model.path });
+      }
+    }
+  }
+  return { idsType, carried };
 }
 
 /** Capital letter, full stop: "a red circle" -> "A red circle." */
@@ -141,6 +156,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
   const sets: GraphSet[] = [];
   const opened: OnnxModel[] = [];
   let idsType: 'int64' | 'int32';
+  let carried: boolean;
   try {
     for (let lane = laneCount - 1; lane >= 0; lane -= 1) {
       const backend = { ...options.backend, lane };
@@ -150,7 +166,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       opened.push(decoder);
       sets.push({ encoder, decoder, busy: 0 });
     }
-    idsType = checkGraphs(sets[0]!.encoder, sets[0]!.decoder);
+    ({ idsType, carried } = checkGraphs(sets[0]!.encoder, sets[0]!.decoder));
   } catch (error) {
     await Promise.all(opened.map((model) => model.dispose()));
     throw error;
@@ -191,14 +207,23 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     await Promise.all(images.map((image, i) => imageToTensor(image, tensorOptions, pixels, i * plane)));
     return pixels;
   }
-  /** The encoder's three outputs, or `model.invalid` naming what it gave instead. */
-  function encoderOutputs(encoded: Record<string, TensorValue>): { features: TensorValue<Float32Array>; h0: TensorValue<Float32Array>; c0: TensorValue<Float32Array> } {
-    const { features, h0, c0 } = encoded as Record<string, TensorValue<Float32Array> | undefined>;
-    if (!features || !h0 || !c0) {
-      throw new PictalkError('model.invalid', `Expected ${encoder.path} to output features, h0 and c0, got ${Object.keys(encoded).join(', ')}`,
+  type Tensor = TensorValue<Float32Array>;
+  /** The encoder's outputs (the first glimpse too, where the decoder carries it), or `model.invalid` naming what it gave instead. */
+  function encoderOutputs(encoded: Record<string, TensorValue>): { features: Tensor; h0: Tensor; c0: Tensor; context0: Tensor | undefined } {
+    const { features, h0, c0, context0 } = encoded as Record<string, Tensor | undefined>;
+    if (!features || !h0 || !c0 || (carried && !context0)) {
+      throw new PictalkError('model.invalid', `Expected ${encoder.path} to output features, h0, c0${carried ? ' and context0' : ''}, got ${Object.keys(encoded).join(', ')}`,
         { path: encoder.path });
     }
-    return { features, h0, c0 };
+    return { features, h0, c0, context0: carried ? context0 : undefined };
+  }
+  /** The decoder's recurrent outputs: h and c [layers, rows, hidden], the glimpse [rows, F] where it is carried. */
+  function stepState(out: Record<string, TensorValue>): { h: Float32Array; c: Float32Array; context: Float32Array | undefined } {
+    const context = out.context_out?.data as Float32Array | undefined;
+    if (carried && !context) {
+      throw new PictalkError('model.invalid', `Expected context_out from ${decoder.path}, got ${Object.keys(out).join(', ')}`, { path: decoder.path });
+    }
+    return { h: out.h_out!.data as Float32Array, c: out.c_out!.data as Float32Array, context };
   }
   const prefetched = new WeakMap<CaptionRequest, Promise<{ settings: SearchSettings; pixels: Float32Array }>>();
 
@@ -237,7 +262,8 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     let layers = 0;
     let hidden = 0;
     let featureDims: readonly number[] = [];
-    type Encoded = { settings: SearchSettings; features: Float32Array; h: Float32Array[]; c: Float32Array[]; verdict: DomainVerdict | undefined };
+    let glimpse = 0;   // the carried glimpse's width (0: not carried)
+    type Encoded = { settings: SearchSettings; features: Float32Array; h: Float32Array[]; c: Float32Array[]; context: Float32Array | undefined; verdict: DomainVerdict | undefined };
     const { outcomes, decodedAt, encodingMs } = await encodeAsDecoded(requests.map((request) => {
       const preparing = prefetched.get(request) ?? prepare(request);
       prefetched.delete(request);
@@ -246,16 +272,18 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
       const n = decoded.length;
       const pixels = n === 1 ? decoded[0]!.pixels : new Float32Array(n * plane);
       if (n > 1) decoded.forEach((one, j) => pixels.set(one.pixels, j * plane));
-      const { features, h0, c0 } = encoderOutputs(await set.encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
+      const { features, h0, c0, context0 } = encoderOutputs(await set.encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
       [layers, , hidden] = h0.dims as [number, number, number];
       featureDims = features.dims.slice(1);
       const featureSize = features.data.length / n;
+      glimpse = context0 ? context0.data.length / n : 0;
       // per image: features [F...] and, per layer, its h0 and c0 rows
       return decoded.map((one, j) => ({
         settings: one.settings,
         features: features.data.subarray(j * featureSize, (j + 1) * featureSize),
         h: Array.from({ length: layers }, (_, l) => h0.data.subarray((l * n + j) * hidden, (l * n + j + 1) * hidden)),
         c: Array.from({ length: layers }, (_, l) => c0.data.subarray((l * n + j) * hidden, (l * n + j + 1) * hidden)),
+        context: context0?.data.subarray(j * glimpse, (j + 1) * glimpse),
         verdict: judge(features, j),
       }));
     }, checkAbort);
@@ -270,8 +298,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const features = new Float32Array(batch * featureSize);
     let h: Float32Array = new Float32Array(layers * batch * hidden);
     let c: Float32Array = new Float32Array(layers * batch * hidden);
+    let context: Float32Array | undefined = glimpse ? new Float32Array(batch * glimpse) : undefined;
     encoded.forEach((one, j) => {
       features.set(one.features, j * featureSize);
+      context?.set(one.context!, j * glimpse);
       for (let l = 0; l < layers; l += 1) {
         h.set(one.h[l]!, (l * batch + j) * hidden);
         c.set(one.c[l]!, (l * batch + j) * hidden);
@@ -282,7 +312,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const featureFeed: TensorValue<Float32Array> = { data: features, dims: [batch, ...featureDims] };
 
     // search: one decoder step per search step over all live rows; the model side carries h and c of the kept rows
-    let last: { h: Float32Array; c: Float32Array; rows: number } | undefined;
+    let last: { h: Float32Array; c: Float32Array; context: Float32Array | undefined; rows: number } | undefined;
     const model: SearchModel = {
       vocabSize: vocab.length,
       bosId: config.bosId,
@@ -293,6 +323,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
           input_ids: { data: idsType === 'int64' ? BigInt64Array.from(lastIds, (id) => BigInt(id)) : Int32Array.from(lastIds), dims: [rows] },
           h: { data: h, dims: [layers, rows, hidden] },
           c: { data: c, dims: [layers, rows, hidden] },
+          ...(context ? { context: { data: context, dims: [rows, glimpse] } } : {}),
           features: featureFeed,
           feature_rows: { data: BigInt64Array.from(imageOfRow, (image) => BigInt(image)), dims: [rows] },
         }, undefined, ['features']);
@@ -301,12 +332,13 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
           throw new PictalkError('model.invalid', `Expected logits [${rows}, ${vocab.length}] from ${decoder.path}, got ${out.logits ? `[${out.logits.dims.join(', ')}]` : 'none'}`,
             { path: decoder.path });
         }
-        last = { h: out.h_out!.data as Float32Array, c: out.c_out!.data as Float32Array, rows };
+        last = { ...stepState(out), rows };
         return logits;
       },
       keep(rows) {
         h = gatherRows(last!.h, layers, last!.rows, hidden, rows);
         c = gatherRows(last!.c, layers, last!.rows, hidden, rows);
+        if (last!.context) context = gatherRows(last!.context, 1, last!.rows, glimpse, rows);
       },
     };
     // each image's result as soon as its search ends (run.onCaption hears it then), the rest when the batch ends
@@ -355,9 +387,10 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     const n = images.length;
     const pixels = await batchOf(images);
     if (run.signal?.aborted) throw new PictalkError('job.cancelled', 'The scoring job was cancelled');
-    const { features, h0, c0 } = encoderOutputs(await set.encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
+    const { features, h0, c0, context0 } = encoderOutputs(await set.encoder.run({ pixel_values: { data: pixels, dims: [n, 3, height, width] } }));
     let h = h0.data;
     let c = c0.data;
+    let context = context0?.data;
     const [layers, , hidden] = h0.dims as [number, number, number];
     const sums = new Float64Array(n);
     const logp = new Float64Array(vocab.length);
@@ -371,6 +404,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         input_ids: { data: ids, dims: [n] },
         h: { data: h, dims: [layers, n, hidden] },
         c: { data: c, dims: [layers, n, hidden] },
+        ...(context ? { context: { data: context, dims: [n, context.length / n] } } : {}),
         features: featureFeed,
         feature_rows: { data: imageRows, dims: [n] },
       }, undefined, ['features']);
@@ -379,8 +413,7 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
         logSoftmaxRow(logits, i, vocab.length, logp);
         sums[i] = sums[i]! + logp[target]!;
       }
-      h = out.h_out!.data as Float32Array;
-      c = out.c_out!.data as Float32Array;
+      ({ h, c, context } = stepState(out));
       previous = target;
     }
     return Array.from(sums, (sum) => sum / targets.length);

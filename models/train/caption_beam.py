@@ -60,21 +60,33 @@ class TorchStepper:
         self.torch, self.model = torch, model.eval()
 
     def encode(self, pixels):
+        """-> features, h0, c0 and the carried glimpse (None: PyTorch's step computes its glimpse itself)."""
         with self.torch.no_grad():
-            return [t.numpy() for t in self.model.encode(self.torch.from_numpy(pixels))]
+            return [t.numpy() for t in self.model.encode(self.torch.from_numpy(pixels))] + [None]
 
-    def step(self, ids, h, c, feats):
+    def step(self, ids, h, c, feats, ctx=None):
         t = self.torch
         with t.no_grad():
             out = self.model.step(t.from_numpy(ids), t.from_numpy(h), t.from_numpy(c), t.from_numpy(feats))
-        return [o.numpy() for o in out]
+        return [o.numpy() for o in out] + [None]
 
 
-def step_feeds(dec, ids, h, c, feats) -> dict:
+def carries_context(session) -> bool:
+    """Whether a decoder-step graph carries the glimpse (an input `context`; models/README.md)."""
+    return any(i.name == 'context' for i in session.get_inputs())
+
+
+def step_feeds(dec, ids, h, c, feats, ctx=None) -> dict:
     """The decoder step's inputs for hypotheses whose features are `feats` row by row: the graph takes features
-    once per image and `feature_rows`, the image of each row, so each row is given as its own image here."""
-    return {'input_ids': ids.astype(np.int64), 'h': h, 'c': c, 'features': feats,
-            'feature_rows': np.arange(feats.shape[0], dtype=np.int64)}
+    once per image and `feature_rows`, the image of each row, so each row is given as its own image here. `ctx`:
+    the carried glimpse, for a graph that takes one."""
+    feeds = {'input_ids': ids.astype(np.int64), 'h': h, 'c': c, 'features': feats,
+             'feature_rows': np.arange(feats.shape[0], dtype=np.int64)}
+    if carries_context(dec):
+        if ctx is None:
+            raise SystemExit('Expected the carried glimpse (`context`) for this decoder step, got none')
+        feeds['context'] = ctx
+    return feeds
 
 
 class OnnxStepper:
@@ -87,18 +99,24 @@ class OnnxStepper:
                                         providers=['CPUExecutionProvider'])
 
     def encode(self, pixels):
-        return self.enc.run(['features', 'h0', 'c0'], {'pixel_values': pixels})
+        """-> features, h0, c0 and the first glimpse where the decoder carries it (else None)."""
+        if carries_context(self.dec):
+            return self.enc.run(['features', 'h0', 'c0', 'context0'], {'pixel_values': pixels})
+        return self.enc.run(['features', 'h0', 'c0'], {'pixel_values': pixels}) + [None]
 
-    def step(self, ids, h, c, feats):
-        return self.dec.run(['logits', 'h_out', 'c_out'], step_feeds(self.dec, ids, h, c, feats))
+    def step(self, ids, h, c, feats, ctx=None):
+        """-> logits, h_out, c_out and the next glimpse where the decoder carries it (else None)."""
+        if carries_context(self.dec):
+            return self.dec.run(['logits', 'h_out', 'c_out', 'context_out'], step_feeds(self.dec, ids, h, c, feats, ctx))
+        return self.dec.run(['logits', 'h_out', 'c_out'], step_feeds(self.dec, ids, h, c, feats)) + [None]
 
 
 # ---- search ------------------------------------------------------------------------------------------------------
 def greedy(stepper, pixels, cfg: dict):
-    feats, h, c = stepper.encode(pixels)
+    feats, h, c, ctx = stepper.encode(pixels)
     tok, ids, total, margin = cfg['bos_id'], [], 0.0, math.inf
     for _ in range(cfg['max_length']):
-        logits, h, c = stepper.step(np.array([tok], np.int64), h, c, feats)
+        logits, h, c, ctx = stepper.step(np.array([tok], np.int64), h, c, feats, ctx)
         lp = log_softmax64(logits)[0]
         tok = int(np.argmax(lp))                               # first max = lowest id on ties
         margin = min(margin, float(lp[tok] - np.partition(lp, -2)[-2]))
@@ -115,14 +133,14 @@ def beam(stepper, pixels, cfg: dict, k: int | None = None, length_penalty: float
     k = k or cfg['beam_size']
     alpha = cfg['length_penalty'] if length_penalty is None else length_penalty
     bos, eos = cfg['bos_id'], cfg['eos_id']
-    feats, h, c = stepper.encode(pixels)                       # batch 1
+    feats, h, c, ctx = stepper.encode(pixels)                  # batch 1
     live = [([], 0.0)]                                         # (generated ids, sum logp)
     finished = []                                              # (generated ids incl. eos, sum logp)
     margin = math.inf                                          # smallest gap between last kept and first dropped
     for t in range(cfg['max_length']):
         n = len(live)
         last = np.array([ids[-1] if ids else bos for ids, _ in live], np.int64)  # [n]
-        logits, h2, c2 = stepper.step(last, h, c, feats)                       # feats [n, F] or [n, N, F]
+        logits, h2, c2, ctx2 = stepper.step(last, h, c, feats, ctx)            # feats [n, F] or [n, N, F]
         lp = log_softmax64(logits)                                              # [n, V]
         cand = np.array([s for _, s in live])[:, None] + lp                     # [n, V]
         flat = cand.reshape(-1)
@@ -144,6 +162,7 @@ def beam(stepper, pixels, cfg: dict, k: int | None = None, length_penalty: float
             break
         rows = np.array(keep_rows)
         live, h, c, feats = new_live, h2[:, rows], c2[:, rows], feats[rows]
+        ctx = None if ctx2 is None else ctx2[rows]
     finished.extend(live if len(finished) < k else [])        # max_length reached: unfinished ones count as they are
     best, best_norm = None, -math.inf
     for ids, s in finished:

@@ -2,7 +2,8 @@
 
     python3 models/train/caption_export.py --checkpoint runs/captioner/ckpt.pt --out models/builtin/captioner
 
-Writes config.json, vocab.json, encoder.onnx, decoder_step.onnx (opset 17, dynamic batch) into a temporary folder,
+Writes config.json, vocab.json, encoder.onnx, decoder_step.onnx (opset 17, dynamic batch; a captioner that reads the
+next step's glimpse carries it from step to step: models/README.md, "The carried glimpse") into a temporary folder,
 reloads both graphs in onnxruntime, compares them with PyTorch on a batch of 3 (fails above 1e-4 max abs
 difference) and only then moves the folder into place.
 """
@@ -39,6 +40,8 @@ class EncoderGraph(nn.Module):
         feats, h0, c0 = self.m.encode(pixel_values)    # [B, F] | [B, N, F], h0, c0 [L, B, Hd]
         if self.m.cfg.attention:                       # each cell's attention key rides along: [B, N, F + A]
             feats = torch.cat([feats, self.m.keys(feats)], 2)
+        if self.m.reads_ahead:                         # the first step's glimpse, carried from there on
+            return feats, h0, c0, self.m.context(feats, h0[-1])[0]
         return feats, h0, c0
 
 
@@ -52,6 +55,29 @@ class DecoderStepGraph(nn.Module):
         feature_rows [B] int64, the image of each hypothesis (the beams of one image share its features, which are
         sent once per image instead of once per beam) -> logits [B, V], h_out, c_out."""
         return self.m.step(input_ids, h, c, features.index_select(0, feature_rows))
+
+
+class CarriedStepGraph(nn.Module):
+    """The decoder step of a `reads_ahead` captioner (models/README.md, "The carried glimpse"): the glimpse the step
+    reads comes in as `context` [B, F] (the encoder's `context0`, then the last step's `context_out`), so each step
+    attends once, not twice. The keys and the features are taken apart per image before they are gathered per
+    hypothesis, so no [B, N, F + A] copy is made and sliced."""
+
+    def __init__(self, m: Captioner):
+        super().__init__()
+        self.m = m
+
+    def forward(self, input_ids, h, c, context, features, feature_rows):
+        """[B] int64, [L, B, Hd] x2, [B, F], [I, N, F + A], [B] int64 -> logits [B, V], h_out, c_out, context_out."""
+        Fd = self.m.cfg.feature_dim
+        keys = features[..., Fd:].index_select(0, feature_rows)      # [B, N, A]
+        feats = features[..., :Fd].index_select(0, feature_rows)     # [B, N, F]
+        return self.m.step_from(input_ids, h, c, context, feats, keys)
+
+
+def carries_context(m: Captioner) -> bool:
+    """Whether the export carries the glimpse from step to step (`CarriedStepGraph`)."""
+    return bool(m.cfg.attention and m.reads_ahead)
 
 
 def folder_config(cfg: CaptionConfig, num_positions: int | None) -> dict:
@@ -86,11 +112,15 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
     H, W = cfg.image_size
     g = torch.Generator().manual_seed(seed)
     px = torch.randn(3, 3, H, W, generator=g)                           # [3, 3, H, W]
+    carried = carries_context(model)
     with torch.no_grad():
         feats, h0, c0 = model.encode(px)
         ids = torch.tensor([cfg.bos_id, 4 % cfg.vocab_size, cfg.eos_id], dtype=torch.long)  # [3]
         logits, h1, c1 = model.step(ids, h0, c0, feats)
-        feats = EncoderGraph(model)(px)[0]                              # the graphs' layout: keys after the cells
+        encoded = EncoderGraph(model)(px)
+        feats = encoded[0]                                              # the graphs' layout: keys after the cells
+        ctx0 = encoded[3] if carried else None                          # the first glimpse
+        ctx1 = model.context(feats, h1[-1])[0] if carried else None     # the second step's
     num_positions = feats.shape[1] if feats.dim() == 3 else None
 
     tmp = out.rstrip('/') + '.tmp'
@@ -99,18 +129,28 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
     feat_axes = {0: 'batch'}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')                                 # LSTM batch-size note: h/c are inputs here
-        torch.onnx.export(EncoderGraph(model), (px,), os.path.join(tmp, 'encoder.onnx'),
-                          input_names=['pixel_values'], output_names=['features', 'h0', 'c0'],
+        # each wrapper in eval mode: the export puts a module back in the mode it found it in, and the model with it
+        glimpse = ['context0'] if carried else []
+        torch.onnx.export(EncoderGraph(model).eval(), (px,), os.path.join(tmp, 'encoder.onnx'),
+                          input_names=['pixel_values'], output_names=['features', 'h0', 'c0', *glimpse],
                           dynamic_axes={'pixel_values': {0: 'batch'}, 'features': feat_axes,
-                                        'h0': {1: 'batch'}, 'c0': {1: 'batch'}},
+                                        'h0': {1: 'batch'}, 'c0': {1: 'batch'}, **{n: {0: 'batch'} for n in glimpse}},
                           opset_version=OPSET, dynamo=False)
-        torch.onnx.export(DecoderStepGraph(model), (ids, h0, c0, feats, torch.arange(3)), os.path.join(tmp, 'decoder_step.onnx'),
-                          input_names=['input_ids', 'h', 'c', 'features', 'feature_rows'],
-                          output_names=['logits', 'h_out', 'c_out'],
-                          dynamic_axes={'input_ids': {0: 'batch'}, 'h': {1: 'batch'}, 'c': {1: 'batch'},
-                                        'features': {0: 'images'}, 'logits': {0: 'batch'},
-                                        'h_out': {1: 'batch'}, 'c_out': {1: 'batch'}, 'feature_rows': {0: 'batch'}},
-                          opset_version=OPSET, dynamo=False)
+        step_axes = {'input_ids': {0: 'batch'}, 'h': {1: 'batch'}, 'c': {1: 'batch'}, 'features': {0: 'images'},
+                     'logits': {0: 'batch'}, 'h_out': {1: 'batch'}, 'c_out': {1: 'batch'}, 'feature_rows': {0: 'batch'}}
+        if carried:
+            torch.onnx.export(CarriedStepGraph(model).eval(), (ids, h0, c0, ctx0, feats, torch.arange(3)),
+                              os.path.join(tmp, 'decoder_step.onnx'),
+                              input_names=['input_ids', 'h', 'c', 'context', 'features', 'feature_rows'],
+                              output_names=['logits', 'h_out', 'c_out', 'context_out'],
+                              dynamic_axes={**step_axes, 'context': {0: 'batch'}, 'context_out': {0: 'batch'}},
+                              opset_version=OPSET, dynamo=False)
+        else:
+            torch.onnx.export(DecoderStepGraph(model).eval(), (ids, h0, c0, feats, torch.arange(3)),
+                              os.path.join(tmp, 'decoder_step.onnx'),
+                              input_names=['input_ids', 'h', 'c', 'features', 'feature_rows'],
+                              output_names=['logits', 'h_out', 'c_out'], dynamic_axes=step_axes,
+                              opset_version=OPSET, dynamo=False)
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
         json.dump(folder_config(cfg, num_positions), f, indent=2)
     with open(os.path.join(tmp, 'vocab.json'), 'w') as f:
@@ -128,16 +168,22 @@ def export(model: Captioner, vocab: list[str], out: str, seed: int = 0) -> dict:
     diffs = {}
     for B in (3, 2):
         e = enc.run(None, {'pixel_values': px[:B].numpy()})
-        d = dec.run(None, step_feeds(dec, ids[:B].numpy(), h0[:, :B].numpy(), c0[:, :B].numpy(), feats[:B].numpy()))
-        for n, a, b in (('features', e[0], feats[:B]), ('h0', e[1], h0[:, :B]), ('c0', e[2], c0[:, :B]),
-                        ('logits', d[0], logits[:B]), ('h_out', d[1], h1[:, :B]), ('c_out', d[2], c1[:, :B])):
+        d = dec.run(None, step_feeds(dec, ids[:B].numpy(), h0[:, :B].numpy(), c0[:, :B].numpy(), feats[:B].numpy(),
+                                     ctx0[:B].numpy() if carried else None))
+        pairs = [('features', e[0], feats[:B]), ('h0', e[1], h0[:, :B]), ('c0', e[2], c0[:, :B]),
+                 ('logits', d[0], logits[:B]), ('h_out', d[1], h1[:, :B]), ('c_out', d[2], c1[:, :B])]
+        if carried:
+            pairs += [('context0', e[3], ctx0[:B]), ('context_out', d[3], ctx1[:B])]
+        for n, a, b in pairs:
             if a.shape != tuple(b.shape):
                 raise SystemExit(f'{n}: expected shape {tuple(b.shape)} from onnxruntime, got {a.shape}')
             diffs[f'{n}@{B}'] = float(np.abs(a - b.numpy()).max())
     # rows (2, 0) read images 2 and 0
-    d = dec.run(None, {'input_ids': ids[[2, 0]].numpy(), 'h': h0[:, [2, 0]].numpy(), 'c': c0[:, [2, 0]].numpy(),
-                       'features': feats.numpy(), 'feature_rows': np.array([2, 0], np.int64)})
-    diffs['logits@rows'] = float(np.abs(d[0] - logits[[2, 0]].numpy()).max())
+    rows = [2, 0]
+    d = dec.run(None, {'input_ids': ids[rows].numpy(), 'h': h0[:, rows].numpy(), 'c': c0[:, rows].numpy(),
+                       'features': feats.numpy(), 'feature_rows': np.array(rows, np.int64),
+                       **({'context': ctx0[rows].numpy()} if carried else {})})
+    diffs['logits@rows'] = float(np.abs(d[0] - logits[rows].numpy()).max())
     worst = max(diffs.values())
     print(f'export check: max abs difference onnxruntime vs PyTorch = {worst:.3e} (tolerance {TOLERANCE:g})')
     if not worst <= TOLERANCE:

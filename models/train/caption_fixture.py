@@ -2,8 +2,10 @@
 
     python3 models/train/caption_fixture.py --out tests/fixtures/tiny-captioner
 
-writes the plain CNN-LSTM at the root of --out and the attention variant (features [B, N, F + A]: the cells, then their attention keys; its step graph reads them once
-per image through `feature_rows`) in --out/attention/.
+writes the plain CNN-LSTM at the root of --out, the attention variant (features [B, N, F + A]: the cells, then their attention keys; its step graph reads them once
+per image through `feature_rows`) in --out/attention/, and in --out/glimpse/ the attention variant that also attends
+after the LSTM, as the builtin captioner does (`reads_ahead`), so its export carries the glimpse from step to step
+(decoder input `context`, outputs `context_out`; the encoder's `context0`; models/README.md). `--variant` makes one.
 
 Deterministic: fixed seed, fixed vocabulary, two small PNGs drawn here at the model's image_size (so no resize
 happens on either side). parity.json holds, per image, the preprocessed pixel statistics, the first encoder
@@ -53,12 +55,18 @@ def draw_images(folder: str, size: tuple[int, int]) -> list[str]:
     return names
 
 
-def make(out: str, attention: bool, seed: int = 1234, train_steps: int = 15) -> dict:
+class GlimpseCaptioner(Captioner):
+    """The attention captioner that attends again after the LSTM, for the next step (its words are read as the base
+    class reads them): what the export carries from step to step."""
+    reads_ahead = True
+
+
+def make(out: str, attention: bool, seed: int = 1234, train_steps: int = 15, glimpse: bool = False) -> dict:
     torch.manual_seed(seed)
     cfg = CaptionConfig(vocab_size=len(VOCAB), image_size=(32, 32), channels=(8, 16), feature_dim=16, embed_dim=8,
                         hidden_size=16, num_layers=2, dropout=0.0, attention=attention, attention_dim=8,
                         mean=(0.5, 0.45, 0.4), std=(0.25, 0.25, 0.3), max_length=8, beam_size=3, length_penalty=1.0)
-    model = Captioner(cfg)
+    model = GlimpseCaptioner(cfg) if glimpse else Captioner(cfg)
     init_weights(model, seed)
     os.makedirs(out, exist_ok=True)
     names = draw_images(out, cfg.image_size)
@@ -86,8 +94,8 @@ def make(out: str, attention: bool, seed: int = 1234, train_steps: int = 15) -> 
     images = []
     for name in names:
         px = load_pixels(os.path.join(out, name), conf['image_size'], conf['mean'], conf['std'])  # [1, 3, H, W]
-        feats, h0, c0 = onnx_s.encode(px)
-        logits0, _, _ = onnx_s.step(np.array([conf['bos_id']], np.int64), h0, c0, feats)
+        feats, h0, c0, ctx0 = onnx_s.encode(px)
+        logits0 = onnx_s.step(np.array([conf['bos_id']], np.int64), h0, c0, feats, ctx0)[0]
         entry = {'file': name,
                  'pixel_values': {'shape': list(px.shape), 'sum': float(px.sum(dtype=np.float64)),
                                   'first': px.reshape(-1)[:8].tolist()},
@@ -105,7 +113,7 @@ def make(out: str, attention: bool, seed: int = 1234, train_steps: int = 15) -> 
         entry['beam']['beam_size'] = 3
         entry['beam']['length_penalty'] = conf['length_penalty']
         images.append(entry)
-    parity = {'made_by': 'models/train/caption_fixture.py' + (' --attention' if attention else ''),
+    parity = {'made_by': 'models/train/caption_fixture.py --variant ' + ('glimpse' if glimpse else 'attention' if attention else 'plain'),
               'seed': seed, 'train_steps': train_steps, 'tolerance': {'logprob': 1e-4, 'score': 1e-4},
               'export_max_abs_diff': report['max_abs_diff'], 'images': images}
     with open(os.path.join(out, 'parity.json'), 'w') as f:
@@ -117,13 +125,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', required=True)
     ap.add_argument('--train-steps', type=int, default=15, help='15 gives <eos> and max_length endings, beam != greedy')
+    ap.add_argument('--variant', choices=['plain', 'attention', 'glimpse'], action='append',
+                    help='make only this variant (repeatable; default: all three)')
     args = ap.parse_args()
     torch.set_num_threads(1)
     readme = os.path.join(args.out, 'README.md')
     kept = open(readme).read() if os.path.exists(readme) else None      # export replaces the folder
     # seeds picked so that every image's beam-3 differs from greedy or ends differently, with margins >= 0.005
-    for attention, out, seed in ((False, args.out, 5), (True, os.path.join(args.out, 'attention'), 1234)):
-        p = make(out, attention, seed=seed, train_steps=args.train_steps)
+    variants = (('plain', False, False, args.out, 5), ('attention', True, False, os.path.join(args.out, 'attention'), 1234),
+                ('glimpse', True, True, os.path.join(args.out, 'glimpse'), 99))
+    for name, attention, glimpse, out, seed in variants:
+        if args.variant and name not in args.variant:
+            continue
+        p = make(out, attention, seed=seed, train_steps=args.train_steps, glimpse=glimpse)
         for im in p['images']:
             print(out, im['file'], 'greedy', im['greedy']['tokens'], f"{im['greedy']['score']:.4f}",
                   '| beam', im['beam']['tokens'], f"{im['beam']['score']:.4f}")

@@ -239,12 +239,18 @@ class Captioner(nn.Module):
     def step(self, input_ids, h, c, feats, keys=None):
         """One decoder step: input_ids [B] int64, h/c [L, B, Hd], feats (keys: `keys(feats)`, or None to read them
         from a packed feats or compute them here) -> logits [B, V], h_out, c_out."""
-        emb = self.embed(self.inputs(input_ids))       # [B, E]
         ctx, _ = self.context(feats, h[-1], keys)      # [B, F]
+        return self.step_from(input_ids, h, c, ctx, feats, keys)[:3]
+
+    def step_from(self, input_ids, h, c, ctx, feats, keys=None):
+        """`step` given the glimpse it reads (`context(feats, h[-1], keys)[0]`) -> logits, h_out, c_out and, with
+        `reads_ahead`, the next step's glimpse (else None). With `reads_ahead` the next step's glimpse is this step's
+        second one, so the exported graph carries it from step to step instead of computing it twice."""
+        emb = self.embed(self.inputs(input_ids))       # [B, E]
         x = torch.cat([emb, self.read(ctx)], dim=1).unsqueeze(1)  # [B, 1, E+F']
         out, (h2, c2) = self.lstm(x, (h, c))           # out [B, 1, Hd]
         next_ctx = self.context(feats, h2[-1], keys)[0] if self.reads_ahead else None
-        return self.logits(out[:, 0], ctx, next_ctx), h2, c2     # [B, V]
+        return self.logits(out[:, 0], ctx, next_ctx), h2, c2, next_ctx   # [B, V], ..., [B, F]
 
     def forward(self, pixel_values, input_ids, captions_per_image: int = 1):
         """Teacher forcing. pixel_values [B, 3, H, W]; input_ids [B*K, T] (<bos> w1 .. wn, padded), K captions

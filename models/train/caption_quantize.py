@@ -44,10 +44,10 @@ def pixels(path: str, conf: dict) -> np.ndarray:
 
 
 def greedy(enc, dec, px: np.ndarray, conf: dict) -> list[int]:
-    feats, h, c = enc.run(None, {'pixel_values': px})
+    feats, h, c, *glimpse = enc.run(None, {'pixel_values': px})       # the carried glimpse, where there is one
     ids, token = [], conf['bos_id']
     for _ in range(conf['max_length']):
-        logits, h, c = dec.run(None, step_feeds(dec, np.array([token], np.int64), h, c, feats))
+        logits, h, c, *glimpse = dec.run(None, step_feeds(dec, np.array([token], np.int64), h, c, feats, *glimpse))
         token = int(logits[0].argmax())
         if token == conf['eos_id']:
             break

@@ -18,9 +18,10 @@ interface ParityImage {
   beam: ParityResult & { beam_size: number; length_penalty: number };
 }
 
-// Both variants: features [B, F] row by row (cnn-lstm) and [images, N, F + A] once per image with `feature_rows`
-// (cnn-lstm-attention: cells, then attention keys).
-describe.each([['cnn-lstm', FIXTURE], ['cnn-lstm-attention', join(FIXTURE, 'attention')]])('captioning with the tiny %s', (_label, folder) => {
+// Every variant: features [B, F] row by row (cnn-lstm) and [images, N, F + A] once per image with `feature_rows`
+// (cnn-lstm-attention: cells, then attention keys), and the attention variant that carries its glimpse from step to
+// step (the decoder's `context` and `context_out`, the encoder's `context0`), whose rows the search must reorder too.
+describe.each([['cnn-lstm', FIXTURE], ['cnn-lstm-attention', join(FIXTURE, 'attention')], ['cnn-lstm-attention with the carried glimpse', join(FIXTURE, 'glimpse')]])('captioning with the tiny %s', (_label, folder) => {
   const parity = JSON.parse(readFileSync(join(folder, 'parity.json'), 'utf8')) as { images: ParityImage[] };
   const image = (entry: ParityImage): Buffer => readFileSync(join(folder, entry.file));
   let captioner: ImageToText;
@@ -177,6 +178,21 @@ describe('captioning: options, progress, cancellation and folder errors', () => 
       await other.dispose();
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, encoder_file: '../encoder.onnx' }));
       await expect(loadImageToText(dir)).rejects.toMatchObject({ code: 'model.invalid', message: expect.stringContaining('`encoder_file`') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the carried glimpse', () => {
+  it('refuses a decoder that takes `context` beside an encoder without `context0`, naming the output', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pictalk-captioner-'));
+    try {
+      for (const file of ['config.json', 'vocab.json', 'decoder_step.onnx']) copyFileSync(join(FIXTURE, 'glimpse', file), join(dir, file));
+      copyFileSync(join(FIXTURE, 'attention', 'encoder.onnx'), join(dir, 'encoder.onnx'));   // the same shapes, no context0
+      await expect(loadImageToText(dir)).rejects.toMatchObject({
+        code: 'model.invalid', message: expect.stringMatching(/encoder\.onnx to output `context0`.*outputs features, h0, c0$/),
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,11 +2,13 @@
 beam-1 equals greedy, and training resumes after kill -9. Run by tests/models/train/python.test.ts."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 # a missing package is one line naming it (models/train/needs.py), before the imports that need it
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'models', 'train'))
@@ -25,6 +27,17 @@ from caption_model import Captioner, CaptionConfig, build_captioner  # noqa: E40
 
 torch.set_num_threads(1)
 FIXTURE = os.path.join(ROOT, 'tests', 'fixtures', 'tiny-captioner')
+
+
+class FirstThree(torch.nn.Module):
+    """An encoder graph as exported before the glimpse was carried: features, h0 and c0 only."""
+
+    def __init__(self, graph):
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x):
+        return self.graph(x)[:3]
 
 
 def check(name, cond, detail=''):
@@ -55,7 +68,7 @@ for attention in (False, True):
     check(f'feature shape (attention={attention})', shape == ((2, 64, 12) if attention else (2, 12)), shape)
 
 # 2. the committed fixture reproduces its parity.json on onnxruntime (guards the search algorithm and the export)
-for sub in ('', 'attention'):
+for sub in ('', 'attention', 'glimpse'):
     folder = os.path.join(FIXTURE, sub)
     conf = json.load(open(os.path.join(folder, 'config.json')))
     parity = json.load(open(os.path.join(folder, 'parity.json')))
@@ -67,14 +80,17 @@ for sub in ('', 'attention'):
     names = ([i.name for i in st.enc.get_inputs()], [o.name for o in st.enc.get_outputs()],
              [i.name for i in st.dec.get_inputs()], [o.name for o in st.dec.get_outputs()])
     # every step graph takes features once per image and `feature_rows`, the image of each hypothesis
-    check(f'fixture {sub or "plain"} graph names', names == (['pixel_values'], ['features', 'h0', 'c0'],
-                                                            ['input_ids', 'h', 'c', 'features', 'feature_rows'],
-                                                            ['logits', 'h_out', 'c_out']), names)
+    # and the glimpse variant carries its glimpse from step to step
+    carried = sub == 'glimpse'
+    check(f'fixture {sub or "plain"} graph names', names == (
+        ['pixel_values'], ['features', 'h0', 'c0'] + ['context0'] * carried,
+        ['input_ids', 'h', 'c'] + ['context'] * carried + ['features', 'feature_rows'],
+        ['logits', 'h_out', 'c_out'] + ['context_out'] * carried), names)
     for im in parity['images']:
         px = load_pixels(os.path.join(folder, im['file']), conf['image_size'], conf['mean'], conf['std'])
         check(f'{sub or "plain"}/{im["file"]} pixel sum', abs(float(px.sum(dtype=np.float64)) - im['pixel_values']['sum']) < 1e-3)
-        f, h0, c0 = st.encode(px)
-        lg, _, _ = st.step(np.array([conf['bos_id']], np.int64), h0, c0, f)
+        f, h0, c0, ctx0 = st.encode(px)
+        lg = st.step(np.array([conf['bos_id']], np.int64), h0, c0, f, ctx0)[0]
         d = np.abs(log_softmax64(lg)[0] - np.array(im['first_step_logprobs'])).max()
         check(f'{sub or "plain"}/{im["file"]} first-step logprobs', d < 1e-4, d)
         g, b = greedy(st, px, conf), beam(st, px, conf, 3)
@@ -258,6 +274,64 @@ with tempfile.TemporaryDirectory() as tmp:
           tuple(first.shape) == (F_ // 2, c) and tuple(second.shape) == (F_ - F_ // 2, 2 * 16), (first.shape, second.shape))
     from caption_export import load_checkpoint  # noqa: E402
     m, vocab, _ = load_checkpoint(os.path.join(s2, 'ckpt.pt'))
+    # the export carries the glimpse (models/README.md, "The carried glimpse"): the same scores as PyTorch's step,
+    # step after step, with rows reordered between steps as a beam search does
+    onnx_s, torch_s = OnnxStepper(os.path.join(tmp, 'cap')), TorchStepper(m)
+    check('colour words: the decoder step carries the glimpse',
+          [i.name for i in onnx_s.dec.get_inputs()] == ['input_ids', 'h', 'c', 'context', 'features', 'feature_rows']
+          and [o.name for o in onnx_s.dec.get_outputs()] == ['logits', 'h_out', 'c_out', 'context_out']
+          and [o.name for o in onnx_s.enc.get_outputs()] == ['features', 'h0', 'c0', 'context0'])
+    torch.manual_seed(1)
+    px = torch.randn(3, 3, 64, 64).numpy()
+    (fo, ho, co, xo), (ft, ht, ct, _) = onnx_s.encode(px), torch_s.encode(px)
+    worst = 0.0
+    for t, rows in enumerate(([0, 1, 2], [2, 2, 0], [1, 0, 2], [0, 0, 1])):
+        ids_t = np.array([4 + t, 5 + t, 6], np.int64)
+        lo, ho, co, xo = onnx_s.step(ids_t, ho, co, fo, xo)
+        lt, ht, ct, _ = torch_s.step(ids_t, ht, ct, ft)
+        worst = max(worst, float(np.abs(lo - lt).max()))
+        ho, co, xo, fo = ho[:, rows], co[:, rows], xo[rows], fo[rows]
+        ht, ct, ft = ht[:, rows], ct[:, rows], ft[rows]
+    check('colour words: the carried glimpse scores as PyTorch over reordered steps', worst < 1e-4, worst)
+    # a folder exported before the glimpse was carried (the step attends twice, the encoder has no context0) gets the
+    # carried layout from caption_carry_context.py, with the same scores
+    from caption_export import DecoderStepGraph, EncoderGraph  # noqa: E402
+    old = os.path.join(tmp, 'old')
+    shutil.copytree(os.path.join(tmp, 'cap'), old)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        px1 = torch.randn(2, 3, 64, 64)
+        f1 = EncoderGraph(m)(px1)
+        torch.onnx.export(FirstThree(EncoderGraph(m)).eval(), (px1,), os.path.join(old, 'encoder.onnx'), input_names=['pixel_values'],
+                          output_names=['features', 'h0', 'c0'], opset_version=17, dynamo=False,
+                          dynamic_axes={'pixel_values': {0: 'batch'}, 'features': {0: 'batch'}, 'h0': {1: 'batch'}, 'c0': {1: 'batch'}})
+        ids3 = torch.tensor([1, 4, 5])
+        torch.onnx.export(DecoderStepGraph(m).eval(), (ids3[:2], f1[1], f1[2], f1[0], torch.arange(2)), os.path.join(old, 'decoder_step.onnx'),
+                          input_names=['input_ids', 'h', 'c', 'features', 'feature_rows'], output_names=['logits', 'h_out', 'c_out'],
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={'input_ids': {0: 'batch'}, 'h': {1: 'batch'}, 'c': {1: 'batch'}, 'features': {0: 'images'},
+                                        'feature_rows': {0: 'batch'}, 'logits': {0: 'batch'}, 'h_out': {1: 'batch'}, 'c_out': {1: 'batch'}})
+    conf_old = json.load(open(os.path.join(old, 'config.json')))
+    conf_old.pop('encoder_file', None)
+    json.dump(conf_old, open(os.path.join(old, 'config.json'), 'w'))
+    check('an older export attends twice', OnnxStepper(old).encode(px)[3] is None)
+    r = subprocess.run([sys.executable, os.path.join(TRAIN, 'caption_carry_context.py'), '--captioner', old],
+                       capture_output=True, text=True, timeout=120)
+    check('caption_carry_context.py converts it', r.returncode == 0 and 'within' in r.stdout, (r.stdout, r.stderr[-1500:]))
+    converted = OnnxStepper(old)
+    (fo, ho, co, xo), (ft, ht, ct, _) = converted.encode(px), torch_s.encode(px)
+    worst = 0.0
+    for t, rows in enumerate(([0, 1, 2], [2, 2, 0], [1, 0, 2])):
+        ids_t = np.array([4 + t, 5, 6 + t], np.int64)
+        lo, ho, co, xo = converted.step(ids_t, ho, co, fo, xo)
+        lt, ht, ct, _ = torch_s.step(ids_t, ht, ct, ft)
+        worst = max(worst, float(np.abs(lo - lt).max()))
+        ho, co, xo, fo = ho[:, rows], co[:, rows], xo[rows], fo[rows]
+        ht, ct, ft = ht[:, rows], ct[:, rows], ft[rows]
+    check('the converted folder carries the glimpse and scores as PyTorch', xo is not None and worst < 1e-4, worst)
+    r = subprocess.run([sys.executable, os.path.join(TRAIN, 'caption_carry_context.py'), '--captioner', old],
+                       capture_output=True, text=True, timeout=120)
+    check('a second conversion leaves the folder as it is', r.returncode == 0 and 'already carries' in r.stdout, r.stdout)
     torch.manual_seed(0)
     px, ids = torch.randn(2, 3, 64, 64), torch.randint(4, len(vocab), (4, 6))
     with torch.no_grad():
