@@ -133,6 +133,10 @@ export async function captionStages(dir: string, backend: BackendOptions, images
         ? { data: BigInt64Array.from(ids, (id) => BigInt(id)), dims: [beam] } : { data: Int32Array.from(ids), dims: [beam] },
       h: { data: repeatRows(h0.data, layers, hidden), dims: [layers, beam, hidden] },
       c: { data: repeatRows(c0.data, layers, hidden), dims: [layers, beam, hidden] },
+      // a step graph that carries its glimpse starts from the encoder's (models/README.md, "The carried glimpse")
+      ...(decoder!.hasInput('context')
+        ? { context: { data: repeatRows((encoded.context0 as TensorValue<Float32Array>).data, 1, encoded.context0!.dims[1]!), dims: [beam, encoded.context0!.dims[1]!] } }
+        : {}),
       // a step graph with `feature_rows` reads the image's features once, every row pointing at it
       ...(decoder!.hasInput('feature_rows')
         ? { features, feature_rows: { data: new BigInt64Array(beam), dims: [beam] } }

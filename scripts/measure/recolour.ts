@@ -39,17 +39,20 @@ for (const image of images) {
   const encoded = await encoder.run({ pixel_values: { data: pixels, dims: [1, 3, height, width] } });
   let h = encoded.h0!.data as Float32Array;
   let c = encoded.c0!.data as Float32Array;
+  let context = encoded.context0?.data as Float32Array | undefined;   // a step graph that carries its glimpse
   const dims = encoded.h0!.dims;
   const fixed = [...ids];
   const inputs = [config.bosId, ...ids];
   for (let t = 0; t < inputs.length; t += 1) {
     const out = await decoder.run({
       input_ids: { data: BigInt64Array.from([BigInt(inputs[t]!)]), dims: [1] }, h: { data: h, dims }, c: { data: c, dims },
+      ...(context ? { context: { data: context, dims: [1, context.length] } } : {}),
       features: { data: encoded.features!.data, dims: encoded.features!.dims }, feature_rows: { data: BigInt64Array.from([0n]), dims: [1] },
     });
     const logits = out.logits!.data as Float32Array;
     h = out.h_out!.data as Float32Array;
     c = out.c_out!.data as Float32Array;
+    context = out.context_out?.data as Float32Array | undefined;
     if (t >= 1 && colours.includes(ids[t - 1]!)) {   // the word fed in at step t was a colour: choose it again here
       const best = colours.reduce((a, b) => (logits[b]! > logits[a]! ? b : a));
       if (best !== ids[t - 1]) changed += 1;
