@@ -6,21 +6,15 @@
  *
  *   npx tsx scripts/measure/caption-concurrency.ts [rounds]
  */
-import { InferenceCore } from '../../inference/core.js';
 import { loadImageToText } from '../../inference/image-to-text.pipeline.js';
-import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
 import { benchImages } from '../bench.inputs.js';
 import { closedLoop } from '../bench.throughput.js';
+import { captionCore } from './caption-core.js';
 
 const images = await benchImages(16);
-const refuse = async (): Promise<never> => { throw new Error('this measure runs captions only'); };
 const captioner = await loadImageToText('models/builtin/captioner', {});
 for (const batches of Array.from({ length: Number(process.argv[2] ?? 6) }, (_, i) => 1 + (i % 2))) {
-  const core = new InferenceCore({
-    imagine: refuse, speak: refuse,
-    captionBatch: (requests, options) => captioner.captionBatch(requests, options),
-    prefetchCaption: (request) => captioner.prefetch(request),
-  }, { metrics: createInferenceMetrics(createMetricsRegistry()), concurrency: { caption: batches } });
+  const core = captionCore(captioner, { concurrency: { caption: batches } });
   const input = (i: number) => ({ kind: 'caption' as const, request: { image: images[i % images.length]!, beam: 3 } });
   const c1 = await closedLoop(core, 1, 150, input, 10);
   const c8 = await closedLoop(core, 8, 400, input, 16);

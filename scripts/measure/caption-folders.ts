@@ -7,11 +7,10 @@
  *
  * An older folder to compare with: `git show REV:models/builtin/captioner/FILE > DIR/FILE` for each of its files.
  */
-import { InferenceCore } from '../../inference/core.js';
 import { loadImageToText } from '../../inference/image-to-text.pipeline.js';
-import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
 import { benchImages } from '../bench.inputs.js';
 import { closedLoop } from '../bench.throughput.js';
+import { captionCore } from './caption-core.js';
 
 const dirs = (process.argv[2] ?? '').split(',').filter(Boolean);
 const rounds = Number(process.argv[3] ?? 3);
@@ -20,15 +19,10 @@ if (dirs.length === 0 || !Number.isInteger(rounds) || rounds < 1) {
   process.exit(2);
 }
 const images = await benchImages(16);
-const refuse = async (): Promise<never> => { throw new Error('this measure runs captions only'); };
 for (let round = 0; round < rounds; round += 1) {
   for (const dir of dirs) {
     const captioner = await loadImageToText(dir);
-    const core = new InferenceCore({
-      imagine: refuse, speak: refuse,
-      captionBatch: (requests, options) => captioner.captionBatch(requests, options),
-      prefetchCaption: (request) => captioner.prefetch(request),
-    }, { metrics: createInferenceMetrics(createMetricsRegistry()) });
+    const core = captionCore(captioner);
     const input = (i: number) => ({ kind: 'caption' as const, request: { image: images[i % images.length]!, beam: 3 } });
     const c1 = await closedLoop(core, 1, 150, input, 10);
     const c8 = await closedLoop(core, 8, 400, input, 16);

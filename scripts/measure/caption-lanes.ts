@@ -6,14 +6,12 @@
  *
  *   npx tsx scripts/measure/caption-lanes.ts [rounds]
  */
-import { InferenceCore } from '../../inference/core.js';
 import { loadImageToText, type ImageToText } from '../../inference/image-to-text.pipeline.js';
-import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
 import { benchImages } from '../bench.inputs.js';
 import { closedLoop } from '../bench.throughput.js';
+import { captionCore } from './caption-core.js';
 
 const images = await benchImages(16);
-const refuse = async (): Promise<never> => { throw new Error('this measure runs captions only'); };
 const captioners: Record<1 | 2, ImageToText> = {
   1: await loadImageToText('models/builtin/captioner', { lanes: 1 }),
   2: await loadImageToText('models/builtin/captioner', { lanes: 2 }),
@@ -22,11 +20,7 @@ const rounds = Number(process.argv[2] ?? 6);
 for (let round = 0; round < rounds; round += 1) {
   for (const lanes of round % 2 ? [2, 1] as const : [1, 2] as const) {
     const captioner = captioners[lanes];
-    const core = new InferenceCore({
-      imagine: refuse, speak: refuse,
-      captionBatch: (requests, options) => captioner.captionBatch(requests, options),
-      prefetchCaption: (request) => captioner.prefetch(request),
-    }, { metrics: createInferenceMetrics(createMetricsRegistry()), concurrency: { caption: 2 } });
+    const core = captionCore(captioner, { concurrency: { caption: 2 } });
     const input = (i: number) => ({ kind: 'caption' as const, request: { image: images[i % images.length]!, beam: 3 } });
     const c1 = await closedLoop(core, 1, 150, input, 10);
     const before = process.cpuUsage();

@@ -4,22 +4,16 @@
  *
  *   npx tsx scripts/measure/caption-ratio.ts [true,false,true,false]
  */
-import { InferenceCore } from '../../inference/core.js';
 import { loadImageToText } from '../../inference/image-to-text.pipeline.js';
-import { createInferenceMetrics, createMetricsRegistry } from '../../inference/metrics.js';
 import { benchImages } from '../bench.inputs.js';
 import { closedLoop } from '../bench.throughput.js';
+import { captionCore } from './caption-core.js';
 
 const spins = (process.argv[2] ?? 'true,false,true,false').split(',').map((v) => v === 'true');
 const images = await benchImages(16);
-const refuse = async (): Promise<never> => { throw new Error('this measure runs captions only'); };
 for (const spin of spins) {
   const captioner = await loadImageToText('models/builtin/captioner', { backend: { allowSpinning: spin } });
-  const core = new InferenceCore({
-    imagine: refuse, speak: refuse,
-    captionBatch: (requests, options) => captioner.captionBatch(requests, options),
-    prefetchCaption: (request) => captioner.prefetch(request),
-  }, { metrics: createInferenceMetrics(createMetricsRegistry()) });
+  const core = captionCore(captioner);
   const input = (i: number) => ({ kind: 'caption' as const, request: { image: images[i % images.length]!, beam: 3 } });
   for (let round = 0; round < 3; round += 1) {
     const c1 = await closedLoop(core, 1, 150, input, 10);
