@@ -1,6 +1,7 @@
 /**
  * Two (or more) captioner folders against each other, as the bench's caption ratio measures them: captions a second
- * at 1 and at 8 clients (closed loop, beam 3, through one InferenceCore), folder after folder, `rounds` times, so
+ * at 1 and at 8 clients (closed loop, beam 3, through one InferenceCore with the bot's two caption batches in flight),
+ * folder after folder, `rounds` times, so
  * both are timed in the same minutes of the host (scripts/BENCH.md, "The round of the carried glimpse").
  *
  *   npx tsx scripts/measure/caption-folders.ts OLD_FOLDER,models/builtin/captioner [rounds]
@@ -9,6 +10,7 @@
  */
 import { loadImageToText } from '../../inference/image-to-text.pipeline.js';
 import { benchImages } from '../bench.inputs.js';
+import { DEFAULT_CAPTION_BATCHES } from '../../adapters/config.js';
 import { closedLoop } from '../bench.throughput.js';
 import { captionCore } from './caption-core.js';
 
@@ -22,7 +24,7 @@ const images = await benchImages(16);
 for (let round = 0; round < rounds; round += 1) {
   for (const dir of dirs) {
     const captioner = await loadImageToText(dir);
-    const core = captionCore(captioner);
+    const core = captionCore(captioner, { concurrency: { caption: DEFAULT_CAPTION_BATCHES } });
     const input = (i: number) => ({ kind: 'caption' as const, request: { image: images[i % images.length]!, beam: 3 } });
     const c1 = await closedLoop(core, 1, 150, input, 10);
     const c8 = await closedLoop(core, 8, 400, input, 16);
