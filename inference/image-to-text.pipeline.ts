@@ -217,14 +217,9 @@ export async function loadImageToText(dir: string, options: ImageToTextOptions =
     }
     return { features, h0, c0, context0: carried ? context0 : undefined };
   }
-  /** The decoder's recurrent outputs: h and c [layers, rows, hidden], the glimpse [rows, F] where it is carried. */
-  function stepState(out: Record<string, TensorValue>): { h: Float32Array; c: Float32Array; context: Float32Array | undefined } {
-    const context = out.context_out?.data as Float32Array | undefined;
-    if (carried && !context) {
-      throw new PictalkError('model.invalid', `Expected context_out from ${decoder.path}, got ${Object.keys(out).join(', ')}`, { path: decoder.path });
-    }
-    return { h: out.h_out!.data as Float32Array, c: out.c_out!.data as Float32Array, context };
-  }
+  /** The decoder's recurrent outputs: h and c [layers, rows, hidden], the glimpse [rows, F] where it is carried (checkGraphs saw it). */
+  const stepState = (out: Record<string, TensorValue>): { h: Float32Array; c: Float32Array; context: Float32Array | undefined } =>
+    ({ h: out.h_out!.data as Float32Array, c: out.c_out!.data as Float32Array, context: out.context_out?.data as Float32Array | undefined });
   const prefetched = new WeakMap<CaptionRequest, Promise<{ settings: SearchSettings; pixels: Float32Array }>>();
 
   function prefetch(request: CaptionRequest): void {

@@ -97,16 +97,17 @@ class OnnxStepper:
         self.enc = ort.InferenceSession(os.path.join(folder, 'encoder.onnx'), so, providers=['CPUExecutionProvider'])
         self.dec = ort.InferenceSession(os.path.join(folder, 'decoder_step.onnx'), so,
                                         providers=['CPUExecutionProvider'])
+        self.carried = carries_context(self.dec)
 
     def encode(self, pixels):
         """-> features, h0, c0 and the first glimpse where the decoder carries it (else None)."""
-        if carries_context(self.dec):
+        if self.carried:
             return self.enc.run(['features', 'h0', 'c0', 'context0'], {'pixel_values': pixels})
         return self.enc.run(['features', 'h0', 'c0'], {'pixel_values': pixels}) + [None]
 
     def step(self, ids, h, c, feats, ctx=None):
         """-> logits, h_out, c_out and the next glimpse where the decoder carries it (else None)."""
-        if carries_context(self.dec):
+        if self.carried:
             return self.dec.run(['logits', 'h_out', 'c_out', 'context_out'], step_feeds(self.dec, ids, h, c, feats, ctx))
         return self.dec.run(['logits', 'h_out', 'c_out'], step_feeds(self.dec, ids, h, c, feats)) + [None]
 

@@ -34,6 +34,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from onnx_graph import session, topological
+
 TOLERANCE = 1e-5
 
 
@@ -67,17 +69,7 @@ def prune_and_sort(g: onnx.GraphProto) -> None:
                 keep.add(i)
                 live.update(x for x in n.input if x)
                 changed = True
-    ready = {i.name for i in g.input} | {t.name for t in g.initializer} | {''}
-    pending, ordered = [n for i, n in enumerate(nodes) if i in keep], []
-    while pending:
-        rest = [n for n in pending if not all(x in ready for x in n.input)]
-        if len(rest) == len(pending):
-            raise SystemExit(f'Expected the edited graph to be acyclic, {len(rest)} nodes wait on each other')
-        for n in pending:
-            if n not in rest:
-                ordered.append(n)
-                ready.update(n.output)
-        pending = rest
+    ordered = topological([n for i, n in enumerate(nodes) if i in keep], g)
     del g.node[:]
     g.node.extend(ordered)
     used = {x for n in g.node for x in n.input}
@@ -175,13 +167,6 @@ def add_glimpse(encoder: onnx.ModelProto, decoder: onnx.ModelProto, feature_dim:
     g.output.append(helper.make_tensor_value_info('context0', TensorProto.FLOAT, ['batch', feature_dim]))
     prune_and_sort(g)
     return encoder
-
-
-def session(model: onnx.ModelProto):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), so, providers=['CPUExecutionProvider'])
 
 
 def check(old_enc, new_enc, old_dec, new_dec, conf: dict, label: str) -> float:

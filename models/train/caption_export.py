@@ -31,6 +31,11 @@ OPSET = 17
 TOLERANCE = 1e-4
 
 
+def carries_context(m: Captioner) -> bool:
+    """Whether the export carries the glimpse from step to step (`CarriedStepGraph`, the encoder's `context0`)."""
+    return bool(m.cfg.attention and m.reads_ahead)
+
+
 class EncoderGraph(nn.Module):
     def __init__(self, m: Captioner):
         super().__init__()
@@ -40,7 +45,7 @@ class EncoderGraph(nn.Module):
         feats, h0, c0 = self.m.encode(pixel_values)    # [B, F] | [B, N, F], h0, c0 [L, B, Hd]
         if self.m.cfg.attention:                       # each cell's attention key rides along: [B, N, F + A]
             feats = torch.cat([feats, self.m.keys(feats)], 2)
-        if self.m.reads_ahead:                         # the first step's glimpse, carried from there on
+        if carries_context(self.m):                    # the first step's glimpse, carried from there on
             return feats, h0, c0, self.m.context(feats, h0[-1])[0]
         return feats, h0, c0
 
@@ -73,11 +78,6 @@ class CarriedStepGraph(nn.Module):
         keys = features[..., Fd:].index_select(0, feature_rows)      # [B, N, A]
         feats = features[..., :Fd].index_select(0, feature_rows)     # [B, N, F]
         return self.m.step_from(input_ids, h, c, context, feats, keys)
-
-
-def carries_context(m: Captioner) -> bool:
-    """Whether the export carries the glimpse from step to step (`CarriedStepGraph`)."""
-    return bool(m.cfg.attention and m.reads_ahead)
 
 
 def folder_config(cfg: CaptionConfig, num_positions: int | None) -> dict:

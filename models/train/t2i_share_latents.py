@@ -29,18 +29,12 @@ import re
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+from onnx_graph import session, topological
 
 MARK = 'shared_latents/'        # every node and tensor this script adds starts with it
 FIRST_BLOCK = re.compile(r'^/m/down_attns\.\d+/norm1/LayerNormalization$')   # a transformer's self-attention input
-
-
-def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=['CPUExecutionProvider'])
 
 
 def folder_shapes(folder: str) -> dict:
@@ -199,23 +193,6 @@ def rewrite(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
 
 def timestep_dtype(g: onnx.GraphProto):
     return np.float32 if next(i for i in g.input if i.name == 'timestep').type.tensor_type.elem_type == TensorProto.FLOAT else np.int64
-
-
-def topological(nodes: list[onnx.NodeProto], graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {''}
-    ordered, pending = [], list(nodes)
-    while pending:
-        rest = []
-        for n in pending:
-            if all(x in ready for x in n.input):
-                ordered.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):
-            raise SystemExit(f'The rewritten graph has a cycle or a missing input at {rest[0].name}')
-        pending = rest
-    return ordered
 
 
 def main() -> None:
